@@ -1,0 +1,159 @@
+"""Node configuration: built-in defaults, plugin defaults, a TOML file, environment, flags.
+
+Precedence, lowest to highest (each layer overrides the ones before it):
+
+1. kernel defaults (:data:`NODE_DEFAULTS`),
+2. plugin defaults (the ``omerta_config_defaults`` hook), under ``plugins.<name>``,
+3. the TOML file (``--config``, ``$OMERTA_CONFIG``, else ``$XDG_CONFIG_HOME/omerta/config.toml``),
+4. environment variables: ``OMERTA_<KEY>`` for ``node.<key>`` and
+   ``OMERTA_<PLUGIN>__<KEY>`` for ``plugins.<plugin>.<key>``,
+5. command-line flags (``--state-dir``, ``--plugins``, ``--set section.key=value``).
+
+Every value remembers which layer set it, so ``omerta config show`` can say.
+Touches only the configuration file it is asked to read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omerta_core.errors import ConfigError
+from omerta_core.paths import default_config_file, default_state_dir
+
+ENV_PREFIX = "OMERTA_"
+#: Environment variables the kernel reads itself rather than as configuration keys.
+ENV_RESERVED = {"OMERTA_CONFIG"}
+
+NODE_DEFAULTS: dict[str, Any] = {
+    "state_dir": str(default_state_dir()),
+    "plugins": [],  # empty: every installed plugin
+    "log_level": "info",
+    "log_json": False,
+    "bootstrap": [],
+    "shutdown_timeout_s": 1.5,
+}
+
+
+@dataclass
+class Setting:
+    value: Any
+    source: str
+
+
+@dataclass
+class Config:
+    """Layered settings, addressed as ``"node.state_dir"`` or ``"plugins.udp.port"``."""
+
+    settings: dict[str, Setting] = field(default_factory=dict)
+    file: Path | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        setting = self.settings.get(key)
+        return default if setting is None else setting.value
+
+    def node(self, key: str) -> Any:
+        return self.get(f"node.{key}")
+
+    def plugin(self, name: str) -> dict[str, Any]:
+        """All settings of one plugin, without the ``plugins.<name>.`` prefix."""
+        prefix = f"plugins.{name}."
+        return {k[len(prefix) :]: s.value for k, s in self.settings.items() if k.startswith(prefix)}
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.node("state_dir")).expanduser()
+
+    def set(self, key: str, value: Any, source: str) -> None:
+        self.settings[key] = Setting(value, source)
+
+    def merge(self, values: Mapping[str, Any], source: str, prefix: str = "") -> None:
+        for key, value in values.items():
+            full = f"{prefix}{key}"
+            if isinstance(value, Mapping):
+                self.merge(value, source, f"{full}.")
+            else:
+                self.set(full, value, source)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as nested dicts, as a TOML file would hold them."""
+        tree: dict[str, Any] = {}
+        for key, setting in sorted(self.settings.items()):
+            *parents, leaf = key.split(".")
+            node = tree
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = setting.value
+        return tree
+
+
+def parse_value(text: str) -> Any:
+    """Read a value from an environment variable or ``--set``: TOML-ish scalars and lists."""
+    lowered = text.strip().lower()
+    if lowered in {"true", "yes", "on"}:
+        return True
+    if lowered in {"false", "no", "off"}:
+        return False
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def split_names(value: Any) -> list[str]:
+    """Plugin lists arrive as ``"kvm,gossip"`` from flags and env, as lists from TOML."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(part) for part in value]
+
+
+def load(
+    *,
+    config_file: Path | None = None,
+    plugin_defaults: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from every layer, in the documented precedence."""
+    environ = os.environ if environ is None else environ
+    config = Config()
+    config.merge(NODE_DEFAULTS, "default", "node.")
+    for plugin, defaults in (plugin_defaults or {}).items():
+        config.merge(defaults, f"plugin {plugin}", f"plugins.{plugin}.")
+
+    explicit = config_file or (Path(environ["OMERTA_CONFIG"]) if "OMERTA_CONFIG" in environ else None)
+    path = explicit or default_config_file()
+    if path.exists():
+        config.merge(_read_toml(path), f"file {path}")
+        config.file = path
+    elif explicit is not None:
+        raise ConfigError(f"config file {path} does not exist")
+
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        plugin, sep, key = rest.partition("__")
+        key_path = f"plugins.{plugin}.{key}" if sep else f"node.{rest}"
+        config.set(key_path, parse_value(raw), f"env {name}")
+
+    for key, value in (overrides or {}).items():
+        config.set(key, value, "flag")
+
+    config.set("node.plugins", split_names(config.node("plugins")), config.settings["node.plugins"].source)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc

@@ -1,0 +1,98 @@
+"""Control-API framing as a pure state machine: bytes in, requests out.
+
+A frame is a 4-byte big-endian length followed by that many bytes of UTF-8
+JSON. A request is ``{"v": 1, "id": N, "method": "...", "params": {...}}``; a
+response is ``{"v": 1, "id": N, "ok": true, "result": ...}`` or
+``{"v": 1, "id": N, "ok": false, "error": {"code": "...", "message": "..."}}``.
+No I/O here; the server and client adapters feed and drain it.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from omerta_core.errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct(">I")
+#: Largest frame either side accepts. Status and listings are a few KiB; 1 MiB
+#: leaves room for chain ranges while bounding what a bad client can make us buffer.
+MAX_FRAME_BYTES = 1 << 20
+
+
+def encode_frame(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), default=str).encode()
+    if len(body) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {len(body)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+    return HEADER.pack(len(body)) + body
+
+
+def request(request_id: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": request_id, "method": method, "params": params or {}}
+
+
+def ok(request_id: Any, result: Any) -> dict[str, Any]:
+    return {"v": PROTOCOL_VERSION, "id": request_id, "ok": True, "result": result}
+
+
+def error(request_id: Any, code: str, message: str) -> dict[str, Any]:
+    return {
+        "v": PROTOCOL_VERSION,
+        "id": request_id,
+        "ok": False,
+        "error": {"code": code, "message": message},
+    }
+
+
+@dataclass
+class FrameDecoder:
+    """Accumulates bytes and yields whole decoded JSON objects.
+
+    After a :class:`ProtocolError` the decoder stays broken: the connection's
+    framing can no longer be trusted and must be closed.
+    """
+
+    buffer: bytearray = field(default_factory=bytearray)
+    broken: bool = False
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        if self.broken:
+            raise ProtocolError("connection already failed")
+        self.buffer += data
+        messages = []
+        while len(self.buffer) >= HEADER.size:
+            (length,) = HEADER.unpack_from(self.buffer)
+            if length > MAX_FRAME_BYTES:
+                self.broken = True
+                raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
+            if len(self.buffer) < HEADER.size + length:
+                break
+            body = bytes(self.buffer[HEADER.size : HEADER.size + length])
+            del self.buffer[: HEADER.size + length]
+            messages.append(self._decode(body))
+        return messages
+
+    def _decode(self, body: bytes) -> dict[str, Any]:
+        try:
+            message = json.loads(body.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.broken = True
+            raise ProtocolError(f"frame is not UTF-8 JSON: {exc}") from exc
+        if not isinstance(message, dict):
+            self.broken = True
+            raise ProtocolError("frame is not a JSON object")
+        return message
+
+
+def check_request(message: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """Validate a decoded request; return ``(id, method, params)``."""
+    if message.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {message.get('v')!r}, want {PROTOCOL_VERSION}")
+    method = message.get("method")
+    params = message.get("params", {})
+    if not isinstance(method, str) or not isinstance(params, dict):
+        raise ProtocolError("request needs a string 'method' and an object 'params'")
+    return message.get("id"), method, params

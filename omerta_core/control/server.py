@@ -1,0 +1,116 @@
+"""The control API's asyncio server on a Unix socket in the state directory.
+
+Creates the socket with mode 0600, refuses peers of another uid (SO_PEERCRED),
+and dispatches requests to control methods. Touches only that socket file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from omerta_core.control import protocol
+from omerta_core.errors import OmertaError, ProtocolError
+
+SOCKET_MODE = 0o600
+_UCRED = struct.Struct("3i")  # pid, uid, gid
+READ_CHUNK = 65536
+
+Method = Callable[[dict[str, Any]], Any]
+log = structlog.get_logger("omerta.control")
+
+
+def peer_uid(sock: socket.socket) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    _pid, uid, _gid = _UCRED.unpack(creds)
+    return uid
+
+
+class ControlServer:
+    """Serves control methods to local clients of this node's own uid."""
+
+    def __init__(self, path: Path, methods: dict[str, Method], *, allowed_uid: int | None = None) -> None:
+        self.path = path
+        self.methods = methods
+        self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
+        self.refused = 0
+        self.malformed = 0
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        if self.path.exists() or self.path.is_symlink():
+            self.path.unlink()
+        old_umask = os.umask(0o177)  # the socket is born 0600; no window where others may connect
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, SOCKET_MODE)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        if self.path.exists():
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            sock = writer.get_extra_info("socket")
+            uid = peer_uid(sock)
+            if uid != self.allowed_uid:
+                self.refused += 1
+                log.warning("control client refused", uid=uid)
+                writer.write(protocol.encode_frame(protocol.error(None, "forbidden", "wrong uid")))
+                await writer.drain()
+                return
+            await self._serve_requests(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve_requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        decoder = protocol.FrameDecoder()
+        while data := await reader.read(READ_CHUNK):
+            try:
+                messages = decoder.feed(data)
+            except ProtocolError as exc:
+                self.malformed += 1
+                log.warning("control frame rejected", reason=str(exc))
+                writer.write(protocol.encode_frame(protocol.error(None, "protocol", str(exc))))
+                await writer.drain()
+                return
+            for message in messages:
+                writer.write(protocol.encode_frame(await self._dispatch(message)))
+            await writer.drain()
+
+    async def _dispatch(self, message: dict[str, Any]) -> dict[str, Any]:
+        request_id = message.get("id")
+        try:
+            request_id, method_name, params = protocol.check_request(message)
+        except ProtocolError as exc:
+            self.malformed += 1
+            return protocol.error(request_id, "protocol", str(exc))
+        method = self.methods.get(method_name)
+        if method is None:
+            return protocol.error(request_id, "unknown-method", f"no method {method_name!r}")
+        try:
+            result = method(params)
+            if inspect.isawaitable(result):
+                result = await result
+        except OmertaError as exc:
+            return protocol.error(request_id, "failed", str(exc))
+        except Exception as exc:
+            log.exception("control method failed", method=method_name)
+            return protocol.error(request_id, "internal", f"{type(exc).__name__}: {exc}")
+        return protocol.ok(request_id, result)

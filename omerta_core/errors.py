@@ -1,0 +1,36 @@
+"""Typed exceptions raised at the kernel's boundary.
+
+Every message is one line a user can act on; the CLI prints it as is.
+"""
+
+
+class OmertaError(Exception):
+    """Base of every error the kernel or a plugin raises on purpose."""
+
+
+class UnknownPluginError(OmertaError):
+    """A plugin name that no installed distribution registers."""
+
+
+class PluginUnavailableError(OmertaError):
+    """A plugin that is installed but cannot work on this machine."""
+
+
+class PluginLoadError(OmertaError):
+    """A plugin whose entry point failed to import."""
+
+
+class ConfigError(OmertaError):
+    """A configuration file, variable or flag that cannot be used."""
+
+
+class IdentityError(OmertaError):
+    """An identity key that is missing, unreadable or unsafe."""
+
+
+class ControlError(OmertaError):
+    """A control-API request that failed, or a node that cannot be reached."""
+
+
+class ProtocolError(ControlError):
+    """A control-API frame that breaks the protocol (size, encoding, version)."""

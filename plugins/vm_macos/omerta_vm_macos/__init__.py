@@ -1,0 +1,3 @@
+"""macOS Virtualization.framework hypervisor backend (Omerta plugin `macos`)."""
+
+__version__ = "0.1.0"
