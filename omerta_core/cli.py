@@ -222,9 +222,17 @@ def config_show(config_file: Path | None, plugin_names: str | None, as_json: boo
     host = PluginHost.load(names)
     config = config_mod.load(config_file=config_file, plugin_defaults=host.config_defaults())
     if as_json:
-        click.echo(json.dumps({k: {"value": s.value, "source": s.source} for k, s in sorted(config.settings.items())}, indent=2))
+        click.echo(
+            json.dumps(
+                {k: {"value": s.value, "source": s.source} for k, s in sorted(config.settings.items())},
+                indent=2,
+            )
+        )
         return
-    _print_table(("KEY", "VALUE", "SOURCE"), [(k, json.dumps(s.value), s.source) for k, s in sorted(config.settings.items())])
+    _print_table(
+        ("KEY", "VALUE", "SOURCE"),
+        [(k, json.dumps(s.value), s.source) for k, s in sorted(config.settings.items())],
+    )
 
 
 def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

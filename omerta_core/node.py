@@ -191,8 +191,10 @@ class Node:
                 for kind, running in ctx.services.items()
             },
             "plugin_status": sections,
-            "control": {"refused": self.control.refused if self.control else 0,
-                        "malformed": self.control.malformed if self.control else 0},
+            "control": {
+                "refused": self.control.refused if self.control else 0,
+                "malformed": self.control.malformed if self.control else 0,
+            },
         }
 
     def _install_signal_handlers(self, ctx: NodeContext) -> None:

@@ -141,8 +141,7 @@ class PluginHost:
             for record in got:
                 if not isinstance(record, expected):
                     raise PluginLoadError(
-                        f"plugin {name!r}: {hook_name} returned {type(record).__name__}, "
-                        f"expected {expected.__name__}"
+                        f"plugin {name!r}: {hook_name} returned {type(record).__name__}, expected {expected.__name__}"
                     )
             if got:
                 records[kind] = list(got)
@@ -163,11 +162,7 @@ class PluginHost:
                 raise PluginUnavailableError(f"plugin {name!r} cannot run here: {reason}")
 
     def config_defaults(self) -> dict[str, dict[str, Any]]:
-        return {
-            name: defaults
-            for name in self.loaded
-            if (defaults := self.call_one(name, "omerta_config_defaults"))
-        }
+        return {name: defaults for name in self.loaded if (defaults := self.call_one(name, "omerta_config_defaults"))}
 
     def report(self, name: str) -> PluginReport:
         plugin = self.loaded[name]

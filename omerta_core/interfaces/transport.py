@@ -42,9 +42,7 @@ class Transport(Service, Protocol):
     def add_peer(self, peer: PeerId, endpoints: Sequence[Endpoint]) -> None:
         """Tell the transport where a peer may be reached (from discovery or an invite)."""
 
-    async def send(
-        self, peer: PeerId, channel: str, data: bytes, *, delivery: Delivery = Delivery.RELIABLE
-    ) -> None:
+    async def send(self, peer: PeerId, channel: str, data: bytes, *, delivery: Delivery = Delivery.RELIABLE) -> None:
         """Send ``data`` to ``peer`` on ``channel``; queues while a session is set up."""
 
     def on_message(self, channel: str, handler: MessageHandler) -> None:
