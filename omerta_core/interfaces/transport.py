@@ -50,3 +50,12 @@ class Transport(Service, Protocol):
 
     def path_state(self, peer: PeerId) -> PathState:
         """The current path state towards ``peer``."""
+
+    def endpoint_of(self, peer: PeerId) -> Endpoint | None:
+        """Where ``peer``'s last authenticated packet came from (for reflection), if known."""
+
+    async def identify(self, endpoint: Endpoint) -> PeerId:
+        """Ask whoever listens at ``endpoint`` for its peer id (bootstrap by address).
+
+        The answer is unauthenticated; the session handshake that follows proves it.
+        """

@@ -1,4 +1,5 @@
-"""Hook implementations of the `omt` plugin, registered through the `omerta` entry point.
+"""Hook implementations of the ``omt`` plugin, registered through the ``omerta`` entry point.
 
-Nothing is implemented yet: a later issue fills this plugin. Touches nothing.
+Gathers the plugin's parts: the ``.omt`` toolchain's command group and, once
+built, the ledger backend. Touches nothing itself.
 """
