@@ -59,3 +59,69 @@ class Transport(Service, Protocol):
 
         The answer is unauthenticated; the session handshake that follows proves it.
         """
+
+
+# -- extension points for relays and NAT traversal ------------------------------
+
+#: Called with a datagram the transport did not recognise as one of its own
+#: packets, and the endpoint it came from (NAT traversal probes, for example).
+RawDatagramHandler = Callable[[bytes, Endpoint], None]
+
+
+@runtime_checkable
+class PacketPath(Protocol):
+    """An indirect way to carry a transport's opaque session packets to a peer.
+
+    A relay plugin implements this and registers it with a transport that is a
+    :class:`PacketPathHost`. The transport hands it already-encrypted session
+    packets; the path moves them unchanged and never needs to read them. When
+    the path receives a packet for this node it gives it back with
+    :meth:`PacketPathHost.deliver_packet`. Because the session authenticates
+    every packet, switching between a path and a direct endpoint (relay to
+    direct after a hole punch, say) is invisible to the application.
+    """
+
+    @property
+    def name(self) -> str:
+        """A short unique name for this path, such as ``"relay"``."""
+
+    def can_reach(self, peer: PeerId) -> bool:
+        """True when this path can currently carry packets to ``peer``."""
+
+    def send_packet(self, peer: PeerId, packet: bytes) -> None:
+        """Carry one session packet to ``peer``; must not block (queue or drop)."""
+
+
+@runtime_checkable
+class PacketPathHost(Protocol):
+    """What a transport offers to relays and NAT traversal (optional; check with ``isinstance``)."""
+
+    def register_path(self, path: PacketPath) -> None:
+        """Use ``path`` for peers with no working direct endpoint."""
+
+    def unregister_path(self, path: PacketPath) -> None:
+        """Stop using ``path``."""
+
+    def deliver_packet(self, packet: bytes, path: PacketPath, sender: PeerId | None = None) -> None:
+        """Process a session packet that arrived through ``path``.
+
+        ``sender`` is what the path claims about the origin; it is only a hint,
+        since the session itself authenticates the packet.
+        """
+
+    def send_raw(self, endpoint: Endpoint, data: bytes) -> None:
+        """Send ``data`` as one datagram from the transport's own socket (a punch probe).
+
+        ``data`` must not look like a session packet (see ``docs/wire.md``:
+        first bytes ``0x10``-``0x1f`` are reserved by the transport).
+        """
+
+    def on_raw_datagram(self, handler: RawDatagramHandler) -> None:
+        """Receive datagrams arriving on the transport's socket that are not session packets."""
+
+    def probe(self, peer: PeerId, endpoint: Endpoint) -> None:
+        """Send an authenticated packet to ``peer`` at ``endpoint`` (a handshake if no session).
+
+        If ``peer`` answers from there, the transport moves the peer to that
+        direct endpoint: the way a hole punch turns into a direct path.
+        """
