@@ -37,6 +37,12 @@ NODE_DEFAULTS: dict[str, Any] = {
     "log_json": False,
     "bootstrap": [],
     "shutdown_timeout_s": 1.5,
+    # Preferred backend per kind when several are running (None: the first started).
+    "transport": None,
+    "nat_traversal": None,
+    "discovery": None,
+    "ledger": None,
+    "hypervisor": None,
 }
 
 

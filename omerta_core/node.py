@@ -71,8 +71,9 @@ class NodeContext:
         return ensure_state_dir(self.state_dir / "plugins" / name)
 
     def service(self, kind: str, name: str | None = None) -> Any:
-        """The running backend of ``kind`` (by name, or the first started)."""
+        """The running backend of ``kind``: by name, else the one ``[node] <kind>`` names, else the first started."""
         running = self.services.get(kind, {})
+        name = name or self.config.node(kind)
         if name is not None and name in running:
             return running[name]
         if name is None and running:
