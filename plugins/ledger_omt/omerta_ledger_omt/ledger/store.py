@@ -1,0 +1,255 @@
+"""The chain store: every verified block this node holds, in one SQLite database (WAL).
+
+Blocks of any identity are kept by (owner, sequence) with gaps allowed (partial
+knowledge); a block is checked against its stored neighbours on the way in. A
+second, different block at a held (owner, sequence) is not stored: it becomes a
+fork proof. Replaying an owner's contiguous prefix gives its :class:`ChainState`;
+a block there that breaks a chain rule becomes a chain-rule proof and the state
+stops before it. Witnesses also record here the locks they signed and that have
+not reached the consumer's chain yet, so a second lock on the same funds is
+refused. Touches only the database file ``chains.sqlite3`` and its WAL files.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from omerta_ledger_omt.ledger.blocks import Block
+from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
+from omerta_ledger_omt.ledger.encoding import canonical, decode
+from omerta_ledger_omt.ledger.errors import ChainRuleError, ForkDetectedError, InvalidBlockError, LedgerError
+from omerta_ledger_omt.ledger.proofs import ChainRuleProof, ForkProof, Proof, proof_from_wire
+
+DATABASE_NAME = "chains.sqlite3"
+
+#: Seconds a writer waits for the lock before giving up (a CLI reader may hold the database briefly).
+BUSY_TIMEOUT_S = 10.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    owner TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL UNIQUE,
+    prev BLOB NOT NULL,
+    kind TEXT NOT NULL,
+    time_ms INTEGER NOT NULL,
+    wire BLOB NOT NULL,
+    PRIMARY KEY (owner, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS proofs (
+    hash BLOB PRIMARY KEY,
+    subject TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    wire BLOB NOT NULL,
+    found_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS proofs_subject ON proofs (subject);
+CREATE TABLE IF NOT EXISTS witnessed_locks (
+    session_id BLOB PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    lock_hash BLOB NOT NULL,
+    signed_ms INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Head:
+    """The last block of an owner's contiguous prefix (sequence 0 to ``seq`` all held)."""
+
+    owner: str
+    seq: int
+    hash: bytes
+
+
+AddOutcome = Literal["added", "duplicate"]
+
+
+class ChainStore:
+    """Verified blocks of many identities, fork and chain-rule proofs, and locks this node witnessed."""
+
+    def __init__(self, directory: Path, params: Parameters, *, read_only: bool = False) -> None:
+        self.path = directory / DATABASE_NAME
+        self.params = params
+        if read_only:
+            if not self.path.exists():
+                raise LedgerError(f"no chain store at {self.path} (has a node with the omt plugin run here?)")
+            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        self._states: dict[str, ChainState] = {}
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- blocks ----------------------------------------------------------------------
+
+    def add(self, block: Block) -> AddOutcome:
+        """Store a block already verified by :meth:`Block.from_wire` (or built here).
+
+        Raises :class:`ForkDetectedError` (proof stored) for a second block at a held
+        (owner, seq), :class:`InvalidBlockError` when it does not link to held neighbours.
+        """
+        held = self._row(block.owner, block.seq)
+        if held is not None:
+            if held.hash == block.hash:
+                return "duplicate"
+            proof = ForkProof(held, block)
+            self.add_proof(proof)
+            raise ForkDetectedError(f"{proof.describe()} (proof stored)", proof)
+        before = self._row(block.owner, block.seq - 1) if block.seq > 0 else None
+        if before is not None and (before.hash != block.prev or before.time_ms > block.time_ms):
+            raise InvalidBlockError(f"block {block.ref} does not follow the held block #{block.seq - 1}")
+        after = self._row(block.owner, block.seq + 1)
+        if after is not None and (after.prev != block.hash or after.time_ms < block.time_ms):
+            raise InvalidBlockError(f"block {block.ref} does not precede the held block #{block.seq + 1}")
+        self._db.execute(
+            "INSERT INTO blocks (owner, seq, hash, prev, kind, time_ms, wire) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (block.owner, block.seq, block.hash, block.prev, str(block.kind), block.time_ms, block.encode()),
+        )
+        return "added"
+
+    def add_many(self, blocks: list[Block]) -> dict[str, int]:
+        """Add blocks in one transaction; count outcomes (forks and unlinked blocks are counted, not raised)."""
+        counts = {"added": 0, "duplicate": 0, "fork": 0, "unlinked": 0}
+        self._db.execute("BEGIN")
+        try:
+            for block in sorted(blocks, key=lambda b: (b.owner, b.seq)):
+                try:
+                    counts[self.add(block)] += 1
+                except ForkDetectedError:
+                    counts["fork"] += 1
+                except InvalidBlockError:
+                    counts["unlinked"] += 1
+        finally:
+            self._db.execute("COMMIT")
+        return counts
+
+    def _row(self, owner: str, seq: int) -> Block | None:
+        row = self._db.execute("SELECT wire FROM blocks WHERE owner = ? AND seq = ?", (owner, seq)).fetchone()
+        return Block.decode(row[0], check_signature=False) if row else None
+
+    def block(self, owner: str, seq: int) -> Block | None:
+        return self._row(owner, seq)
+
+    def blocks(self, owner: str, start: int = 0, end: int | None = None, *, limit: int = 1 << 30) -> list[Block]:
+        """Held blocks of ``owner`` with ``start <= seq <= end``, in order."""
+        rows = self._db.execute(
+            "SELECT wire FROM blocks WHERE owner = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (owner, start, end if end is not None else 1 << 62, limit),
+        )
+        return [Block.decode(row[0], check_signature=False) for row in rows]
+
+    def raw_blocks(self, owner: str, start: int, end: int, limit: int) -> list[bytes]:
+        rows = self._db.execute(
+            "SELECT wire FROM blocks WHERE owner = ? AND seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+            (owner, start, end, limit),
+        )
+        return [row[0] for row in rows]
+
+    def owners(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT DISTINCT owner FROM blocks ORDER BY owner")]
+
+    def head(self, owner: str) -> Head | None:
+        """The end of ``owner``'s contiguous prefix from sequence 0, or None without its identity block."""
+        last: tuple[int, bytes] | None = None
+        rows = self._db.execute("SELECT seq, hash FROM blocks WHERE owner = ? ORDER BY seq", (owner,))
+        for expected, (seq, block_hash) in enumerate(rows):
+            if seq != expected:
+                break
+            last = (seq, block_hash)
+        return Head(owner, last[0], last[1]) if last else None
+
+    def heads(self) -> list[Head]:
+        return [head for owner in self.owners() if (head := self.head(owner)) is not None]
+
+    def max_seq(self, owner: str) -> int:
+        row = self._db.execute("SELECT MAX(seq) FROM blocks WHERE owner = ?", (owner,)).fetchone()
+        return -1 if row[0] is None else int(row[0])
+
+    def block_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM blocks").fetchone()[0])
+
+    def iter_all(self) -> Iterator[bytes]:
+        for row in self._db.execute("SELECT wire FROM blocks ORDER BY owner, seq"):
+            yield row[0]
+
+    # -- derived state -----------------------------------------------------------------
+
+    def state(self, owner: str) -> ChainState:
+        """Replay ``owner``'s contiguous prefix; a block breaking a rule is turned into a proof and ends it."""
+        head = self.head(owner)
+        cached = self._states.get(owner)
+        if cached is not None and head is not None and cached.head_hash == head.hash:
+            return cached
+        state = cached if cached is not None and head is not None and cached.head_seq < head.seq else None
+        state = state if state is not None and self._links(state) else ChainState(owner, self.params)
+        if head is not None:
+            for block in self.blocks(owner, state.head_seq + 1, head.seq):
+                try:
+                    state.apply(block)
+                except ChainRuleError:
+                    self.add_proof(ChainRuleProof(tuple(self.blocks(owner, 0, block.seq))))
+                    break
+        self._states[owner] = state
+        return state
+
+    def _links(self, state: ChainState) -> bool:
+        held = self._row(state.owner, state.head_seq)
+        return held is not None and held.hash == state.head_hash
+
+    def states(self) -> dict[str, ChainState]:
+        return {owner: self.state(owner) for owner in self.owners()}
+
+    # -- proofs --------------------------------------------------------------------------
+
+    def add_proof(self, proof: Proof) -> bool:
+        """Verify and keep a proof; return False when it was already held."""
+        proof.verify(self.params)
+        cursor = self._db.execute(
+            "INSERT OR IGNORE INTO proofs (hash, subject, kind, wire, found_ms) VALUES (?, ?, ?, ?, ?)",
+            (proof.hash, proof.subject, proof.kind, canonical(proof.to_wire()), int(time.time() * 1000)),
+        )
+        return cursor.rowcount > 0
+
+    def proofs(self, subject: str | None = None) -> list[Proof]:
+        query = "SELECT wire FROM proofs" + (" WHERE subject = ?" if subject else "") + " ORDER BY found_ms"
+        rows = self._db.execute(query, (subject,) if subject else ())
+        return [proof_from_wire(decode(row[0])) for row in rows]
+
+    def proof_counts(self) -> dict[str, int]:
+        return {s: n for s, n in self._db.execute("SELECT subject, COUNT(*) FROM proofs GROUP BY subject")}
+
+    # -- locks this node witnessed -----------------------------------------------------------
+
+    def record_witnessed_lock(self, session_id: bytes, consumer: str, amount: int, lock_hash: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO witnessed_locks VALUES (?, ?, ?, ?, ?)",
+            (session_id, consumer, amount, lock_hash, int(time.time() * 1000)),
+        )
+
+    def witnessed_pending(self, consumer: str) -> list[tuple[bytes, int]]:
+        """Locks this node signed for ``consumer`` that its chain does not show as locked or closed yet."""
+        state = self.state(consumer)
+        rows = self._db.execute("SELECT session_id, amount FROM witnessed_locks WHERE consumer = ?", (consumer,))
+        return [
+            (session, amount)
+            for session, amount in rows
+            if session not in state.locks and session not in state.closed_sessions
+        ]
+
+    def forget_witnessed_lock(self, session_id: bytes) -> None:
+        self._db.execute("DELETE FROM witnessed_locks WHERE session_id = ?", (session_id,))
+
+    def integrity_check(self) -> str:
+        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])

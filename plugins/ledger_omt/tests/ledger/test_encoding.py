@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import cbor2
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from omerta_ledger_omt.ledger.encoding import HASH_BYTES, canonical, decode, hash_value
+from omerta_ledger_omt.ledger.errors import EncodingError
+
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.text(max_size=20) | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(values)
+def test_round_trip_is_exact(value: object) -> None:
+    data = canonical(value)
+    assert canonical(decode(data)) == data
+
+
+def test_key_order_does_not_change_the_bytes() -> None:
+    assert canonical({"b": 1, "aa": 2, "a": 3}) == canonical({"a": 3, "aa": 2, "b": 1})
+    # length-first ordering: "a" and "b" before "aa"
+    assert list(cbor2.loads(canonical({"aa": 0, "b": 0, "a": 0}))) == ["a", "b", "aa"]
+
+
+def test_hash_is_full_sha256() -> None:
+    assert len(hash_value({"x": 1})) == HASH_BYTES == 32
+
+
+@pytest.mark.parametrize("bad", [1.5, {1: "int key"}, {"s": {1, 2}}, 2**70])
+def test_unencodable_values_are_refused_with_a_reason(bad: object) -> None:
+    with pytest.raises(EncodingError):
+        canonical(bad)
+
+
+def test_non_canonical_bytes_are_refused() -> None:
+    unsorted = cbor2.dumps({"b": 1, "a": 2})  # insertion order, not canonical
+    with pytest.raises(EncodingError, match="not canonically encoded"):
+        decode(unsorted)
+    long_form_int = bytes([0x19, 0x00, 0x01])  # 1 encoded in two bytes
+    with pytest.raises(EncodingError, match="not canonically encoded"):
+        decode(long_form_int)
+
+
+def test_floats_and_garbage_are_refused() -> None:
+    with pytest.raises(EncodingError):
+        decode(cbor2.dumps(1.5))
+    with pytest.raises(EncodingError, match="malformed"):
+        decode(b"\xff\xff")
