@@ -1,0 +1,748 @@
+"""The sans-IO transport: sessions, handshakes, roaming, channels, counters.
+
+:class:`TransportCore` is fed received packets, application sends and clock
+ticks (``now``, monotonic seconds) and leaves packets to transmit in
+:attr:`TransportCore.outputs` and happenings in :attr:`TransportCore.events`.
+It owns every piece of protocol state; the asyncio adapter only moves bytes.
+Touches nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.signing
+
+from omerta_core.interfaces.common import Endpoint, PeerId
+from omerta_core.interfaces.transport import Delivery, PathState
+from omerta_transport_udp import cookie, noise, wire
+from omerta_transport_udp.errors import BadChannelError, MessageTooLargeError
+from omerta_transport_udp.reliable import ReliableLink
+from omerta_transport_udp.replay import ReplayWindow
+
+#: Mixed into every handshake hash, so a session can only be made with this protocol and version.
+PROLOGUE = b"omerta-udp-v1"
+#: WireGuard's limits: rekey long before a 64-bit counter could wrap, and never reach it.
+REKEY_AFTER_MESSAGES = 2**60
+REJECT_AFTER_MESSAGES = 2**64 - 2**13 - 1
+#: Datagrams held per peer while its handshake runs; older ones are dropped first.
+MAX_QUEUED_DATAGRAMS = 1024
+#: Endpoints remembered per peer from discovery (the newest first).
+MAX_CANDIDATE_ENDPOINTS = 8
+#: Reliable fragments retransmitted this often without any answer mean the path is degraded.
+DEGRADED_AFTER_RETRIES = 2
+
+
+class PathRoute(NamedTuple):
+    """A peer reached through a registered packet path (a relay) rather than a UDP endpoint."""
+
+    path: str
+    peer: PeerId
+
+    def __str__(self) -> str:
+        return f"via {self.path}"
+
+
+#: Where a packet goes: a UDP endpoint, or a registered packet path.
+Route = Endpoint | PathRoute
+
+
+@dataclass
+class Settings:
+    """Tunable protocol parameters (from ``[plugins.udp]``); defaults suit real networks."""
+
+    mtu: int = 1280
+    keepalive_s: float = 25.0
+    rekey_after_s: float = 120.0
+    reject_after_s: float = 180.0
+    handshake_retry_s: float = 1.0
+    max_handshake_retry_s: float = 8.0
+    #: Handshake attempts to an unanswering peer stop after this long unless data waits for it.
+    give_up_s: float = 120.0
+    #: With reliable data unanswered for this long, re-handshake (the peer may have restarted).
+    stale_after_s: float = 2.0
+    under_load_per_s: int = cookie.UNDER_LOAD_PER_S
+    source_rate_per_s: float = cookie.SOURCE_RATE_PER_S
+    source_burst: float = cookie.SOURCE_BURST
+
+    @property
+    def max_plaintext(self) -> int:
+        return self.mtu - wire.DATA_OVERHEAD
+
+
+@dataclass(frozen=True)
+class Delivered:
+    peer: PeerId
+    channel: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Identified:
+    nonce: bytes
+    peer: PeerId
+    endpoint: Endpoint
+
+
+@dataclass(frozen=True)
+class RawDatagram:
+    data: bytes
+    source: Endpoint
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A session to ``peer`` was established (``restarted``: the peer is a new incarnation)."""
+
+    peer: PeerId
+    restarted: bool
+
+
+Event = Delivered | Identified | RawDatagram | Connected
+
+
+class Keypair:
+    """One established session's keys, indices and counters."""
+
+    __slots__ = (
+        "created",
+        "incarnation",
+        "initiator",
+        "local_index",
+        "peer",
+        "recv_key",
+        "remote_index",
+        "replay",
+        "send_counter",
+        "send_key",
+    )
+
+    def __init__(
+        self,
+        peer: PeerState,
+        local_index: int,
+        remote_index: int,
+        send_key: bytes,
+        recv_key: bytes,
+        created: float,
+        initiator: bool,
+        incarnation: bytes,
+    ) -> None:
+        self.peer = peer
+        self.local_index = local_index
+        self.remote_index = remote_index
+        self.send_key = send_key
+        self.recv_key = recv_key
+        self.created = created
+        self.initiator = initiator
+        self.incarnation = incarnation
+        self.send_counter = 0
+        self.replay = ReplayWindow()
+
+
+@dataclass
+class PendingHandshake:
+    state: noise.IKHandshake
+    index: int
+    sent_at: float
+    mac1: bytes
+
+
+@dataclass(eq=False)
+class PeerState:
+    peer_id: PeerId
+    static_public: bytes  # X25519, derived from the peer id's Ed25519 key
+    link: ReliableLink
+    candidates: list[Endpoint] = field(default_factory=list)
+    route: Route | None = None
+    current: Keypair | None = None
+    previous: Keypair | None = None
+    handshake: PendingHandshake | None = None
+    handshake_attempts: int = 0
+    incarnation: bytes | None = None
+    last_init_timestamp: int = -1
+    cookie: bytes | None = None
+    cookie_time: float = float("-inf")
+    last_received: float = float("-inf")
+    last_sent: float = float("-inf")
+    want_until: float = float("-inf")
+    ever_connected: bool = False
+    datagrams: deque[bytes] = field(default_factory=deque)
+
+
+class TransportCore:
+    """All protocol state of one node's transport."""
+
+    def __init__(
+        self,
+        signing_key: nacl.signing.SigningKey,
+        settings: Settings | None = None,
+        *,
+        clock_ns: Callable[[], int] = time.time_ns,
+        incarnation: bytes | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        if self.settings.max_plaintext < 256:
+            raise ValueError(f"mtu {self.settings.mtu} is too small (at least {256 + wire.DATA_OVERHEAD})")
+        self.public_key = bytes(signing_key.verify_key)
+        self.peer_id = PeerId.from_public_key(self.public_key)
+        self._static_private = bytes(signing_key.to_curve25519_private_key())
+        self.static_public = noise.public_key(self._static_private)
+        #: A random id for this process's life: peers notice a restart by its change.
+        self.incarnation = incarnation or secrets.token_bytes(wire.INCARNATION_LEN)
+        self._clock_ns = clock_ns
+        self._last_timestamp = 0
+        self._cookies = cookie.CookieChecker(self.static_public)
+        self._load = cookie.LoadMeter(self.settings.under_load_per_s)
+        self._handshake_limit = cookie.SourceRateLimiter(self.settings.source_rate_per_s, self.settings.source_burst)
+        self._identify_limit = cookie.SourceRateLimiter(self.settings.source_rate_per_s, self.settings.source_burst)
+        self.peers: dict[PeerId, PeerState] = {}
+        self._by_static: dict[bytes, PeerState] = {}
+        self._by_index: dict[int, Keypair] = {}
+        self._pending: dict[int, PeerState] = {}
+        self._channel_tags: dict[int, str] = {}
+        self._paths: dict[str, Callable[[PeerId], bool]] = {}
+        self._dirty: set[PeerState] = set()
+        self.outputs: list[tuple[Route, bytes]] = []
+        self.events: list[Event] = []
+        self.counters: Counter[str] = Counter()
+
+    # -- configuration ---------------------------------------------------------
+
+    def register_channel(self, name: str) -> None:
+        """Make datagrams for ``name`` deliverable; two names with one tag cannot coexist."""
+        wire.check_channel_name(name)
+        tag = wire.channel_tag(name)
+        existing = self._channel_tags.setdefault(tag, name)
+        if existing != name:
+            raise BadChannelError(f"channel {name!r} has the same wire tag as {existing!r}; pick another name")
+
+    def register_path(self, name: str, can_reach: Callable[[PeerId], bool]) -> None:
+        self._paths[name] = can_reach
+
+    def unregister_path(self, name: str) -> None:
+        self._paths.pop(name, None)
+        for peer in self.peers.values():
+            if isinstance(peer.route, PathRoute) and peer.route.path == name:
+                peer.route = None
+
+    def peer(self, peer_id: PeerId) -> PeerState:
+        state = self.peers.get(peer_id)
+        if state is None:
+            if peer_id == self.peer_id:
+                raise ValueError("a node cannot open a session to itself")
+            try:
+                static = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(peer_id.public_key)
+            except nacl.exceptions.RuntimeError as exc:
+                raise ValueError(f"peer id {peer_id.short} is not a valid Ed25519 key") from exc
+            state = PeerState(PeerId(peer_id), static, ReliableLink(self.settings.max_plaintext))
+            self.peers[state.peer_id] = state
+            self._by_static[static] = state
+        return state
+
+    def add_peer(self, peer_id: PeerId, endpoints: Sequence[Endpoint], now: float) -> None:
+        """Learn where ``peer_id`` may be reached; opens a session if there is none."""
+        peer = self.peer(peer_id)
+        merged = list(dict.fromkeys([*endpoints, *peer.candidates]))
+        peer.candidates = merged[:MAX_CANDIDATE_ENDPOINTS]
+        peer.want_until = now + self.settings.give_up_s
+        if not self._usable(peer.current, now) and peer.handshake is None:
+            self._start_handshake(peer, now)
+
+    # -- application sends -----------------------------------------------------
+
+    def send(self, peer_id: PeerId, channel: str, data: bytes, delivery: Delivery, now: float) -> None:
+        peer = self.peer(peer_id)
+        peer.want_until = now + self.settings.give_up_s
+        if delivery is Delivery.RELIABLE:
+            peer.link.queue(channel, data)
+            self._dirty.add(peer)
+            return
+        wire.check_channel_name(channel)
+        if len(data) + wire.DATAGRAM_FRAME_HEADER > self.settings.max_plaintext:
+            limit = self.settings.max_plaintext - wire.DATAGRAM_FRAME_HEADER
+            raise MessageTooLargeError(f"datagrams carry at most {limit} bytes at mtu {self.settings.mtu}")
+        frame = wire.encode_datagram_frame(wire.channel_tag(channel), data)
+        keypair = peer.current
+        if self._usable(keypair, now) and peer.route is not None:
+            assert keypair is not None
+            self._send_data(peer, keypair, frame, now)
+            self._maybe_rekey(peer, keypair, now)
+        else:
+            if len(peer.datagrams) >= MAX_QUEUED_DATAGRAMS:
+                peer.datagrams.popleft()
+                self.counters["dropped_queue_full"] += 1
+            peer.datagrams.append(frame)
+            if peer.handshake is None:
+                self._start_handshake(peer, now)
+
+    def identify_request(self, endpoint: Endpoint) -> bytes:
+        """Ask whoever listens at ``endpoint`` for its peer id; returns the nonce to match."""
+        nonce = secrets.token_bytes(wire.IDENTIFY_NONCE_LEN)
+        self.outputs.append((endpoint, wire.encode_identify_request(nonce)))
+        return nonce
+
+    def probe(self, peer_id: PeerId, endpoint: Endpoint, now: float) -> None:
+        """Send an authenticated packet to ``peer_id`` at ``endpoint`` (a punch that authenticates)."""
+        peer = self.peer(peer_id)
+        keypair = peer.current
+        if self._usable(keypair, now):
+            assert keypair is not None
+            self._emit(endpoint, self._seal(keypair, b""))
+            peer.last_sent = now
+        else:
+            peer.candidates = list(dict.fromkeys([endpoint, *peer.candidates]))[:MAX_CANDIDATE_ENDPOINTS]
+            peer.want_until = now + self.settings.give_up_s
+            self._start_handshake(peer, now, force=True)
+
+    # -- received packets ------------------------------------------------------
+
+    def receive(self, packet: bytes, source: Endpoint | None, now: float, path: str | None = None) -> None:
+        """Process one datagram from ``source`` (or one that came through packet path ``path``)."""
+        self.counters["received_packets"] += 1
+        self.counters["received_bytes"] += len(packet)
+        if not packet:
+            self._drop("malformed")
+            return
+        kind = packet[0]
+        try:
+            if kind == wire.DATA:
+                self._receive_data(packet, source, path, now)
+            elif kind == wire.HANDSHAKE_INIT:
+                self._receive_init(packet, source, path, now)
+            elif kind == wire.HANDSHAKE_RESPONSE:
+                self._receive_response(packet, source, path, now)
+            elif kind == wire.COOKIE_REPLY:
+                self._receive_cookie(packet, now)
+            elif kind == wire.IDENTIFY_REQUEST:
+                self._receive_identify_request(packet, source, now)
+            elif kind == wire.IDENTIFY_REPLY:
+                self._receive_identify_reply(packet, source)
+            elif kind & 0xF0 == wire.VERSION_NIBBLE:
+                self._drop("unknown_type")
+            elif source is not None and path is None:
+                self.counters["raw_received"] += 1
+                self.events.append(RawDatagram(packet, source))
+            else:
+                self._drop("unknown_type")
+        except wire.WireError:
+            self._drop("malformed")
+
+    def _drop(self, reason: str) -> None:
+        self.counters[f"dropped_{reason}"] += 1
+
+    def _receive_data(self, packet: bytes, source: Endpoint | None, path: str | None, now: float) -> None:
+        index, counter = wire.decode_data_header(packet)
+        keypair = self._by_index.get(index)
+        if keypair is None:
+            self._drop("unknown_session")
+            return
+        if not keypair.replay.fresh(counter):
+            self._drop("replay")
+            return
+        if now - keypair.created > self.settings.reject_after_s or counter >= REJECT_AFTER_MESSAGES:
+            self._drop("expired_session")
+            return
+        try:
+            plaintext = nacl.bindings.crypto_aead_chacha20poly1305_ietf_decrypt(
+                packet[wire.DATA_HEADER_LEN :], None, b"\x00\x00\x00\x00" + packet[5:13], keypair.recv_key
+            )
+        except nacl.exceptions.CryptoError:
+            self._drop("bad_auth")
+            return
+        newest = keypair.replay.accept(counter)
+        peer = keypair.peer
+        peer.last_received = now
+        if newest:
+            self._set_route(peer, source, path)
+        if not plaintext:
+            self.counters["keepalives_received"] += 1
+            return
+        try:
+            frames = wire.decode_frames(plaintext)
+        except wire.WireError:
+            self._drop("malformed_frame")
+            return
+        for frame in frames:
+            if type(frame) is wire.DatagramFrame:
+                channel = self._channel_tags.get(frame.tag)
+                if channel is None:
+                    self._drop("unknown_channel")
+                else:
+                    self.counters["datagrams_received"] += 1
+                    self.events.append(Delivered(peer.peer_id, channel, frame.data))
+            elif type(frame) is wire.ReliableFrame:
+                for channel, data in peer.link.on_frame(frame):
+                    self.counters["messages_received"] += 1
+                    self.events.append(Delivered(peer.peer_id, channel, data))
+                self._dirty.add(peer)
+            elif type(frame) is wire.AckFrame:
+                peer.link.on_ack(frame, now)
+                self._dirty.add(peer)
+
+    def _set_route(self, peer: PeerState, source: Endpoint | None, path: str | None) -> None:
+        route: Route | None = PathRoute(path, peer.peer_id) if path is not None else source
+        if route is not None and route != peer.route:
+            if peer.route is not None:
+                self.counters["roamed"] += 1
+            peer.route = route
+
+    def _receive_init(self, packet: bytes, source: Endpoint | None, path: str | None, now: float) -> None:
+        init = wire.decode_handshake_init(packet)
+        body_end = len(packet) - 2 * wire.MAC_LEN
+        if not self._cookies.mac1_valid(packet[:body_end], init.mac1):
+            self._drop("bad_mac1")
+            return
+        origin = source.host if source is not None else f"path:{path}"
+        if self._load.record(now):
+            if source is not None and not self._cookies.mac2_valid(
+                packet[: body_end + wire.MAC_LEN], init.mac2, cookie.source_bytes(*source), now
+            ):
+                if self._handshake_limit.allow(origin, now):
+                    reply = self._cookies.cookie_reply(init.sender_index, init.mac1, cookie.source_bytes(*source), now)
+                    self._emit(source, reply)
+                    self.counters["cookie_replies_sent"] += 1
+                else:
+                    self._drop("rate_limited")
+                return
+            if not self._handshake_limit.allow(origin, now):
+                self._drop("rate_limited")
+                return
+        state = noise.IKHandshake(initiator=False, static_private=self._static_private, prologue=PROLOGUE)
+        try:
+            payload = state.read_message_1(init.noise_message)
+        except noise.NoiseError:
+            self._drop("bad_handshake")
+            return
+        ed_public = payload[: wire.KEY_LEN]
+        incarnation = payload[wire.KEY_LEN : wire.KEY_LEN + wire.INCARNATION_LEN]
+        (timestamp,) = struct.unpack_from("<Q", payload, wire.KEY_LEN + wire.INCARNATION_LEN)
+        try:
+            bound = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(ed_public) == state.rs
+            peer = self.peer(PeerId.from_public_key(ed_public)) if bound else None
+        except (nacl.exceptions.RuntimeError, ValueError):
+            peer = None
+        if peer is None:
+            self._drop("bad_identity")
+            return
+        if timestamp <= peer.last_init_timestamp:
+            self._drop("replayed_handshake")
+            return
+        peer.last_init_timestamp = timestamp
+        index = self._new_index()
+        message = state.write_message_2(self.incarnation)
+        body = wire.encode_handshake_response_body(index, init.sender_index, message)
+        mac1 = cookie.compute_mac1(peer.static_public, body)
+        response = body + mac1 + cookie.compute_mac2(self._fresh_cookie(peer, now), body + mac1)
+        send, recv = state.split()
+        assert send.key is not None and recv.key is not None
+        keypair = Keypair(peer, index, init.sender_index, send.key, recv.key, now, False, incarnation)
+        self._set_route(peer, source, path)
+        self._install(peer, keypair, now)
+        self.counters["handshakes_answered"] += 1
+        assert peer.route is not None
+        self._emit(peer.route, response)
+        self._after_connect(peer, now)
+
+    def _receive_response(self, packet: bytes, source: Endpoint | None, path: str | None, now: float) -> None:
+        response = wire.decode_handshake_response(packet)
+        peer = self._pending.get(response.receiver_index)
+        if peer is None or peer.handshake is None:
+            self._drop("unknown_session")
+            return
+        body_end = len(packet) - 2 * wire.MAC_LEN
+        if not self._cookies.mac1_valid(packet[:body_end], response.mac1):
+            self._drop("bad_mac1")
+            return
+        pending = peer.handshake
+        try:
+            incarnation = pending.state.read_message_2(response.noise_message)
+        except noise.NoiseError:
+            self._drop("bad_handshake")
+            return
+        send, recv = pending.state.split()
+        assert send.key is not None and recv.key is not None
+        del self._pending[pending.index]
+        peer.handshake = None
+        peer.handshake_attempts = 0
+        keypair = Keypair(peer, pending.index, response.sender_index, send.key, recv.key, now, True, incarnation)
+        self._set_route(peer, source, path)
+        self._install(peer, keypair, now)
+        self.counters["handshakes_completed"] += 1
+        self._after_connect(peer, now)
+
+    def _receive_cookie(self, packet: bytes, now: float) -> None:
+        reply = wire.decode_cookie_reply(packet)
+        peer = self._pending.get(reply.receiver_index)
+        if peer is None or peer.handshake is None:
+            self._drop("unknown_session")
+            return
+        value = cookie.open_cookie_reply(reply, peer.static_public, peer.handshake.mac1)
+        if value is None:
+            self._drop("bad_cookie")
+            return
+        peer.cookie = value
+        peer.cookie_time = now
+        self.counters["cookies_received"] += 1
+
+    def _receive_identify_request(self, packet: bytes, source: Endpoint | None, now: float) -> None:
+        nonce, _ = wire.decode_identify(packet)
+        if source is None or not self._identify_limit.allow(source.host, now):
+            self._drop("rate_limited")
+            return
+        self._emit(source, wire.encode_identify_reply(nonce, self.public_key))
+
+    def _receive_identify_reply(self, packet: bytes, source: Endpoint | None) -> None:
+        nonce, key = wire.decode_identify(packet)
+        if source is None:
+            self._drop("unknown_type")
+            return
+        try:
+            peer_id = PeerId.from_public_key(key)
+        except ValueError:
+            self._drop("malformed")
+            return
+        self.events.append(Identified(nonce, peer_id, source))
+
+    # -- sessions ----------------------------------------------------------------
+
+    def _install(self, peer: PeerState, keypair: Keypair, now: float) -> None:
+        restarted = peer.incarnation is not None and keypair.incarnation != peer.incarnation
+        if restarted:
+            for old in (peer.current, peer.previous):
+                if old is not None:
+                    self._by_index.pop(old.local_index, None)
+            peer.current = peer.previous = None
+            peer.link.reset()
+            self.counters["peer_restarts"] += 1
+        if peer.previous is not None:
+            self._by_index.pop(peer.previous.local_index, None)
+        peer.previous = peer.current
+        peer.current = keypair
+        peer.incarnation = keypair.incarnation
+        peer.ever_connected = True
+        peer.last_received = now
+        self._by_index[keypair.local_index] = keypair
+        self.events.append(Connected(peer.peer_id, restarted))
+
+    def _after_connect(self, peer: PeerState, now: float) -> None:
+        keypair = peer.current
+        assert keypair is not None
+        while peer.datagrams:
+            self._send_data(peer, keypair, peer.datagrams.popleft(), now)
+        self._dirty.add(peer)
+        self._flush_peer(peer, now)
+        if keypair.initiator and peer.last_sent < now:
+            self._send_data(peer, keypair, b"", now)  # confirms the new keys to the responder at once
+
+    def _usable(self, keypair: Keypair | None, now: float) -> bool:
+        return (
+            keypair is not None
+            and now - keypair.created < self.settings.reject_after_s
+            and keypair.send_counter < REJECT_AFTER_MESSAGES
+        )
+
+    def _new_index(self) -> int:
+        while True:
+            index = secrets.randbits(32)
+            if index not in self._by_index and index not in self._pending:
+                return index
+
+    def _timestamp(self) -> int:
+        self._last_timestamp = max(self._last_timestamp + 1, self._clock_ns())
+        return self._last_timestamp
+
+    def _fresh_cookie(self, peer: PeerState, now: float) -> bytes | None:
+        fresh = now - peer.cookie_time < cookie.COOKIE_SECRET_LIFETIME_S
+        return peer.cookie if fresh else None
+
+    def _handshake_targets(self, peer: PeerState) -> list[Route]:
+        targets: list[Route] = []
+        if peer.route is not None:
+            targets.append(peer.route)
+        targets.extend(e for e in peer.candidates if e not in targets)
+        direct = [t for t in targets if isinstance(t, Endpoint)]
+        if not direct or peer.handshake_attempts >= 2:
+            for name, reach in self._paths.items():
+                route = PathRoute(name, peer.peer_id)
+                if route not in targets and reach(peer.peer_id):
+                    targets.append(route)
+        return targets
+
+    def _start_handshake(self, peer: PeerState, now: float, *, force: bool = False) -> None:
+        if not force and peer.handshake is not None and now - peer.handshake.sent_at < self._retry_delay(peer):
+            return
+        targets = self._handshake_targets(peer)
+        if not targets:
+            self.counters["handshakes_without_route"] += 1
+            return
+        if peer.handshake is not None:
+            self._pending.pop(peer.handshake.index, None)
+        state = noise.IKHandshake(
+            initiator=True, static_private=self._static_private, prologue=PROLOGUE, remote_static=peer.static_public
+        )
+        index = self._new_index()
+        payload = self.public_key + self.incarnation + struct.pack("<Q", self._timestamp())
+        body = wire.encode_handshake_init_body(index, state.write_message_1(payload))
+        mac1 = cookie.compute_mac1(peer.static_public, body)
+        packet = body + mac1 + cookie.compute_mac2(self._fresh_cookie(peer, now), body + mac1)
+        peer.handshake = PendingHandshake(state, index, now, mac1)
+        peer.handshake_attempts += 1
+        self._pending[index] = peer
+        self.counters["handshakes_initiated"] += 1
+        for target in targets:
+            self._emit(target, packet)
+
+    def _retry_delay(self, peer: PeerState) -> float:
+        exponent = max(0, peer.handshake_attempts - 1)
+        return min(self.settings.max_handshake_retry_s, self.settings.handshake_retry_s * 2**exponent)
+
+    def _maybe_rekey(self, peer: PeerState, keypair: Keypair, now: float) -> None:
+        # The initiator rekeys first; the responder a little later, so both rarely race.
+        after = self.settings.rekey_after_s * (1.0 if keypair.initiator else 1.1)
+        due = now - keypair.created >= after or keypair.send_counter >= REKEY_AFTER_MESSAGES
+        if due and peer.handshake is None:
+            self.counters["rekeys"] += 1
+            self._start_handshake(peer, now)
+
+    # -- sending packets -------------------------------------------------------
+
+    def _seal(self, keypair: Keypair, plaintext: bytes) -> bytes:
+        counter = keypair.send_counter
+        keypair.send_counter = counter + 1
+        header = wire.encode_data_header(keypair.remote_index, counter)
+        return header + nacl.bindings.crypto_aead_chacha20poly1305_ietf_encrypt(
+            plaintext, None, b"\x00\x00\x00\x00" + header[5:], keypair.send_key
+        )
+
+    def _send_data(self, peer: PeerState, keypair: Keypair, plaintext: bytes, now: float) -> None:
+        route = peer.route
+        if route is None:
+            return
+        self._emit(route, self._seal(keypair, plaintext))
+        peer.last_sent = now
+
+    def _emit(self, route: Route, packet: bytes) -> None:
+        self.counters["sent_packets"] += 1
+        self.counters["sent_bytes"] += len(packet)
+        self.outputs.append((route, packet))
+
+    def flush(self, now: float) -> None:
+        """Turn pending reliable fragments and acknowledgements into packets."""
+        dirty, self._dirty = self._dirty, set()
+        for peer in dirty:
+            self._flush_peer(peer, now)
+
+    def _flush_peer(self, peer: PeerState, now: float) -> None:
+        keypair = peer.current
+        if not self._usable(keypair, now) or peer.route is None:
+            if peer.link.unacked and peer.handshake is None:
+                self._start_handshake(peer, now)
+            return
+        assert keypair is not None
+        link = peer.link
+        limit = self.settings.max_plaintext
+        packet = bytearray()
+        ack = link.take_ack()
+        if ack is not None:
+            packet += ack
+        for fragment in link.due(now):
+            frame = fragment.encode()
+            if len(packet) + len(frame) > limit:
+                self._send_data(peer, keypair, bytes(packet), now)
+                packet = bytearray()
+            packet += frame
+        if packet:
+            self._send_data(peer, keypair, bytes(packet), now)
+        self._maybe_rekey(peer, keypair, now)
+
+    # -- timers ----------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Retransmit, retry handshakes, send keepalives, rekey and expire; call every few tens of ms."""
+        settings = self.settings
+        for peer in self.peers.values():
+            keypair = peer.current
+            if keypair is not None and not self._usable(keypair, now):
+                self._expire(peer)
+                keypair = None
+            waiting = bool(peer.link.unacked or peer.datagrams)
+            wanted = waiting or now < peer.want_until
+            if peer.handshake is not None:
+                if now - peer.handshake.sent_at >= self._retry_delay(peer):
+                    if wanted:
+                        self._start_handshake(peer, now)
+                    else:
+                        self._pending.pop(peer.handshake.index, None)
+                        peer.handshake = None
+                        peer.handshake_attempts = 0
+                continue
+            if keypair is None:
+                if waiting:
+                    self._start_handshake(peer, now)
+                continue
+            if (
+                peer.link.unacked
+                and peer.link.max_retries >= DEGRADED_AFTER_RETRIES
+                and now - peer.last_received > settings.stale_after_s
+            ):
+                self.counters["reconnects"] += 1
+                self._start_handshake(peer, now)
+            if peer.link.has_due(now):
+                self._dirty.add(peer)
+            elif now - peer.last_sent >= settings.keepalive_s and peer.route is not None:
+                self._send_data(peer, keypair, b"", now)
+                self.counters["keepalives_sent"] += 1
+        self.flush(now)
+
+    def _expire(self, peer: PeerState) -> None:
+        for old in (peer.current, peer.previous):
+            if old is not None:
+                self._by_index.pop(old.local_index, None)
+        peer.current = peer.previous = None
+        self.counters["sessions_expired"] += 1
+
+    # -- inspection ------------------------------------------------------------
+
+    def path_state(self, peer_id: PeerId, now: float) -> PathState:
+        peer = self.peers.get(peer_id)
+        if peer is None:
+            return PathState.UNKNOWN
+        if peer.handshake is not None and not self._usable(peer.current, now):
+            return PathState.RECONNECTING if peer.ever_connected else PathState.CONNECTING
+        if not self._usable(peer.current, now):
+            return PathState.UNKNOWN
+        if peer.handshake is not None and peer.link.max_retries >= DEGRADED_AFTER_RETRIES:
+            return PathState.RECONNECTING
+        silent = now - peer.last_received > 2 * self.settings.keepalive_s + self.settings.stale_after_s
+        if silent or (peer.link.unacked and peer.link.max_retries >= DEGRADED_AFTER_RETRIES):
+            return PathState.DEGRADED
+        return PathState.CONNECTED
+
+    def route_of(self, peer_id: PeerId) -> Route | None:
+        peer = self.peers.get(peer_id)
+        return peer.route if peer is not None else None
+
+    def peer_status(self, now: float) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
+        for peer in self.peers.values():
+            rows.append(
+                {
+                    "peer": peer.peer_id,
+                    "state": self.path_state(peer.peer_id, now).value,
+                    "route": str(peer.route) if peer.route is not None else None,
+                    "session_age_s": round(now - peer.current.created, 1) if peer.current else None,
+                    "unacked": peer.link.unacked,
+                    "rtt_ms": round(peer.link.srtt * 1000, 1) if peer.link.srtt is not None else None,
+                    "retransmits": peer.link.retransmits,
+                }
+            )
+        return rows

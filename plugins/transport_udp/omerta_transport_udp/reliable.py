@@ -1,0 +1,282 @@
+"""Reliable, ordered, fragmented messages over one peer link (sans-IO).
+
+One sequence space per link numbers fragments. The sender keeps a window of
+fragments in flight, retransmits on timeout with exponential backoff (and
+early, once a later fragment is selectively acknowledged), and estimates the
+round-trip time from first transmissions only. The receiver drops duplicates,
+buffers a window of early fragments, delivers messages in order (so each
+channel is in order) and acknowledges cumulatively plus selective ranges.
+Pure: ``now`` is passed in; touches nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from omerta_transport_udp import wire
+from omerta_transport_udp.errors import MessageTooLargeError, SendQueueFullError
+
+#: Largest message accepted for sending and reassembly (the issue asks for at least 1 MiB).
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+#: Fragments in flight per link; about 300 KiB at the default MTU, below socket buffers.
+SEND_WINDOW = 256
+#: Sequence numbers ahead of the next expected one that a receiver buffers.
+RECEIVE_WINDOW = 1024
+#: Bytes a link accepts into its send queue before :class:`SendQueueFullError`.
+MAX_QUEUED_BYTES = 64 * 1024 * 1024
+INITIAL_RTO_S = 1.0
+MIN_RTO_S = 0.2
+MAX_RTO_S = 8.0
+
+
+class _Message:
+    __slots__ = ("channel", "data", "unacked")
+
+    def __init__(self, channel: bytes, data: bytes) -> None:
+        self.channel = channel
+        self.data = data
+        self.unacked = 0
+
+
+class Fragment:
+    __slots__ = ("deadline", "first", "last", "length", "message", "offset", "retries", "sent_at", "seq")
+
+    def __init__(self, seq: int, message: _Message, offset: int, length: int, first: bool, last: bool) -> None:
+        self.seq = seq
+        self.message = message
+        self.offset = offset
+        self.length = length
+        self.first = first
+        self.last = last
+        self.sent_at = 0.0
+        self.deadline = 0.0
+        self.retries = -1  # -1: never sent
+
+    def encode(self) -> bytes:
+        msg = self.message
+        flags = (wire.FLAG_FIRST if self.first else 0) | (wire.FLAG_LAST if self.last else 0)
+        data = msg.data[self.offset : self.offset + self.length]
+        return wire.encode_reliable_frame(self.seq, flags, data, len(msg.data), msg.channel)
+
+
+class ReliableLink:
+    """Both directions of the reliable stream between this node and one peer incarnation."""
+
+    def __init__(self, max_frame_bytes: int) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        # sending
+        self._messages: deque[_Message] = deque()
+        self._unsent: deque[Fragment] = deque()
+        self._in_flight: dict[int, Fragment] = {}
+        self._next_seq = 0
+        self._queued_bytes = 0
+        self._next_deadline = float("inf")
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = INITIAL_RTO_S
+        self.retransmits = 0
+        # receiving
+        self.expected = 0
+        self._early: dict[int, wire.ReliableFrame] = {}
+        self._partial: list[bytes] = []
+        self._partial_channel = ""
+        self._partial_total = 0
+        self._partial_size = 0
+        self.ack_pending = False
+        self.duplicates = 0
+        self.malformed = 0
+
+    # -- sending ----------------------------------------------------------------
+
+    def queue(self, channel: str, data: bytes) -> None:
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise MessageTooLargeError(f"reliable messages are at most {MAX_MESSAGE_BYTES} bytes, got {len(data)}")
+        if self._queued_bytes + len(data) > MAX_QUEUED_BYTES:
+            raise SendQueueFullError(f"send queue holds {self._queued_bytes} bytes already")
+        message = _Message(wire.check_channel_name(channel), data)
+        self._messages.append(message)
+        self._queued_bytes += len(data)
+        self._fragment(message)
+
+    def _fragment(self, message: _Message) -> None:
+        offset = 0
+        total = len(message.data)
+        first = True
+        while first or offset < total:
+            room = self.max_frame_bytes - wire.RELIABLE_FRAME_HEADER
+            if first:
+                room -= wire.FIRST_FRAGMENT_EXTRA + len(message.channel)
+            length = min(room, total - offset)
+            last = offset + length >= total
+            self._unsent.append(Fragment(self._next_seq, message, offset, length, first, last))
+            self._next_seq += 1
+            message.unacked += 1
+            offset += length
+            first = False
+
+    @property
+    def unacked(self) -> int:
+        return len(self._in_flight) + len(self._unsent)
+
+    @property
+    def max_retries(self) -> int:
+        return max((f.retries for f in self._in_flight.values()), default=0)
+
+    def has_due(self, now: float) -> bool:
+        if self._unsent and self._window_open():
+            return True
+        return now >= self._next_deadline
+
+    def _window_open(self) -> bool:
+        if not self._in_flight:
+            return True
+        lowest = next(iter(self._in_flight))
+        return self._unsent[0].seq < lowest + SEND_WINDOW
+
+    def due(self, now: float) -> list[Fragment]:
+        """Fragments to transmit now (retransmissions first); marks them sent."""
+        out: list[Fragment] = []
+        if now >= self._next_deadline:
+            next_deadline = float("inf")
+            for fragment in self._in_flight.values():
+                if fragment.deadline <= now:
+                    self._mark_sent(fragment, now)
+                    self.retransmits += 1
+                    out.append(fragment)
+                next_deadline = min(next_deadline, fragment.deadline)
+            self._next_deadline = next_deadline
+        while self._unsent and self._window_open():
+            fragment = self._unsent.popleft()
+            self._in_flight[fragment.seq] = fragment
+            self._mark_sent(fragment, now)
+            self._next_deadline = min(self._next_deadline, fragment.deadline)
+            out.append(fragment)
+        return out
+
+    def _mark_sent(self, fragment: Fragment, now: float) -> None:
+        fragment.retries += 1
+        fragment.sent_at = now
+        fragment.deadline = now + min(MAX_RTO_S, self.rto * (2**fragment.retries))
+
+    def on_ack(self, ack: wire.AckFrame, now: float) -> None:
+        newest_sample: float | None = None
+        in_flight = self._in_flight
+        while in_flight:
+            seq = next(iter(in_flight))
+            if seq >= ack.next_expected:
+                break
+            newest_sample = self._acked(in_flight.pop(seq), now, newest_sample)
+        highest = -1
+        for start, count in ack.ranges:
+            for seq in range(start, start + min(count, RECEIVE_WINDOW)):
+                fragment = in_flight.pop(seq, None)
+                if fragment is not None:
+                    newest_sample = self._acked(fragment, now, newest_sample)
+            highest = max(highest, start + count)
+        if newest_sample is not None:
+            self._update_rtt(newest_sample)
+        if highest >= 0 and self.srtt is not None:
+            # A later fragment arrived, so earlier ones still missing after one RTT are likely lost.
+            for fragment in in_flight.values():
+                if fragment.seq >= highest:
+                    break
+                if now - fragment.sent_at > self.srtt * 1.25:
+                    fragment.deadline = now
+                    self._next_deadline = now
+        while self._messages and self._messages[0].unacked == 0:
+            self._queued_bytes -= len(self._messages.popleft().data)
+
+    def _acked(self, fragment: Fragment, now: float, sample: float | None) -> float | None:
+        fragment.message.unacked -= 1
+        return now - fragment.sent_at if fragment.retries == 0 else sample
+
+    def _update_rtt(self, sample: float) -> None:
+        if self.srtt is None:
+            self.srtt = sample
+            self.rttvar = sample / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - sample)
+            self.srtt = 0.875 * self.srtt + 0.125 * sample
+        self.rto = min(MAX_RTO_S, max(MIN_RTO_S, self.srtt + 4 * self.rttvar))
+
+    # -- receiving --------------------------------------------------------------
+
+    def on_frame(self, frame: wire.ReliableFrame) -> list[tuple[str, bytes]]:
+        """Accept one fragment; return the messages it completes, in order."""
+        seq = frame.seq
+        self.ack_pending = True
+        if seq < self.expected or seq in self._early:
+            self.duplicates += 1
+            return []
+        if seq >= self.expected + RECEIVE_WINDOW:
+            return []
+        self._early[seq] = frame
+        delivered: list[tuple[str, bytes]] = []
+        while self.expected in self._early:
+            message = self._assemble(self._early.pop(self.expected))
+            self.expected += 1
+            if message is not None:
+                delivered.append(message)
+        return delivered
+
+    def _assemble(self, frame: wire.ReliableFrame) -> tuple[str, bytes] | None:
+        if frame.flags & wire.FLAG_FIRST:
+            if self._partial or frame.total > MAX_MESSAGE_BYTES:
+                self.malformed += 1
+                self._partial = []
+            self._partial_channel = frame.channel
+            self._partial_total = frame.total
+            self._partial_size = 0
+            self._partial = [frame.data]
+        elif self._partial:
+            self._partial.append(frame.data)
+        else:
+            self.malformed += 1
+            return None
+        self._partial_size += len(frame.data)
+        if self._partial_size > self._partial_total:
+            self.malformed += 1
+            self._partial = []
+            return None
+        if not frame.flags & wire.FLAG_LAST:
+            return None
+        parts, self._partial = self._partial, []
+        if self._partial_size != self._partial_total:
+            self.malformed += 1
+            return None
+        return self._partial_channel, b"".join(parts)
+
+    def take_ack(self) -> bytes | None:
+        if not self.ack_pending:
+            return None
+        self.ack_pending = False
+        ranges: list[tuple[int, int]] = []
+        for seq in sorted(self._early):
+            if ranges and ranges[-1][0] + ranges[-1][1] == seq:
+                ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+            elif len(ranges) < wire.MAX_ACK_RANGES:
+                ranges.append((seq, 1))
+            else:
+                break
+        return wire.encode_ack_frame(self.expected, ranges)
+
+    # -- peer restart -----------------------------------------------------------
+
+    def reset(self) -> None:
+        """The peer restarted: renumber undelivered messages from 0 and forget what it sent."""
+        pending = [m for m in self._messages if m.unacked > 0]
+        self._messages = deque()
+        self._unsent.clear()
+        self._in_flight.clear()
+        self._next_seq = 0
+        self._next_deadline = float("inf")
+        self._queued_bytes = 0
+        for message in pending:
+            message.unacked = 0
+            self._messages.append(message)
+            self._queued_bytes += len(message.data)
+            self._fragment(message)
+        self.expected = 0
+        self._early.clear()
+        self._partial = []
+        self.ack_pending = False

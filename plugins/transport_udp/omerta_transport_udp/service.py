@@ -1,0 +1,382 @@
+"""The asyncio adapter: owns the UDP sockets and the timer, feeds :class:`TransportCore`.
+
+Implements :class:`omerta_core.interfaces.transport.Transport` and
+:class:`~omerta_core.interfaces.transport.PacketPathHost`. All protocol
+decisions live in the core; this module moves datagrams, runs handlers and
+answers identify requests. Touches the UDP sockets it binds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import ipaddress
+import socket
+import time
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from typing import Any
+
+import nacl.signing
+import structlog
+
+from omerta_core.interfaces.common import Endpoint, PeerId
+from omerta_core.interfaces.transport import (
+    Delivery,
+    MessageHandler,
+    PacketPath,
+    PathState,
+    RawDatagramHandler,
+)
+from omerta_transport_udp.core import Connected, Delivered, Identified, PathRoute, RawDatagram, Settings, TransportCore
+from omerta_transport_udp.errors import IdentifyTimeoutError, NotStartedError, TransportError
+
+#: Timer resolution for retransmissions, handshake retries and keepalives.
+TICK_S = 0.02
+#: Socket buffers large enough for a full send window plus bursts.
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+#: Datagrams read per readiness callback before the core's output is flushed.
+RECEIVE_BATCH = 256
+#: Datagrams held while the kernel send buffer is full; beyond that they are dropped (and counted).
+MAX_SEND_BACKLOG = 8192
+#: Source-address conversions remembered (the cache is cleared when full).
+MAX_CACHED_ADDRESSES = 4096
+#: Reliable messages kept per channel until a handler registers for it.
+MAX_EARLY_MESSAGES = 1024
+IDENTIFY_ATTEMPTS = 3
+#: Linux socket options that exceed the sysctl buffer caps (root only); not exported by Python.
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+IDENTIFY_WAIT_S = 1.0
+
+
+def _normalise(host: str) -> str:
+    """Turn IPv4-mapped IPv6 addresses back into IPv4 and drop zone ids."""
+    host = host.split("%", 1)[0]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+class UdpTransport:
+    """The `udp` transport service of one node."""
+
+    def __init__(
+        self,
+        signing_key: nacl.signing.SigningKey,
+        *,
+        hosts: Sequence[str] = ("::",),
+        port: int = 0,
+        settings: Settings | None = None,
+        peers: Sequence[str] = (),
+        log: Any = None,
+    ) -> None:
+        self.core = TransportCore(signing_key, settings)
+        self.hosts = list(hosts)
+        self.port = port
+        self._configured_peers = list(peers)
+        self.log = (log or structlog.get_logger("omerta.udp")).bind(plugin="udp")
+        self._sockets: list[socket.socket] = []
+        self._v4: socket.socket | None = None
+        self._v6: socket.socket | None = None
+        self._v6_dual = False
+        self._addr_cache: dict[Endpoint, tuple[socket.socket, tuple[Any, ...]]] = {}
+        self._source_cache: dict[Any, Endpoint] = {}
+        self._backlog: deque[tuple[socket.socket, bytes, tuple[Any, ...]]] = deque()
+        self._handlers: dict[str, MessageHandler] = {}
+        self._early: defaultdict[str, deque[tuple[PeerId, bytes]]] = defaultdict(deque)
+        self._raw_handlers: list[RawDatagramHandler] = []
+        self._paths: dict[str, PacketPath] = {}
+        self._identify_waiters: dict[bytes, asyncio.Future[PeerId]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._drain_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def peer_id(self) -> PeerId:
+        return self.core.peer_id
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        port = self.port
+        for host in self.hosts:
+            sock = self._bind(host, port)
+            port = sock.getsockname()[1]
+            self._loop.add_reader(sock.fileno(), self._readable, sock)
+            self._sockets.append(sock)
+            if sock.family == socket.AF_INET6:
+                self._v6 = self._v6 or sock
+                self._v6_dual = self._v6_dual or not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            else:
+                self._v4 = self._v4 or sock
+        self.port = port
+        self._ticker = self._loop.create_task(self._tick_forever())
+        for entry in self._configured_peers:
+            peer_text, _, address = entry.partition("@")
+            self.add_peer(PeerId(peer_text), [Endpoint.parse(address)] if address else [])
+        self.log.info("udp transport listening", endpoints=[str(e) for e in self.local_endpoints()])
+
+    def _bind(self, host: str, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if host == "::" else 1)
+            for forced, option in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+                try:  # the forced variants pass net.core.[rw]mem_max when running as root
+                    sock.setsockopt(socket.SOL_SOCKET, forced, SOCKET_BUFFER_BYTES)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
+            sock.setblocking(False)
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            if host == "::":  # no IPv6 on this machine: IPv4 only
+                return self._bind("0.0.0.0", port)
+            raise TransportError(f"cannot listen on {Endpoint(host, port or 1).host} port {port}: {exc}") from exc
+        return sock
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        for sock in self._sockets:
+            if self._loop is not None:
+                self._loop.remove_reader(sock.fileno())
+                self._loop.remove_writer(sock.fileno())
+            sock.close()
+        self._sockets.clear()
+        self._backlog.clear()
+        self._v4 = self._v6 = None
+        self._addr_cache.clear()
+        for waiter in self._identify_waiters.values():
+            waiter.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.core.tick(time.monotonic())
+            self._drain()
+
+    # -- Transport ---------------------------------------------------------------
+
+    def local_endpoints(self) -> list[Endpoint]:
+        return [Endpoint(_normalise(sock.getsockname()[0]), sock.getsockname()[1]) for sock in self._sockets]
+
+    def add_peer(self, peer: PeerId, endpoints: Sequence[Endpoint]) -> None:
+        self.core.add_peer(PeerId(peer), list(endpoints), time.monotonic())
+        self._schedule_drain()
+
+    async def send(self, peer: PeerId, channel: str, data: bytes, *, delivery: Delivery = Delivery.RELIABLE) -> None:
+        if self._loop is None or not self._sockets:
+            raise NotStartedError("the udp transport is not running")
+        self.core.send(peer, channel, data, delivery, time.monotonic())
+        if delivery is Delivery.DATAGRAM:
+            self._transmit()
+        else:
+            self._schedule_drain()
+
+    def on_message(self, channel: str, handler: MessageHandler) -> None:
+        self.core.register_channel(channel)
+        self._handlers[channel] = handler
+        for peer, data in self._early.pop(channel, ()):
+            self._dispatch(handler, peer, data)
+
+    def path_state(self, peer: PeerId) -> PathState:
+        return self.core.path_state(peer, time.monotonic())
+
+    def endpoint_of(self, peer: PeerId) -> Endpoint | None:
+        route = self.core.route_of(peer)
+        return route if isinstance(route, Endpoint) else None
+
+    async def identify(self, endpoint: Endpoint) -> PeerId:
+        loop = asyncio.get_running_loop()
+        for _ in range(IDENTIFY_ATTEMPTS):
+            nonce = self.core.identify_request(endpoint)
+            waiter: asyncio.Future[PeerId] = loop.create_future()
+            self._identify_waiters[nonce] = waiter
+            self._transmit()
+            try:
+                return await asyncio.wait_for(waiter, IDENTIFY_WAIT_S)
+            except TimeoutError:
+                continue
+            finally:
+                self._identify_waiters.pop(nonce, None)
+        raise IdentifyTimeoutError(f"no omerta node answered at {endpoint}")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "peer_id": self.peer_id,
+            "endpoints": [str(e) for e in self.local_endpoints()],
+            "counters": dict(sorted(self.core.counters.items())),
+            "peers": self.core.peer_status(time.monotonic()),
+        }
+
+    # -- PacketPathHost ------------------------------------------------------------
+
+    def register_path(self, path: PacketPath) -> None:
+        self._paths[path.name] = path
+        self.core.register_path(path.name, path.can_reach)
+
+    def unregister_path(self, path: PacketPath) -> None:
+        self._paths.pop(path.name, None)
+        self.core.unregister_path(path.name)
+
+    def deliver_packet(self, packet: bytes, path: PacketPath, sender: PeerId | None = None) -> None:
+        self.core.receive(packet, None, time.monotonic(), path=path.name)
+        self._schedule_drain()
+
+    def send_raw(self, endpoint: Endpoint, data: bytes) -> None:
+        if data and data[0] & 0xF0 == 0x10:
+            raise TransportError("raw datagrams may not start with a byte 0x10-0x1f (reserved for sessions)")
+        self._sendto(endpoint, data)
+
+    def on_raw_datagram(self, handler: RawDatagramHandler) -> None:
+        self._raw_handlers.append(handler)
+
+    def probe(self, peer: PeerId, endpoint: Endpoint) -> None:
+        self.core.probe(PeerId(peer), endpoint, time.monotonic())
+        self._transmit()
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _readable(self, sock: socket.socket) -> None:
+        receive = self.core.receive
+        sources = self._source_cache
+        now = time.monotonic()
+        for _ in range(RECEIVE_BATCH):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.core.counters["socket_errors"] += 1
+                break
+            source = sources.get(addr)
+            if source is None:
+                if len(sources) >= MAX_CACHED_ADDRESSES:
+                    sources.clear()
+                source = sources[addr] = Endpoint(_normalise(addr[0]), addr[1])
+            receive(data, source, now)
+        self._drain()
+
+    def _schedule_drain(self) -> None:
+        if not self._drain_scheduled and self._loop is not None:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        self.core.flush(time.monotonic())
+        self._transmit()
+        events, self.core.events = self.core.events, []
+        for event in events:
+            if type(event) is Delivered:
+                handler = self._handlers.get(event.channel)
+                if handler is not None:
+                    self._dispatch(handler, event.peer, event.data)
+                else:
+                    early = self._early[event.channel]
+                    if len(early) >= MAX_EARLY_MESSAGES:
+                        early.popleft()
+                        self.core.counters["dropped_no_handler"] += 1
+                    early.append((event.peer, event.data))
+            elif type(event) is Identified:
+                waiter = self._identify_waiters.get(event.nonce)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(event.peer)
+            elif type(event) is RawDatagram:
+                for raw_handler in self._raw_handlers:
+                    raw_handler(event.data, event.source)
+            elif type(event) is Connected:
+                self.log.info("session established", peer=event.peer.short, peer_restarted=event.restarted)
+        self._transmit()
+
+    def _dispatch(self, handler: MessageHandler, peer: PeerId, data: bytes) -> None:
+        try:
+            result = handler(peer, data)
+        except Exception:
+            self.core.counters["handler_errors"] += 1
+            self.log.exception("message handler failed", peer=peer.short)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _transmit(self) -> None:
+        outputs = self.core.outputs
+        if not outputs:
+            return
+        self.core.outputs = []
+        for route, packet in outputs:
+            if type(route) is PathRoute:
+                path = self._paths.get(route.path)
+                if path is not None:
+                    path.send_packet(route.peer, packet)
+                else:
+                    self.core.counters["dropped_no_path"] += 1
+            else:
+                self._sendto(route, packet)
+
+    def _sendto(self, endpoint: Endpoint, packet: bytes) -> None:
+        target = self._addr_cache.get(endpoint)
+        if target is None:
+            target = self._resolve(endpoint)
+            if target is None:
+                self.core.counters["dropped_no_socket"] += 1
+                return
+            self._addr_cache[endpoint] = target
+        sock, addr = target
+        if self._backlog:
+            self._queue_send(sock, packet, addr)
+            return
+        try:
+            sock.sendto(packet, addr)
+        except (BlockingIOError, InterruptedError):
+            self._queue_send(sock, packet, addr)
+        except OSError:
+            self.core.counters["socket_errors"] += 1
+
+    def _queue_send(self, sock: socket.socket, packet: bytes, addr: tuple[Any, ...]) -> None:
+        if len(self._backlog) >= MAX_SEND_BACKLOG:
+            self.core.counters["dropped_send_backlog"] += 1
+            return
+        if not self._backlog and self._loop is not None:
+            self._loop.add_writer(sock.fileno(), self._writable, sock)
+        self._backlog.append((sock, packet, addr))
+
+    def _writable(self, sock: socket.socket) -> None:
+        while self._backlog:
+            target, packet, addr = self._backlog[0]
+            try:
+                target.sendto(packet, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.core.counters["socket_errors"] += 1
+            self._backlog.popleft()
+        if self._loop is not None:
+            self._loop.remove_writer(sock.fileno())
+
+    def _resolve(self, endpoint: Endpoint) -> tuple[socket.socket, tuple[Any, ...]] | None:
+        if endpoint.is_ipv6:
+            return (self._v6, (endpoint.host, endpoint.port, 0, 0)) if self._v6 else None
+        if self._v4 is not None:
+            return self._v4, (endpoint.host, endpoint.port)
+        if self._v6 is not None and self._v6_dual:
+            return self._v6, (f"::ffff:{endpoint.host}", endpoint.port, 0, 0)
+        return None

@@ -1,0 +1,169 @@
+"""Two transports over real loopback sockets: volume, order, identify, dual stack, raw datagrams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import nacl.signing
+import pytest
+from omerta_transport_udp.errors import IdentifyTimeoutError
+from omerta_transport_udp.service import UdpTransport
+
+from omerta_core.interfaces.common import Endpoint, PeerId
+from omerta_core.interfaces.transport import Delivery, PacketPathHost, PathState, Transport
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300)]
+
+
+async def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def started(host: str = "::") -> UdpTransport:
+    transport = UdpTransport(nacl.signing.SigningKey.generate(), hosts=[host], port=0)
+    await transport.start()
+    return transport
+
+
+def loopback(transport: UdpTransport, host: str = "127.0.0.1") -> Endpoint:
+    return Endpoint(host, transport.local_endpoints()[0].port)
+
+
+async def test_satisfies_the_interfaces() -> None:
+    transport = await started()
+    try:
+        assert isinstance(transport, Transport)
+        assert isinstance(transport, PacketPathHost)
+    finally:
+        await transport.stop()
+        await transport.stop()
+
+
+async def test_ten_thousand_reliable_messages_on_three_channels_and_100k_datagrams() -> None:
+    a, b = await started(), await started()
+    try:
+        got: defaultdict[str, list[bytes]] = defaultdict(list)
+        for channel in ("c1", "c2", "c3", "dgram"):
+            b.on_message(channel, lambda peer, data, channel=channel: got[channel].append(data))
+        a.add_peer(b.peer_id, [loopback(b)])
+        for i in range(10_000):
+            await a.send(b.peer_id, f"c{i % 3 + 1}", f"msg-{i}".encode())
+        await wait_for(lambda: sum(len(got[c]) for c in ("c1", "c2", "c3")) == 10_000)
+        for n, channel in enumerate(("c1", "c2", "c3")):
+            assert got[channel] == [f"msg-{i}".encode() for i in range(n, 10_000, 3)]
+        for i in range(100_000):
+            await a.send(b.peer_id, "dgram", i.to_bytes(4, "big"), delivery=Delivery.DATAGRAM)
+            if i % 200 == 0:
+                await asyncio.sleep(0.002)
+        await wait_for(lambda: len(got["dgram"]) >= 100_000 or a.core.counters["sent_packets"] < 0, timeout=10)
+        assert len(set(got["dgram"])) == len(got["dgram"]) == 100_000
+        assert a.path_state(b.peer_id) is PathState.CONNECTED
+        assert b.endpoint_of(a.peer_id) == Endpoint("127.0.0.1", a.local_endpoints()[0].port)
+        assert b.status()["counters"]["messages_received"] == 10_000
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_one_mebibyte_reliable_message() -> None:
+    a, b = await started(), await started()
+    try:
+        got: list[bytes] = []
+        b.on_message("bulk", lambda peer, data: got.append(data))
+        a.add_peer(b.peer_id, [loopback(b)])
+        blob = bytes(range(256)) * 4096 * 2  # 2 MiB
+        await a.send(b.peer_id, "bulk", blob)
+        await wait_for(lambda: got)
+        assert got == [blob]
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_ipv6_loopback_and_identify() -> None:
+    a, b = await started(), await started()
+    try:
+        assert await a.identify(loopback(b, "::1")) == b.peer_id
+        assert await a.identify(loopback(b, "127.0.0.1")) == b.peer_id
+        got: list[tuple[PeerId, bytes]] = []
+        b.on_message("v6", lambda peer, data: got.append((peer, data)))
+        a.add_peer(b.peer_id, [loopback(b, "::1")])
+        await a.send(b.peer_id, "v6", b"over ipv6")
+        await wait_for(lambda: got)
+        assert got == [(a.peer_id, b"over ipv6")]
+        assert b.endpoint_of(a.peer_id) == Endpoint("::1", a.local_endpoints()[0].port)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_identify_nobody_raises() -> None:
+    a, silent = await started(), await started()
+    port = silent.local_endpoints()[0].port
+    await silent.stop()
+    try:
+        with pytest.raises(IdentifyTimeoutError):
+            await a.identify(Endpoint("127.0.0.1", port))
+    finally:
+        await a.stop()
+
+
+async def test_raw_datagrams_reach_listeners() -> None:
+    a, b = await started(), await started()
+    try:
+        seen: list[tuple[bytes, Endpoint]] = []
+        b.on_raw_datagram(lambda data, source: seen.append((data, source)))
+        a.send_raw(loopback(b), b"\x01punch")
+        await wait_for(lambda: seen)
+        assert seen == [(b"\x01punch", Endpoint("127.0.0.1", a.local_endpoints()[0].port))]
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+class LoopPath:
+    """A packet path that hands packets straight to the other transport (what a relay does, minus the relay)."""
+
+    name = "relay"
+
+    def __init__(self) -> None:
+        self.target: UdpTransport | None = None
+        self.carried = 0
+
+    def can_reach(self, peer: PeerId) -> bool:
+        return self.target is not None
+
+    def send_packet(self, peer: PeerId, packet: bytes) -> None:
+        assert self.target is not None
+        self.carried += 1
+        self.target.deliver_packet(packet, self.target._paths["relay"])
+
+
+async def test_packet_path_carries_session_then_direct_takes_over() -> None:
+    a, b = await started(), await started()
+    try:
+        a_path, b_path = LoopPath(), LoopPath()
+        a_path.target, b_path.target = b, a
+        a.register_path(a_path)
+        b.register_path(b_path)
+        got: list[bytes] = []
+        b.on_message("x", lambda peer, data: got.append(data))
+        a.add_peer(b.peer_id, [])  # no direct endpoint: the path is used
+        await a.send(b.peer_id, "x", b"via relay")
+        await wait_for(lambda: got == [b"via relay"])
+        assert a_path.carried and a.endpoint_of(b.peer_id) is None
+        a.probe(b.peer_id, loopback(b))  # a punch: authenticated packet straight to b
+        b.probe(a.peer_id, loopback(a))
+        await wait_for(lambda: a.endpoint_of(b.peer_id) is not None and b.endpoint_of(a.peer_id) is not None)
+        carried = a_path.carried
+        await a.send(b.peer_id, "x", b"direct")
+        await wait_for(lambda: got == [b"via relay", b"direct"])
+        assert a_path.carried == carried
+    finally:
+        await a.stop()
+        await b.stop()
