@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import nacl.signing
 import pytest
 from omerta_transport_udp.core import Delivered, Settings, TransportCore
 
+from omerta_core.control import client
+from omerta_core.errors import ControlError
 from omerta_core.interfaces.common import Endpoint
 
 ENDPOINT_A = Endpoint("198.18.0.1", 7700)
@@ -64,3 +74,148 @@ def pair() -> Pair:
 @pytest.fixture
 def make_pair() -> Callable[..., Pair]:
     return Pair
+
+
+# -- real node processes and network namespaces ----------------------------------
+
+NODE_START_TIMEOUT_S = 60.0
+
+
+class NodeProcess:
+    """An `omerta node --plugins udp` process, optionally inside a network namespace."""
+
+    def __init__(self, state_dir: Path, netns: str | None = None) -> None:
+        self.state_dir = state_dir
+        self.netns = netns
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = state_dir.with_suffix(".log")
+
+    def start(self, *sets: str) -> NodeProcess:
+        command = [sys.executable, "-c", "from omerta_core.cli import run; run()", "node", "--plugins", "udp"]
+        command += ["--state-dir", str(self.state_dir), "--log-level", "debug"]
+        for item in sets:
+            command += ["--set", item]
+        if self.netns:
+            command = ["ip", "netns", "exec", self.netns, *command]
+        config_file = self.state_dir.with_suffix(".toml")
+        config_file.touch()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")}
+        env["OMERTA_CONFIG"] = str(config_file)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + NODE_START_TIMEOUT_S
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node exited early: {self.log_path.read_text()[-2000:]}")
+            try:
+                self.call("status")
+                return self
+            except ControlError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
+        return client.call(self.state_dir, method, params, timeout=timeout)
+
+    @property
+    def peer_id(self) -> str:
+        return str(self.call("status")["peer_id"])
+
+    @property
+    def port(self) -> int:
+        endpoint = self.call("status")["services"]["transport"]["udp"]["endpoints"][0]
+        return int(endpoint.rsplit(":", 1)[1])
+
+    def received(self, channel: str) -> list[bytes]:
+        out: list[bytes] = []
+        while True:
+            batch = self.call("udp.received", {"channel": channel, "max": 5000})["messages"]
+            if not batch:
+                return out
+            out += [base64.b64decode(m["data_b64"]) for m in batch]
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        (self.state_dir / "control.sock").unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+
+
+def collect(node: NodeProcess, channel: str, want: int, timeout: float = 120.0) -> list[bytes]:
+    """Poll ``node``'s mailbox until ``want`` messages arrived (or time runs out); return them all."""
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want and time.monotonic() < deadline:
+        got += node.received(channel)
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return got + node.received(channel)
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    made: list[NodeProcess] = []
+
+    def make(name: str, netns: str | None = None) -> NodeProcess:
+        node = NodeProcess(tmp_path / name, netns)
+        made.append(node)
+        return node
+
+    try:
+        yield make
+    finally:
+        for node in made:
+            node.stop()
+
+
+def run(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+
+class Lab:
+    """Two network namespaces joined by a veth pair: 198.18.1.1/24 (a) and 198.18.1.2/24 (b)."""
+
+    def __init__(self) -> None:
+        tag = f"{os.getpid() % 100000}"
+        self.a = f"omudp{tag}a"
+        self.b = f"omudp{tag}b"
+        self.dev_a = f"ou{tag}a"
+        self.dev_b = f"ou{tag}b"
+
+    def create(self) -> None:
+        run("ip", "netns", "add", self.a)
+        run("ip", "netns", "add", self.b)
+        run("ip", "link", "add", self.dev_a, "netns", self.a, "type", "veth", "peer", self.dev_b, "netns", self.b)
+        for ns, dev, address in ((self.a, self.dev_a, "198.18.1.1/24"), (self.b, self.dev_b, "198.18.1.2/24")):
+            run("ip", "-n", ns, "addr", "add", address, "dev", dev)
+            run("ip", "-n", ns, "link", "set", dev, "up")
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+
+    def destroy(self) -> None:
+        for ns in (self.a, self.b):
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    namespaces = Lab()
+    try:
+        namespaces.create()
+        yield namespaces
+    finally:
+        namespaces.destroy()
+
+
+@pytest.fixture(name="collect")
+def collect_fixture() -> Callable[..., list[bytes]]:
+    return collect
