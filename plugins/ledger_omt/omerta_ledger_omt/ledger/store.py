@@ -74,19 +74,16 @@ AddOutcome = Literal["added", "duplicate"]
 class ChainStore:
     """Verified blocks of many identities, fork and chain-rule proofs, and locks this node witnessed."""
 
-    def __init__(self, directory: Path, params: Parameters, *, read_only: bool = False) -> None:
+    def __init__(self, directory: Path, params: Parameters, *, must_exist: bool = False) -> None:
         self.path = directory / DATABASE_NAME
         self.params = params
-        if read_only:
-            if not self.path.exists():
-                raise LedgerError(f"no chain store at {self.path} (has a node with the omt plugin run here?)")
-            self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
-        else:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+        if must_exist and not self.path.exists():
+            raise LedgerError(f"no chain store at {self.path} (has a node with the omt plugin run here?)")
+        directory.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
         self._states: dict[str, ChainState] = {}
 
     def close(self) -> None:

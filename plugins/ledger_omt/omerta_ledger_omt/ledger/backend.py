@@ -1,0 +1,267 @@
+"""The ``omt`` ledger backend: the node's running ledger, chain sync over the transport, periodic catch-up.
+
+Built by the kernel from ``LedgerRecord(name="omt")``. It opens the chain store in
+``node.plugin_state_dir("omt")``, writes this identity's block 0 on first start,
+answers sync requests on the transport channel ``ledger.sync``, and every
+``ledger_sync_interval_s`` syncs with the peers discovery knows, accepting
+transfers addressed to this node. Touches the chain store and the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from omerta_core.interfaces.common import PeerId
+from omerta_ledger_omt.ledger.blocks import Block
+from omerta_ledger_omt.ledger.chainstate import WITNESS_COUNT, WITNESS_THRESHOLD, Parameters
+from omerta_ledger_omt.ledger.errors import ChainRuleError, EncodingError, LedgerError
+from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
+from omerta_ledger_omt.ledger.store import ChainStore
+from omerta_ledger_omt.ledger.sync import CHANNEL, SyncClient, SyncResponder, is_request, parse
+
+#: Default seconds between background syncs with every known peer.
+SYNC_INTERVAL_S = 30.0
+
+#: Default seconds one sync with one peer may take before it is abandoned.
+SYNC_TIMEOUT_S = 20.0
+
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "ledger_mint_authorities": [],
+    "ledger_witness_count": WITNESS_COUNT,
+    "ledger_witness_threshold": WITNESS_THRESHOLD,
+    "ledger_sync_interval_s": SYNC_INTERVAL_S,
+    "ledger_sync_timeout_s": SYNC_TIMEOUT_S,
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def parameters_from(config: dict[str, Any]) -> Parameters:
+    merged = {**CONFIG_DEFAULTS, **config}
+    authorities = merged["ledger_mint_authorities"]
+    if isinstance(authorities, str):
+        authorities = [a for a in authorities.split(",") if a.strip()]
+    return Parameters(
+        mint_authorities=frozenset(str(PeerId(a)) for a in authorities),
+        witness_count=int(merged["ledger_witness_count"]),
+        witness_threshold=int(merged["ledger_witness_threshold"]),
+    )
+
+
+class OmtLedger:
+    """The running ledger of one node."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.config = {**CONFIG_DEFAULTS, **node.plugin_config("omt")}
+        self.params = parameters_from(self.config)
+        self.log = node.log.bind(component="ledger")
+        self.store: ChainStore | None = None
+        self.local: LocalLedger | None = None
+        self.responder: SyncResponder | None = None
+        self._inbox: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.malformed = 0
+        self.syncs = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.store = ChainStore(self.node.plugin_state_dir("omt"), self.params)
+        self.local = LocalLedger(self.node.identity, self.store)
+        self.local.ensure_identity(now_ms())
+        self.responder = SyncResponder(self.store)
+        if self.node.has_service("transport"):
+            self.node.service("transport").on_message(CHANNEL, self._on_message)
+        interval = float(self.config["ledger_sync_interval_s"])
+        if interval > 0 and self.node.has_service("transport"):
+            self._task = asyncio.create_task(self._sync_forever(interval))
+        self.log.info("ledger started", blocks=self.store.block_count(), path=str(self.store.path))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def status(self) -> dict[str, Any]:
+        if self.store is None or self.local is None:
+            return {"running": False}
+        own = self.store.state(self.local.me)
+        return {
+            "blocks": self.store.block_count(),
+            "chains": len(self.store.owners()),
+            "own_head": own.head_seq,
+            "balance": own.balance,
+            "locked": own.locked,
+            "proofs": len(self.store.proofs()),
+            "syncs": self.syncs,
+            "sync_malformed": self.malformed,
+        }
+
+    @property
+    def ledger(self) -> LocalLedger:
+        if self.local is None:
+            raise LedgerError("the ledger is not running")
+        return self.local
+
+    # -- the Ledger interface -------------------------------------------------------------
+
+    def balance(self, peer: PeerId) -> int:
+        return self.ledger.balance(str(peer))
+
+    def trust(self, peer: PeerId) -> float:
+        return self.ledger.trust(str(peer), now_ms())
+
+    async def run_transaction(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """One-party ledger transactions; the witnessed .omt transactions are not wired here yet."""
+        at = now_ms()
+        ledger = self.ledger
+        if name == "transfer":
+            block = ledger.transfer(str(PeerId(params["to"])), int(params["amount"]), at)
+        elif name == "mint":
+            block = ledger.mint(str(PeerId(params["to"])), int(params["amount"]), at)
+        elif name == "burn":
+            block = ledger.burn(int(params["amount"]), at)
+        elif name == "checkpoint":
+            block = ledger.checkpoint(at)
+        else:
+            raise LedgerError(f"no ledger transaction named {name!r} (known: transfer, mint, burn, checkpoint)")
+        return block_summary(block)
+
+    # -- sync ----------------------------------------------------------------------------------
+
+    async def _on_message(self, peer: PeerId, data: bytes) -> None:
+        try:
+            message = parse(data)
+        except EncodingError:
+            self.malformed += 1
+            return
+        if is_request(message):
+            assert self.responder is not None
+            reply = self.responder.answer(message)
+            if reply is not None:
+                await self.node.service("transport").send(peer, CHANNEL, reply)
+            return
+        queue = self._inbox.get(str(peer))
+        if queue is None:
+            self.malformed += 1
+            return
+        queue.put_nowait(message)
+
+    async def sync_with(self, peer: str, timeout: float | None = None) -> dict[str, Any]:
+        """Fetch every block ``peer`` holds beyond ours; return what happened."""
+        store = self.ledger.store
+        transport = self.node.service("transport")
+        budget = float(timeout if timeout is not None else self.config["ledger_sync_timeout_s"])
+        client = SyncClient(store)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._inbox[peer] = queue
+        started = time.monotonic()
+        try:
+            await transport.send(PeerId(peer), CHANNEL, client.begin())
+            while not client.done:
+                remaining = budget - (time.monotonic() - started)
+                if remaining <= 0:
+                    raise TimeoutError
+                message = await asyncio.wait_for(queue.get(), remaining)
+                for request in client.receive(message):
+                    await transport.send(PeerId(peer), CHANNEL, request)
+        except TimeoutError:
+            summary = client.summary()
+            summary["error"] = f"timed out after {budget:.0f} s"
+            return summary
+        finally:
+            self._inbox.pop(peer, None)
+        self.syncs += 1
+        accepted = self.accept_incoming()
+        summary = client.summary()
+        summary["accepted"] = len(accepted)
+        summary["seconds"] = round(time.monotonic() - started, 3)
+        return summary
+
+    def known_peers(self) -> list[str]:
+        peers: set[str] = set()
+        if self.node.has_service("discovery"):
+            peers |= {str(info.peer) for info in self.node.service("discovery").peers()}
+        peers.discard(self.ledger.me)
+        return sorted(peers)
+
+    async def sync_all(self, peers: list[str] | None = None, timeout: float | None = None) -> dict[str, Any]:
+        targets = peers or self.known_peers()
+        results = await asyncio.gather(*(self.sync_with(p, timeout) for p in targets), return_exceptions=True)
+        return {
+            peer: (result if isinstance(result, dict) else {"error": str(result)})
+            for peer, result in zip(targets, results, strict=True)
+        }
+
+    async def _sync_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sync_all()
+            except Exception:
+                self.log.exception("background sync failed")
+
+    def accept_incoming(self) -> list[Block]:
+        """Write agreements for every held transfer or mint addressed to this node and not yet accepted."""
+        ledger = self.ledger
+        mine = ledger.state(ledger.me)
+        accepted = []
+        for owner in ledger.store.owners():
+            if owner == ledger.me:
+                continue
+            state = ledger.state(owner)
+            for proposal_hash, (_kind, to, _amount) in list(state.proposals.items()):
+                if to != ledger.me or proposal_hash in mine.accepted_proposals:
+                    continue
+                proposal = _find_block(ledger.store, owner, proposal_hash)
+                if proposal is None:
+                    continue
+                try:
+                    accepted.append(ledger.agree(proposal, now_ms()))
+                except ChainRuleError as exc:
+                    self.log.warning("proposal not accepted", proposal=proposal.ref, reason=str(exc))
+        return accepted
+
+    def audit(self) -> dict[str, int]:
+        return supply_audit(self.ledger.store.states())
+
+
+def _find_block(store: ChainStore, owner: str, block_hash: bytes) -> Block | None:
+    for block in store.blocks(owner):
+        if block.hash == block_hash:
+            return block
+    return None
+
+
+def block_summary(block: Block) -> dict[str, Any]:
+    """A JSON-ready view of a block (bytes as hex)."""
+    return {
+        "owner": block.owner,
+        "seq": block.seq,
+        "kind": str(block.kind),
+        "time_ms": block.time_ms,
+        "hash": block.hash.hex(),
+        "prev": block.prev.hex(),
+        "payload": jsonable(block.payload),
+    }
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value

@@ -1,0 +1,71 @@
+"""Control-API methods of the ``omt`` ledger for a running node: ``ledger.show|balance|trust|verify|sync|run``.
+
+Each receives the node and the request's params and reaches the running
+backend through ``node.service("ledger", "omt")``. Touches what the backend touches.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omerta_core.interfaces.common import PeerId
+from omerta_ledger_omt.ledger import views
+from omerta_ledger_omt.ledger.backend import OmtLedger
+from omerta_ledger_omt.ledger.errors import LedgerError
+
+
+def _backend(node: Any) -> OmtLedger:
+    backend = node.service("ledger", "omt")
+    assert isinstance(backend, OmtLedger)
+    return backend
+
+
+def _peer(params: dict[str, Any]) -> str | None:
+    value = params.get("peer")
+    return str(PeerId(value)) if value else None
+
+
+def show(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    start = int(params.get("start", 0))
+    limit = int(params.get("limit", views.DEFAULT_SHOW_LIMIT))
+    return views.show(_backend(node).ledger, _peer(params), start, limit)
+
+
+def balance(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return views.balances(_backend(node).ledger, _peer(params))
+
+
+def trust(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    peer = _peer(params)
+    if peer is None:
+        raise LedgerError("ledger.trust needs a peer")
+    return views.trust(_backend(node).ledger, peer)
+
+
+def verify(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return views.verify(_backend(node).ledger)
+
+
+async def sync(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    peers = [str(PeerId(p)) for p in params.get("peers") or []]
+    timeout = params.get("timeout")
+    return await _backend(node).sync_all(peers or None, None if timeout is None else float(timeout))
+
+
+async def run(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return await _backend(node).run_transaction(str(params["name"]), dict(params.get("params") or {}))
+
+
+def audit(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return _backend(node).audit()
+
+
+METHODS = {
+    "ledger.show": show,
+    "ledger.balance": balance,
+    "ledger.trust": trust,
+    "ledger.verify": verify,
+    "ledger.sync": sync,
+    "ledger.run": run,
+    "ledger.audit": audit,
+}
