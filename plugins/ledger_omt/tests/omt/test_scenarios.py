@@ -1,0 +1,64 @@
+"""The shipped specs played end to end: happy paths and failure paths with their outcomes."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from omerta_ledger_omt.omt.loader import shipped_spec
+from omerta_ledger_omt.omt.player import PlayResult, play
+from omerta_ledger_omt.omt.runtime import Program
+from omerta_ledger_omt.omt.scenarios import scenarios_for
+
+
+@functools.cache
+def _program(spec: str) -> Program:
+    return Program.load(shipped_spec(spec))
+
+
+@functools.cache
+def _play(spec: str, scenario: str) -> PlayResult:
+    sc = scenarios_for(spec)[scenario]
+    return play(_program(spec), sc)
+
+
+CASES = [(spec, name) for spec in ("00_escrow_lock",) for name in scenarios_for(spec)]
+
+
+@pytest.mark.parametrize(("spec", "scenario"), CASES, ids=[f"{s}-{n}" for s, n in CASES])
+def test_scenario_reaches_expected_states(spec: str, scenario: str) -> None:
+    sc = scenarios_for(spec)[scenario]
+    result = _play(spec, scenario)
+    assert sc.expect, "every built-in scenario states its expected outcome"
+    assert result.unmet_expectations(sc.expect) == []
+
+
+def test_lock_happy_path_appends_blocks_and_tops_up() -> None:
+    result = _play("00_escrow_lock", "happy")
+    alice = result.stores["alice"]
+    assert alice["total_escrowed"] == 150
+    assert alice["lock_result"]["status"] == "ACCEPTED"
+    assert len(alice["lock_result"]["witness_signatures"]) >= 3
+    assert [b["type"] for b in result.ledgers["alice"].blocks] == ["GENESIS", "BALANCE_LOCK", "BALANCE_TOPUP"]
+    for w in ("w1", "w2", "w3", "w4", "w5"):
+        assert result.stores[w]["total_escrowed"] == 150
+        assert [b["type"] for b in result.ledgers[w].blocks][-1] == "WITNESS_COMMITMENT"
+    # The top-up result carries the agreed status (the original spec always marked it REJECTED).
+    assert alice["topup_result"]["status"] == "ACCEPTED"
+
+
+def test_lock_failure_reasons() -> None:
+    assert _play("00_escrow_lock", "provider_timeout").stores["alice"]["failure_reason"] == "commitment_timeout"
+    assert _play("00_escrow_lock", "too_few_witnesses").stores["alice"]["failure_reason"] == "witness_timeout"
+    assert _play("00_escrow_lock", "too_few_witnesses").stores["w1"]["failure_reason"] == "too_few_votes"
+    assert _play("00_escrow_lock", "insufficient_balance").stores["alice"]["failure_reason"] == "lock_rejected"
+    assert _play("00_escrow_lock", "unknown_checkpoint").stores["alice"]["failure_reason"] == "unknown_checkpoint"
+
+
+def test_forged_signatures_are_dropped_on_receipt() -> None:
+    result = _play("00_escrow_lock", "invalid_signature")
+    assert ("bob", "LOCK_INTENT", "invalid signature") in result.dropped
+    assert result.stores["alice"]["failure_reason"] == "commitment_timeout"
+    forged = _play("00_escrow_lock", "forged_witnesses")
+    assert any(reason == "invalid signature" and who == "w1" for who, _, reason in forged.dropped)
