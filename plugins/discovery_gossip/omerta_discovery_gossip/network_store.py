@@ -1,0 +1,89 @@
+"""The networks this node belongs to, kept in ``networks.json`` in the plugin's state directory.
+
+The file holds network keys, so it is written with mode 0600, atomically.
+Touches only that file.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omerta_discovery_gossip.errors import NetworkError
+from omerta_discovery_gossip.network import Network
+
+FILE_NAME = "networks.json"
+FILE_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class JoinedNetwork:
+    """A joined network and the bootstrap entries it came with."""
+
+    network: Network
+    bootstrap: tuple[str, ...] = ()
+    joined_at: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.network.id_hex,
+            "name": self.network.name,
+            "bootstrap": list(self.bootstrap),
+            "joined_at": self.joined_at,
+        }
+
+
+class NetworkStore:
+    """Reads and writes the joined networks of one state directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / FILE_NAME
+
+    def load(self) -> list[JoinedNetwork]:
+        if not self.path.exists():
+            return []
+        try:
+            entries = json.loads(self.path.read_text())
+            return [
+                JoinedNetwork(
+                    Network(e["name"], base64.b64decode(e["key"])), tuple(e.get("bootstrap", ())), e.get("joined_at", 0)
+                )
+                for e in entries
+            ]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise NetworkError(f"{self.path} is damaged ({exc}); fix or remove it") from exc
+
+    def find(self, name_or_id: str) -> JoinedNetwork:
+        matches = [m for m in self.load() if name_or_id in (m.network.name, m.network.id_hex)]
+        if not matches:
+            raise NetworkError(f"not a member of a network called {name_or_id!r} (see `omerta network list`)")
+        if len(matches) > 1:
+            raise NetworkError(f"several networks are called {name_or_id!r}; give the id instead")
+        return matches[0]
+
+    def add(self, network: Network, bootstrap: tuple[str, ...] = ()) -> JoinedNetwork:
+        current = self.load()
+        if any(m.network.id == network.id for m in current):
+            raise NetworkError(f"already a member of network {network.name!r} ({network.id_hex})")
+        membership = JoinedNetwork(network, bootstrap, time.time())
+        self._write([*current, membership])
+        return membership
+
+    def remove(self, name_or_id: str) -> JoinedNetwork:
+        gone = self.find(name_or_id)
+        self._write([m for m in self.load() if m.network.id != gone.network.id])
+        return gone
+
+    def _write(self, memberships: list[JoinedNetwork]) -> None:
+        entries = [{**m.as_json(), "key": base64.b64encode(m.network.key).decode()} for m in memberships]
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = self.path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(entries, handle, indent=2)
+        os.replace(temporary, self.path)
