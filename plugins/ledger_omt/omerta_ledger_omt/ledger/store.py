@@ -85,6 +85,7 @@ class ChainStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._states: dict[str, ChainState] = {}
+        self._heads: dict[str, Head] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -104,17 +105,34 @@ class ChainStore:
             proof = ForkProof(held, block)
             self.add_proof(proof)
             raise ForkDetectedError(f"{proof.describe()} (proof stored)", proof)
-        before = self._row(block.owner, block.seq - 1) if block.seq > 0 else None
-        if before is not None and (before.hash != block.prev or before.time_ms > block.time_ms):
+        before = self._link(block.owner, block.seq - 1) if block.seq > 0 else None
+        if before is not None and (before[0] != block.prev or before[2] > block.time_ms):
             raise InvalidBlockError(f"block {block.ref} does not follow the held block #{block.seq - 1}")
-        after = self._row(block.owner, block.seq + 1)
-        if after is not None and (after.prev != block.hash or after.time_ms < block.time_ms):
+        after = self._link(block.owner, block.seq + 1)
+        if after is not None and (after[1] != block.hash or after[2] < block.time_ms):
             raise InvalidBlockError(f"block {block.ref} does not precede the held block #{block.seq + 1}")
         self._db.execute(
             "INSERT INTO blocks (owner, seq, hash, prev, kind, time_ms, wire) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (block.owner, block.seq, block.hash, block.prev, str(block.kind), block.time_ms, block.encode()),
         )
+        self._advance_head(block)
         return "added"
+
+    def _link(self, owner: str, seq: int) -> tuple[bytes, bytes, int] | None:
+        """(hash, prev, time_ms) of a held block, without decoding it."""
+        row = self._db.execute(
+            "SELECT hash, prev, time_ms FROM blocks WHERE owner = ? AND seq = ?", (owner, seq)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def _advance_head(self, block: Block) -> None:
+        cached = self._heads.get(block.owner)
+        if cached is None or block.seq != cached.seq + 1:
+            return
+        head = Head(block.owner, block.seq, block.hash)
+        while (nxt := self._link(block.owner, head.seq + 1)) is not None:
+            head = Head(block.owner, head.seq + 1, nxt[0])
+        self._heads[block.owner] = head
 
     def add_many(self, blocks: list[Block]) -> dict[str, int]:
         """Add blocks in one transaction; count outcomes (forks and unlinked blocks are counted, not raised)."""
@@ -159,13 +177,20 @@ class ChainStore:
 
     def head(self, owner: str) -> Head | None:
         """The end of ``owner``'s contiguous prefix from sequence 0, or None without its identity block."""
+        cached = self._heads.get(owner)
+        if cached is not None:
+            return cached
         last: tuple[int, bytes] | None = None
         rows = self._db.execute("SELECT seq, hash FROM blocks WHERE owner = ? ORDER BY seq", (owner,))
         for expected, (seq, block_hash) in enumerate(rows):
             if seq != expected:
                 break
             last = (seq, block_hash)
-        return Head(owner, last[0], last[1]) if last else None
+        if last is None:
+            return None
+        head = Head(owner, last[0], last[1])
+        self._heads[owner] = head
+        return head
 
     def heads(self) -> list[Head]:
         return [head for owner in self.owners() if (head := self.head(owner)) is not None]
@@ -202,8 +227,8 @@ class ChainStore:
         return state
 
     def _links(self, state: ChainState) -> bool:
-        held = self._row(state.owner, state.head_seq)
-        return held is not None and held.hash == state.head_hash
+        held = self._link(state.owner, state.head_seq)
+        return held is not None and held[0] == state.head_hash
 
     def states(self) -> dict[str, ChainState]:
         return {owner: self.state(owner) for owner in self.owners()}
