@@ -31,6 +31,7 @@ from omerta_ledger_omt.omt.runtime import (
     SendAction,
     StateChanged,
     Tick,
+    standard_natives,
 )
 
 # Simulated seconds a run may last: longer than any timeout chain in the shipped specs.
@@ -60,6 +61,7 @@ class Scenario:
     silent: set[str] = field(default_factory=set)
     forgers: set[str] = field(default_factory=set)
     expect: dict[str, str] = field(default_factory=dict)  # peer -> final state
+    native_results: dict[str, Any] = field(default_factory=dict)  # native function -> the value it returns
     latency: float = 0.1
     until: float = DEFAULT_UNTIL
 
@@ -79,6 +81,7 @@ class Scenario:
                 silent=set(raw.get("silent", [])),
                 forgers=set(raw.get("forgers", [])),
                 expect=raw.get("expect", {}),
+                native_results=raw.get("native_results", {}),
                 latency=float(raw.get("latency", 0.1)),
                 until=float(raw.get("until", DEFAULT_UNTIL)),
             )
@@ -138,6 +141,9 @@ def play(program: Program, scenario: Scenario, natives: NativeRegistry | None = 
 
     for name, about in scenario.knowledge.items():
         ledgers[name].knowledge = subst(about)
+    registry = natives or standard_natives()
+    for fn, value in scenario.native_results.items():
+        registry = registry.with_natives({fn: lambda ctx, *args, _v=value: _v})
     session = hashlib.sha256(f"omt-session:{scenario.name}".encode()).hexdigest()
     roster = {ids[n]: role for n, role in scenario.peers.items()}
     instances: dict[str, ActorInstance] = {}
@@ -148,7 +154,7 @@ def play(program: Program, scenario: Scenario, natives: NativeRegistry | None = 
         )
         instances[name] = ActorInstance(
             program, role, signer=signer, ledger=ledgers[name], session=session,
-            natives=natives, store=subst(scenario.stores.get(name, {})), roster=roster,
+            natives=registry, store=subst(scenario.stores.get(name, {})), roster=roster,
         )  # fmt: skip
 
     trace: list[str] = []

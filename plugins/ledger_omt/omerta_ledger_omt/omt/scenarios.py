@@ -10,6 +10,7 @@ from typing import Any
 
 from omerta_ledger_omt.omt.errors import OmtError
 from omerta_ledger_omt.omt.player import Scenario, ScheduledTrigger
+from omerta_ledger_omt.omt.runtime.values import digest
 
 WITNESSES = ["w1", "w2", "w3", "w4", "w5"]
 TRUST = {"w1": 1.5, "w2": 1.2, "w3": 0.4, "w4": 0.6, "w5": 0.3}
@@ -92,7 +93,105 @@ def _escrow_lock() -> dict[str, Scenario]:
     return {s.name: s for s in out}
 
 
-BUILTIN: dict[str, Any] = {"00_escrow_lock": _escrow_lock}
+def _attestation_setup(**overrides: Any) -> dict[str, Any]:
+    witness_ids = [f"@{w}" for w in WITNESSES]
+    lock_result = {"session_id": "lock-1", "status": "ACCEPTED", "amount": 100}
+    triggers = [
+        ScheduledTrigger(
+            0.0, "bob", "start_session", {"consumer": "@alice", "witnesses": witness_ids, "lock_result": lock_result}
+        ),
+        ScheduledTrigger(0.0, "alice", "setup_session", {"provider": "@bob", "witnesses": witness_ids}),
+        *(
+            ScheduledTrigger(0.0, w, "setup_session", {
+                "provider": "@bob", "consumer": "@alice", "witnesses": witness_ids,
+                "lock_result_hash": digest(lock_result),
+            })
+            for w in WITNESSES
+        ),
+    ]  # fmt: skip
+    setup: dict[str, Any] = {
+        "peers": {"alice": "Consumer", "bob": "Provider", **dict.fromkeys(WITNESSES, "Witness")},
+        "triggers": triggers,
+        "native_results": {"check_vm_connectivity": True, "check_consumer_connected": True},
+    }
+    setup.update(overrides)
+    return setup
+
+
+def _cabal_attestation() -> dict[str, Scenario]:
+    allocate = ScheduledTrigger(10.0, "bob", "allocate_vm", {"vm_endpoint": "198.18.0.10:51820"})
+    cancel = ScheduledTrigger(3610.0, "alice", "request_cancel", {})
+    base = _attestation_setup()
+    out = [
+        Scenario(
+            "happy", "VM allocated and verified, the consumer cancels after an hour, five witnesses attest",
+            **{**base, "triggers": [*base["triggers"], allocate, cancel]},
+            expect={"alice": "ATTESTED", "bob": "SESSION_COMPLETE", **dict.fromkeys(WITNESSES, "DONE")},
+            until=7200.0,
+        ),
+        Scenario(
+            "allocation_timeout", "the provider never allocates the VM: everyone gives up",
+            **base, expect={"alice": "NO_VM", "bob": "SESSION_ABORTED", **dict.fromkeys(WITNESSES, "DONE")},
+        ),
+        Scenario(
+            "vm_unreachable", "witnesses cannot reach the VM: they attest VM_UNREACHABLE and the provider cancels",
+            **{**_attestation_setup(native_results={"check_vm_connectivity": False, "check_consumer_connected": True}),
+               "triggers": [*base["triggers"], allocate]},
+            expect={"alice": "ATTESTED", "bob": "SESSION_COMPLETE", **dict.fromkeys(WITNESSES, "DONE")},
+        ),
+        Scenario(
+            "too_few_witnesses", "three witnesses are down: the attestation never reaches its threshold",
+            **{**base, "triggers": [*base["triggers"], allocate, cancel]}, silent={"w3", "w4", "w5"},
+            expect={"alice": "UNATTESTED", "bob": "SESSION_ABORTED", "w1": "DONE", "w2": "DONE"}, until=7200.0,
+        ),
+        Scenario(
+            "invalid_signature", "the provider's signatures do not verify: nobody accepts its VM announcement",
+            **{**base, "triggers": [*base["triggers"], allocate]}, forgers={"bob"},
+            expect={"alice": "NO_VM", "bob": "SESSION_ABORTED", **dict.fromkeys(WITNESSES, "DONE")},
+        ),
+    ]  # fmt: skip
+    return {s.name: s for s in out}
+
+
+def _settle_triggers(trust_of: dict[str, float]) -> list[ScheduledTrigger]:
+    witness_ids = [f"@{w}" for w in WITNESSES]
+    parties = [
+        ScheduledTrigger(0.0, p, "await_settlement", {"witnesses": witness_ids, "escrow": 100})
+        for p in ("alice", "bob")
+    ]
+    inputs = {"consumer": "@alice", "provider": "@bob", "witnesses": witness_ids, "escrow": 100, "hourly_rate": 10,
+              "duration": 3600, "attestation_hash": "ab" * 32}  # fmt: skip
+    return [
+        *parties,
+        *(ScheduledTrigger(1.0, w, "settle", {**inputs, "provider_trust": trust_of.get(w, 50.0)}) for w in WITNESSES),
+    ]
+
+
+def _escrow_settle() -> dict[str, Scenario]:
+    peers = {"alice": "Consumer", "bob": "Provider", **dict.fromkeys(WITNESSES, "Witness")}
+    settled = {"alice": "SETTLED", "bob": "SETTLED"}
+    unsettled = {"alice": "UNSETTLED", "bob": "UNSETTLED"}
+    out = [
+        Scenario("happy", "one hour at 10 per hour from an escrow of 100", peers, _settle_triggers({}),
+                 expect={**settled, **dict.fromkeys(WITNESSES, "DONE")}),
+        Scenario("timeout", "no witness takes part: both parties time out", peers, _settle_triggers({}),
+                 silent=set(WITNESSES), expect=unsettled),
+        Scenario("too_few_witnesses", "three witnesses are down: no settlement reaches its threshold", peers,
+                 _settle_triggers({}), silent={"w3", "w4", "w5"}, expect={**unsettled, "w1": "FAILED", "w2": "FAILED"}),
+        Scenario("invalid_signature", "three witnesses sign with the wrong key: their shares are dropped", peers,
+                 _settle_triggers({}), forgers={"w3", "w4", "w5"},
+                 expect={**unsettled, "w1": "FAILED", "w2": "FAILED"}),
+        Scenario("mismatch", "one witness computes with another trust score: it is outvoted and flagged", peers,
+                 _settle_triggers({"w5": 10.0}), expect={**settled, "w1": "DONE", "w5": "FAILED"}),
+    ]  # fmt: skip
+    return {s.name: s for s in out}
+
+
+BUILTIN: dict[str, Any] = {
+    "00_escrow_lock": _escrow_lock,
+    "01_cabal_attestation": _cabal_attestation,
+    "02_escrow_settle": _escrow_settle,
+}
 
 
 def scenarios_for(spec_stem: str) -> dict[str, Scenario]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import pytest
-
 from omerta_ledger_omt.omt.loader import shipped_spec
 from omerta_ledger_omt.omt.player import PlayResult, play
 from omerta_ledger_omt.omt.runtime import Program
@@ -23,7 +22,11 @@ def _play(spec: str, scenario: str) -> PlayResult:
     return play(_program(spec), sc)
 
 
-CASES = [(spec, name) for spec in ("00_escrow_lock",) for name in scenarios_for(spec)]
+CASES = [
+    (spec, name)
+    for spec in ("00_escrow_lock", "01_cabal_attestation", "02_escrow_settle")
+    for name in scenarios_for(spec)
+]
 
 
 @pytest.mark.parametrize(("spec", "scenario"), CASES, ids=[f"{s}-{n}" for s, n in CASES])
@@ -62,3 +65,53 @@ def test_forged_signatures_are_dropped_on_receipt() -> None:
     assert result.stores["alice"]["failure_reason"] == "commitment_timeout"
     forged = _play("00_escrow_lock", "forged_witnesses")
     assert any(reason == "invalid signature" and who == "w1" for who, _, reason in forged.dropped)
+
+
+@pytest.mark.parametrize("spec", ["00_escrow_lock", "01_cabal_attestation", "02_escrow_settle"])
+def test_each_spec_has_required_failure_paths(spec: str) -> None:
+    names = set(scenarios_for(spec))
+    assert "happy" in names
+    assert "invalid_signature" in names
+    assert "too_few_witnesses" in names
+    assert names & {"provider_timeout", "allocation_timeout", "timeout"}
+
+
+def test_attestation_carries_real_signatures() -> None:
+    result = _play("01_cabal_attestation", "happy")
+    final = result.stores["alice"]["final_attestation"]
+    assert final["attestation"]["termination_reason"] == "CONSUMER_REQUEST"
+    assert final["attestation"]["duration"] == pytest.approx(3600.1)
+    assert len({s["witness"] for s in final["signatures"]}) >= 3
+    assert [b["type"] for b in result.ledgers["w1"].blocks][-1] == "ATTESTATION"
+
+
+def test_unreachable_vm_is_attested_as_such() -> None:
+    result = _play("01_cabal_attestation", "vm_unreachable")
+    assert result.stores["alice"]["final_attestation"]["attestation"]["termination_reason"] == "VM_UNREACHABLE"
+    assert result.stores["bob"]["termination_reason"] == "CONNECTIVITY_FAILED"
+
+
+def test_attestation_failure_paths() -> None:
+    assert _play("01_cabal_attestation", "too_few_witnesses").stores["w1"]["failure_reason"] == "too_few_signatures"
+    forged = _play("01_cabal_attestation", "invalid_signature")
+    assert ("w1", "VM_ALLOCATED", "invalid signature") in forged.dropped
+    assert ("alice", "VM_READY", "invalid signature") in forged.dropped
+
+
+def test_settlement_splits_the_escrow() -> None:
+    result = _play("02_escrow_settle", "happy")
+    body = result.stores["alice"]["final_settlement"]["settlement"]
+    assert body["total"] == pytest.approx(10.0)
+    assert body["provider_payment"] == pytest.approx(10.0 * (1 - 1 / 1.5))
+    assert body["provider_payment"] + body["burn"] + body["consumer_refund"] == pytest.approx(100)
+    assert result.stores["bob"]["provider_payment"] == pytest.approx(body["provider_payment"])
+    assert [b["type"] for b in result.ledgers["alice"].blocks][-1] == "BALANCE_UNLOCK"
+    assert [b["type"] for b in result.ledgers["bob"].blocks][-1] == "PAYMENT_RECEIVED"
+
+
+def test_settlement_failure_paths() -> None:
+    mismatch = _play("02_escrow_settle", "mismatch")
+    assert len(mismatch.stores["w5"]["mismatches"]) == 4
+    forged = _play("02_escrow_settle", "invalid_signature")
+    assert any(who == "alice" and reason == "invalid signature" for who, _, reason in forged.dropped)
+    assert _play("02_escrow_settle", "too_few_witnesses").stores["w1"]["failure_reason"] == "too_few_signatures"

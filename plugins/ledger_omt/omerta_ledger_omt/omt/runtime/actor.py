@@ -137,6 +137,9 @@ class ActorInstance:
         if self._try_message(env, out):
             self._settle(out)
             return
+        if self.terminal and not any(t.source == self.state for t in self.index.decl.transitions):
+            out.append(MessageDropped(env, "session finished"))
+            return
         if len(self.buffer) >= MAX_BUFFERED_MESSAGES:
             out.append(MessageDropped(self.buffer.popleft(), "buffer full"))
         self.buffer.append(env)
