@@ -219,3 +219,90 @@ def lab() -> Iterator[Lab]:
 @pytest.fixture(name="collect")
 def collect_fixture() -> Callable[..., list[bytes]]:
     return collect
+
+
+@pytest.fixture(name="run")
+def run_fixture() -> Callable[..., None]:
+    return run
+
+
+class ImpairedLink:
+    """A UDP forwarder that loses, duplicates, reorders and delays packets in both directions like `tc netem`.
+
+    Used where the kernel has no sch_netem: the client talks to :attr:`front`, the
+    forwarder talks to ``target`` from its own back socket.
+    """
+
+    def __init__(
+        self, target: tuple[str, int], *, loss: float, duplicate: float, reorder: float, delay_s: float
+    ) -> None:
+        import random  # noqa: PLC0415
+        import socket  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        self.random = random.Random(7)
+        self.target = target
+        self.loss, self.duplicate, self.reorder, self.delay_s = loss, duplicate, reorder, delay_s
+        self.front_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front_sock.bind(("127.0.0.1", 0))
+        self.back_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back_sock.bind(("127.0.0.1", 0))
+        self.front = self.front_sock.getsockname()
+        self.client: tuple[str, int] | None = None
+        self.forwarded = 0
+        self._queue: list[tuple[float, int, Any, bytes, tuple[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _schedule(self, sock: Any, data: bytes, addr: tuple[str, int]) -> None:
+        import heapq  # noqa: PLC0415
+
+        if self.random.random() < self.loss:
+            return
+        copies = 2 if self.random.random() < self.duplicate else 1
+        for _ in range(copies):
+            delay = 0.0 if self.random.random() < self.reorder else self.delay_s
+            self.forwarded += 1
+            heapq.heappush(self._queue, (time.monotonic() + delay, self.forwarded, sock, data, addr))
+
+    def _run(self) -> None:
+        import heapq  # noqa: PLC0415
+        import select  # noqa: PLC0415
+
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while self._queue and self._queue[0][0] <= now:
+                _, _, sock, data, addr = heapq.heappop(self._queue)
+                sock.sendto(data, addr)
+            timeout = min(0.05, max(0.0, self._queue[0][0] - now)) if self._queue else 0.05
+            readable, _, _ = select.select([self.front_sock, self.back_sock], [], [], timeout)
+            for sock in readable:
+                data, addr = sock.recvfrom(65535)
+                if sock is self.front_sock:
+                    self.client = addr
+                    self._schedule(self.back_sock, data, self.target)
+                elif self.client is not None:
+                    self._schedule(self.front_sock, data, self.client)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.front_sock.close()
+        self.back_sock.close()
+
+
+@pytest.fixture
+def impair() -> Iterator[Callable[..., ImpairedLink]]:
+    links: list[ImpairedLink] = []
+
+    def make(target: tuple[str, int], **impairments: float) -> ImpairedLink:
+        link = ImpairedLink(target, **impairments)  # type: ignore[arg-type]
+        links.append(link)
+        return link
+
+    try:
+        yield make
+    finally:
+        for link in links:
+            link.close()
