@@ -18,6 +18,7 @@ from omerta_ledger_omt.ledger.registration import (
     ledger_control_methods,
     ledger_records,
 )
+from omerta_ledger_omt.omt.cli import omt_group
 
 
 @omerta_core.hookimpl
@@ -27,7 +28,7 @@ def omerta_ledgers() -> list[LedgerRecord]:
 
 @omerta_core.hookimpl
 def omerta_cli_commands() -> list[click.Command]:
-    return ledger_commands()
+    return [*ledger_commands(), omt_group]
 
 
 @omerta_core.hookimpl

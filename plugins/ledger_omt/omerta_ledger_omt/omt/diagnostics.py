@@ -16,9 +16,10 @@ Severity = Literal["error", "warning"]
 # difflib similarity needed before a name is offered as "did you mean"; 0.6 is difflib's
 # own default and keeps 'REQUET' -> 'REQUEST' while rejecting 'MIN' -> 'f'.
 SUGGEST_CUTOFF = 0.6
-# A fix is applied automatically only when exactly one candidate is this close (or
-# differs only in case): a stricter bar than a suggestion, so --fix never guesses.
-FIX_CUTOFF = 0.8
+# A fix is applied automatically only when exactly one candidate is within this many
+# single-character edits (a swap of neighbours counts as one) per started group of
+# FIX_CHARS_PER_EDIT characters, or differs only in case: --fix never guesses.
+FIX_CHARS_PER_EDIT = 4
 
 
 @dataclass(frozen=True)
@@ -69,16 +70,31 @@ def suggestion_text(name: str, candidates: Iterable[str]) -> str:
     return "; did you mean one of " + ", ".join(f"'{c}'" for c in found) + "?"
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
 def obvious_fix(name: str, candidates: Iterable[str], line: int, column: int) -> Fix | None:
     """A fix when exactly one candidate is unmistakably meant."""
+    if line <= 0:
+        return None
     pool = set(candidates) - {name}
     same_case = [c for c in pool if c.lower() == name.lower()]
     if len(same_case) == 1:
         return Fix(line, column, name, same_case[0])
-    scored = [c for c in pool if difflib.SequenceMatcher(None, name.lower(), c.lower()).ratio() >= FIX_CUTOFF]
-    if len(scored) == 1 and line > 0:
-        return Fix(line, column, name, scored[0])
-    return None
+    budget = max(1, -(-len(name) // FIX_CHARS_PER_EDIT) - 1)
+    close = [c for c in pool if edit_distance(name.lower(), c.lower()) <= budget]
+    return Fix(line, column, name, close[0]) if len(close) == 1 else None
 
 
 def apply_fixes(text: str, fixes: Sequence[Fix]) -> tuple[str, int]:
