@@ -20,6 +20,8 @@ from typing import NamedTuple
 import nacl.bindings
 import nacl.exceptions
 import nacl.signing
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.transport import Delivery, PathState
@@ -78,8 +80,7 @@ class Settings:
         return self.mtu - wire.DATA_OVERHEAD
 
 
-@dataclass(frozen=True)
-class Delivered:
+class Delivered(NamedTuple):
     peer: PeerId
     channel: str
     data: bytes
@@ -118,11 +119,11 @@ class Keypair:
         "initiator",
         "local_index",
         "peer",
-        "recv_key",
+        "recv_aead",
         "remote_index",
         "replay",
+        "send_aead",
         "send_counter",
-        "send_key",
     )
 
     def __init__(
@@ -139,8 +140,9 @@ class Keypair:
         self.peer = peer
         self.local_index = local_index
         self.remote_index = remote_index
-        self.send_key = send_key
-        self.recv_key = recv_key
+        # One initialised AEAD context per key: set-up is paid once per session, not per packet.
+        self.send_aead = ChaCha20Poly1305(send_key)
+        self.recv_aead = ChaCha20Poly1305(recv_key)
         self.created = created
         self.initiator = initiator
         self.incarnation = incarnation
@@ -209,6 +211,7 @@ class TransportCore:
         self._by_index: dict[int, Keypair] = {}
         self._pending: dict[int, PeerState] = {}
         self._channel_tags: dict[int, str] = {}
+        self._datagram_prefixes: dict[str, bytes] = {}
         self._paths: dict[str, Callable[[PeerId], bool]] = {}
         self._dirty: set[PeerState] = set()
         self.outputs: list[tuple[Route, bytes]] = []
@@ -266,11 +269,14 @@ class TransportCore:
             peer.link.queue(channel, data)
             self._dirty.add(peer)
             return
-        wire.check_channel_name(channel)
+        prefix = self._datagram_prefixes.get(channel)
+        if prefix is None:
+            wire.check_channel_name(channel)
+            prefix = self._datagram_prefixes[channel] = wire.encode_datagram_frame(wire.channel_tag(channel), b"")
         if len(data) + wire.DATAGRAM_FRAME_HEADER > self.settings.max_plaintext:
             limit = self.settings.max_plaintext - wire.DATAGRAM_FRAME_HEADER
             raise MessageTooLargeError(f"datagrams carry at most {limit} bytes at mtu {self.settings.mtu}")
-        frame = wire.encode_datagram_frame(wire.channel_tag(channel), data)
+        frame = prefix + data
         keypair = peer.current
         if self._usable(keypair, now) and peer.route is not None:
             assert keypair is not None
@@ -289,6 +295,12 @@ class TransportCore:
         nonce = secrets.token_bytes(wire.IDENTIFY_NONCE_LEN)
         self.outputs.append((endpoint, wire.encode_identify_request(nonce)))
         return nonce
+
+    def connect(self, peer_id: PeerId, now: float) -> None:
+        """Start a fresh handshake with ``peer_id`` now, even if a session exists (the old one serves meanwhile)."""
+        peer = self.peer(peer_id)
+        peer.want_until = now + self.settings.give_up_s
+        self._start_handshake(peer, now, force=True)
 
     def probe(self, peer_id: PeerId, endpoint: Endpoint, now: float) -> None:
         """Send an authenticated packet to ``peer_id`` at ``endpoint`` (a punch that authenticates)."""
@@ -352,10 +364,8 @@ class TransportCore:
             self._drop("expired_session")
             return
         try:
-            plaintext = nacl.bindings.crypto_aead_chacha20poly1305_ietf_decrypt(
-                packet[wire.DATA_HEADER_LEN :], None, b"\x00\x00\x00\x00" + packet[5:13], keypair.recv_key
-            )
-        except nacl.exceptions.CryptoError:
+            plaintext = keypair.recv_aead.decrypt(b"\x00\x00\x00\x00" + packet[5:13], packet[13:], None)
+        except InvalidTag:
             self._drop("bad_auth")
             return
         newest = keypair.replay.accept(counter)
@@ -365,6 +375,15 @@ class TransportCore:
             self._set_route(peer, source, path)
         if not plaintext:
             self.counters["keepalives_received"] += 1
+            return
+        if plaintext[0] == wire.FRAME_DATAGRAM and len(plaintext) >= wire.DATAGRAM_FRAME_HEADER:
+            # the common case of tunnelled frames: one datagram frame fills the packet
+            channel = self._channel_tags.get(plaintext[1] | (plaintext[2] << 8))
+            if channel is None:
+                self._drop("unknown_channel")
+            else:
+                self.counters["datagrams_received"] += 1
+                self.events.append(Delivered(peer.peer_id, channel, plaintext[wire.DATAGRAM_FRAME_HEADER :]))
             return
         try:
             frames = wire.decode_frames(plaintext)
@@ -619,9 +638,7 @@ class TransportCore:
         counter = keypair.send_counter
         keypair.send_counter = counter + 1
         header = wire.encode_data_header(keypair.remote_index, counter)
-        return header + nacl.bindings.crypto_aead_chacha20poly1305_ietf_encrypt(
-            plaintext, None, b"\x00\x00\x00\x00" + header[5:], keypair.send_key
-        )
+        return header + keypair.send_aead.encrypt(b"\x00\x00\x00\x00" + header[5:], plaintext, None)
 
     def _send_data(self, peer: PeerState, keypair: Keypair, plaintext: bytes, now: float) -> None:
         route = peer.route

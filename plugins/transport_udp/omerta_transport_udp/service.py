@@ -312,7 +312,7 @@ class UdpTransport:
             self.core.counters["handler_errors"] += 1
             self.log.exception("message handler failed", peer=peer.short)
             return
-        if inspect.isawaitable(result):
+        if result is not None and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -250,6 +250,7 @@ class ImpairedLink:
         self.front = self.front_sock.getsockname()
         self.client: tuple[str, int] | None = None
         self.forwarded = 0
+        self.captured: list[bytes] = []
         self._queue: list[tuple[float, int, Any, bytes, tuple[str, int]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -258,6 +259,7 @@ class ImpairedLink:
     def _schedule(self, sock: Any, data: bytes, addr: tuple[str, int]) -> None:
         import heapq  # noqa: PLC0415
 
+        self.captured.append(data)
         if self.random.random() < self.loss:
             return
         copies = 2 if self.random.random() < self.duplicate else 1

@@ -167,3 +167,30 @@ async def test_packet_path_carries_session_then_direct_takes_over() -> None:
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_third_node_cannot_read_captured_traffic(impair) -> None:
+    a, b, eve = await started("127.0.0.1"), await started("127.0.0.1"), await started("127.0.0.1")
+    try:
+        tap = impair(("127.0.0.1", b.local_endpoints()[0].port), loss=0.0, duplicate=0.0, reorder=0.0, delay_s=0.0)
+        got: list[bytes] = []
+        b.on_message("secret", lambda peer, data: got.append(data))
+        eve.on_message("secret", lambda peer, data: pytest.fail("eve decrypted a message"))
+        a.add_peer(b.peer_id, [Endpoint(*tap.front)])
+        marker = b"TOP-SECRET-" * 20
+        await a.send(b.peer_id, "secret", marker)
+        await a.send(b.peer_id, "secret", marker, delivery=Delivery.DATAGRAM)
+        await wait_for(lambda: len(got) == 2)
+        captured = list(tap.captured)
+        assert captured and not any(b"TOP-SECRET" in packet for packet in captured)
+        # eve replays everything it captured at b and at itself: nothing opens, nothing is delivered
+        for packet in captured:
+            eve.core.receive(packet, Endpoint("127.0.0.1", 1), 0.0)
+            b.core.receive(packet, Endpoint("198.18.66.6", 6), 0.0)
+        assert eve.core.events == [] or all(type(e).__name__ != "Delivered" for e in eve.core.events)
+        assert eve.core.counters["dropped_unknown_session"] + eve.core.counters["dropped_bad_mac1"] == len(captured)
+        assert b.endpoint_of(a.peer_id) == Endpoint("127.0.0.1", tap.back_sock.getsockname()[1])
+        assert got == [marker, marker]
+    finally:
+        for transport in (a, b, eve):
+            await transport.stop()
