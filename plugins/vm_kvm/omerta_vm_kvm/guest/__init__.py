@@ -1,0 +1,1 @@
+"""Data files of the test guest (its init script); no code."""

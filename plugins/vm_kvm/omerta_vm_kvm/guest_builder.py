@@ -1,0 +1,147 @@
+"""Builds the minimal test guest: a Debian cloud kernel and a busybox initramfs.
+
+Run as ``python -m omerta_vm_kvm.guest_builder CACHE_DIR``. The result is an image
+directory (``vmlinuz``, ``initrd.img``, ``disk.qcow2``) that the ``kvm`` plugin
+boots directly; its init prints :data:`READY_MARKER` and the VM id on the serial
+console. Built once and cached: a second call with the same cache directory
+returns at once. Touches only the cache directory and a temporary directory;
+runs ``apt-get download``, ``qemu-img`` and ``cpio``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+#: The metapackage whose dependency names the current Debian cloud kernel.
+KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
+#: Printed by the guest's init on the serial console once userspace runs.
+READY_MARKER = "omerta-guest-ready"
+#: Drivers the guest needs for its disk and TAP NIC (the cloud kernel builds them as modules).
+GUEST_MODULES = ("virtio_pci", "virtio_net", "virtio_blk")
+#: Virtual size of the blank base disk; each VM's overlay is resized to its requested disk.
+BASE_DISK_SIZE = "64M"
+IMAGE_FILES = ("vmlinuz", "initrd.img", "disk.qcow2")
+_DEPENDS = re.compile(rb"depends=([^\0]*)\0")
+
+
+class GuestBuildError(RuntimeError):
+    """The test guest could not be built (no network to Debian, a tool missing)."""
+
+
+def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:
+    """Return the image directory ``cache_dir/images/<name>``, building it if missing."""
+    image_dir = cache_dir / "images" / name
+    if all((image_dir / f).exists() for f in IMAGE_FILES):
+        return image_dir
+    image_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="omk-build-", dir=image_dir.parent) as tmp:
+        work = Path(tmp)
+        kernel_root = _unpack_kernel(work)
+        staging = work / name
+        staging.mkdir()
+        vmlinuz = next((kernel_root / "boot").glob("vmlinuz-*"))
+        shutil.copyfile(vmlinuz, staging / "vmlinuz")
+        modules_dir = next((kernel_root / "lib" / "modules").iterdir())
+        (staging / "initrd.img").write_bytes(_initramfs(modules_dir))
+        _run(["qemu-img", "create", "-q", "-f", "qcow2", str(staging / "disk.qcow2"), BASE_DISK_SIZE])
+        for path in staging.iterdir():
+            path.chmod(0o444)
+        if image_dir.exists():
+            shutil.rmtree(image_dir)
+        staging.rename(image_dir)
+    return image_dir
+
+
+def _unpack_kernel(work: Path) -> Path:
+    depends = _run(["apt-cache", "depends", KERNEL_METAPACKAGE]).decode()
+    found = re.search(r"Depends: (linux-image-\S+)", depends)
+    if found is None:
+        raise GuestBuildError(f"apt-cache names no kernel for {KERNEL_METAPACKAGE}; run apt-get update")
+    _run(["apt-get", "download", "-q", found.group(1)], cwd=work)
+    deb = next(work.glob("linux-image-*.deb"))
+    root = work / "kernel"
+    _run(["dpkg-deb", "-x", str(deb), str(root)])
+    deb.unlink()
+    return root
+
+
+def _module_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[Path]:
+    """The ``.ko`` files for ``wanted`` and their dependencies, dependencies first."""
+    by_name = {p.name.removesuffix(".ko").replace("-", "_"): p for p in modules_dir.rglob("*.ko")}
+    order: list[Path] = []
+
+    def visit(name: str) -> None:
+        path = by_name.get(name)
+        if path is None:
+            raise GuestBuildError(f"kernel module {name} not found in {modules_dir}")
+        if path in order:
+            return
+        found = _DEPENDS.search(path.read_bytes())
+        for dep in found.group(1).decode().split(",") if found else []:
+            if dep:
+                visit(dep.replace("-", "_"))
+        order.append(path)
+
+    for module in wanted:
+        visit(module)
+    return order
+
+
+def _initramfs(modules_dir: Path) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="omk-initramfs-") as tmp:
+        root = Path(tmp)
+        for sub in ("bin", "dev", "proc", "sys", "lib/modules"):
+            (root / sub).mkdir(parents=True)
+        shutil.copyfile(shutil.which("busybox") or "/bin/busybox", root / "bin" / "busybox")
+        (root / "bin" / "busybox").chmod(0o755)
+        names = []
+        for module in _module_order(modules_dir, GUEST_MODULES):
+            shutil.copyfile(module, root / "lib" / "modules" / module.name)
+            names.append(module.name)
+        (root / "lib" / "modules" / "order").write_text("\n".join(names) + "\n")
+        init = resources.files("omerta_vm_kvm.guest").joinpath("init.sh").read_text()
+        (root / "init").write_text(init.replace("@READY_MARKER@", READY_MARKER))
+        (root / "init").chmod(0o755)
+        listing = "\n".join(sorted(str(p.relative_to(root)) for p in root.rglob("*"))) + "\n"
+        archive = _run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=root, stdin=listing.encode())
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
+        gz.write(archive)
+    return buffer.getvalue()
+
+
+def _run(argv: list[str], cwd: Path | None = None, stdin: bytes | None = None) -> bytes:
+    if shutil.which(argv[0]) is None:
+        raise GuestBuildError(f"{argv[0]} is not installed (see scripts/system-packages.txt)")
+    env = {**os.environ, "LC_ALL": "C"}
+    done = subprocess.run(argv, cwd=cwd, input=stdin, capture_output=True, env=env, check=False)
+    if done.returncode != 0:
+        raise GuestBuildError(f"{' '.join(argv)} failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cache_dir", type=Path, help="where images/<name>/ is built and cached")
+    parser.add_argument("--name", default="omk-test", help="image name [default: omk-test]")
+    args = parser.parse_args(argv)
+    try:
+        print(build_test_guest(args.cache_dir, args.name))
+    except GuestBuildError as exc:
+        print(f"guest_builder: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

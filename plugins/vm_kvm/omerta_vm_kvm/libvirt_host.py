@@ -1,0 +1,82 @@
+"""The libvirt calls the plugin makes: connect, start a transient domain, destroy, list.
+
+Every call blocks (run it in a thread). Domains are started with
+``VIR_DOMAIN_START_AUTODESTROY``: libvirt destroys them when the node's
+connection closes, so a node killed with SIGKILL leaves no running guest.
+Touches libvirt domains whose names it is given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from omerta_vm_kvm.errors import HypervisorUnavailableError
+
+try:
+    import libvirt
+except ImportError:  # pragma: no cover - libvirt-python is a dependency; reported by unusable_reason
+    libvirt = None
+
+DEFAULT_URI = "qemu:///system"
+QEMU_BINARY = "qemu-system-x86_64"
+
+
+def _silence(_context: object, _error: object) -> None:
+    """libvirt prints every error to stderr by default; ours become exceptions instead."""
+
+
+def unusable_reason(uri: str = DEFAULT_URI) -> str | None:
+    """Why no VM can be created here, or ``None``. Never fakes a VM: it refuses."""
+    if libvirt is None:
+        return "libvirt-python is not installed (pip install libvirt-python)"
+    for tool in (QEMU_BINARY, "qemu-img"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install qemu-system-x86 qemu-utils)"
+    try:
+        conn = connect(uri)
+    except HypervisorUnavailableError as exc:
+        return str(exc)
+    conn.close()
+    return None
+
+
+def connect(uri: str) -> libvirt.virConnect:
+    if libvirt is None:
+        raise HypervisorUnavailableError("libvirt-python is not installed")
+    libvirt.registerErrorHandler(_silence, None)
+    try:
+        return libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        raise HypervisorUnavailableError(f"cannot reach libvirt at {uri} (is libvirtd running?): {exc}") from exc
+
+
+def start_domain(conn: libvirt.virConnect, xml: str) -> None:
+    conn.createXML(xml, libvirt.VIR_DOMAIN_START_AUTODESTROY)
+
+
+def destroy_domain(conn: libvirt.virConnect, name: str) -> None:
+    """Destroy the domain if it exists."""
+    try:
+        domain = conn.lookupByName(name)
+        domain.destroy()
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
+            raise
+
+
+def domain_active(conn: libvirt.virConnect, name: str) -> bool:
+    try:
+        return bool(conn.lookupByName(name).isActive())
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return False
+        raise
+
+
+def domain_names(conn: libvirt.virConnect) -> list[str]:
+    return [d.name() for d in conn.listAllDomains()]
+
+
+def kvm_device_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)

@@ -1,0 +1,122 @@
+"""A VM's only network: a TAP device in a network namespace of its own.
+
+QEMU (through libvirt) opens the TAP by name in the host namespace, so the TAP
+is created there, handed to the domain, then moved into the VM's namespace,
+where nothing but the node sees its frames. Nothing here forks the node
+process (a forked child would share asyncio's signal wake-up descriptor):
+namespaces are added and removed by ``ip netns``, and work inside a namespace
+runs on the calling thread after ``setns(2)``. Every call blocks (run it in a
+thread); deletions are idempotent. Touches network namespaces and links whose
+names it is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+#: Linux limits interface names to 15 bytes.
+IFNAME_MAX = 15
+#: ``ETH_P_ALL``: receive every protocol on a packet socket.
+ETH_P_ALL = 0x0003
+NETNS_DIR = Path("/run/netns")
+_CLONE_NEWNET = 0x40000000
+_ENODEV = 19
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetworkError(OSError):
+    """A namespace or link operation the kernel refused."""
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        errno = ctypes.get_errno()
+        raise NetworkError(errno, f"setns: {os.strerror(errno)}")
+
+
+@contextlib.contextmanager
+def inside(namespace: str) -> Iterator[None]:
+    """Run the block with this thread in ``namespace``; always return to the original one."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(NETNS_DIR / namespace, os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(home)
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, check=False)
+    if done.returncode != 0:
+        raise NetworkError(0, f"ip {' '.join(args)}: {done.stderr.decode(errors='replace').strip()}")
+
+
+def create_namespace(name: str) -> None:
+    _ip("netns", "add", name)
+
+
+def delete_namespace(name: str) -> None:
+    if namespace_exists(name):
+        _ip("netns", "delete", name)
+
+
+def namespace_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+def create_tap(name: str) -> None:
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="tuntap", mode="tap")
+
+
+def move_tap_into(name: str, namespace: str) -> None:
+    """Move the (already attached) TAP into ``namespace`` and bring it up there."""
+    with IPRoute() as ipr:
+        index = ipr.link_lookup(ifname=name)[0]
+        ipr.link("set", index=index, net_ns_fd=namespace)
+    with inside(namespace), IPRoute() as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
+
+
+def delete_tap(name: str) -> None:
+    """Delete the TAP if it is still in the host namespace (inside a namespace it dies with it)."""
+    with IPRoute() as ipr:
+        for index in ipr.link_lookup(ifname=name):
+            try:
+                ipr.link("del", index=index)
+            except NetlinkError as exc:
+                if exc.code != _ENODEV:
+                    raise
+
+
+def link_exists(name: str) -> bool:
+    with IPRoute() as ipr:
+        return bool(ipr.link_lookup(ifname=name))
+
+
+def open_frame_socket(namespace: str, tap: str) -> socket.socket:
+    """A packet socket bound to the VM's TAP: reads and writes the VM's Ethernet frames."""
+    with inside(namespace):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        try:
+            sock.bind((tap, 0))
+        except OSError:
+            sock.close()
+            raise
+    return sock

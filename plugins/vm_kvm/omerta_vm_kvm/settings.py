@@ -1,0 +1,65 @@
+"""The ``[plugins.kvm]`` settings: defaults and their parsing into :class:`Settings`.
+
+Pure. Touches nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omerta_core.errors import ConfigError
+from omerta_vm_kvm.admission import Limits
+from omerta_vm_kvm.libvirt_host import DEFAULT_URI
+
+DOMAIN_TYPES = ("auto", "kvm", "qemu")
+
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "libvirt_uri": DEFAULT_URI,
+    "domain_type": "auto",  # "kvm" only where the boot probe shows KVM works, else "qemu" (TCG)
+    "images_dir": "",  # empty: <state>/plugins/kvm/images
+    "max_vms": 8,
+    "max_vcpus_per_vm": os.cpu_count() or 1,
+    "max_memory_mib_per_vm": 4096,
+    "max_disk_gib_per_vm": 32,
+    "total_memory_mib": 8192,
+    "max_lease_s": 86400,
+    "boot_timeout_s": 180.0,  # a cloud image under TCG on a busy host takes minutes
+    "reconcile_interval_s": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    libvirt_uri: str
+    domain_type: str
+    images_dir: Path
+    limits: Limits
+    boot_timeout_s: float
+    reconcile_interval_s: float
+
+
+def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
+    config = {**CONFIG_DEFAULTS, **raw}
+    try:
+        limits = Limits(
+            max_vms=int(config["max_vms"]),
+            max_vcpus_per_vm=int(config["max_vcpus_per_vm"]),
+            max_memory_mib_per_vm=int(config["max_memory_mib_per_vm"]),
+            max_disk_gib_per_vm=int(config["max_disk_gib_per_vm"]),
+            total_memory_mib=int(config["total_memory_mib"]),
+            max_lease_s=int(config["max_lease_s"]),
+        )
+        boot_timeout_s = float(config["boot_timeout_s"])
+        reconcile_interval_s = float(config["reconcile_interval_s"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"plugins.kvm: {exc}") from exc
+    domain_type = str(config["domain_type"])
+    if domain_type not in DOMAIN_TYPES:
+        raise ConfigError(f"plugins.kvm.domain_type must be one of {', '.join(DOMAIN_TYPES)}, got {domain_type!r}")
+    if reconcile_interval_s <= 0 or boot_timeout_s <= 0:
+        raise ConfigError("plugins.kvm.boot_timeout_s and reconcile_interval_s must be positive")
+    images_dir = Path(config["images_dir"]) if config["images_dir"] else state_dir / "images"
+    return Settings(str(config["libvirt_uri"]), domain_type, images_dir, limits, boot_timeout_s, reconcile_interval_s)

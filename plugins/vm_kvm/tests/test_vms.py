@@ -1,0 +1,173 @@
+"""Acceptance: real QEMU guests through a real `omerta node --plugins kvm` process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omerta_vm_kvm import libvirt_host, network
+from omerta_vm_kvm.guest_builder import READY_MARKER, build_test_guest
+from omerta_vm_kvm.service import domain_name, namespace_name, ready_line, tap_name
+
+from omerta_core.errors import ControlError
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+SMALL_VM = {"image": "omk-test", "memory_mib": 128, "disk_gib": 1, "lease_seconds": 600}
+LIFECYCLE_STEPS = ["request", "admission", "create", "boot", "ready", "release", "delete"]
+
+
+def leftovers(state_dir: Path, vm_id: str) -> list[str]:
+    """Every artefact of ``vm_id`` that still exists: domain, TAP, namespace, files."""
+    found = []
+    conn = libvirt_host.connect(libvirt_host.DEFAULT_URI)
+    try:
+        if domain_name(vm_id) in libvirt_host.domain_names(conn):
+            found.append(f"domain {domain_name(vm_id)}")
+    finally:
+        conn.close()
+    if network.link_exists(tap_name(vm_id)):
+        found.append(f"link {tap_name(vm_id)}")
+    if network.namespace_exists(namespace_name(vm_id)):
+        found.append(f"netns {namespace_name(vm_id)}")
+    vm_dir = state_dir / "plugins" / "kvm" / "vms" / vm_id
+    if vm_dir.exists():
+        found.append(f"dir {vm_dir}")
+    return found
+
+
+def steps_of(state_dir: Path, vm_id: str) -> list[str]:
+    path = state_dir / "plugins" / "kvm" / "lifecycle.jsonl"
+    return [e["step"] for e in map(json.loads, path.read_text().splitlines()) if e["vm_id"] == vm_id]
+
+
+def wait_until_gone(state_dir: Path, vm_ids: list[str], timeout: float) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [item for vm_id in vm_ids for item in leftovers(state_dir, vm_id)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def test_a_guest_boots_prints_its_marker_and_is_deleted(node: Any) -> None:
+    vm = node.call("vm.create", SMALL_VM)
+    assert vm["state"] == "ready" and vm["domain_type"] in ("kvm", "qemu")
+    console = Path(vm["console_log"])
+    assert ready_line(vm["vm_id"]) in console.read_text(errors="replace")
+    shown = node.call("vm.show", {"vm_id": vm["vm_id"]})
+    kinds = sorted(a["kind"] for a in shown["artefacts"])
+    assert kinds == ["dir", "domain", "file", "file", "netns", "tap"]
+    assert len(leftovers(node.state_dir, vm["vm_id"])) == 3  # domain, namespace, directory (TAP is inside the ns)
+    assert [r["vm_id"] for r in node.call("vm.list")] == [vm["vm_id"]]
+    node.call("vm.destroy", {"vm_id": vm["vm_id"]})
+    assert leftovers(node.state_dir, vm["vm_id"]) == []
+    assert node.call("vm.list") == []
+    assert steps_of(node.state_dir, vm["vm_id"]) == LIFECYCLE_STEPS
+
+
+def test_five_guests_boot_at_once_and_are_all_deleted(node: Any) -> None:
+    with ThreadPoolExecutor(5) as pool:
+        vms = list(pool.map(lambda _i: node.call("vm.create", SMALL_VM, timeout=600), range(5)))
+    ids = [vm["vm_id"] for vm in vms]
+    assert len(set(ids)) == 5
+    assert all(vm["state"] == "ready" for vm in vms)
+    for vm in vms:
+        assert ready_line(vm["vm_id"]) in Path(vm["console_log"]).read_text(errors="replace")
+    with ThreadPoolExecutor(5) as pool:
+        list(pool.map(lambda vm_id: node.call("vm.destroy", {"vm_id": vm_id}), ids))
+    assert wait_until_gone(node.state_dir, ids, 0) == []
+
+
+def test_kill_9_then_restart_deletes_both_vms_and_every_artefact(node: Any) -> None:
+    ids = [node.call("vm.create", SMALL_VM)["vm_id"] for _ in range(2)]
+    assert all(leftovers(node.state_dir, vm_id) for vm_id in ids)
+    node.kill9()
+    started = time.monotonic()
+    node.start()
+    left = wait_until_gone(node.state_dir, ids, timeout=10 - (time.monotonic() - started))
+    assert left == []
+    assert node.call("vm.list") == []
+    status = node.call("status")
+    assert status["services"]["hypervisor"]["kvm"]["reclaimed_at_start"] >= 2 * 5
+    for vm_id in ids:
+        assert steps_of(node.state_dir, vm_id)[-2:] == ["release", "delete"]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({**SMALL_VM, "memory_mib": 10**6}, "memory must be"),
+        ({**SMALL_VM, "image": "no-such-image"}, "no image 'no-such-image'"),
+        ({**SMALL_VM, "image": "../../etc"}, "not a plain image name"),
+        ({**SMALL_VM, "ssh_public_key": "ssh-ed25519 AAAA-not-a-key"}, "SSH public key"),
+        ({**SMALL_VM, "lease_seconds": 10**9}, "lease must be"),
+        ({**SMALL_VM, "vcpus": "two"}, "vcpus must be an integer"),
+    ],
+)
+def test_invalid_requests_get_clear_errors_and_leave_nothing(node: Any, params: dict[str, Any], message: str) -> None:
+    vms_dir = node.state_dir / "plugins" / "kvm" / "vms"
+    with pytest.raises(ControlError, match=message):
+        node.call("vm.create", params)
+    assert node.call("vm.list") == []
+    assert list(vms_dir.iterdir()) == []
+    lines = node.state_dir / "plugins" / "kvm" / "lifecycle.jsonl"
+    if lines.exists():
+        assert all(json.loads(line)["step"] in ("request", "refused") for line in lines.read_text().splitlines())
+
+
+def test_an_expired_lease_deletes_the_vm_and_a_renewal_extends_it(node: Any) -> None:
+    short = node.call("vm.create", {**SMALL_VM, "lease_seconds": 2})
+    renewed = node.call("vm.create", {**SMALL_VM, "lease_seconds": 2})
+    extended = node.call("vm.renew", {"vm_id": renewed["vm_id"], "seconds": 300})
+    assert extended["expires_at"] > renewed["expires_at"] + 200
+    assert wait_until_gone(node.state_dir, [short["vm_id"]], timeout=30) == []
+    assert [r["vm_id"] for r in node.call("vm.list")] == [renewed["vm_id"]]
+    assert "expire" in steps_of(node.state_dir, short["vm_id"])
+
+
+def test_node_shutdown_deletes_its_vms(node: Any) -> None:
+    vm_id = node.call("vm.create", SMALL_VM)["vm_id"]
+    node.stop()
+    assert node.proc is not None and node.proc.returncode == 0
+    assert leftovers(node.state_dir, vm_id) == []
+    assert steps_of(node.state_dir, vm_id)[-2:] == ["release", "delete"]
+
+
+def test_cli_lists_shows_destroys_and_cleans_up(node: Any) -> None:
+    def omerta(*args: str) -> str:
+        argv = [sys.executable, "-c", "from omerta_core.cli import run; run()", *args]
+        argv += ["--state-dir", str(node.state_dir)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    vm_id = node.call("vm.create", SMALL_VM)["vm_id"]
+    assert [r["vm_id"] for r in json.loads(omerta("vm", "list", "--json"))] == [vm_id]
+    assert vm_id in omerta("vm", "list")
+    assert json.loads(omerta("vm", "show", vm_id, "--json"))["state"] == "ready"
+    assert omerta("vm", "destroy", vm_id).strip() == f"deleted {vm_id}"
+    assert leftovers(node.state_dir, vm_id) == []
+    second = node.call("vm.create", SMALL_VM)["vm_id"]
+    node.kill9()
+    assert json.loads(omerta("vm", "cleanup", "--json"))["removed_artefacts"] == 6
+    assert leftovers(node.state_dir, second) == []
+
+
+def test_a_missing_vm_is_a_clear_error(node: Any) -> None:
+    with pytest.raises(ControlError, match="no VM 'nope' on this node"):
+        node.call("vm.destroy", {"vm_id": "nope"})
+
+
+def test_the_guest_builder_caches_its_image(images_dir: Path) -> None:
+    image = images_dir / "omk-test"
+    before = {p.name: p.stat().st_mtime_ns for p in image.iterdir()}
+    assert build_test_guest(images_dir.parent) == image
+    assert {p.name: p.stat().st_mtime_ns for p in image.iterdir()} == before
+    assert READY_MARKER.encode() in __import__("gzip").decompress((image / "initrd.img").read_bytes())
