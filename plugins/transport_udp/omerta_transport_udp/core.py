@@ -713,6 +713,7 @@ class TransportCore:
             ):
                 self.counters["reconnects"] += 1
                 self._start_handshake(peer, now)
+            self._maybe_rekey(peer, keypair, now)  # idle sessions too, so keepalives never stop
             if peer.link.has_due(now):
                 self._dirty.add(peer)
             elif now - peer.last_sent >= settings.keepalive_s and peer.route is not None:

@@ -207,3 +207,17 @@ def test_connected_event_reports_restart(pair) -> None:
     pair.connect()
     events = [e for e in pair.a.events if isinstance(e, Connected)]
     assert events and not events[0].restarted
+
+
+def test_idle_session_keeps_alive_and_rekeys(make_pair) -> None:
+    pair = make_pair(Settings(keepalive_s=5.0, rekey_after_s=20.0, reject_after_s=30.0))
+    pair.connect()
+    for step in range(1, 121):
+        pair.now = float(step)
+        pair.a.tick(pair.now)
+        pair.b.tick(pair.now)
+        pair.pump()
+    assert pair.a.counters["keepalives_sent"] >= 10
+    assert pair.a.counters["rekeys"] >= 4
+    assert pair.a.path_state(pair.b.peer_id, pair.now) is PathState.CONNECTED
+    assert pair.b.path_state(pair.a.peer_id, pair.now) is PathState.CONNECTED
