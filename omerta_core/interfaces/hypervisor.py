@@ -6,6 +6,7 @@ Touches nothing.
 from __future__ import annotations
 
 import enum
+import socket
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -63,3 +64,11 @@ class Hypervisor(Service, Protocol):
 
     async def reclaim(self) -> int:
         """Delete every recorded artefact without a live owner; return how many were removed."""
+
+
+@runtime_checkable
+class VmFrames(Protocol):
+    """Optional, for hypervisors that give each VM one NIC the node itself carries."""
+
+    async def open_frames(self, vm_id: str) -> socket.socket:
+        """A packet socket on the VM's only NIC: each send and receive is one Ethernet frame."""

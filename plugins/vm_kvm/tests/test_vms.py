@@ -171,3 +171,19 @@ def test_the_guest_builder_caches_its_image(images_dir: Path) -> None:
     assert build_test_guest(images_dir.parent) == image
     assert {p.name: p.stat().st_mtime_ns for p in image.iterdir()} == before
     assert READY_MARKER.encode() in __import__("gzip").decompress((image / "initrd.img").read_bytes())
+
+
+def test_auto_domain_type_follows_a_real_kvm_boot_probe(node_factory: Any) -> None:
+    node = node_factory("--set", "plugins.kvm.domain_type=auto")
+    node.start()
+    vm = node.call("vm.create", SMALL_VM)
+    verdict = json.loads((node.state_dir / "plugins" / "kvm" / "kvm-probe.json").read_text())
+    assert vm["domain_type"] == ("kvm" if verdict["kvm"] else "qemu")
+    assert ready_line(vm["vm_id"]) in Path(vm["console_log"]).read_text(errors="replace")
+    node.call("vm.destroy", {"vm_id": vm["vm_id"]})
+    assert list((node.state_dir / "plugins" / "kvm" / "vms").iterdir()) == []
+    conn = libvirt_host.connect(libvirt_host.DEFAULT_URI)
+    try:
+        assert not [n for n in libvirt_host.domain_names(conn) if n.startswith("omk-probe-")]
+    finally:
+        conn.close()
