@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.transport import Delivery, PathState
 from omerta_transport_udp import cookie, noise, wire
-from omerta_transport_udp.errors import BadChannelError, MessageTooLargeError
+from omerta_transport_udp.errors import BadChannelError, BadPeerError, MessageTooLargeError
 from omerta_transport_udp.reliable import ReliableLink
 from omerta_transport_udp.replay import ReplayWindow
 
@@ -39,6 +39,8 @@ REJECT_AFTER_MESSAGES = 2**64 - 2**13 - 1
 MAX_QUEUED_DATAGRAMS = 1024
 #: Endpoints remembered per peer from discovery (the newest first).
 MAX_CANDIDATE_ENDPOINTS = 8
+#: Peers tracked at most: handshakes from further unknown identities are dropped (identities cost nothing to make).
+MAX_PEERS = 65536
 #: Reliable fragments retransmitted this often without any answer mean the path is degraded.
 DEGRADED_AFTER_RETRIES = 2
 
@@ -241,11 +243,13 @@ class TransportCore:
         state = self.peers.get(peer_id)
         if state is None:
             if peer_id == self.peer_id:
-                raise ValueError("a node cannot open a session to itself")
+                raise BadPeerError("a node cannot open a session to itself")
+            if len(self.peers) >= MAX_PEERS:
+                raise BadPeerError(f"this node already tracks {MAX_PEERS} peers")
             try:
                 static = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(peer_id.public_key)
             except nacl.exceptions.RuntimeError as exc:
-                raise ValueError(f"peer id {peer_id.short} is not a valid Ed25519 key") from exc
+                raise BadPeerError(f"peer id {peer_id.short} is not a valid Ed25519 key") from exc
             state = PeerState(PeerId(peer_id), static, ReliableLink(self.settings.max_plaintext))
             self.peers[state.peer_id] = state
             self._by_static[static] = state

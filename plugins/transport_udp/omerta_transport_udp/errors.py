@@ -14,6 +14,10 @@ class BadChannelError(TransportError, ValueError):
     """A channel name that is empty, too long, or collides with another on the wire."""
 
 
+class BadPeerError(TransportError, ValueError):
+    """A peer id this transport cannot open a session to (this node itself, or not a usable key)."""
+
+
 class MessageTooLargeError(TransportError, ValueError):
     """A message above the size a delivery class allows."""
 

@@ -221,3 +221,36 @@ def test_idle_session_keeps_alive_and_rekeys(make_pair) -> None:
     assert pair.a.counters["rekeys"] >= 4
     assert pair.a.path_state(pair.b.peer_id, pair.now) is PathState.CONNECTED
     assert pair.b.path_state(pair.a.peer_id, pair.now) is PathState.CONNECTED
+
+
+def test_path_state_degrades_then_reconnects_when_peer_goes_silent(pair) -> None:
+    pair.connect()
+    pair.a.send(pair.b.peer_id, "ctl", b"lost", Delivery.RELIABLE, pair.now)
+    pair.a.flush(pair.now)
+    pair.a.outputs.clear()  # b vanished: nothing arrives any more
+    states = set()
+    for step in range(1, 200):
+        pair.now = step * 0.05
+        pair.a.tick(pair.now)
+        pair.a.outputs.clear()
+        states.add(pair.a.path_state(pair.b.peer_id, pair.now))
+    assert PathState.RECONNECTING in states
+    assert pair.a.counters["reconnects"] >= 1
+    # b comes back (same process): the handshake completes and the message is delivered
+    pair.a.tick(pair.now + 10)
+    pair.pump()
+    pair.now += 10
+    for _ in range(5):
+        pair.now += 1
+        pair.a.tick(pair.now)
+        pair.pump()
+    assert [d.data for d in pair.delivered(pair.b)] == [b"lost"]
+    assert pair.a.path_state(pair.b.peer_id, pair.now) is PathState.CONNECTED
+
+
+def test_sending_to_itself_is_a_clear_error(pair) -> None:
+    import pytest  # noqa: PLC0415
+    from omerta_transport_udp.errors import BadPeerError  # noqa: PLC0415
+
+    with pytest.raises(BadPeerError):
+        pair.a.send(pair.a.peer_id, "ctl", b"x", Delivery.RELIABLE, pair.now)
