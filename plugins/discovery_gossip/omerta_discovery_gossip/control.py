@@ -50,9 +50,17 @@ def endpoints(node: NodeContext, _params: dict[str, Any]) -> list[str]:
     return _service(node).own_endpoints()
 
 
+def bootstrap(node: NodeContext, params: dict[str, Any]) -> dict[str, str]:
+    """Join every network through ``params["entry"]`` (``HOST:PORT`` or ``PEERID@HOST:PORT``) now."""
+    entry = str(params.get("entry", ""))
+    _service(node).bootstrap(entry)
+    return {"bootstrapping": entry}
+
+
 METHODS = {
     "gossip.peers": peers,
     "gossip.networks": networks,
     "gossip.reload": reload,
     "gossip.endpoints": endpoints,
+    "gossip.bootstrap": bootstrap,
 }

@@ -158,6 +158,11 @@ class GossipDiscovery:
 
     # -- bootstrap ---------------------------------------------------------------------
 
+    def bootstrap(self, entry: str) -> None:
+        """Join every network through ``entry`` (``HOST:PORT`` or ``PEERID@HOST:PORT``), in the background."""
+        parse_bootstrap(entry)
+        self._bootstrap(entry)
+
     def _bootstrap(self, entry: str) -> None:
         if entry in self._bootstraps and not self._bootstraps[entry].done():
             return

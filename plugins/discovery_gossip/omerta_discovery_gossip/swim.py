@@ -15,7 +15,7 @@ The protocol, per period of ``probe_interval`` (one *round*):
 - a suspect that does not refute (by signing a newer record) within the
   suspicion timeout is declared dead;
 - every message piggybacks the least-sent queued updates that fit its byte
-  budget; each update is sent ``retransmit_mult * ceil(log2(n + 1))`` times;
+  budget; each update is sent ``retransmit_mult * ceil(log10(n + 1))`` times;
 - every ``sync_every`` rounds, push-pull anti-entropy (``Sync``) with one
   random member, so late joiners and lost updates catch up.
 
@@ -48,6 +48,9 @@ MAX_DIGEST_ENTRIES = 64
 MAX_SYNC_RECORDS = 64
 #: Bytes of records per Sync message: they stay under a 1,280-byte IPv6 minimum MTU with the headers.
 SYNC_CHUNK_BYTES = 1000
+#: Members tracked per network: far above any network we expect, low enough that a member minting
+#: identities cannot exhaust memory; records of new peers beyond it are dropped and counted.
+MAX_MEMBERS = 10_000
 #: Addresses that a socket binds to but nobody can send to.
 UNSPECIFIED_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
@@ -64,8 +67,9 @@ class SwimSettings:
     #: Suspicion lasts suspicion_mult * log2(n + 1) rounds: time for the rumour to reach the
     #: suspect and its refutation to come back, both of which spread in O(log n) rounds.
     suspicion_mult: float = 2.0
-    #: Each update is piggybacked retransmit_mult * ceil(log2(n + 1)) times (infection-style spread).
-    retransmit_mult: int = 3
+    #: Each update is piggybacked retransmit_mult * ceil(log10(n + 1)) times (memberlist's rule): enough
+    #: for an infection-style spread to reach everyone with high probability; anti-entropy mends the rest.
+    retransmit_mult: int = 4
     sync_every: int = 4
     #: Piggybacked update bytes per probe message: a Ping stays within one 1,280-byte datagram.
     piggyback_bytes: int = 900
@@ -237,6 +241,7 @@ class Membership:
             elif member.liveness is Liveness.DEAD and now >= member.since + self.settings.tombstone_s:
                 del self._members[peer]
         self._relays = {seq: r for seq, r in self._relays.items() if r.deadline > now}
+        self._pulled = {peer: until for peer, until in self._pulled.items() if until > now}
         if now >= self._next_round_at:
             actions += self._start_round(now)
         return actions
@@ -423,6 +428,9 @@ class Membership:
             if record.version < member.record.version:
                 self.counters["stale_records"] += 1
             return []
+        if member is None and len(self._members) >= MAX_MEMBERS:
+            self.counters["members_full"] += 1
+            return []
         self._admit(record, now)
         self._enqueue(Alive(record))
         return [PeerChanged(self._info(self._members[record.peer]))]
@@ -456,7 +464,7 @@ class Membership:
         self._queue[update.peer] = _Queued(update, wire.encode_update(update))
 
     def _piggyback(self, recipient: PeerId) -> list[bytes]:
-        limit = self.settings.retransmit_mult * math.ceil(math.log2(len(self._members) + 2))
+        limit = self.settings.retransmit_mult * math.ceil(math.log10(len(self._members) + 2))
         budget = self.settings.piggyback_bytes
         chosen: list[bytes] = []
         notice = self._members.get(recipient)

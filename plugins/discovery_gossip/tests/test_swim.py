@@ -17,12 +17,12 @@ from omerta_core.interfaces.discovery import Liveness
 
 def convergence_bound(n: int, settings: SwimSettings) -> int:
     """Rounds within which every member knows every other (no loss): two anti-entropy periods plus spread."""
-    return 2 * settings.sync_every + settings.retransmit_mult * math.ceil(math.log2(n + 1))
+    return 2 * settings.sync_every + 3 * math.ceil(math.log2(n + 1))
 
 
 def death_bound(n: int, settings: SwimSettings) -> float:
     """Rounds from a crash to every member seeing it dead: detection, suspicion, then dissemination."""
-    spread = settings.retransmit_mult * math.ceil(math.log2(n + 1))
+    spread = 3 * math.ceil(math.log2(n + 1))
     return 2 + settings.suspicion_mult * math.log2(n + 1) + spread
 
 
