@@ -2,25 +2,31 @@
 
 Built by the kernel from ``LedgerRecord(name="omt")``. It opens the chain store in
 ``node.plugin_state_dir("omt")``, writes this identity's block 0 on first start,
-answers sync requests on the transport channel ``ledger.sync``, and every
-``ledger_sync_interval_s`` syncs with the peers discovery knows, accepting
-transfers addressed to this node. Touches the chain store and the transport.
+answers sync requests on the transport channel ``ledger.sync``, runs escrow
+transactions (:mod:`.transactions`), and every ``ledger_sync_interval_s`` syncs
+with the peers discovery knows, accepting transfers addressed to this node and
+claiming settled payments. Touches the chain store and the transport.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
-from omerta_ledger_omt.ledger.blocks import Block
+from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import WITNESS_COUNT, WITNESS_THRESHOLD, Parameters
-from omerta_ledger_omt.ledger.errors import ChainRuleError, EncodingError, LedgerError
+from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
+from omerta_ledger_omt.ledger.omt_host import CHANNEL as OMT_CHANNEL
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.sync import CHANNEL, SyncClient, SyncResponder, is_request, parse
+from omerta_ledger_omt.ledger.transactions import ESCROW_CHANNEL, TransactionRunner
+from omerta_ledger_omt.ledger.trust import TrustParameters
 
 #: Default seconds between background syncs with every known peer.
 SYNC_INTERVAL_S = 30.0
@@ -28,12 +34,17 @@ SYNC_INTERVAL_S = 30.0
 #: Default seconds one sync with one peer may take before it is abandoned.
 SYNC_TIMEOUT_S = 20.0
 
+#: Default seconds ``ledger.lock`` waits for transaction 00: longer than its preliminary and vote timeouts.
+LOCK_TIMEOUT_S = 120.0
+
 CONFIG_DEFAULTS: dict[str, Any] = {
     "ledger_mint_authorities": [],
     "ledger_witness_count": WITNESS_COUNT,
     "ledger_witness_threshold": WITNESS_THRESHOLD,
     "ledger_sync_interval_s": SYNC_INTERVAL_S,
     "ledger_sync_timeout_s": SYNC_TIMEOUT_S,
+    "ledger_age_maturity_days": TrustParameters().age_maturity_days,
+    "ledger_lock_timeout_s": LOCK_TIMEOUT_S,
 }
 
 
@@ -66,6 +77,7 @@ class OmtLedger:
         self.responder: SyncResponder | None = None
         self._inbox: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self.runner: TransactionRunner | None = None
         self.malformed = 0
         self.syncs = 0
 
@@ -73,11 +85,17 @@ class OmtLedger:
 
     async def start(self) -> None:
         self.store = ChainStore(self.node.plugin_state_dir("omt"), self.params)
-        self.local = LocalLedger(self.node.identity, self.store)
+        trust_params = TrustParameters(age_maturity_days=float(self.config["ledger_age_maturity_days"]))
+        self.local = LocalLedger(self.node.identity, self.store, trust_params)
         self.local.ensure_identity(now_ms())
         self.responder = SyncResponder(self.store)
         if self.node.has_service("transport"):
-            self.node.service("transport").on_message(CHANNEL, self._on_message)
+            transport = self.node.service("transport")
+            transport.on_message(CHANNEL, self._on_message)
+            self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms)
+            transport.on_message(OMT_CHANNEL, self.runner.on_envelope)
+            transport.on_message(ESCROW_CHANNEL, self.runner.on_escrow)
+            self.runner.start()
         interval = float(self.config["ledger_sync_interval_s"])
         if interval > 0 and self.node.has_service("transport"):
             self._task = asyncio.create_task(self._sync_forever(interval))
@@ -89,6 +107,9 @@ class OmtLedger:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.runner is not None:
+            await self.runner.stop()
+            self.runner = None
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -106,6 +127,8 @@ class OmtLedger:
             "proofs": len(self.store.proofs()),
             "syncs": self.syncs,
             "sync_malformed": self.malformed,
+            "sessions": 0 if self.runner is None else len(self.runner.table.instances),
+            "transaction_messages_dropped": 0 if self.runner is None else self.runner.dropped,
         }
 
     @property
@@ -213,10 +236,10 @@ class OmtLedger:
                 self.log.exception("background sync failed")
 
     def accept_incoming(self) -> list[Block]:
-        """Write agreements for every held transfer or mint addressed to this node and not yet accepted."""
+        """Write agreements for transfers and mints addressed to this node, and claim settled payments."""
         ledger = self.ledger
         mine = ledger.state(ledger.me)
-        accepted = []
+        written = []
         for owner in ledger.store.owners():
             if owner == ledger.me:
                 continue
@@ -225,13 +248,34 @@ class OmtLedger:
                 if to != ledger.me or proposal_hash in mine.accepted_proposals:
                     continue
                 proposal = _find_block(ledger.store, owner, proposal_hash)
-                if proposal is None:
+                if proposal is not None:
+                    written += self._write(functools.partial(ledger.agree, proposal))
+            for session, (provider, _amount) in list(state.payments_out.items()):
+                if provider != ledger.me or session in mine.paid_sessions:
                     continue
-                try:
-                    accepted.append(ledger.agree(proposal, now_ms()))
-                except ChainRuleError as exc:
-                    self.log.warning("proposal not accepted", proposal=proposal.ref, reason=str(exc))
-        return accepted
+                lock, settlement = state.settled[session]
+                payload = {"lock": lock, "settlement": settlement}
+                written += self._write(functools.partial(ledger.append, BlockKind.ESCROW_PAYMENT, payload))
+        return written
+
+    def _write(self, append: Callable[[int], Block]) -> list[Block]:
+        try:
+            return [append(now_ms())]
+        except LedgerError as exc:
+            self.log.warning("incoming value not accepted", reason=str(exc))
+            return []
+
+    async def lock(self, provider: str, amount: int, timeout: float | None = None) -> dict[str, Any]:
+        """Run transaction 00 as the consumer towards ``provider`` (the provider picks the witnesses)."""
+        if self.runner is None:
+            raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")
+        wait = float(timeout if timeout is not None else self.config["ledger_lock_timeout_s"])
+        return await self.runner.lock(str(PeerId(provider)), amount, wait)
+
+    async def settle(self, session: str, duration_ms: int, hourly_rate: int) -> dict[str, Any]:
+        if self.runner is None:
+            raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")
+        return await self.runner.settle(session, duration_ms, hourly_rate)
 
     def audit(self) -> dict[str, int]:
         return supply_audit(self.ledger.store.states())

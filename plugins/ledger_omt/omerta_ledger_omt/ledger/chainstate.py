@@ -17,8 +17,9 @@ from typing import Any
 
 from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, PROPOSAL_KINDS, Block, BlockKind
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidStatementError
+from omerta_ledger_omt.ledger.locks import lock_facts
 from omerta_ledger_omt.ledger.settlement import check_settlement_body
-from omerta_ledger_omt.ledger.statements import Statement, StatementKind, lock_witnesses
+from omerta_ledger_omt.ledger.statements import Statement, StatementKind
 
 #: WITNESS_COUNT and WITNESS_THRESHOLD of transaction 00: five witnesses, three must sign.
 WITNESS_COUNT = 5
@@ -43,6 +44,7 @@ class EscrowLock:
     total: int
     witnesses: list[str]
     threshold: int
+    evidence: Any = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class ChainState:
     minted_accepted: int = 0
     burned: int = 0
     payments_out: dict[bytes, tuple[str, int]] = field(default_factory=dict)
+    settled: dict[bytes, tuple[Any, Any]] = field(default_factory=dict)
     checkpoints: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     interactions: list[Interaction] = field(default_factory=list)
     accusations: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
@@ -161,33 +164,23 @@ class ChainState:
             )
         self.balance -= amount
 
-    def _lock_statement(self, wire: Any) -> tuple[Statement, list[str], int]:
-        lock = Statement.from_wire(wire)
-        if lock.kind != StatementKind.LOCK:
-            raise ChainRuleError(f"expected a lock statement, got {lock.kind}")
-        witnesses, threshold = lock_witnesses(lock)
-        if threshold < self.params.witness_threshold:
-            raise ChainRuleError(f"lock threshold {threshold} is below the network's {self.params.witness_threshold}")
-        lock.verify(witnesses, threshold)
-        return lock, witnesses, threshold
-
     def _escrow_lock(self, block: Block) -> None:
-        lock, witnesses, threshold = self._lock_statement(block.payload["lock"])
-        body = lock.body
-        if body["consumer"] != self.owner:
+        facts = lock_facts(block.payload["lock"], self.params.witness_threshold)
+        if facts.consumer != self.owner:
             raise ChainRuleError(f"escrow lock {block.ref} locks funds of another consumer")
-        session = body["session_id"]
+        session = facts.session_id
         if session in self.locks or session in self.closed_sessions:
             raise ChainRuleError(f"escrow lock {block.ref} reuses session {session.hex()[:16]}")
-        if body["amount"] > self.balance:
+        if facts.amount > self.balance:
             raise ChainRuleError(
-                f"double lock: escrow lock {block.ref} of {body['amount']} exceeds the available balance "
+                f"double lock: escrow lock {block.ref} of {facts.amount} exceeds the available balance "
                 f"{self.balance} ({self.locked} already locked in {len(self.locks)} escrow(s))"
             )
-        self.balance -= body["amount"]
+        self.balance -= facts.amount
         self.locks[session] = EscrowLock(
-            session, lock.hash, self.owner, body["provider"], body["amount"], witnesses, threshold
-        )
+            session, facts.lock_hash, self.owner, facts.provider, facts.amount, facts.witnesses, facts.threshold,
+            block.payload["lock"],
+        )  # fmt: skip
 
     def _open_lock(self, block: Block, statement: Statement) -> EscrowLock:
         session = statement.body["session_id"]
@@ -220,6 +213,7 @@ class ChainState:
         self.balance += body["refund"]
         self.burned += body["burn"]
         self.payments_out[lock.session_id] = (lock.provider, body["provider_payment"])
+        self.settled[lock.session_id] = (lock.evidence, block.payload["settlement"])
         paid = body["provider_payment"] + body["burn"]
         self.interactions.append(Interaction(lock.provider, paid, block.time_ms, "session"))
 
@@ -231,21 +225,21 @@ class ChainState:
         self.balance += lock.total
 
     def _escrow_payment(self, block: Block) -> None:
-        lock, witnesses, threshold = self._lock_statement(block.payload["lock"])
-        if lock.body["provider"] != self.owner:
+        facts = lock_facts(block.payload["lock"], self.params.witness_threshold)
+        if facts.provider != self.owner:
             raise ChainRuleError(f"payment {block.ref} claims a session of another provider")
         settlement = _statement(block.payload["settlement"], StatementKind.SETTLEMENT)
         body = settlement.body
-        if body["lock"] != lock.hash or body["session_id"] != lock.body["session_id"]:
+        if body["lock"] != facts.lock_hash or body["session_id"] != facts.session_id:
             raise ChainRuleError(f"payment {block.ref} settlement does not belong to its lock")
-        settlement.verify(witnesses, threshold)
+        settlement.verify(facts.witnesses, facts.threshold)
         check_settlement_body(body)
         if body["session_id"] in self.paid_sessions:
             raise ChainRuleError(f"payment {block.ref} claims session {body['session_id'].hex()[:16]} twice")
         self.paid_sessions.add(body["session_id"])
         self.balance += body["provider_payment"]
         paid = body["provider_payment"] + body["burn"]
-        self.interactions.append(Interaction(lock.body["consumer"], paid, block.time_ms, "session"))
+        self.interactions.append(Interaction(facts.consumer, paid, block.time_ms, "session"))
 
     def _record(self, block: Block) -> None:
         payload = block.payload

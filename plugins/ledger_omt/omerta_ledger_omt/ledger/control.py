@@ -1,4 +1,7 @@
-"""Control-API methods of the ``omt`` ledger for a running node: ``ledger.show|balance|trust|verify|sync|run``.
+"""Control-API methods of the ``omt`` ledger for a running node.
+
+``ledger.show|balance|trust|verify|sync|run|audit`` read and sync chains;
+``ledger.lock`` runs transaction 00 as the consumer and ``ledger.settle`` settles its lock.
 
 Each receives the node and the request's params and reaches the running
 backend through ``node.service("ledger", "omt")``. Touches what the backend touches.
@@ -56,6 +59,17 @@ async def run(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     return await _backend(node).run_transaction(str(params["name"]), dict(params.get("params") or {}))
 
 
+async def lock(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    timeout = params.get("timeout")
+    return await _backend(node).lock(
+        str(PeerId(params["provider"])), int(params["amount"]), None if timeout is None else float(timeout)
+    )
+
+
+async def settle(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return await _backend(node).settle(str(params["session"]), int(params["duration_ms"]), int(params["hourly_rate"]))
+
+
 def audit(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     return _backend(node).audit()
 
@@ -68,4 +82,6 @@ METHODS = {
     "ledger.sync": sync,
     "ledger.run": run,
     "ledger.audit": audit,
+    "ledger.lock": lock,
+    "ledger.settle": settle,
 }

@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterable
 
 from omerta_ledger_omt.ledger.chainstate import WITNESS_THRESHOLD
+from omerta_ledger_omt.ledger.locks import LockFacts
 from omerta_ledger_omt.ledger.settlement import K_PAYMENT_MILLI, agreed_trust_milli, split_settlement
 from omerta_ledger_omt.ledger.statements import Statement, StatementKind
 
@@ -54,7 +55,7 @@ def topup_statement(lock: Statement, current_total: int, amount: int) -> Stateme
 
 
 def settlement_statement(
-    lock: Statement,
+    lock: Statement | LockFacts,
     escrow_total: int,
     duration_ms: int,
     hourly_rate: int,
@@ -62,11 +63,19 @@ def settlement_statement(
     k_payment_milli: int = K_PAYMENT_MILLI,
 ) -> Statement:
     """The settlement every witness computes identically from the same inputs."""
+    session_id, lock_hash = (
+        (lock.body["session_id"], lock.hash)
+        if isinstance(lock, Statement)
+        else (
+            lock.session_id,
+            lock.lock_hash,
+        )
+    )
     trust = agreed_trust_milli(trust_reports_milli)
     split = split_settlement(escrow_total, duration_ms, hourly_rate, trust, k_payment_milli)
     body = {
-        "session_id": lock.body["session_id"],
-        "lock": lock.hash,
+        "session_id": session_id,
+        "lock": lock_hash,
         "escrow_total": escrow_total,
         "duration_ms": duration_ms,
         "hourly_rate": hourly_rate,

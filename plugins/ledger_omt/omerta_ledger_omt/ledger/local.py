@@ -15,6 +15,7 @@ from omerta_core.identity import Identity
 from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.errors import ChainRuleError, LedgerError
+from omerta_ledger_omt.ledger.locks import lock_facts
 from omerta_ledger_omt.ledger.proofs import Proof
 from omerta_ledger_omt.ledger.settlement import check_settlement_body
 from omerta_ledger_omt.ledger.statements import Statement, StatementKind, lock_witnesses
@@ -134,17 +135,20 @@ class LocalLedger:
         )
         return signed
 
-    def witness_statement(self, statement: Statement, lock: Statement, now_ms: int) -> Statement:
-        """Sign a top-up, settlement or release of a lock this node witnessed, after checking it."""
-        witnesses, _threshold = lock_witnesses(lock)
-        if self.me not in witnesses:
+    def witness_statement(self, statement: Statement, lock: Statement | dict[str, Any], now_ms: int) -> Statement:
+        """Sign a top-up, settlement or release of a lock this node witnessed, after checking it.
+
+        ``lock`` is the lock evidence in either form (:mod:`.locks`).
+        """
+        facts = lock_facts(lock.to_wire() if isinstance(lock, Statement) else lock, self.params.witness_threshold)
+        if self.me not in facts.witnesses:
             raise LedgerError("this node is not a witness of the lock")
-        if statement.body.get("lock") != lock.hash or statement.body.get("session_id") != lock.body["session_id"]:
+        if statement.body.get("lock") != facts.lock_hash or statement.body.get("session_id") != facts.session_id:
             raise LedgerError(f"{statement.kind} statement does not belong to the lock")
+        consumer = facts.consumer
         if statement.kind == StatementKind.SETTLEMENT:
             check_settlement_body(statement.body)
         elif statement.kind == StatementKind.TOPUP:
-            consumer = lock.body["consumer"]
             decision = decide_lock(self.store.state(consumer), statement.body["amount"], [])
             if not decision.accept:
                 raise LedgerError(f"top-up refused: {decision.reason} (available {decision.available})")

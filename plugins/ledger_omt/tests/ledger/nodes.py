@@ -43,6 +43,7 @@ class LedgerNode:
         lines += [f"peers = {json.dumps(config.get('peers', []))}", "[plugins.omt]"]
         lines += [f"ledger_mint_authorities = {json.dumps(config.get('authorities', []))}"]
         lines += [f"ledger_sync_interval_s = {config.get('sync_interval_s', 0)}"]
+        lines += [f"ledger_age_maturity_days = {config.get('age_maturity_days', 90.0)}"]
         self.config_path.write_text("\n".join(lines) + "\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")}
         env["OMERTA_CONFIG"] = str(self.config_path)

@@ -1,0 +1,93 @@
+"""Escrow lock evidence in either of its two signed forms, reduced to the facts the chain rules need.
+
+* a ledger :class:`Statement` of kind ``lock`` (witnesses sign its statement hash), or
+* the ``lock_result`` of transaction 00 run by the ``.omt`` runtime: ``{session_id, consumer,
+  provider, amount, status, witnesses, witness_signatures: [{witness, value, signature}]}``, where
+  each witness signed the runtime's canonical JSON of ``{session_id, consumer, provider, amount,
+  status}`` (the spec's ``lock_statement``) and the lock hash is the runtime's ``HASH(lock_result)``.
+
+Both are checked the same way: at least the network's threshold of distinct witnesses, every
+carried signature valid and from a listed witness, parties never witnesses. Touches nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omerta_core.identity import verify
+from omerta_core.interfaces.common import PeerId
+from omerta_ledger_omt.ledger import schema
+from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidStatementError
+from omerta_ledger_omt.ledger.statements import Statement, StatementKind, lock_witnesses
+from omerta_ledger_omt.omt.runtime.values import canonical_bytes, digest
+
+#: The status an accepted lock result carries (LockStatus.ACCEPTED of spec 00).
+ACCEPTED = "ACCEPTED"
+
+OMT_RESULT_SCHEMA = {
+    "session_id": schema.Field(lambda v: None if isinstance(v, str) and len(v) == 64 else "is not a hex hash"),
+    "consumer": schema.PEER,
+    "provider": schema.PEER,
+    "amount": schema.AMOUNT,
+    "status": schema.Field(schema.one_of(ACCEPTED)),
+    "witnesses": schema.PEERS,
+    "witness_signatures": schema.Field(schema.list_of(schema.MAP.check)),
+}
+
+
+@dataclass(frozen=True)
+class LockFacts:
+    session_id: bytes
+    consumer: str
+    provider: str
+    amount: int
+    witnesses: list[str]
+    threshold: int
+    lock_hash: bytes
+
+
+def lock_facts(wire: Any, min_threshold: int) -> LockFacts:
+    """Check lock evidence of either form and return its facts; raise ChainRuleError/InvalidStatementError."""
+    if isinstance(wire, dict) and "witness_signatures" in wire:
+        return _omt_lock_facts(wire, min_threshold)
+    lock = Statement.from_wire(wire)
+    if lock.kind != StatementKind.LOCK:
+        raise ChainRuleError(f"expected a lock statement, got {lock.kind}")
+    witnesses, threshold = lock_witnesses(lock)
+    if threshold < min_threshold:
+        raise ChainRuleError(f"lock threshold {threshold} is below the network's {min_threshold}")
+    lock.verify(witnesses, threshold)
+    body = lock.body
+    return LockFacts(body["session_id"], body["consumer"], body["provider"], body["amount"], witnesses, threshold,
+                     lock.hash)  # fmt: skip
+
+
+def _omt_lock_facts(result: dict[str, Any], threshold: int) -> LockFacts:
+    try:
+        schema.check("lock result", result, OMT_RESULT_SCHEMA)
+    except ValueError as exc:
+        raise InvalidStatementError(str(exc)) from exc
+    witnesses = list(result["witnesses"])
+    if len(set(witnesses)) != len(witnesses):
+        raise InvalidStatementError("lock result names a witness twice")
+    if {result["consumer"], result["provider"]} & set(witnesses):
+        raise InvalidStatementError("a party to the lock cannot be its witness")
+    statement = {k: result[k] for k in ("session_id", "consumer", "provider", "amount", "status")}
+    message = canonical_bytes(statement)
+    signers = set()
+    for entry in result["witness_signatures"]:
+        witness, signature = entry.get("witness"), entry.get("signature")
+        if witness not in witnesses or entry.get("value") != ACCEPTED:
+            raise InvalidStatementError("lock result carries a vote that is not an accepting witness's")
+        try:
+            valid = verify(PeerId(witness), message, bytes.fromhex(str(signature)))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise InvalidStatementError(f"lock result carries a bad signature from {str(witness)[:12]}")
+        signers.add(witness)
+    if len(signers) < threshold:
+        raise InvalidStatementError(f"lock result has {len(signers)} witness signatures, needs {threshold}")
+    return LockFacts(bytes.fromhex(result["session_id"]), result["consumer"], result["provider"], result["amount"],
+                     witnesses, threshold, bytes.fromhex(digest(result)))  # fmt: skip

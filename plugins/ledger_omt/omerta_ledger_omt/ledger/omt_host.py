@@ -1,0 +1,128 @@
+"""Binding the ``.omt`` runtime to the ledger: the chain view its natives read, and what its actions mean here.
+
+* :class:`ChainLedgerView` answers the runtime's ``READ``/``CHAIN_*`` questions from the chain store:
+  ``head_hash`` (hex head of a held chain), ``balance`` (available balance as this node replays it,
+  minus locks this node has voted to accept and that are not on the chain yet), ``trust`` (local trust).
+* :func:`block_for` turns an ``APPEND(chain, ...)`` of spec 00 into a ledger block: ``BALANCE_LOCK``
+  becomes ``escrow_lock`` carrying the witness-signed lock result, ``WITNESS_COMMITMENT`` becomes
+  ``witness_commitment``.
+* Envelopes travel as the runtime's canonical JSON on the transport channel ``ledger.omt``.
+
+Touches the chain store (reads; pending witnessed locks).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from omerta_ledger_omt.ledger.blocks import Block, BlockKind
+from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError
+from omerta_ledger_omt.ledger.local import LocalLedger
+from omerta_ledger_omt.omt.runtime import Envelope
+from omerta_ledger_omt.omt.runtime.values import canonical_bytes
+
+CHANNEL = "ledger.omt"
+
+#: Largest envelope accepted: a provider's chain segment dominates; 1 MiB holds a few thousand blocks.
+MAX_ENVELOPE_BYTES = 1024 * 1024
+
+
+class ChainLedgerView:
+    """The runtime's read-only view of this node's chains (deterministic for a given store state)."""
+
+    def __init__(self, ledger: LocalLedger, now_ms: Callable[[], int]) -> None:
+        self.ledger = ledger
+        self.now_ms = now_ms
+
+    def read(self, peer: str, key: str) -> Any:
+        store = self.ledger.store
+        if key == "head_hash":
+            head = store.head(peer)
+            return None if head is None else head.hash.hex()
+        if key == "balance":
+            if store.head(peer) is None:
+                return 0
+            pending = sum(amount for _session, amount in store.witnessed_pending(peer))
+            return max(0, store.state(peer).available() - pending)
+        if key == "trust":
+            return self.ledger.trust(peer, self.now_ms())
+        return None
+
+    def chain_head(self) -> str:
+        head = self.ledger.store.head(self.ledger.me)
+        return "" if head is None else head.hash.hex()
+
+    def chain_segment(self, from_hash: str) -> list[dict[str, Any]]:
+        blocks = self.ledger.store.blocks(self.ledger.me)
+        for index, block in enumerate(blocks):
+            if block.hash.hex() == from_hash:
+                return [segment_entry(b) for b in blocks[index:]]
+        return []
+
+    def verify_segment(self, peer: str, segment: list[dict[str, Any]]) -> bool:
+        previous: Block | None = None
+        for entry in segment:
+            try:
+                block = Block.decode(bytes.fromhex(str(entry.get("block", ""))))
+            except (InvalidBlockError, ValueError):
+                return False
+            if block.owner != peer or block.hash.hex() != entry.get("hash"):
+                return False
+            if previous is not None and (block.seq != previous.seq + 1 or block.prev != previous.hash):
+                return False
+            previous = block
+        return bool(segment)
+
+
+def segment_entry(block: Block) -> dict[str, Any]:
+    """A block as a spec sees it in a chain segment: its hash, and its wire bytes to verify."""
+    return {"hash": block.hash.hex(), "seq": block.seq, "block": block.encode().hex()}
+
+
+#: Which actor of spec 00 appends each block it declares.
+BLOCK_AUTHORS = {"BALANCE_LOCK": "Consumer", "BALANCE_TOPUP": "Consumer", "WITNESS_COMMITMENT": "Witness"}
+
+
+def block_for(name: str, store: dict[str, Any], session: str) -> tuple[BlockKind, dict[str, Any]] | None:
+    """The ledger block an ``APPEND(chain, NAME)`` of spec 00 stands for, or None for one not kept."""
+    if name == "BALANCE_LOCK":
+        return BlockKind.ESCROW_LOCK, {"lock": store["lock_result"]}
+    if name == "WITNESS_COMMITMENT":
+        payload = {
+            "session_id": bytes.fromhex(session),
+            "lock": bytes.fromhex(store["lock_result_hash"]),
+            "consumer": store["consumer"],
+            "provider": store["provider"],
+            "amount": store["amount"],
+        }
+        return BlockKind.WITNESS_COMMITMENT, payload
+    return None
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    return canonical_bytes(
+        {
+            "type": envelope.type,
+            "session": envelope.session,
+            "sender": envelope.sender,
+            "recipient": envelope.recipient,
+            "payload": envelope.payload,
+            "signature": envelope.signature,
+        }
+    )
+
+
+def decode_envelope(data: bytes) -> Envelope:
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise EncodingError(f"envelope of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+    try:
+        raw = json.loads(data)
+        envelope = Envelope(
+            str(raw["type"]), str(raw["session"]), str(raw["sender"]), str(raw["recipient"]), dict(raw["payload"]),
+            None if raw["signature"] is None else str(raw["signature"]),
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EncodingError(f"malformed envelope: {exc}") from exc
+    return envelope
