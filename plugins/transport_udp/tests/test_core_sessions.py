@@ -254,3 +254,20 @@ def test_sending_to_itself_is_a_clear_error(pair) -> None:
 
     with pytest.raises(BadPeerError):
         pair.a.send(pair.a.peer_id, "ctl", b"x", Delivery.RELIABLE, pair.now)
+
+
+def test_peer_restarted_on_same_address_without_knowing_us_is_reconnected(pair) -> None:
+    pair.connect()
+    address = pair.addr[id(pair.b)]
+    pair.b = TransportCore(pair.key_b)  # restarted, same identity and address, knows nobody
+    pair.addr[id(pair.b)] = address
+    pair.b.register_channel("ctl")
+    pair.a.send(pair.b.peer_id, "ctl", b"are you there", Delivery.RELIABLE, pair.now)
+    for _ in range(100):
+        pair.now += 0.1
+        pair.a.tick(pair.now)
+        pair.b.tick(pair.now)
+        pair.pump()
+    assert [d.data for d in pair.delivered(pair.b)] == [b"are you there"]
+    assert pair.b.counters["dropped_unknown_session"] >= 1
+    assert pair.a.counters["reconnects"] >= 1 and pair.a.counters["peer_restarts"] == 1
