@@ -7,7 +7,11 @@ figures last, one per line as ``name: value``.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,9 +23,13 @@ from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.sync import SyncClient, SyncResponder, parse
 from omerta_ledger_omt.ledger.trust import MS_PER_DAY, TrustGraph, TrustModel, TrustParameters
 
+from omerta_core.control import client
+from omerta_core.errors import ControlError
 from omerta_core.identity import Identity
 
 APPEND_BLOCKS = 5000
+UDP_SYNC_BLOCKS = 2000
+CLI = "from omerta_core.cli import run; run()"
 EDGES_PER_IDENTITY = 12
 START_MS = 1_700_000_000_000
 
@@ -65,6 +73,57 @@ def bench_sync(source: LocalLedger, root: Path) -> float:
     return client.blocks_added / elapsed
 
 
+def start_node(state_dir: Path, authority: str | None) -> subprocess.Popen[bytes]:
+    """An ``omerta node --plugins udp,omt`` process on loopback (background sync off)."""
+    config = state_dir.with_suffix(".toml")
+    authorities = f'["{authority}"]' if authority else "[]"
+    config.write_text(
+        f'[plugins.udp]\nhost = "127.0.0.1"\nport = 0\n[plugins.omt]\nledger_mint_authorities = {authorities}\n'
+        "ledger_sync_interval_s = 0\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")} | {"OMERTA_CONFIG": str(config)}
+    command = [sys.executable, "-c", CLI, "node", "--plugins", "udp,omt", "--state-dir", str(state_dir)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            client.call(state_dir, "status", timeout=10)
+            return process
+        except ControlError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.1)
+
+
+def peer_id_of(state_dir: Path) -> str:
+    result = subprocess.run([sys.executable, "-c", CLI, "id", "--state-dir", str(state_dir)], check=True,
+                            capture_output=True, text=True)  # fmt: skip
+    return result.stdout.strip()
+
+
+def bench_sync_udp(root: Path) -> float:
+    """Blocks per second one node fetches from another over the udp transport on loopback."""
+    source_dir, sink_dir = root / "udp-source", root / "udp-sink"
+    authority = peer_id_of(source_dir)
+    bystander = str(identity("bystander").peer_id)  # mints go to a peer that is not running: nobody agrees
+    processes = [start_node(source_dir, authority), start_node(sink_dir, authority)]
+    try:
+        for _ in range(UDP_SYNC_BLOCKS):
+            client.call(source_dir, "ledger.run", {"name": "mint", "params": {"to": bystander, "amount": 1}})
+        port = client.call(source_dir, "status")["services"]["transport"]["udp"]["endpoints"][0].rsplit(":", 1)[1]
+        client.call(sink_dir, "udp.add_peer", {"peer": authority, "endpoints": [f"127.0.0.1:{port}"]})
+        started = time.perf_counter()
+        result = client.call(sink_dir, "ledger.sync", {"peers": [authority], "timeout": 120}, timeout=180)
+        elapsed = time.perf_counter() - started
+        added = int(result[authority]["blocks_added"])
+        assert added == UDP_SYNC_BLOCKS + 1, result
+        return added / elapsed
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
 def synthetic_states(identities: int, seed: int) -> tuple[list[ChainState], str]:
     """Replayed chains of a random network: each identity has verified transactions with a few others."""
     rng = random.Random(seed)
@@ -101,16 +160,20 @@ def main() -> None:
         verified = bench_verify(ledger)
         synced = bench_sync(ledger, root)
         ledger.store.close()
+        synced_udp = bench_sync_udp(root)
     trust_10k, reached_10k = bench_trust(10_000)
     trust_100k, reached_100k = bench_trust(100_000)
     print(f"blocks appended+signed (SQLite WAL, rules checked): {APPEND_BLOCKS}")
+    print(f"sync: {APPEND_BLOCKS + 1} blocks store to store in one process; {UDP_SYNC_BLOCKS + 1} blocks between two")
+    print("      node processes over the udp transport on loopback (fetch, verify, store)")
     print(
         f"trust (graph from replayed chains, then T(observer, *)): {EDGES_PER_IDENTITY} counterparties each; "
         f"reached {reached_10k} / 10000 "
         f"and {reached_100k} / 100000 within 4 hops"
     )
     print(f"blocks_appended_per_s: {appended:.0f}")
-    print(f"sync_blocks_per_s: {synced:.0f}")
+    print(f"sync_inprocess_blocks_per_s: {synced:.0f}")
+    print(f"sync_udp_blocks_per_s: {synced_udp:.0f}")
     print(f"trust_10k_identities_s: {trust_10k:.3f}")
     print(f"blocks_verified_per_s: {verified:.0f}")
     print(f"trust_100k_identities_s: {trust_100k:.3f}")

@@ -47,7 +47,12 @@ class LedgerNode:
         self.config_path.write_text("\n".join(lines) + "\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")}
         env["OMERTA_CONFIG"] = str(self.config_path)
-        command = [sys.executable, "-c", CLI, "node", "--plugins", "udp,omt", "--state-dir", str(self.state_dir)]
+        plugins = config.get("plugins", "udp,omt")
+        command = [sys.executable, "-c", CLI, "node", "--plugins", plugins, "--state-dir", str(self.state_dir)]
+        for endpoint in config.get("bootstrap", []):
+            command += ["--bootstrap", endpoint]
+        for item in config.get("sets", []):
+            command += ["--set", item]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + NODE_START_TIMEOUT_S
