@@ -709,21 +709,21 @@ class TransportCore:
                 keypair = None
             waiting = bool(peer.link.unacked or peer.datagrams)
             wanted = waiting or now < peer.want_until
-            if peer.handshake is not None:
-                if now - peer.handshake.sent_at >= self._retry_delay(peer):
-                    if wanted:
-                        self._start_handshake(peer, now)
-                    else:
-                        self._pending.pop(peer.handshake.index, None)
-                        peer.handshake = None
-                        peer.handshake_attempts = 0
-                continue
+            if peer.handshake is not None and now - peer.handshake.sent_at >= self._retry_delay(peer):
+                if wanted:
+                    self._start_handshake(peer, now)
+                else:
+                    self._pending.pop(peer.handshake.index, None)
+                    peer.handshake = None
+                    peer.handshake_attempts = 0
             if keypair is None:
-                if waiting:
+                if waiting and peer.handshake is None:
                     self._start_handshake(peer, now)
                 continue
+            # a live session keeps working (retransmissions, keepalives) while a handshake runs
             if (
-                peer.link.unacked
+                peer.handshake is None
+                and peer.link.unacked
                 and peer.link.max_retries >= DEGRADED_AFTER_RETRIES
                 and now - peer.last_received > settings.stale_after_s
             ):

@@ -218,10 +218,12 @@ class UdpTransport:
         raise IdentifyTimeoutError(f"no omerta node answered at {endpoint}")
 
     def status(self) -> dict[str, Any]:
+        counters = {"sent_packets": 0, "received_packets": 0, **self.core.counters}
+        counters["dropped"] = sum(v for k, v in counters.items() if k.startswith("dropped_"))
         return {
             "peer_id": self.peer_id,
             "endpoints": [str(e) for e in self.local_endpoints()],
-            "counters": dict(sorted(self.core.counters.items())),
+            "counters": dict(sorted(counters.items())),
             "peers": self.core.peer_status(time.monotonic()),
         }
 
