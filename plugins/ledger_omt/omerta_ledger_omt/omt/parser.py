@@ -8,12 +8,14 @@ except through :func:`parse_file`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
 
 from omerta_ledger_omt.omt import ast
@@ -43,18 +45,12 @@ class _TokenListLexer(Lexer):
         yield from data
 
 
-@functools.cache
-def _lark() -> Lark:
-    grammar = files("omerta_ledger_omt.omt").joinpath("grammar.lark").read_text()
-    return Lark(grammar, parser="lalr", lexer=_TokenListLexer, propagate_positions=True, maybe_placeholders=False)
-
-
 def _describe(name: str) -> str:
     return TOKEN_DESCRIPTIONS.get(name, f"'{name.lower()}'")
 
 
 def _pos(meta: Any) -> dict[str, int]:
-    if getattr(meta, "empty", True):
+    if meta.empty:
         return {}
     return {"line": meta.line, "column": meta.column, "end_line": meta.end_line}
 
@@ -91,7 +87,61 @@ def _number(text: str) -> int | float:
     return int(text)
 
 
-@v_args(meta=True)
+@dataclass(frozen=True)
+class _Span:
+    """Where a rule's text starts and ends, computed from its children (lark gives no meta
+    to transformers that run inside the LALR parser)."""
+
+    line: int
+    column: int
+    end_line: int
+    empty: bool = False
+
+
+def _first_position(items: Iterable[Any]) -> tuple[int, int] | None:
+    for c in items:
+        if isinstance(c, Token):
+            if c.line is not None:
+                return c.line, c.column or 0
+        elif isinstance(c, ast.Node):
+            if c.line:
+                return c.line, c.column
+        elif isinstance(c, list | tuple):
+            found = _first_position(c)
+            if found:
+                return found
+        elif isinstance(c, dict):
+            found = _first_position(c.values())
+            if found:
+                return found
+    return None
+
+
+def _last_line(items: Sequence[Any]) -> int:
+    for c in reversed(items):
+        if isinstance(c, Token) and c.end_line is not None:
+            return c.end_line
+        if isinstance(c, ast.Node) and c.end_line:
+            return c.end_line
+        if isinstance(c, list | tuple) and c:
+            found = _last_line(c)
+            if found:
+                return found
+        if isinstance(c, dict):
+            found = _last_line(list(c.values()))
+            if found:
+                return found
+    return 0
+
+
+def _with_span(f: Callable[..., Any], data: str, children: list[Any], meta: Any) -> Any:
+    first = _first_position(children)
+    if first is None:
+        return f(_Span(0, 0, 0, empty=True), children)
+    return f(_Span(first[0], first[1], _last_line(children) or first[0]), children)
+
+
+@v_args(wrapper=_with_span)
 class _ToAst(Transformer[Token, ast.Module]):
     # -- declarations
     def start(self, meta: Any, c: list[Any]) -> ast.Module:
@@ -342,12 +392,24 @@ class _ToAst(Transformer[Token, ast.Module]):
         return ast.Name(str(c[0]), **_tpos(c[0]))
 
 
+@functools.cache
+def _lark() -> Lark:
+    grammar = files("omerta_ledger_omt.omt").joinpath("grammar.lark").read_text()
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer=_TokenListLexer,
+        propagate_positions=True,
+        maybe_placeholders=False,
+        transformer=_ToAst(),  # build the typed tree while parsing, with no intermediate parse tree
+    )
+
+
 def parse_with_comments(text: str, path: str = "<string>") -> tuple[ast.Module, list[Comment]]:
     """Parse ``text``; return the tree and the comments (for the formatter)."""
     tokens, comments = tokenize(text, path)
     try:
-        tree = _lark().parse(tokens)
-        module = _ToAst().transform(tree)
+        module = _lark().parse(tokens)
     except UnexpectedToken as exc:
         tok = exc.token
         expected = sorted({_describe(t) for t in exc.expected})
@@ -359,11 +421,9 @@ def parse_with_comments(text: str, path: str = "<string>") -> tuple[ast.Module, 
         raise OmtSyntaxError(f"unexpected {found}; expected {' or '.join(expected)}", line, column, path) from None
     except UnexpectedInput as exc:
         raise OmtSyntaxError(f"unexpected input: {exc}", exc.line, exc.column, path) from None
-    except VisitError as exc:
-        orig = exc.orig_exc
-        if isinstance(orig, _SemanticSyntaxError):
-            raise OmtSyntaxError(orig.message, orig.line, orig.column, path) from None
-        raise
+    except _SemanticSyntaxError as exc:
+        raise OmtSyntaxError(exc.message, exc.line, exc.column, path) from None
+    assert isinstance(module, ast.Module)
     return module, comments
 
 

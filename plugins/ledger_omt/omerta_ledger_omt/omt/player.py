@@ -108,6 +108,7 @@ class PlayResult:
     ledgers: dict[str, MemoryLedger]
     dropped: list[tuple[str, str, str]]  # (receiver, message type, reason)
     peer_ids: dict[str, str]
+    events: int  # events handled by instances (interpreter steps)
 
     def unmet_expectations(self, expect: dict[str, str]) -> list[str]:
         return [
@@ -211,4 +212,5 @@ def play(program: Program, scenario: Scenario, natives: NativeRegistry | None = 
                 trace.append(f"{now:9.2f}  {peer} drops {action.envelope.type} from {sender}: {action.reason}")
         schedule_tick(peer)
     states = {name: inst.state for name, inst in instances.items()}
-    return PlayResult(trace, states, {n: dict(i.store) for n, i in instances.items()}, ledgers, dropped, ids)
+    stores = {n: dict(i.store) for n, i in instances.items()}
+    return PlayResult(trace, states, stores, ledgers, dropped, ids, processed)

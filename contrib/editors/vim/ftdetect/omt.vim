@@ -1,0 +1,2 @@
+" .omt transaction specifications (Omerta)
+autocmd BufRead,BufNewFile *.omt setfiletype omt
