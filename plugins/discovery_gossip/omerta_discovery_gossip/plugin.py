@@ -64,7 +64,7 @@ def omerta_discoveries() -> list[DiscoveryRecord]:
 
 @omerta_core.hookimpl
 def omerta_config_defaults() -> dict[str, Any]:
-    return {"gossip": dict(CONFIG_DEFAULTS)}
+    return dict(CONFIG_DEFAULTS)
 
 
 @omerta_core.hookimpl
