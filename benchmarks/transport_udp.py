@@ -171,8 +171,7 @@ async def handshakes(count: int) -> tuple[float, list[float]]:
     start = time.perf_counter()
     for done in range(2, count + 2):
         began = time.perf_counter()
-        a.core.connect(b.peer_id, time.monotonic())
-        a._transmit()
+        a.reconnect(b.peer_id)
         while a.core.counters["handshakes_completed"] < done:
             await asyncio.sleep(0)
         latencies.append(time.perf_counter() - began)

@@ -189,6 +189,11 @@ class UdpTransport:
         else:
             self._schedule_drain()
 
+    def reconnect(self, peer: PeerId) -> None:
+        """Start a fresh handshake with ``peer`` now; the current session serves until it completes."""
+        self.core.connect(PeerId(peer), time.monotonic())
+        self._transmit()
+
     def on_message(self, channel: str, handler: MessageHandler) -> None:
         self.core.register_channel(channel)
         self._handlers[channel] = handler

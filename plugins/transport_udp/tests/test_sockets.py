@@ -195,3 +195,38 @@ async def test_third_node_cannot_read_captured_traffic(impair) -> None:
     finally:
         for transport in (a, b, eve):
             await transport.stop()
+
+
+async def test_handshake_flood_from_one_source_is_contained() -> None:
+    import socket  # noqa: PLC0415
+
+    from omerta_transport_udp.core import TransportCore  # noqa: PLC0415
+
+    victim = await started("127.0.0.1")
+    honest = UdpTransport(nacl.signing.SigningKey.generate(), hosts=["127.0.0.2"], port=0)
+    await honest.start()
+    flood_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flood_socket.bind(("127.0.0.3", 0))
+    try:
+        target = loopback(victim)
+        # well-formed initiations (valid mac1) from many throwaway identities, all from one address
+        packets = []
+        for _ in range(400):
+            attacker = TransportCore(nacl.signing.SigningKey.generate())
+            attacker.add_peer(victim.peer_id, [target], 0.0)
+            packets.append(attacker.outputs.pop()[1])
+        for packet in packets:
+            flood_socket.sendto(packet, tuple(target))
+        got: list[bytes] = []
+        victim.on_message("hello", lambda peer, data: got.append(data))
+        honest.add_peer(victim.peer_id, [target])
+        await honest.send(victim.peer_id, "hello", b"still here")
+        await wait_for(lambda: got == [b"still here"])
+        counters = victim.core.counters
+        await wait_for(lambda: counters["dropped_rate_limited"] + counters["handshakes_answered"] >= 300)
+        assert counters["handshakes_answered"] < 200
+        assert counters["cookie_replies_sent"] >= 1 and counters["dropped_rate_limited"] > 0
+    finally:
+        flood_socket.close()
+        await honest.stop()
+        await victim.stop()
