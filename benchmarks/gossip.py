@@ -4,7 +4,8 @@ Starts N real ``omerta node --plugins udp,gossip`` processes on loopback (N = 10
 then 30), each alone; then tells all of them at once to bootstrap from the first
 and measures how many gossip rounds (probe intervals, on each node's own clock;
 the worst node counts) and how many seconds pass until every node knows every
-other alive. Then measures the steady-state traffic over a window.
+other alive. Then, once the join's own dissemination has died out, measures the
+steady-state gossip traffic (frame bytes, before the transport's encryption) over a window.
 
 Run with no arguments (``python benchmarks/gossip.py``); prints the headline
 figures last, one per line as ``name: value``.
@@ -20,6 +21,8 @@ from omerta_discovery_gossip.cluster import LocalCluster
 
 SIZES = (10, 30)
 PROBE_INTERVAL_S = 1.0
+#: After convergence, wait this long for the join's own dissemination to die out before measuring traffic.
+SETTLE_S = 30.0
 STEADY_WINDOW_S = 20.0
 CONVERGENCE_TIMEOUT_S = 240.0
 
@@ -61,6 +64,7 @@ def measure(root: Path, n: int) -> dict[str, float]:
             time.sleep(0.2)
         elapsed = time.monotonic() - started
         conv_rounds = max(gossip_counters(cluster, name)[0] - before[name] for name in names)
+        time.sleep(SETTLE_S)
         first = {name: gossip_counters(cluster, name) for name in names}
         window_start = time.monotonic()
         time.sleep(STEADY_WINDOW_S)
