@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from omerta_ledger_omt.omt import ast
-from omerta_ledger_omt.omt.diagnostics import Diagnostic, obvious_fix, suggestion_text
+from omerta_ledger_omt.omt.diagnostics import Diagnostic, Fix, Severity, obvious_fix, suggestion_text
 from omerta_ledger_omt.omt.stdlib import BUILTINS, IMPURE
 
 RESERVED_KEYWORDS = frozenset(
@@ -126,7 +126,9 @@ class _Checker:
         self.symbols = SymbolTable.build(module, imported)
         self.out: list[Diagnostic] = []
 
-    def emit(self, severity: str, code: str, message: str, node: ast.Node | None = None, fix: object = None) -> None:
+    def emit(
+        self, severity: Severity, code: str, message: str, node: ast.Node | None = None, fix: Fix | None = None
+    ) -> None:
         line = node.line if node else 0
         column = node.column if node else 0
         self.out.append(Diagnostic(severity, code, message, line, column, fix))
@@ -140,6 +142,9 @@ class _Checker:
 
     def check_declarations(self) -> None:
         seen: dict[tuple[str, str], ast.Node] = {}
+        headers = [d for d in self.module.decls if isinstance(d, ast.Header)]
+        for extra in headers[1:]:
+            self.emit("error", "duplicate", f"second transaction header (first on line {headers[0].line})", extra)
         for decl in self.module.decls:
             named: list[tuple[str, str, ast.Node]] = []
             if isinstance(decl, ast.ParameterBlock):

@@ -219,3 +219,17 @@ def test_functions_loops_and_lambdas_evaluate() -> None:
     assert inst.store["r"] == 3
     assert inst.store["m"] == {"a": 1, "b": 2}
     assert inst.store["big"] == [20]
+
+
+def test_failed_event_leaves_the_instance_unchanged() -> None:
+    spec = """actor A (
+        store ( n uint )
+        trigger go(x uint) in [S]
+        state S initial
+        state D terminal
+        S -> D on go ( n = x  m = ABORT("stop") )
+    )"""
+    inst = ActorInstance(program(spec), "A", signer=ALICE, ledger=MemoryLedger(ALICE.peer_id), session="s")
+    with pytest.raises(OmtRuntimeError, match="ABORT: stop"):
+        inst.handle(FireTrigger("go", {"x": 3}), 0.0)
+    assert (inst.state, inst.store["n"]) == ("S", None)

@@ -214,3 +214,8 @@ def test_payload_field_never_set_is_reported() -> None:
 
 def test_undefined_name_in_guard() -> None:
     assert "undefined-name" in codes(actor("I -> D auto when reday"))
+
+
+def test_second_header_is_an_error() -> None:
+    # ours: the original let the last of several headers win silently.
+    assert "duplicate" in codes('transaction 1 "a"\ntransaction 2 "b"')

@@ -117,15 +117,25 @@ class ActorInstance:
         return min(deadlines) if deadlines else None
 
     def handle(self, event: Event, now: float) -> list[Action]:
-        """Process one event at time ``now``; return the actions for the host to carry out."""
+        """Process one event at time ``now``; return the actions for the host to carry out.
+
+        Raises OmtRuntimeError (refused trigger, failing native or guard, runaway auto chain);
+        the instance is then exactly as it was before the event.
+        """
         self._now = now
         out: list[Action] = []
-        if isinstance(event, Deliver):
-            self._deliver(event.envelope, out)
-        elif isinstance(event, FireTrigger):
-            self._trigger(event, out)
-        elif isinstance(event, Tick):
-            self._tick(out)
+        saved = (self.state, self.entered_at, dict(self.store), deque(self.buffer), self._counter)
+        try:
+            if isinstance(event, Deliver):
+                self._deliver(event.envelope, out)
+            elif isinstance(event, FireTrigger):
+                self._trigger(event, out)
+            elif isinstance(event, Tick):
+                self._tick(out)
+        except Exception:
+            # An event that fails changes nothing: the host sees the error and the instance as it was.
+            self.state, self.entered_at, self.store, self.buffer, self._counter = saved
+            raise
         return out
 
     # -- events ---------------------------------------------------------------------
