@@ -2,7 +2,9 @@
 
 Mapping comes from reflexive endpoints reported by observers at different
 addresses and ports (relays, bootstrap peers, STUN servers); filtering from
-whether probes sent from another port and another address got in. Then
+whether a probe sent from another port got in (telling endpoint-independent
+from address-dependent filtering needs an observer address never contacted,
+which the relays cannot provide, so that case stays unknown). Then
 :func:`direct_possible` says whether hole punching can work for a pair
 (without birthday probing). Pure functions; touches nothing.
 """
@@ -49,7 +51,7 @@ def classify_filtering(
     mapping: NatMapping, *, from_other_port: bool | None, from_other_address: bool | None
 ) -> NatFiltering:
     """RFC 4787 filtering behaviour from two probe outcomes (``None``: the probe was not made)."""
-    if mapping is NatMapping.NONE and from_other_address:
+    if mapping is NatMapping.NONE and (from_other_address or from_other_port):
         return NatFiltering.NONE
     if from_other_address:
         return NatFiltering.ENDPOINT_INDEPENDENT

@@ -31,8 +31,11 @@ PROBE_INTERVAL_S = 0.25
 ATTEMPT_TIMEOUT_S = 6.0
 #: A responder that never answers: the initiator gives up after this long.
 ANSWER_TIMEOUT_S = 5.0
+#: After our side sees a direct path, probe it this many more times: the other side may still route
+#: through the relay until one of our packets reaches it directly (a symmetric NAT's new port, say).
+CONFIRMATION_PROBES = 4
 #: First retry after a failed attempt, doubled per failure up to RETRY_MAX_S.
-RETRY_MIN_S = 15.0
+RETRY_MIN_S = 2.0
 RETRY_MAX_S = 300.0
 #: Candidates carried in one message (local, reflexive per family, per relay).
 MAX_CANDIDATES = 8
@@ -105,15 +108,16 @@ class Attempt:
     next_probe: float = 0.0
     probes_sent: int = 0
     finished: float | None = None
+    confirmations_sent: int = 0
 
     @classmethod
     def offer(cls, now: float) -> Attempt:
         return cls(secrets.token_bytes(ATTEMPT_ID_LEN), now)
 
     def start_probing(self, remote: tuple[Endpoint, ...], now: float) -> None:
-        if self.state in (State.DIRECT, State.FAILED):
-            return
         self.remote = remote
+        if self.state is not State.OFFERED:
+            return
         self.state = State.PROBING
         self.probing_since = now
         self.next_probe = now
@@ -126,12 +130,20 @@ class Attempt:
         self.probes_sent += len(self.remote)
         return list(self.remote)
 
+    def confirmation_due(self, now: float) -> bool:
+        """Whether to probe the direct endpoint once more (see CONFIRMATION_PROBES)."""
+        if self.state is not State.DIRECT or self.confirmations_sent >= CONFIRMATION_PROBES or now < self.next_probe:
+            return False
+        self.confirmations_sent += 1
+        self.next_probe = now + PROBE_INTERVAL_S
+        return True
+
     def check(self, now: float, *, direct: bool) -> State:
         """Advance on the clock and on whether the transport now has a direct path."""
         if self.state in (State.DIRECT, State.FAILED):
             return self.state
         if direct:
-            self.state, self.finished = State.DIRECT, now
+            self.state, self.finished, self.next_probe = State.DIRECT, now, now
         elif (self.state is State.OFFERED and now - self.started >= ANSWER_TIMEOUT_S) or (
             self.probing_since is not None and now - self.probing_since >= ATTEMPT_TIMEOUT_S
         ):

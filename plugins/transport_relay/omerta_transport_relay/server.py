@@ -202,16 +202,9 @@ class RelayServer:
     def _probe(self, request: wire.ProbeMe, source: Endpoint, now: float) -> list[Outgoing]:
         if not self._control_allowed(source, now):
             return []
-        probed = wire.encode(wire.Probed(request.txid))
         self.counters["probes_sent"] += 1
-        if request.mode is wire.ProbeMode.OTHER_PORT:
-            return [Outgoing(source, probed, from_other_port=True)]
-        target = request.target
-        if target is None or target.host != source.host:
-            # only the requester's own address may be probed: the relay must not be a packet cannon
-            self.counters["refused_probe_target"] += 1
-            return []
-        return [Outgoing(target, probed)]
+        # the answer goes only to the requester and is no larger than the request: no amplification
+        return [Outgoing(source, wire.encode(wire.Probed(request.txid)), from_other_port=True)]
 
     def _control_allowed(self, source: Endpoint, now: float) -> bool:
         bucket = self._control.pop(source.host, None) or TokenBucket(CONTROL_PER_S, CONTROL_BURST, updated=now)

@@ -16,7 +16,7 @@ REFUSED    0xA4  txid(12) reason(1)
 SEND       0xA5  destination key(32) session packet
 DATA       0xA6  source key(32) session packet
 NO_ROUTE   0xA7  destination key(32)
-PROBE_ME   0xA8  txid(12) mode(1) [target endpoint]
+PROBE_ME   0xA8  txid(12)
 PROBED     0xA9  txid(12)
 ========== ===== ==========================================================
 
@@ -63,13 +63,6 @@ class RefusalReason(enum.IntEnum):
     BAD_SIGNATURE = 2
     STALE_NONCE = 3
     TOO_MANY_FROM_HOST = 4
-
-
-class ProbeMode(enum.IntEnum):
-    #: Send PROBED from the relay's other port to the requester (is filtering port-dependent?).
-    OTHER_PORT = 1
-    #: Send PROBED from the relay's main port to a target on the requester's own host.
-    TO_TARGET = 2
 
 
 class RelayWireError(OmertaError, ValueError):
@@ -127,9 +120,9 @@ class NoRoute:
 
 @dataclass(frozen=True)
 class ProbeMe:
+    """Ask the relay to send PROBED from its second port: does the NAT filter by port?"""
+
     txid: bytes
-    mode: ProbeMode
-    target: Endpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -169,9 +162,8 @@ def encode(message: Message) -> bytes:
             return bytes([Kind.DATA]) + source.public_key + packet
         case NoRoute(destination):
             return bytes([Kind.NO_ROUTE]) + destination.public_key
-        case ProbeMe(txid, mode, target):
-            tail = encode_endpoint(target) if target is not None else b""
-            return bytes([Kind.PROBE_ME]) + txid + bytes([mode]) + tail
+        case ProbeMe(txid):
+            return bytes([Kind.PROBE_ME]) + txid
         case Probed(txid):
             return bytes([Kind.PROBED]) + txid
     raise RelayWireError(f"cannot encode {message!r}")
@@ -216,22 +208,8 @@ def decode(data: bytes) -> Message:
     if kind is Kind.NO_ROUTE:
         _exact(body, KEY_LEN, kind)
         return NoRoute(_peer(body))
-    if kind is Kind.PROBE_ME:
-        if len(body) < TXID_LEN + 1:
-            raise RelayWireError("truncated PROBE_ME")
-        try:
-            mode = ProbeMode(body[TXID_LEN])
-        except ValueError as exc:
-            raise RelayWireError("unknown probe mode") from exc
-        target = None
-        rest = body[TXID_LEN + 1 :]
-        if mode is ProbeMode.TO_TARGET:
-            target, rest = decode_endpoint(rest)
-        if rest:
-            raise RelayWireError("trailing bytes after PROBE_ME")
-        return ProbeMe(body[:TXID_LEN], mode, target)
     _exact(body, TXID_LEN, kind)
-    return Probed(body)
+    return ProbeMe(body) if kind is Kind.PROBE_ME else Probed(body)
 
 
 def encode_endpoint(endpoint: Endpoint) -> bytes:

@@ -85,6 +85,8 @@ def test_attempt_probes_all_candidates_on_schedule_until_direct() -> None:
     assert attempt.check(1.0, direct=False) is punch.State.PROBING
     assert attempt.check(1.1, direct=True) is punch.State.DIRECT
     assert attempt.due_probes(5.0) == []
+    confirmations = [t for t in (1.1, 1.2, 1.4, 1.7, 2.0, 2.3, 2.6, 2.9) if attempt.confirmation_due(t)]
+    assert confirmations == [1.1, 1.4, 1.7, 2.0][: punch.CONFIRMATION_PROBES]
 
 
 def test_attempt_fails_after_its_deadline_and_backs_off() -> None:

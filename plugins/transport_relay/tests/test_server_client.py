@@ -199,19 +199,17 @@ def test_one_host_cannot_fill_the_relay() -> None:
     assert len(relay.by_peer) == server.MAX_ALLOCATIONS_PER_HOST
 
 
-def test_relay_answers_stun_and_probes_only_the_requesters_own_host() -> None:
+def test_relay_answers_stun_and_probes_from_its_other_port() -> None:
     relay = server.RelayServer(Identity.generate().peer_id, other_port=4001)
     source = Endpoint("198.18.5.2", 20000)
     txn = stun.BindingTransaction(RELAY_AT, 0.0)
     out = relay.receive(txn.poll(0.0) or b"", source, 0.0)
     assert txn.receive(out[0].data, RELAY_AT) and txn.result == source
-    other_port = relay.receive(wire.encode(wire.ProbeMe(bytes(12), wire.ProbeMode.OTHER_PORT)), source, 0.0)
+    other_port = relay.receive(wire.encode(wire.ProbeMe(bytes(12))), source, 0.0)
     assert other_port == [server.Outgoing(source, wire.encode(wire.Probed(bytes(12))), from_other_port=True)]
-    own = Endpoint("198.18.5.2", 20999)
-    to_own = relay.receive(wire.encode(wire.ProbeMe(bytes(12), wire.ProbeMode.TO_TARGET, own)), source, 0.0)
-    assert [o.endpoint for o in to_own] == [own]
-    elsewhere = Endpoint("198.18.77.2", 53)
-    assert relay.receive(wire.encode(wire.ProbeMe(bytes(12), wire.ProbeMode.TO_TARGET, elsewhere)), source, 0.0) == []
+    on_other = relay.receive(stun.encode_binding_request(bytes(12)), source, 0.0, on_other_port=True)
+    assert on_other[0].from_other_port and stun.decode(on_other[0].data).mapped_endpoint == source
+    assert relay.receive(wire.encode(wire.ProbeMe(bytes(12))), source, 0.0, on_other_port=True) == []
 
 
 def test_control_requests_are_rate_limited_per_host() -> None:

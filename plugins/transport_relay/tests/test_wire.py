@@ -22,8 +22,7 @@ MESSAGES = [
     wire.Send(A, b"\x14opaque"),
     wire.Data(A, b"\x14opaque"),
     wire.NoRoute(A),
-    wire.ProbeMe(TXID, wire.ProbeMode.OTHER_PORT),
-    wire.ProbeMe(TXID, wire.ProbeMode.TO_TARGET, Endpoint("198.18.3.2", 20001)),
+    wire.ProbeMe(TXID),
     wire.Probed(TXID),
 ]
 
