@@ -194,22 +194,26 @@ def play(program: Program, scenario: Scenario, natives: NativeRegistry | None = 
         if isinstance(event, Tick) and (instance.next_deadline() is None or instance.next_deadline() > now):
             continue
         processed += 1
+        effects: list[str] = []  # a transition's sends and appends, printed under its state change
         for action in instance.handle(event, now):
             if isinstance(action, StateChanged):
                 trace.append(f"{now:9.2f}  {label(peer)}: {action.old} -> {action.new}  [{action.cause}]")
+                trace.extend(effects)
+                effects = []
             elif isinstance(action, SendAction):
                 env = action.envelope
                 to = names.get(env.recipient, env.recipient[:12])
-                trace.append(f"{now:9.2f}  {peer} -> {to}: {env.type}")
+                effects.append(f"{now:9.2f}    {peer} -> {to}: {env.type}")
                 if to in instances:
                     push(now + scenario.latency, to, Deliver(env))
             elif isinstance(action, AppendBlockAction):
                 ledgers[peer].append(action.block, action.payload, now)
-                trace.append(f"{now:9.2f}  {peer} appends {action.block} to its chain")
+                effects.append(f"{now:9.2f}    {peer} appends {action.block} to its chain")
             elif isinstance(action, MessageDropped):
                 sender = names.get(action.envelope.sender, action.envelope.sender[:12])
                 dropped.append((peer, action.envelope.type, action.reason))
                 trace.append(f"{now:9.2f}  {peer} drops {action.envelope.type} from {sender}: {action.reason}")
+        trace.extend(effects)
         schedule_tick(peer)
     states = {name: inst.state for name, inst in instances.items()}
     stores = {n: dict(i.store) for n, i in instances.items()}
