@@ -721,12 +721,16 @@ class TransportCore:
                     self._start_handshake(peer, now)
                 continue
             # a live session keeps working (retransmissions, keepalives) while a handshake runs
-            if (
-                peer.handshake is None
-                and peer.link.unacked
+            silent_for = now - peer.last_received
+            unanswered = (
+                peer.link.unacked
                 and peer.link.max_retries >= DEGRADED_AFTER_RETRIES
-                and now - peer.last_received > settings.stale_after_s
-            ):
+                and silent_for > settings.stale_after_s
+            )
+            # the peer sends keepalives, so this much silence while we send means the path is dead
+            sending = now - peer.last_sent < settings.keepalive_s
+            lost = sending and silent_for > 2 * settings.keepalive_s + settings.stale_after_s
+            if peer.handshake is None and (unanswered or lost):
                 self.counters["reconnects"] += 1
                 self._start_handshake(peer, now)
             self._maybe_rekey(peer, keypair, now)  # idle sessions too, so keepalives never stop

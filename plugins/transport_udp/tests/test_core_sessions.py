@@ -271,3 +271,14 @@ def test_peer_restarted_on_same_address_without_knowing_us_is_reconnected(pair) 
     assert [d.data for d in pair.delivered(pair.b)] == [b"are you there"]
     assert pair.b.counters["dropped_unknown_session"] >= 1
     assert pair.a.counters["reconnects"] >= 1 and pair.a.counters["peer_restarts"] == 1
+
+
+def test_datagram_sender_facing_silence_reconnects(make_pair) -> None:
+    pair = make_pair(Settings(keepalive_s=5.0))
+    pair.connect()
+    for step in range(1, 40):  # b is gone; a keeps sending datagrams and hears nothing
+        pair.now = float(step)
+        pair.a.send(pair.b.peer_id, "chat", b"frame", Delivery.DATAGRAM, pair.now)
+        pair.a.tick(pair.now)
+        pair.a.outputs.clear()
+    assert pair.a.counters["reconnects"] >= 1
