@@ -282,3 +282,29 @@ def test_datagram_sender_facing_silence_reconnects(make_pair) -> None:
         pair.a.tick(pair.now)
         pair.a.outputs.clear()
     assert pair.a.counters["reconnects"] >= 1
+
+
+def test_dead_direct_path_falls_back_to_packet_path(pair) -> None:
+    from omerta_transport_udp.core import PathRoute  # noqa: PLC0415
+
+    pair.connect()
+    for core in (pair.a, pair.b):
+        core.register_path("relay", lambda peer: True)
+    pair.a.send(pair.b.peer_id, "ctl", b"through the relay", Delivery.RELIABLE, pair.now)
+
+    def relay_only() -> None:  # the direct path is dead; only relayed packets get through
+        for core in (pair.a, pair.b):
+            core.flush(pair.now)
+            outputs, core.outputs = core.outputs, []
+            for route, packet in outputs:
+                if isinstance(route, PathRoute):
+                    pair.other(core).receive(packet, None, pair.now, path="relay")
+
+    for step in range(1, 200):
+        pair.now = step * 0.1
+        pair.a.tick(pair.now)
+        pair.b.tick(pair.now)
+        relay_only()
+    assert [d.data for d in pair.delivered(pair.b)] == [b"through the relay"]
+    assert pair.a.route_of(pair.b.peer_id) == PathRoute("relay", pair.b.peer_id)
+    assert pair.b.route_of(pair.a.peer_id) == PathRoute("relay", pair.a.peer_id)
