@@ -37,6 +37,7 @@ from omerta_ledger_omt.ledger.omt_host import (
     encode_envelope,
 )
 from omerta_ledger_omt.ledger.statements import Statement
+from omerta_ledger_omt.omt.errors import OmtError
 from omerta_ledger_omt.omt.runtime import (
     Action,
     ActorInstance,
@@ -56,6 +57,12 @@ SPEC_00 = "00_escrow_lock.omt"
 
 #: Seconds between timeout checks of open sessions; timeouts in the specs are tens of seconds.
 TICK_INTERVAL_S = 0.25
+
+#: Seconds an ended session instance is kept, so late duplicates find it instead of opening a new one.
+TERMINAL_RETENTION_S = 120.0
+
+#: Seconds a resting instance (a lock in force, waiting for top-ups) is kept without any step.
+RESTING_RETENTION_S = 3600.0
 
 #: Messages held per session that arrived before the message opening it (one per other witness, twice).
 MAX_EARLY_PER_SESSION = 16
@@ -132,7 +139,12 @@ class TransactionRunner:
         if envelope.sender != str(peer) or envelope.recipient != self.ledger.me:
             self.dropped += 1
             return
-        actions = self.table.deliver(envelope, self._now())
+        try:
+            actions = self.table.deliver(envelope, self._now())
+        except OmtError as exc:
+            self.dropped += 1
+            self.log.warning("transaction message refused", session=envelope.session[:12], reason=str(exc))
+            return
         early = [a for a in actions if isinstance(a, MessageDropped) and a.reason == NO_SESSION]
         if early:
             self._keep_early(envelope)
@@ -140,7 +152,12 @@ class TransactionRunner:
         await self._apply(envelope.session, actions)
         if not early and envelope.session in self._early:
             for held in self._early.pop(envelope.session):
-                await self._apply(held.session, self.table.deliver(held, self._now()))
+                try:
+                    replayed = self.table.deliver(held, self._now())
+                except OmtError:
+                    self.dropped += 1
+                    continue
+                await self._apply(held.session, replayed)
 
     def _keep_early(self, envelope: Envelope) -> None:
         """Hold a message that arrived before the one opening its session (the network reorders)."""
@@ -196,14 +213,29 @@ class TransactionRunner:
             return
         self.log.info("transaction block written", session=session[:12], block=block.ref, kind=str(kind))
 
+    def _forget_finished(self, now: float) -> None:
+        """Drop instances that ended (after a grace period for late messages) or rested too long."""
+        for instance in list(self.table):
+            idle = now - instance.entered_at
+            resting = instance.next_deadline() is None
+            if (instance.terminal and idle > TERMINAL_RETENTION_S) or (resting and idle > RESTING_RETENTION_S):
+                self.table.instances.pop((instance.session, instance.actor), None)
+
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(TICK_INTERVAL_S)
             now = self._now()
+            self._forget_finished(now)
             for instance in list(self.table):
                 deadline = instance.next_deadline()
                 if deadline is not None and deadline <= now:
-                    await self._apply(instance.session, instance.handle(Tick(), now))
+                    try:
+                        actions = instance.handle(Tick(), now)
+                    except OmtError as exc:
+                        self.log.warning("transaction instance failed", session=instance.session[:12], reason=str(exc))
+                        self.table.close(instance.session)
+                        continue
+                    await self._apply(instance.session, actions)
 
     # -- transaction 00 -------------------------------------------------------------------------
 

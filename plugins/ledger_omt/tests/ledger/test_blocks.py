@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import cbor2
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, Block, BlockKind
 from omerta_ledger_omt.ledger.encoding import canonical
 from omerta_ledger_omt.ledger.errors import InvalidBlockError
@@ -87,3 +89,16 @@ def test_payload_schema_is_checked_when_creating() -> None:
             START_MS,
             {"to": str(identity("bob").peer_id), "amount": 0},
         )
+
+
+@given(st.data())
+def test_any_flipped_byte_is_refused_or_changes_nothing(data: st.DataObject) -> None:
+    block = Block.create(identity("alice"), 1, bytes(32), BlockKind.BURN, START_MS, {"amount": 12345})
+    raw = bytearray(block.encode())
+    index = data.draw(st.integers(0, len(raw) - 1))
+    raw[index] ^= data.draw(st.integers(1, 255))
+    try:
+        parsed = Block.decode(bytes(raw))
+    except InvalidBlockError:
+        return
+    assert parsed == block, "a changed byte must never yield a different valid block"
