@@ -1,6 +1,6 @@
 """Hook implementations of the `udp` plugin, registered through the `omerta` entry point.
 
-Registers the transport, its configuration defaults and its control methods.
+Registers the transport, its configuration defaults, its control methods and `omerta udp`.
 Touches nothing itself; the transport it builds binds UDP sockets.
 """
 
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 import omerta_core
 from omerta_core.errors import ConfigError
 from omerta_core.hookspecs import ControlMethod
 from omerta_core.records import TransportRecord
-from omerta_transport_udp import control
+from omerta_transport_udp import cli, control
 from omerta_transport_udp.core import Settings
 from omerta_transport_udp.service import UdpTransport
 
@@ -76,3 +78,8 @@ def omerta_config_defaults() -> dict[str, Any]:
 @omerta_core.hookimpl
 def omerta_control_methods() -> dict[str, ControlMethod]:
     return control.METHODS
+
+
+@omerta_core.hookimpl
+def omerta_cli_commands() -> list[click.Command]:
+    return list(cli.COMMANDS)

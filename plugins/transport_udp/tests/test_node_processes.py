@@ -53,3 +53,29 @@ def test_status_shows_counters_and_identify_works(nodes) -> None:
         time.sleep(0.05)
     counters = a.call("status")["services"]["transport"]["udp"]["counters"]
     assert counters["sent_packets"] >= 2 and counters["handshakes_completed"] == 1
+
+
+def test_cli_lists_peers_and_identifies(nodes) -> None:
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    a = nodes("a").start(*LOCAL)
+    b = nodes("b").start(*LOCAL, f'plugins.udp.peers=["{a.peer_id}@127.0.0.1:{a.port}"]')
+
+    def omerta(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", "from omerta_core.cli import run; run()", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = json.loads(omerta("udp", "peers", "--state-dir", str(b.state_dir), "--json").stdout)
+        if rows and rows[0]["state"] == "connected":
+            break
+        time.sleep(0.1)
+    assert rows[0]["peer"] == a.peer_id and rows[0]["route"] == f"127.0.0.1:{a.port}"
+    table = omerta("udp", "peers", "--state-dir", str(b.state_dir)).stdout
+    assert table.splitlines()[0].split()[:2] == ["PEER", "STATE"] and "connected" in table
+    assert omerta("udp", "identify", f"127.0.0.1:{a.port}", "--state-dir", str(b.state_dir)).stdout.strip() == a.peer_id
+    failed = omerta("udp", "identify", "127.0.0.1:9", "--state-dir", str(b.state_dir))
+    assert failed.returncode != 0 and len(failed.stderr.strip().splitlines()) == 1
