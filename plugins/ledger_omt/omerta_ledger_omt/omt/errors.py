@@ -19,9 +19,6 @@ class OmtSyntaxError(OmtError):
         self.path = path
         super().__init__(f"{path}:{line}:{column}: {message}")
 
-    def with_path(self, path: str) -> OmtSyntaxError:
-        return OmtSyntaxError(self.message, self.line, self.column, path)
-
 
 class OmtRuntimeError(OmtError):
     """An actor that cannot go on: unknown trigger, failed native, runaway auto chain."""

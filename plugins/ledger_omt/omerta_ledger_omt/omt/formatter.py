@@ -49,7 +49,8 @@ def _expr(e: ast.Expr) -> tuple[str, int]:
             return ("true" if v else "false"), ATOM
         if isinstance(v, str):
             return _string(v), ATOM
-        return _number(v), (NEG if v < 0 else ATOM)
+        text = _number(v)
+        return text, (NEG if text.startswith("-") else ATOM)
     if isinstance(e, ast.Name):
         return e.name, ATOM
     if isinstance(e, ast.Binary):

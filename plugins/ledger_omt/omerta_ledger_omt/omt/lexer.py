@@ -16,7 +16,6 @@ comments (for the formatter). Three context rules keep the grammar LALR(1):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lark import Token
@@ -57,7 +56,6 @@ class Comment:
     line: int
     column: int
     text: str  # including the leading '#'
-    own_line: bool  # nothing but blanks before it on its line
 
 
 def tokenize(text: str, path: str = "<string>") -> tuple[list[Token], list[Comment]]:
@@ -66,7 +64,6 @@ def tokenize(text: str, path: str = "<string>") -> tuple[list[Token], list[Comme
     comments: list[Comment] = []
     pos, line, line_start = 0, 1, 0
     depth = 0
-    last_code_line = 0
     while pos < len(text):
         m = TOKEN_RE.match(text, pos)
         column = pos - line_start + 1
@@ -81,7 +78,7 @@ def tokenize(text: str, path: str = "<string>") -> tuple[list[Token], list[Comme
                 line += newlines
                 line_start = pos + value.rindex("\n") + 1
         elif kind == "comment":
-            comments.append(Comment(line, column, value.rstrip(), last_code_line != line))
+            comments.append(Comment(line, column, value.rstrip()))
         else:
             if kind == "number":
                 ttype = "NUMBER"
@@ -96,7 +93,6 @@ def tokenize(text: str, path: str = "<string>") -> tuple[list[Token], list[Comme
             else:
                 ttype = _name_type(value, depth, raw[-1].type if raw else None)
             raw.append(Token(ttype, value, pos, line, column, line, column + len(value), pos + len(value)))
-            last_code_line = line
         pos = m.end()
     return _refine(raw), comments
 
@@ -152,7 +148,3 @@ def _is_index_assign(tokens: list[Token], i: int) -> bool:
             if depth == 0:
                 return j + 1 < len(tokens) and tokens[j + 1].type == "EQUAL"
     return False
-
-
-def iter_tokens(tokens: list[Token]) -> Iterator[Token]:
-    yield from tokens

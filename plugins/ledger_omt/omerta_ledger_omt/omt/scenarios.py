@@ -79,6 +79,14 @@ def _escrow_lock() -> dict[str, Scenario]:
             **poor,
         )
     )
+    stranger = _lock_setup()
+    del stranger["knowledge"]["alice"]["@bob"]
+    out.append(
+        Scenario(
+            "no_checkpoint", "the consumer holds no checkpoint of the provider's chain: it refuses to start",
+            triggers=[lock], expect={"alice": "FAILED", "bob": "IDLE"}, **stranger,
+        )
+    )  # fmt: skip
     unknown = _lock_setup()
     unknown["knowledge"]["alice"]["@bob"] = {"head_hash": "00" * 32}
     out.append(

@@ -57,6 +57,9 @@ def test_lock_failure_reasons() -> None:
     assert _play("00_escrow_lock", "too_few_witnesses").stores["w1"]["failure_reason"] == "too_few_votes"
     assert _play("00_escrow_lock", "insufficient_balance").stores["alice"]["failure_reason"] == "lock_rejected"
     assert _play("00_escrow_lock", "unknown_checkpoint").stores["alice"]["failure_reason"] == "unknown_checkpoint"
+    no_checkpoint = _play("00_escrow_lock", "no_checkpoint")
+    assert no_checkpoint.stores["alice"]["failure_reason"] == "no_prior_provider_checkpoint"
+    assert no_checkpoint.events == 1  # nothing was sent
 
 
 def test_forged_signatures_are_dropped_on_receipt() -> None:
