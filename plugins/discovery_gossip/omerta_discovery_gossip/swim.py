@@ -158,6 +158,9 @@ class Membership:
         self._self = _Self(local=_usable(local_endpoints))
         self._record = self._sign(version)
         self._members: dict[PeerId, Member] = {}
+        #: Indexes into ``_members`` so that a tick costs O(suspects + tombstones), not O(members).
+        self._suspects: dict[PeerId, float] = {}
+        self._tombstones: dict[PeerId, float] = {}
         self._queue: dict[PeerId, _Queued] = {}
         self._order: list[PeerId] = []
         self._probe: _Probe | None = None
@@ -235,11 +238,12 @@ class Membership:
         if probe and not probe.acked and not probe.indirect_sent and now >= probe.sent_at + self.settings.probe_timeout:
             probe.indirect_sent = True
             actions += self._indirect_probe(probe)
-        for peer, member in list(self._members.items()):
-            if member.liveness is Liveness.SUSPECT and now >= member.suspect_deadline:
-                actions += self._apply(Dead(peer, member.record.version), now)
-            elif member.liveness is Liveness.DEAD and now >= member.since + self.settings.tombstone_s:
-                del self._members[peer]
+        for peer, deadline in list(self._suspects.items()):
+            if now >= deadline:
+                actions += self._apply(Dead(peer, self._members[peer].record.version), now)
+        for peer, expiry in list(self._tombstones.items()):
+            if now >= expiry:
+                del self._tombstones[peer], self._members[peer]
         self._relays = {seq: r for seq, r in self._relays.items() if r.deadline > now}
         self._pulled = {peer: until for peer, until in self._pulled.items() if until > now}
         if now >= self._next_round_at:
@@ -266,7 +270,7 @@ class Membership:
         if isinstance(message, Sync):
             for record in message.records:
                 actions += self._apply(Alive(record), now)
-            actions += self._answer_sync(sender, message, source, now)
+            actions += self._answer_sync(sender, message, source)
             self._reflect(message.observed)
             member = self._members.get(sender)
             if member is not None and member.liveness is not Liveness.ALIVE:
@@ -363,7 +367,7 @@ class Membership:
         entries = [(r.peer.public_key[: wire.DIGEST_KEY_BYTES], r.version) for r in records if _in_part(r.peer, part)]
         return entries, part
 
-    def _answer_sync(self, sender: PeerId, message: Sync, source: Endpoint | None, now: float) -> list[Action]:
+    def _answer_sync(self, sender: PeerId, message: Sync, source: Endpoint | None) -> list[Action]:
         if message.digest is None:
             return []
         known = dict(message.digest)
@@ -405,11 +409,14 @@ class Membership:
                 return []
             member.liveness = Liveness.SUSPECT
             member.suspect_deadline = now + self._suspicion_timeout()
+            self._suspects[update.peer] = member.suspect_deadline
         else:
             if member.liveness is Liveness.DEAD:
                 return []
             member.liveness = Liveness.DEAD
             member.suspect_deadline = math.inf
+            self._suspects.pop(update.peer, None)
+            self._tombstones[update.peer] = now + self.settings.tombstone_s
         member.since = now
         self._enqueue(update)
         return [PeerChanged(self._info(member))]
@@ -438,6 +445,8 @@ class Membership:
     def _admit(self, record: PeerRecord, now: float) -> None:
         is_new = record.peer not in self._members
         self._members[record.peer] = Member(record, Liveness.ALIVE, now)
+        self._suspects.pop(record.peer, None)
+        self._tombstones.pop(record.peer, None)
         if is_new:
             self._order.insert(self._rng.randint(0, len(self._order)), record.peer)
 

@@ -131,3 +131,30 @@ def test_reflected_endpoint_enters_our_record_and_unspecified_ones_never_do(netw
     core.receive(MALLORY.peer_id, network.seal(wire.encode(wire.Sync(None, [], observed=HERE))), 1.0)
     assert core.record.endpoints == (HERE,)
     assert core.record.version == 2 and core.record.is_valid()
+
+
+def update_frame(network: Network, *updates: wire.Update) -> bytes:
+    return network.seal(wire.encode(wire.Ping(1), [wire.encode_update(u) for u in updates]))
+
+
+def test_dead_member_stays_dead_until_a_newer_record_and_its_tombstone_expires(network: Network) -> None:
+    core = receiver(network)
+    core.receive(MALLORY.peer_id, ping_frame(network, make_record(network, version=5).to_wire()), 1.0)
+    core.receive(MALLORY.peer_id, update_frame(network, wire.Dead(ALICE.peer_id, 5)), 2.0)
+    core.receive(MALLORY.peer_id, ping_frame(network, make_record(network, version=5).to_wire()), 3.0)
+    member = core.member(ALICE.peer_id)
+    assert member is not None and member.liveness is Liveness.DEAD
+    core.receive(MALLORY.peer_id, update_frame(network, wire.Suspect(ALICE.peer_id, 4)), 3.0)
+    assert core.counters["stale_updates"] == 1
+    core.tick(2.0 + core.settings.tombstone_s)
+    assert core.member(ALICE.peer_id) is None
+    core.receive(MALLORY.peer_id, ping_frame(network, make_record(network, version=6).to_wire()), 4.0)
+    member = core.member(ALICE.peer_id)
+    assert member is not None and member.liveness is Liveness.ALIVE and member.record.version == 6
+
+
+def test_suspicion_about_ourselves_is_refuted_with_a_newer_signed_record(network: Network) -> None:
+    core = Membership(ALICE, network, version=10, now=0.0, local_endpoints=(HERE,))
+    core.receive(MALLORY.peer_id, update_frame(network, wire.Suspect(ALICE.peer_id, 10)), 1.0)
+    assert core.record.version == 11 and core.record.is_valid()
+    assert core.counters["refutations"] == 1
