@@ -12,6 +12,7 @@ refused. Touches only the database file ``chains.sqlite3`` and its WAL files.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -22,7 +23,13 @@ from typing import Literal
 from omerta_ledger_omt.ledger.blocks import Block
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.encoding import canonical, decode
-from omerta_ledger_omt.ledger.errors import ChainRuleError, ForkDetectedError, InvalidBlockError, LedgerError
+from omerta_ledger_omt.ledger.errors import (
+    ChainRuleError,
+    ForkDetectedError,
+    InvalidBlockError,
+    InvalidProofError,
+    LedgerError,
+)
 from omerta_ledger_omt.ledger.proofs import ChainRuleProof, ForkProof, Proof, proof_from_wire
 
 DATABASE_NAME = "chains.sqlite3"
@@ -221,7 +228,9 @@ class ChainStore:
                 try:
                     state.apply(block)
                 except ChainRuleError:
-                    self.add_proof(ChainRuleProof(tuple(self.blocks(owner, 0, block.seq))))
+                    # the replay stops here either way; a prefix too long to gossip is kept as no proof
+                    with contextlib.suppress(InvalidProofError):
+                        self.add_proof(ChainRuleProof(tuple(self.blocks(owner, 0, block.seq))))
                     break
         self._states[owner] = state
         return state
