@@ -55,6 +55,8 @@ class PathRoute(NamedTuple):
         return f"via {self.path}"
 
 
+_DATA = wire.DATA
+
 #: Where a packet goes: a UDP endpoint, or a registered packet path.
 Route = Endpoint | PathRoute
 
@@ -335,14 +337,15 @@ class TransportCore:
 
     def receive(self, packet: bytes, source: Endpoint | None, now: float, path: str | None = None) -> None:
         """Process one datagram from ``source`` (or one that came through packet path ``path``)."""
-        self.counters["received_packets"] += 1
-        self.counters["received_bytes"] += len(packet)
+        counters = self.counters
+        counters["received_packets"] += 1
+        counters["received_bytes"] += len(packet)
         if not packet:
             self._drop("malformed")
             return
         kind = packet[0]
         try:
-            if kind == wire.DATA:
+            if kind == _DATA:
                 self._receive_data(packet, source, path, now)
             elif kind == wire.HANDSHAKE_INIT:
                 self._receive_init(packet, source, path, now)
@@ -387,7 +390,7 @@ class TransportCore:
         newest = keypair.replay.accept(counter)
         peer = keypair.peer
         peer.last_received = now
-        if newest:
+        if newest and (path is not None or source != peer.route):
             self._set_route(peer, source, path)
         if not plaintext:
             self.counters["keepalives_received"] += 1
