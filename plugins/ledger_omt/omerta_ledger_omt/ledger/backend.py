@@ -146,9 +146,13 @@ class OmtLedger:
         return self.ledger.trust(str(peer), now_ms())
 
     async def run_transaction(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One-party ledger transactions; the witnessed .omt transactions are not wired here yet."""
+        """Run a transaction to its end: ``escrow_lock`` (spec 00), ``escrow_settle``, or a one-party one."""
         at = now_ms()
         ledger = self.ledger
+        if name == "escrow_lock":
+            return await self.lock(str(params["provider"]), int(params["amount"]), params.get("timeout"))
+        if name == "escrow_settle":
+            return await self.settle(str(params["session"]), int(params["duration_ms"]), int(params["hourly_rate"]))
         if name == "transfer":
             block = ledger.transfer(str(PeerId(params["to"])), int(params["amount"]), at)
         elif name == "mint":
@@ -158,7 +162,10 @@ class OmtLedger:
         elif name == "checkpoint":
             block = ledger.checkpoint(at)
         else:
-            raise LedgerError(f"no ledger transaction named {name!r} (known: transfer, mint, burn, checkpoint)")
+            raise LedgerError(
+                f"no ledger transaction named {name!r} "
+                "(known: escrow_lock, escrow_settle, transfer, mint, burn, checkpoint)"
+            )
         return block_summary(block)
 
     # -- sync ----------------------------------------------------------------------------------

@@ -103,7 +103,8 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
 
     # a double lock: the same funds (600 of 1000 are locked) promised at once to a second provider (w2, whose
     # witnesses are the provider and w1, w3, w4, w5) is refused by the witnesses
-    second = nodes["consumer"].call("ledger.lock", {"provider": ids["w2"], "amount": 600})
+    run = {"name": "escrow_lock", "params": {"provider": ids["w2"], "amount": 600}}
+    second = nodes["consumer"].call("ledger.run", run)  # Ledger.run_transaction
     assert second["state"] == "FAILED" and second["failure_reason"] == "lock_rejected", second
     assert ids["provider"] in second["witnesses"] and ids["w2"] not in second["witnesses"]
 
