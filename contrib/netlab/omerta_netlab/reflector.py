@@ -18,6 +18,8 @@ from typing import Self
 MAX_DATAGRAM = 2048
 #: How long a blocking read waits before the thread checks for close().
 POLL_INTERVAL_S = 0.2
+#: Probes sent before observe() gives up: the first packet of a new path can be lost (neighbour discovery).
+OBSERVE_ATTEMPTS = 3
 
 
 def parse_seen(reply: bytes) -> tuple[str, int]:
@@ -73,10 +75,16 @@ class Reflector:
         self.sock.sendto(f"seen {source[0]} {source[1]}".encode(), source)
 
 
-def observe(sock: socket.socket, reflector: Reflector) -> tuple[str, int]:
-    """The source endpoint ``reflector`` saw for a probe sent from ``sock`` (uses ``sock``'s timeout)."""
-    sock.sendto(b"probe", reflector.address)
-    return parse_seen(sock.recv(MAX_DATAGRAM))
+def observe(sock: socket.socket, reflector: Reflector, attempts: int = OBSERVE_ATTEMPTS) -> tuple[str, int]:
+    """The source endpoint ``reflector`` saw for a probe sent from ``sock`` (each try waits ``sock``'s timeout)."""
+    for attempt in range(attempts):
+        sock.sendto(b"probe", reflector.address)
+        try:
+            return parse_seen(sock.recv(MAX_DATAGRAM))
+        except TimeoutError:
+            if attempt == attempts - 1:
+                raise
+    raise ValueError("attempts must be positive")
 
 
 def receives(sock: socket.socket) -> bool:
