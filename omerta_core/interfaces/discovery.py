@@ -6,7 +6,7 @@ Touches nothing.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -48,3 +48,7 @@ class Discovery(Service, Protocol):
 
     def subscribe(self, listener: PeerListener) -> None:
         """Call ``listener`` on every change of a peer's record or liveness."""
+
+    def advertise(self, *, capabilities: dict[str, Any] | None = None, relays: Sequence[PeerId] | None = None) -> None:
+        """Change what this node tells its networks: its capabilities (offered resources, relaying) and
+        the relays it uses. ``None`` leaves a field as it is."""

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from omerta_core.errors import OmertaError
@@ -109,6 +110,12 @@ class GossipDiscovery:
     def subscribe(self, listener: PeerListener) -> None:
         self._listeners.append(listener)
 
+    def advertise(self, *, capabilities: dict[str, Any] | None = None, relays: Sequence[PeerId] | None = None) -> None:
+        """Re-sign our record in every network with new capabilities or relays; gossip spreads it."""
+        now = time.monotonic()
+        for core in self._cores.values():
+            core.update_self(now, capabilities=capabilities, relays=None if relays is None else tuple(relays))
+
     # -- networks -------------------------------------------------------------------
 
     def reload(self) -> dict[str, list[str]]:
@@ -201,6 +208,7 @@ class GossipDiscovery:
             for core in list(self._cores.values()):
                 self._run_actions(core.tick(now))
             if now - last_save >= self.cache_every_s:
+                self._refresh_local_endpoints(now)
                 self._save_cache()
                 last_save = now
             await asyncio.sleep(interval)
@@ -243,6 +251,14 @@ class GossipDiscovery:
                 listener(info)
             except Exception:
                 self.log.exception("peer listener failed", peer=info.peer.short)
+
+    def _refresh_local_endpoints(self, now: float) -> None:
+        """Follow the transport's bound endpoints (it may rebind); a change re-signs our records."""
+        if self._transport is None:
+            return
+        local = tuple(self._transport.local_endpoints())
+        for core in self._cores.values():
+            core.update_self(now, local_endpoints=local)
 
     def _save_cache(self) -> None:
         if self._cache is None:

@@ -156,3 +156,21 @@ def test_own_identity_is_never_a_member(simnet: SimNet, network: Network) -> Non
     for p in peers:
         assert p not in simnet.core(p, network).members()
         assert Identity.from_seed(bytes(32)).peer_id not in simnet.core(p, network).members()
+
+
+def test_advertised_capabilities_reach_every_member(simnet: SimNet, network: Network) -> None:
+    peers = build(simnet, network, 15)
+    simnet.run_until(lambda: simnet.knows_all(network), limit=300)
+    core = simnet.core(peers[2], network)
+    core.update_self(simnet.now, capabilities={"cpus": 8, "relay": True}, relays=(peers[0],))
+    assert core.record.is_valid()
+
+    def everyone_sees_it() -> bool:
+        for p in peers:
+            member = simnet.core(p, network).member(peers[2])
+            if p != peers[2] and (member is None or member.record.capabilities.get("cpus") != 8):
+                return False
+        return True
+
+    simnet.run_until(everyone_sees_it, limit=convergence_bound(15, simnet.settings))
+    assert simnet.core(peers[9], network).member(peers[2]).record.relays == (peers[0],)  # type: ignore[union-attr]
