@@ -169,7 +169,8 @@ class _Printer:
                 self.emit(depth, c.text)
 
     def has_comments(self, node: ast.Node) -> bool:
-        return any(node.line <= c.line <= node.end_line for c in self.comments)
+        """Comments inside ``node``; one on its last line follows its last token, so it does not count."""
+        return any(node.line <= c.line < node.end_line for c in self.comments)
 
     def item(self, node: ast.Node, depth: int, text: str) -> None:
         self.leading(node.line, depth)
@@ -201,7 +202,7 @@ class _Printer:
                 self.emit(depth + 1, "  ".join(row))
         self.leading(node.end_line, depth + 1)
         self.emit(depth, ")")
-        self.trailing(node, depth, one_line=False)
+        self.trailing(node, depth, one_line=True)
 
     def actions(self, head: list[tuple[int, str]], actions: Sequence[ast.Action], owner: ast.Node) -> None:
         """Emit ``head`` lines with the action block opening on the last one."""
@@ -235,7 +236,7 @@ class _Printer:
             last = self.lines.pop()
             indent = len(last) - len(last.lstrip())
             self.actions([(indent // len(INDENT), f"{last.strip()} else -> {t.else_target}")], t.else_actions, t)
-        self.trailing(t, depth, one_line=False)
+        self.trailing(t, depth, one_line=True)
 
     def statements(self, body: Sequence[ast.Statement], depth: int) -> None:
         for st in body:
@@ -323,5 +324,5 @@ def format_module(module: ast.Module, comments: Sequence[Comment] = (), blank_li
 def format_source(text: str, path: str = "<string>") -> str:
     """Parse and re-print ``text``; raise OmtSyntaxError when it does not parse."""
     module, comments = parse_with_comments(text, path)
-    blank = {i + 1 for i, line in enumerate(text.splitlines()) if not line.strip()}
+    blank = {i + 1 for i, line in enumerate(text.split("\n")) if not line.strip()}
     return format_module(module, comments, blank)

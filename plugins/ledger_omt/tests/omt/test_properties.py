@@ -116,3 +116,95 @@ def test_mutated_specs_only_produce_diagnostics(seed: int, data: st.DataObject) 
     cut = data.draw(st.integers(0, len(source)))
     insert = data.draw(TOKENS)
     _survives(source[:cut] + " " + insert + " " + source[cut:])
+
+
+UPPER = st.sampled_from(["IDLE", "WAIT", "DONE", "S1", "REQ", "VOTE"])
+LOWER = st.sampled_from(["go", "x", "votes", "peer", "amount"])
+DESC = st.one_of(
+    st.none(), st.text(st.characters(blacklist_characters='"\n\r#', blacklist_categories=("Cs",)), max_size=10)
+)
+TYPES = st.sampled_from(
+    [
+        ast.TypeRef("uint"),
+        ast.TypeRef("list", (ast.TypeRef("peer_id"),)),
+        ast.TypeRef("map", (ast.TypeRef("string"), ast.TypeRef("any"))),
+    ]
+)
+FIELDS = st.lists(st.builds(ast.FieldDecl, LOWER, TYPES), max_size=4).map(tuple)
+ACTIONS = st.lists(
+    st.one_of(
+        st.builds(ast.StoreFields, st.lists(LOWER, min_size=1, max_size=3).map(tuple)),
+        st.builds(ast.StoreValue, LOWER, EXPRS),
+        st.builds(ast.Compute, LOWER, EXPRS, st.booleans()),
+        st.builds(ast.Send, EXPRS, UPPER),
+        st.builds(ast.Broadcast, LOWER, UPPER),
+        st.builds(ast.AppendList, LOWER, EXPRS),
+        st.builds(ast.AppendBlock, UPPER),
+    ),
+    max_size=3,
+).map(tuple)
+EVENTS = st.one_of(
+    st.just(ast.Event("auto")),
+    st.builds(ast.Event, st.just("message"), UPPER),
+    st.builds(ast.Event, st.just("trigger"), LOWER),
+    st.builds(ast.Event, st.just("timeout"), UPPER),
+)
+
+
+@st.composite
+def transitions(draw: st.DrawFn) -> ast.Transition:
+    guard = draw(st.one_of(st.none(), EXPRS))
+    has_else = guard is not None and draw(st.booleans())
+    return ast.Transition(
+        draw(UPPER), draw(UPPER), draw(EVENTS), guard, draw(ACTIONS),
+        draw(UPPER) if has_else else None, draw(ACTIONS) if has_else else (),
+    )  # fmt: skip
+
+
+ACTOR_ITEMS = st.one_of(
+    st.builds(ast.StoreDecl, FIELDS),
+    st.builds(ast.TriggerDecl, LOWER, FIELDS, st.lists(UPPER, min_size=1, max_size=2).map(tuple), DESC),
+    st.builds(ast.StateDecl, UPPER, st.booleans(), st.booleans(), DESC),
+    transitions(),
+)
+DECLS = st.one_of(
+    st.builds(ast.Header, st.sampled_from(["00", "7", "tx"]), st.text("abc ", max_size=5), DESC),
+    st.builds(ast.Import, st.sampled_from(["shared/common", "lib"])),
+    st.builds(
+        ast.ParameterBlock,
+        st.lists(
+            st.builds(ast.Parameter, UPPER, st.one_of(st.integers(-50, 50), st.sampled_from([0.5, 2.25]), UPPER),
+                      st.one_of(st.none(), st.just("seconds")), DESC),
+            max_size=3,
+        ).map(tuple),
+    ),
+    st.builds(ast.EnumDecl, st.sampled_from(["Color", "Verdict"]), DESC,
+              st.lists(st.builds(ast.EnumValue, UPPER), max_size=3).map(tuple)),
+    st.builds(ast.MessageDecl, UPPER, st.just("Alice"), st.just(("Bob", "Carol")), st.booleans(), FIELDS),
+    st.builds(ast.BlockDecl, UPPER, st.just(("Alice",)), FIELDS),
+    st.builds(ast.ActorDecl, st.sampled_from(["Alice", "Bob"]), DESC, st.lists(ACTOR_ITEMS, max_size=5).map(tuple)),
+)  # fmt: skip
+MODULES = st.lists(DECLS, max_size=5).map(lambda ds: ast.Module(tuple(ds)))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(MODULES, st.data())
+def test_printed_modules_parse_back_and_comments_survive(module: ast.Module, data: st.DataObject) -> None:
+    text = format_module(module)
+    assert parse(text) == module
+    assert format_source(text) == text
+    # Sprinkle comments at line ends and on their own lines: fmt keeps the tree, keeps every
+    # comment, and is idempotent.
+    lines = text.rstrip("\n").split("\n")
+    marks = data.draw(st.lists(st.integers(0, max(0, len(lines) - 1)), max_size=4))
+    for n, i in enumerate(sorted(set(marks), reverse=True)):
+        if lines and data.draw(st.booleans()):
+            lines[i] += f"  # note {n}"
+        else:
+            lines.insert(i, f"# own {n}")
+    commented = "\n".join(lines) + "\n"
+    once = format_source(commented)
+    assert parse(once) == module
+    assert format_source(once) == once
+    for n in range(len(set(marks))):
+        assert f"note {n}" in once or f"own {n}" in once
