@@ -83,6 +83,7 @@ class KvmHypervisor:
         self._teardowns: dict[str, asyncio.Task[None]] = {}
         self._probe_lock = asyncio.Lock()
         self._kvm_works: bool | None = None
+        self._stopping = False
         self.reclaimed = 0
         self.expired = 0
 
@@ -99,6 +100,7 @@ class KvmHypervisor:
         self._reconciler = asyncio.create_task(self._reconcile_forever())
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._reconciler is not None:
             self._reconciler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -129,6 +131,8 @@ class KvmHypervisor:
 
     async def create(self, request: VmRequest) -> VmInfo:
         registry = self._registry()
+        if self._stopping:
+            raise HypervisorUnavailableError("the node is stopping; no new VMs")
         vm_id = uuid.uuid4().hex
         self.events.step(
             "request",
@@ -281,7 +285,9 @@ class KvmHypervisor:
         self.events.step("ready", vm_id, boot_s=round(time.monotonic() - started, 3), expires_at=round(expires_at, 3))
 
     async def _make(self, artefact: Artefact, create: Any, *args: Any) -> None:
-        """Record ``artefact`` durably, then create it."""
+        """Record ``artefact`` durably, then create it (refused once the node is stopping)."""
+        if self._stopping:
+            raise KvmError("the node is stopping; VM creation abandoned")
         self._registry().record(artefact)
         await asyncio.to_thread(create, *args)
 

@@ -187,3 +187,18 @@ def test_auto_domain_type_follows_a_real_kvm_boot_probe(node_factory: Any) -> No
         assert not [n for n in libvirt_host.domain_names(conn) if n.startswith("omk-probe-")]
     finally:
         conn.close()
+
+
+def test_stopping_the_node_during_a_boot_leaves_nothing(node: Any) -> None:
+    events = node.state_dir / "plugins" / "kvm" / "lifecycle.jsonl"
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(node.call, "vm.create", SMALL_VM)
+        deadline = time.monotonic() + 60
+        while not (events.exists() and '"step": "boot"' in events.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        vm_id = json.loads(events.read_text().splitlines()[0])["vm_id"]
+        node.stop()
+        with pytest.raises(ControlError):
+            pending.result(timeout=120)
+    assert leftovers(node.state_dir, vm_id) == []
+    assert steps_of(node.state_dir, vm_id)[-1] == "delete"
