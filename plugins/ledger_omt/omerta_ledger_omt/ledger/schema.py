@@ -6,6 +6,7 @@ reason for a missing, unknown or ill-typed field. Touches nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,9 @@ from omerta_ledger_omt.ledger.encoding import HASH_BYTES
 
 #: Longest free-text field (reasons, details): enough for a sentence, not for a payload smuggled in text.
 MAX_TEXT = 512
+
+#: Peer ids whose validity is remembered: a node sees the same few thousand ids over and over.
+PEER_CACHE_SIZE = 65536
 
 #: Most entries in any list field (witness lists, checkpoint heads, evidence hashes).
 MAX_LIST = 1024
@@ -29,8 +33,11 @@ class Field:
 
 
 def _peer(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return "is not a peer id"
+    return _peer_text(value) if isinstance(value, str) else "is not a peer id"
+
+
+@functools.lru_cache(maxsize=PEER_CACHE_SIZE)
+def _peer_text(value: str) -> str | None:
     try:
         PeerId(value)
     except InvalidPeerIdError:
