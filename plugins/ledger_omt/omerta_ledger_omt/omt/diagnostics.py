@@ -93,7 +93,8 @@ def obvious_fix(name: str, candidates: Iterable[str], line: int, column: int) ->
     if len(same_case) == 1:
         return Fix(line, column, name, same_case[0])
     budget = max(1, -(-len(name) // FIX_CHARS_PER_EDIT) - 1)
-    close = [c for c in pool if edit_distance(name.lower(), c.lower()) <= budget]
+    distances = {c: edit_distance(name.lower(), c.lower()) for c in pool}
+    close = [c for c, d in distances.items() if d <= budget and d < len(name)]  # 'Q' is not a typo of 'S'
     return Fix(line, column, name, close[0]) if len(close) == 1 else None
 
 

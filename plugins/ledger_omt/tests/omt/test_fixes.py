@@ -39,3 +39,7 @@ def test_choosing_a_fix() -> None:
 
 def test_case_only_difference_is_suggested_first() -> None:
     assert similar("request", ["REQUEST", "REQUESTS"])[0] == "REQUEST"
+
+
+def test_one_letter_names_are_not_typos_of_each_other() -> None:
+    assert obvious_fix("Q", ["S"], 1, 1) is None
