@@ -203,3 +203,35 @@ def test_stopping_the_node_during_a_boot_leaves_nothing(node: Any) -> None:
     assert leftovers(node.state_dir, vm_id) == []
     steps = steps_of(node.state_dir, vm_id)
     assert {"boot", "release", "delete"} <= set(steps) and "ready" not in steps
+
+
+def test_a_cloud_image_gets_a_seed_and_a_boot_timeout_leaves_nothing(
+    node_factory: Any, images_dir: Path, tmp_path: Path
+) -> None:
+    cloud_images = tmp_path / "cloud-images"
+    (cloud_images / "blank-cloud").mkdir(parents=True)
+    disk = cloud_images / "blank-cloud" / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    node = node_factory(
+        "--set", f"plugins.kvm.images_dir={cloud_images}",
+        "--set", "plugins.kvm.boot_timeout_s=6",
+        "--set", "plugins.kvm.domain_type=qemu",
+    )  # fmt: skip
+    node.start()
+    with pytest.raises(ControlError, match="SSH public key is required"):
+        node.call("vm.create", {**SMALL_VM, "image": "blank-cloud"})
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA consumer@test"
+    vms_dir = node.state_dir / "plugins" / "kvm" / "vms"
+    seeds_seen: list[Path] = []
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(node.call, "vm.create", {**SMALL_VM, "image": "blank-cloud", "ssh_public_key": key})
+        while not pending.done():
+            seeds_seen += list(vms_dir.glob("*/seed.iso"))
+            time.sleep(0.05)
+        with pytest.raises(ControlError, match="did not signal readiness within 6 s"):
+            pending.result()
+    assert seeds_seen, "the cloud image's NoCloud seed was never created"
+    vm_id = seeds_seen[0].parent.name
+    assert leftovers(node.state_dir, vm_id) == []
+    assert {"boot", "failed", "delete"} <= set(steps_of(node.state_dir, vm_id))
+    assert node.call("vm.list") == []
