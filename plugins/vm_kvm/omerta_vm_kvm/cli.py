@@ -88,7 +88,9 @@ def vm_show(vm_id: str, state_dir: Path | None, as_json: bool) -> None:
 @click.option("--memory", "memory_mib", type=int, default=512, show_default=True, help="MiB.")
 @click.option("--disk", "disk_gib", type=int, default=4, show_default=True, help="GiB.")
 @click.option("--lease", "lease_seconds", type=int, default=3600, show_default=True, help="Seconds.")
-@click.option("--ssh-key", "ssh_key_file", type=click.Path(dir_okay=False, path_type=Path), help="Public key file.")
+@click.option(
+    "--ssh-key", "ssh_key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Public key file."
+)
 @state_dir_option
 @json_option
 def vm_create(
