@@ -358,7 +358,7 @@ def _ns_name(node: Host | Router | str) -> str:
 
 
 def remove_stale_namespaces(prefix: str = DEFAULT_PREFIX) -> list[str]:
-    """Remove namespaces left by labs whose process has died (a crashed run); return their names."""
+    """Remove namespaces left by labs whose process has died (a crashed run) and kill what still runs in them."""
     removed = []
     for name in netns.listnetns():
         if not name.startswith(prefix):
@@ -366,6 +366,10 @@ def remove_stale_namespaces(prefix: str = DEFAULT_PREFIX) -> list[str]:
         pid_text = name[len(prefix) :].split("x", 1)[0]
         if not pid_text.isdigit() or _alive(int(pid_text)):
             continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False).stdout
+        for pid in pids.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
         with contextlib.suppress(OSError, NetlinkError):
             netns.remove(name)
             removed.append(name)

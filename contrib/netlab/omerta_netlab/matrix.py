@@ -56,6 +56,8 @@ class PairResult:
     first_message_s: float | None
     direct_s: float | None
     expected_direct: bool
+    #: Packets the relays forwarded while the follow-up messages flowed (0 once a pair is direct).
+    relayed_after_settle: int = 0
 
     @property
     def name(self) -> str:
@@ -96,6 +98,7 @@ class NatMatrix:
         return f"plugins.relay.relays=[{', '.join(entries)}]"
 
     def start_client(self, host: Host, *extra: str) -> NodeProcess:
+        """A fresh node (new identity) on ``host`` holding allocations on the matrix's relays."""
         node = NodeProcess(self.lab, host, self.workdir / f"{host.name}-{next(self._counter)}")
         node.start("plugins.udp.port=0", 'plugins.udp.host="0.0.0.0"', self.relay_setting(), *extra)
         wait_for(lambda: all(r["healthy"] for r in node.relay_status()["relays"]), ALLOCATION_TIMEOUT_S)
@@ -135,6 +138,7 @@ class NatMatrix:
         if wait_for(both_direct, DIRECT_TIMEOUT_S if result.expected_direct else punch_grace()):
             result.direct_s = time.monotonic() - started
         result.path = "direct" if both_direct() else "relay"
+        forwarded_before = self.relay_forwarded()
         for sender, receiver in ((source, target), (target, source)):
             sender.call(
                 "udp.send",
@@ -143,12 +147,15 @@ class NatMatrix:
         source_got = collect(source, FOLLOW_UP_MESSAGES)
         target_got = collect(target, FOLLOW_UP_MESSAGES)
         result.connected = len(source_got) == len(target_got) == FOLLOW_UP_MESSAGES
+        result.relayed_after_settle = self.relay_forwarded() - forwarded_before
         return result
 
     def relay_forwarded(self) -> int:
-        """Packets forwarded by all relays so far."""
+        """Packets forwarded by all running relays so far."""
         total = 0
         for relay in self.relays:
+            if relay.process is None or relay.process.poll() is not None:
+                continue
             server = relay.relay_status()["server"] or {}
             total += int(server.get("counters", {}).get("forwarded_packets", 0))
         return total

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from omerta_netlab import Lab, LabError, NatBehaviour, remove_stale_namespaces
@@ -53,9 +55,12 @@ def test_stale_namespaces_of_dead_processes_are_removed() -> None:
     dead = subprocess.run(argv, capture_output=True, text=True, check=True)
     name = f"onlt{int(dead.stdout)}x0-inet"
     netns.create(name)
+    leftover = subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", "import time; time.sleep(600)"])
     try:
+        time.sleep(0.5)
         assert name in remove_stale_namespaces("onlt")
         assert name not in netns.listnetns()
+        assert leftover.wait(timeout=30) == -signal.SIGKILL
     finally:
         if name in netns.listnetns():
             netns.remove(name)
