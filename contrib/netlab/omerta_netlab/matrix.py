@@ -32,6 +32,8 @@ FIRST_MESSAGE_TIMEOUT_S = 30.0
 DIRECT_TIMEOUT_S = 20.0
 #: Messages exchanged each way after the path settled, all of which must arrive.
 FOLLOW_UP_MESSAGES = 20
+#: How often wait_for() polls: the resolution of the matrix's timings (each poll is a control-API call).
+CONDITION_POLL_S = 0.02
 #: Seconds to wait for relays to report a healthy allocation for a new node.
 ALLOCATION_TIMEOUT_S = 20.0
 
@@ -184,4 +186,4 @@ def wait_for(condition: object, timeout: float) -> bool:
             return True
         if time.monotonic() >= deadline:
             return False
-        time.sleep(POLL_INTERVAL_S * 2)
+        time.sleep(CONDITION_POLL_S)
