@@ -171,7 +171,7 @@ def plugins(plugin_names: str | None, as_json: bool) -> None:
         )
         for r in reports
     ]
-    _print_table(("NAME", "DISTRIBUTION", "VERSION", "HOOKS", "USABLE"), rows)
+    print_table(("NAME", "DISTRIBUTION", "VERSION", "HOOKS", "USABLE"), rows)
 
 
 @main.command(name="id")
@@ -229,13 +229,14 @@ def config_show(config_file: Path | None, plugin_names: str | None, as_json: boo
             )
         )
         return
-    _print_table(
+    print_table(
         ("KEY", "VALUE", "SOURCE"),
         [(k, json.dumps(s.value), s.source) for k, s in sorted(config.settings.items())],
     )
 
 
-def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+def print_table(header: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> None:
+    """Print rows as left-aligned columns under ``header``, two spaces apart (the CLI's table style)."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

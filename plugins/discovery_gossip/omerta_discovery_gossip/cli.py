@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from omerta_core import identity as identity_mod
-from omerta_core.cli import json_option, resolve_state_dir, state_dir_option
+from omerta_core.cli import json_option, print_table, resolve_state_dir, state_dir_option
 from omerta_core.control import client
 from omerta_core.errors import ControlError
 from omerta_core.paths import ensure_state_dir
@@ -38,12 +38,6 @@ def _live(state_dir: Path | None, method: str, params: dict[str, Any] | None = N
         if "no node" in str(exc):
             return None
         raise
-
-
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 @click.group(name="network")
@@ -83,7 +77,7 @@ def list_networks(state_dir: Path | None, as_json: bool) -> None:
     if not rows:
         click.echo("no networks joined (the node uses the public network); try `omerta network create NAME`")
         return
-    _table(
+    print_table(
         ("NAME", "ID", "ALIVE", "MEMBERS"),
         [
             (
@@ -162,7 +156,7 @@ def peers(network: str | None, state_dir: Path | None, as_json: bool) -> None:
     if not rows:
         click.echo("no peers known yet")
         return
-    _table(
+    print_table(
         ("PEER", "NETWORK", "LIVENESS", "ENDPOINTS", "VERSION"),
         [
             (

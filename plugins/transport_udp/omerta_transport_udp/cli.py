@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from omerta_core.cli import json_option, resolve_state_dir, state_dir_option
+from omerta_core.cli import json_option, print_table, resolve_state_dir, state_dir_option
 from omerta_core.control import client
 
 
@@ -32,7 +32,7 @@ def peers_command(state_dir: Path | None, as_json: bool) -> None:
         click.echo("no peers yet")
         return
     header = ("PEER", "STATE", "ROUTE", "AGE_S", "UNACKED", "RTT_MS", "RETRANSMITS")
-    table = [header] + [
+    table = [
         (
             row["peer"][:12],
             row["state"],
@@ -44,9 +44,7 @@ def peers_command(state_dir: Path | None, as_json: bool) -> None:
         )
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for line in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    print_table(header, table)
 
 
 @udp_group.command(name="identify")

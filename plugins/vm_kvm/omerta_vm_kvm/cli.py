@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from omerta_core.cli import json_option, resolve_state_dir, state_dir_option
+from omerta_core.cli import json_option, print_table, resolve_state_dir, state_dir_option
 from omerta_core.control import client
 from omerta_core.errors import ControlError
 from omerta_core.node import LOCK_FILE
@@ -60,9 +60,7 @@ def vm_list(state_dir: Path | None, as_json: bool) -> None:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
-    for row in [header, *table]:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print_table(header, table)
 
 
 @vm_group.command(name="show")
