@@ -1,11 +1,13 @@
 """Binding the ``.omt`` runtime to the ledger: the chain view its natives read, and what its actions mean here.
 
 * :class:`ChainLedgerView` answers the runtime's ``READ``/``CHAIN_*`` questions from the chain store:
-  ``head_hash`` (hex head of a held chain), ``balance`` (available balance as this node replays it,
-  minus locks this node has voted to accept and that are not on the chain yet), ``trust`` (local trust).
+  ``head_hash`` and ``head_seq`` (head of a held chain), ``available`` (available balance at that
+  head as this node replays it), ``balance`` (the same minus locks this node has voted to accept
+  and that are not on the chain yet), ``held_requests`` (the consumer's signed requests of those
+  locks), ``trust`` (local trust).
 * :func:`block_for` turns an ``APPEND(chain, ...)`` of spec 00 into a ledger block: ``BALANCE_LOCK``
   becomes ``escrow_lock`` carrying the witness-signed lock result, ``WITNESS_COMMITMENT`` becomes
-  ``witness_commitment``.
+  ``witness_commitment``, ``DOUBLE_LOCK_ACCUSATION`` becomes an ``accusation`` carrying the proof.
 * Envelopes travel as the runtime's canonical JSON on the transport channel ``ledger.omt``.
 
 Touches the chain store (reads; pending witnessed locks).
@@ -38,9 +40,15 @@ class ChainLedgerView:
 
     def read(self, peer: str, key: str) -> Any:
         store = self.ledger.store
-        if key == "head_hash":
+        if key in ("head_hash", "head_seq"):
             head = store.head(peer)
-            return None if head is None else head.hash.hex()
+            if head is None:
+                return None
+            return head.hash.hex() if key == "head_hash" else head.seq
+        if key == "available":
+            return 0 if store.head(peer) is None else store.state(peer).available()
+        if key == "held_requests":
+            return store.witnessed_requests(peer)
         if key == "balance":
             if store.head(peer) is None:
                 return 0
@@ -82,7 +90,15 @@ def segment_entry(block: Block) -> dict[str, Any]:
 
 
 #: Which actor of spec 00 appends each block it declares.
-BLOCK_AUTHORS = {"BALANCE_LOCK": "Consumer", "BALANCE_TOPUP": "Consumer", "WITNESS_COMMITMENT": "Witness"}
+BLOCK_AUTHORS = {
+    "BALANCE_LOCK": "Consumer",
+    "BALANCE_TOPUP": "Consumer",
+    "WITNESS_COMMITMENT": "Witness",
+    "DOUBLE_LOCK_ACCUSATION": "Witness",
+}
+
+#: The accusation reason a witness writes with a double-lock proof.
+DOUBLE_LOCK_REASON = "double_lock"
 
 
 def block_for(name: str, store: dict[str, Any], session: str) -> tuple[BlockKind, dict[str, Any]] | None:
@@ -98,6 +114,9 @@ def block_for(name: str, store: dict[str, Any], session: str) -> tuple[BlockKind
             "amount": store["amount"],
         }
         return BlockKind.WITNESS_COMMITMENT, payload
+    if name == "DOUBLE_LOCK_ACCUSATION":
+        proof = store["double_lock_proof"]
+        return BlockKind.ACCUSATION, {"subject": store["consumer"], "reason": DOUBLE_LOCK_REASON, "proof": proof}
     return None
 
 

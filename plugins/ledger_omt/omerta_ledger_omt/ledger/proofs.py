@@ -5,6 +5,10 @@
 * A chain-rule proof is a prefix of one owner's chain (sequence 0 to n, all
   signed and linked) whose last block breaks a chain rule, such as a second escrow
   lock beyond the balance (the double lock) or a spend of locked funds.
+* A double-lock proof is two lock requests signed by one consumer (spec 00's
+  ``lock_request``) for different sessions, bound to one chain head, whose amounts
+  together exceed the available balance the consumer itself stated at that head:
+  the same funds promised twice. It needs no chain to check.
 
 Touches nothing.
 """
@@ -14,10 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from omerta_core.identity import verify
+from omerta_core.interfaces.common import PeerId
+from omerta_ledger_omt.ledger import schema
 from omerta_ledger_omt.ledger.blocks import Block
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.encoding import hash_value
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidProofError
+from omerta_ledger_omt.omt.runtime.values import canonical_bytes, digest
 
 #: Longest chain prefix accepted as a chain-rule proof; a proof must stay small enough to gossip and check.
 MAX_PROOF_BLOCKS = 4096
@@ -99,11 +107,119 @@ class ChainRuleProof:
         return f"chain rule broken at {self.blocks[-1].ref}"
 
 
-Proof = ForkProof | ChainRuleProof
+#: The ``what`` of a lock request, so that no other signed value of spec 00 can pass for one.
+LOCK_REQUEST = "lock_request"
+
+
+def _hex_hash(value: Any) -> str | None:
+    return None if isinstance(value, str) and len(value) == 64 and _is_hex(value) else "is not a hex hash"
+
+
+def _is_hex(value: str) -> bool:
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return value == value.lower()
+
+
+LOCK_REQUEST_SCHEMA = {
+    "what": schema.Field(schema.one_of(LOCK_REQUEST)),
+    "session_id": schema.Field(_hex_hash),
+    "consumer": schema.PEER,
+    "provider": schema.PEER,
+    "amount": schema.AMOUNT,
+    "head_seq": schema.COUNT,
+    "head_hash": schema.Field(_hex_hash),
+    "available": schema.COUNT,
+}
+
+
+@dataclass(frozen=True)
+class SignedLockRequest:
+    """A consumer's lock request of spec 00 and its signature over the runtime's canonical JSON of it."""
+
+    request: dict[str, Any]
+    signature: str
+
+    @classmethod
+    def from_wire(cls, obj: Any) -> SignedLockRequest:
+        if not isinstance(obj, dict) or set(obj) != {"request", "signature"}:
+            raise InvalidProofError("signed lock request is not a {request, signature} map")
+        request, signature = obj["request"], obj["signature"]
+        if not isinstance(request, dict) or not isinstance(signature, str):
+            raise InvalidProofError("signed lock request holds no request map or no signature text")
+        try:
+            schema.check("lock request", request, LOCK_REQUEST_SCHEMA)
+        except ValueError as exc:
+            raise InvalidProofError(str(exc)) from exc
+        return cls(dict(request), signature)
+
+    def signed_by_consumer(self) -> bool:
+        try:
+            signature = bytes.fromhex(self.signature)
+            return verify(PeerId(self.request["consumer"]), canonical_bytes(self.request), signature)
+        except ValueError:
+            return False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"request": self.request, "signature": self.signature}
+
+
+@dataclass(frozen=True)
+class DoubleLockProof:
+    first: SignedLockRequest
+    second: SignedLockRequest
+
+    kind = "double_lock"
+
+    @property
+    def subject(self) -> str:
+        return str(self.first.request["consumer"])
+
+    def verify(self, params: Parameters | None = None) -> None:
+        a, b = self.first.request, self.second.request
+        if a["consumer"] != b["consumer"]:
+            raise InvalidProofError("double-lock proof requests come from two consumers")
+        if a["session_id"] == b["session_id"]:
+            raise InvalidProofError("double-lock proof requests are for one session")
+        if (a["head_seq"], a["head_hash"]) != (b["head_seq"], b["head_hash"]):
+            raise InvalidProofError("double-lock proof requests are bound to different chain heads")
+        for which, signed in (("first", self.first), ("second", self.second)):
+            if not signed.signed_by_consumer():
+                raise InvalidProofError(f"double-lock proof's {which} request has a bad signature")
+        available = min(a["available"], b["available"])
+        if a["amount"] + b["amount"] <= available:
+            raise InvalidProofError(
+                f"double-lock proof requests {a['amount']} + {b['amount']} fit the stated balance {available}"
+            )
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "requests": [self.first.to_wire(), self.second.to_wire()]}
+
+    @property
+    def hash(self) -> bytes:
+        ordered = sorted(bytes.fromhex(digest(r.to_wire())) for r in (self.first, self.second))
+        return hash_value({"kind": self.kind, "requests": ordered})
+
+    def describe(self) -> str:
+        a, b = self.first.request, self.second.request
+        return (
+            f"double lock: {a['amount']} + {b['amount']} promised at head #{a['head_seq']} "
+            f"with {min(a['available'], b['available'])} available"
+        )
+
+
+Proof = ForkProof | ChainRuleProof | DoubleLockProof
 
 
 def proof_from_wire(obj: Any) -> Proof:
     """Parse a proof; every block inside is signature-checked. Call ``verify`` to check what it proves."""
+    if isinstance(obj, dict) and obj.get("kind") == DoubleLockProof.kind:
+        if set(obj) != {"kind", "requests"} or not isinstance(obj["requests"], list) or len(obj["requests"]) != 2:
+            raise InvalidProofError("double-lock proof is not a {kind, requests} map with two requests")
+        first, second = (SignedLockRequest.from_wire(r) for r in obj["requests"])
+        return DoubleLockProof(first, second)
     if not isinstance(obj, dict) or set(obj) != {"kind", "blocks"} or not isinstance(obj["blocks"], list):
         raise InvalidProofError("proof is not a {kind, blocks} map")
     try:

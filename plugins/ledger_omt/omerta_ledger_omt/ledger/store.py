@@ -6,8 +6,11 @@ second, different block at a held (owner, sequence) is not stored: it becomes a
 fork proof. Replaying an owner's contiguous prefix gives its :class:`ChainState`;
 a block there that breaks a chain rule becomes a chain-rule proof and the state
 stops before it. Witnesses also record here the locks they signed and that have
-not reached the consumer's chain yet, so a second lock on the same funds is
-refused. Touches only the database file ``chains.sqlite3`` and its WAL files.
+not reached the consumer's chain yet, with the consumer's signed request, so a
+second lock on the same funds is refused and, when both requests are bound to one
+chain head, proven (a double-lock proof). Proofs carried by accusation blocks are
+verified and kept when the accuser's chain is replayed. Touches only the database
+file ``chains.sqlite3`` and its WAL files.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from omerta_ledger_omt.ledger.blocks import Block
+from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.encoding import canonical, decode
 from omerta_ledger_omt.ledger.errors import (
@@ -56,6 +59,11 @@ CREATE TABLE IF NOT EXISTS proofs (
     found_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS proofs_subject ON proofs (subject);
+CREATE TABLE IF NOT EXISTS witnessed_requests (
+    session_id BLOB PRIMARY KEY,
+    consumer TEXT NOT NULL,
+    signed_request BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS witnessed_locks (
     session_id BLOB PRIMARY KEY,
     consumer TEXT NOT NULL,
@@ -227,6 +235,7 @@ class ChainStore:
             for block in self.blocks(owner, state.head_seq + 1, head.seq):
                 try:
                     state.apply(block)
+                    self._keep_accusation_proof(block)
                 except ChainRuleError:
                     # the replay stops here either way; a prefix too long to gossip is kept as no proof
                     with contextlib.suppress(InvalidProofError):
@@ -234,6 +243,12 @@ class ChainStore:
                     break
         self._states[owner] = state
         return state
+
+    def _keep_accusation_proof(self, block: Block) -> None:
+        """An accusation's proof reaches every node that holds the accuser's chain; a false one is ignored."""
+        if block.kind == BlockKind.ACCUSATION and "proof" in block.payload:
+            with contextlib.suppress(InvalidProofError):
+                self.add_proof(proof_from_wire(block.payload["proof"]))
 
     def _links(self, state: ChainState) -> bool:
         held = self._link(state.owner, state.head_seq)
@@ -281,6 +296,19 @@ class ChainStore:
 
     def forget_witnessed_lock(self, session_id: bytes) -> None:
         self._db.execute("DELETE FROM witnessed_locks WHERE session_id = ?", (session_id,))
+        self._db.execute("DELETE FROM witnessed_requests WHERE session_id = ?", (session_id,))
+
+    def record_witnessed_request(self, session_id: bytes, consumer: str, signed_request: dict[str, Any]) -> None:
+        """Keep the consumer's signed request of a lock this node accepted: half of any double-lock proof."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO witnessed_requests VALUES (?, ?, ?)",
+            (session_id, consumer, canonical(signed_request)),
+        )
+
+    def witnessed_requests(self, consumer: str) -> list[dict[str, Any]]:
+        """The signed requests (``{request, signature}``) of the locks this node accepted for ``consumer``."""
+        rows = self._db.execute("SELECT signed_request FROM witnessed_requests WHERE consumer = ?", (consumer,))
+        return [decode(row[0]) for row in rows]
 
     def integrity_check(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])

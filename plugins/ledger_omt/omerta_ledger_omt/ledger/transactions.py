@@ -4,7 +4,11 @@
 :class:`SessionTable` of actor instances keyed by session id, feeds it envelopes from the
 transport channel ``ledger.omt`` and clock ticks, sends what the actors send, and writes
 the blocks they append through :func:`omt_host.block_for`. A witness records a lock as
-pending the moment it votes to accept it, so a second lock on the same funds is refused.
+pending, with the consumer's signed request, the moment it votes to accept it, so a second
+lock on the same funds is refused; when both requests are bound to one chain head the spec has
+the witness write an accusation carrying the double-lock proof, which this adapter verifies
+and keeps (sync spreads it). A witness drops the pending lock when the session ends without
+one or when the witnesses agreed to reject it.
 
 Settlement (``settle``) asks the lock's witnesses on channel ``ledger.escrow`` for their trust
 in the provider, builds the integer settlement from the lower median, gathers a threshold of
@@ -23,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
+from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.encoding import canonical, decode
 from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
 from omerta_ledger_omt.ledger.escrow import settlement_statement
@@ -36,6 +41,7 @@ from omerta_ledger_omt.ledger.omt_host import (
     decode_envelope,
     encode_envelope,
 )
+from omerta_ledger_omt.ledger.proofs import verified_proof
 from omerta_ledger_omt.ledger.statements import Statement
 from omerta_ledger_omt.omt.errors import OmtError
 from omerta_ledger_omt.omt.runtime import (
@@ -178,7 +184,7 @@ class TransactionRunner:
             elif isinstance(action, StateChanged):
                 self.log.info("transaction step", session=session[:12], old=action.old, new=action.new,
                               cause=action.cause)  # fmt: skip
-                if action.new == "DONE":
+                if action.new == "DONE" or self._rejected_by_witnesses(session, action.new):
                     self.ledger.store.forget_witnessed_lock(bytes.fromhex(session))
             elif isinstance(action, MessageDropped):
                 self.dropped += 1
@@ -186,6 +192,12 @@ class TransactionRunner:
                               reason=action.reason)  # fmt: skip
         async with self.changed:
             self.changed.notify_all()
+
+    def _rejected_by_witnesses(self, session: str, state: str) -> bool:
+        if state != "AWAITING_CONSUMER_SIGNATURE":
+            return False
+        witness = self.table.get(session, "Witness")
+        return witness is not None and witness.store.get("consensus") == "REJECTED"
 
     def _note_vote(self, session: str, action: SendAction) -> None:
         """A witness that votes to accept a lock counts it against the consumer's funds from now on."""
@@ -195,7 +207,10 @@ class TransactionRunner:
         witness = self.table.get(session, "Witness")
         if witness is not None:
             store = witness.store
-            self.ledger.store.record_witnessed_lock(bytes.fromhex(session), store["consumer"], store["amount"], b"")
+            session_id = bytes.fromhex(session)
+            self.ledger.store.record_witnessed_lock(session_id, store["consumer"], store["amount"], b"")
+            signed_request = {"request": store["lock_request"], "signature": store["request_signature"]}
+            self.ledger.store.record_witnessed_request(session_id, store["consumer"], signed_request)
 
     def _append(self, session: str, action: AppendBlockAction) -> None:
         instance = self.table.get(session, BLOCK_AUTHORS.get(action.block, ""))
@@ -206,7 +221,11 @@ class TransactionRunner:
             return
         kind, payload = mapped
         try:
-            block = self.ledger.append(kind, payload, self.now_ms())
+            if kind == BlockKind.ACCUSATION:
+                proof = verified_proof(payload["proof"], self.ledger.params)
+                block = self.ledger.accuse(payload["subject"], payload["reason"], self.now_ms(), proof)
+            else:
+                block = self.ledger.append(kind, payload, self.now_ms())
         except LedgerError as exc:
             self.block_failures.append(f"{action.block}: {exc}")
             self.log.warning("transaction block refused", session=session[:12], block=action.block, reason=str(exc))

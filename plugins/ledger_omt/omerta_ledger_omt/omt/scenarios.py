@@ -14,15 +14,17 @@ from omerta_ledger_omt.omt.runtime.values import digest
 
 WITNESSES = ["w1", "w2", "w3", "w4", "w5"]
 TRUST = {"w1": 1.5, "w2": 1.2, "w3": 0.4, "w4": 0.6, "w5": 0.3}
+#: The consumer's chain head as it and the witnesses see it; lock requests are bound to it.
+ALICE_HEAD = {"head_seq": 3, "head_hash": "ab" * 32}
 
 
 def _lock_setup() -> dict[str, Any]:
     peers = {"alice": "Consumer", "bob": "Provider", **dict.fromkeys(WITNESSES, "Witness")}
     trust = {f"@{w}": {"trust": t} for w, t in TRUST.items()}
     knowledge: dict[str, dict[str, dict[str, Any]]] = {
-        "alice": {**trust, "@bob": {"head_hash": "@bob.head"}},
+        "alice": {**trust, "@bob": {"head_hash": "@bob.head"}, "@alice": dict(ALICE_HEAD, available=1000)},
         "bob": dict(trust),
-        **{w: {**trust, "@alice": {"balance": 1000}} for w in WITNESSES},
+        **{w: {**trust, "@alice": dict(ALICE_HEAD, available=1000, balance=1000)} for w in WITNESSES},
     }
     stores = {"bob": {"known_peers": ["@alice", "@bob", *(f"@{w}" for w in WITNESSES)]}}
     return {"peers": peers, "knowledge": knowledge, "stores": stores}
@@ -69,7 +71,7 @@ def _escrow_lock() -> dict[str, Scenario]:
     ]
     poor = _lock_setup()
     for w in WITNESSES:
-        poor["knowledge"][w]["@alice"] = {"balance": 10}
+        poor["knowledge"][w]["@alice"] = dict(ALICE_HEAD, available=10, balance=10)
     out.append(
         Scenario(
             "insufficient_balance",

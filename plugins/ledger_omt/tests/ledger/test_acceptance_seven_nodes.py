@@ -1,6 +1,8 @@
 """Acceptance: seven node processes on loopback lock escrow with five witnesses (spec 00 on the .omt runtime
-over the udp transport), refuse a double lock, survive kill -9 of a witness mid-transaction, settle, and
-after sync agree on every balance with no value created or lost except by mint and burn."""
+over the udp transport), refuse a lock beyond the balance, survive kill -9 of a witness mid-transaction, settle,
+and after sync agree on every balance with no value created or lost except by mint and burn. Then the consumer
+promises the same funds to two providers at once: the witnesses refuse, prove it with the two signed requests,
+and the consumer's trust falls on every honest node."""
 
 from __future__ import annotations
 
@@ -101,8 +103,8 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     introduce(nodes, ids)
     assert nodes["w5"].call("ledger.verify", {})["problems"] == {}
 
-    # a double lock: the same funds (600 of 1000 are locked) promised at once to a second provider (w2, whose
-    # witnesses are the provider and w1, w3, w4, w5) is refused by the witnesses
+    # a lock beyond the balance (600 of 1000 are locked) asked of a second provider (w2, whose witnesses are the
+    # provider and w1, w3, w4, w5) is refused by the witnesses
     run = {"name": "escrow_lock", "params": {"provider": ids["w2"], "amount": 600}}
     second = nodes["consumer"].call("ledger.run", run)  # Ledger.run_transaction
     assert second["state"] == "FAILED" and second["failure_reason"] == "lock_rejected", second
@@ -134,3 +136,43 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
         assert supply["burned"] == split["burn"] and supply["locked"] == 0
     assert reference[ids["consumer"]]["balance"] == 800
     assert reference[ids["provider"]]["balance"] == 1000 - 500 + split["provider_payment"]
+
+    # a double lock: 500 and 500 of the consumer's 800 promised at once, at one chain head, to w2 and to w3.
+    # The witnesses of both (the provider, w1, w4, w5) accept whichever request reaches them first and refuse the
+    # other with a double-lock proof; after sync every honest node holds the proof and trusts the consumer less.
+    honest = [name for name in nodes if name != "consumer"]
+    before = {name: nodes[name].call("ledger.trust", {"peer": ids["consumer"]}) for name in honest}
+    assert all(b["trust"] > 0 and b["proofs"] == 0 for b in before.values()), before
+    double: dict[str, dict[str, Any]] = {}
+
+    def promise(provider: str) -> None:
+        double[provider] = nodes["consumer"].call("ledger.lock", {"provider": ids[provider], "amount": 500})
+
+    promises = [threading.Thread(target=promise, args=(p,)) for p in ("w2", "w3")]
+    for thread in promises:
+        thread.start()
+    for thread in promises:
+        thread.join(timeout=300)
+    assert set(double) == {"w2", "w3"}, double
+    shared = set(double["w2"]["witnesses"]) & set(double["w3"]["witnesses"])
+    assert shared == {ids[n] for n in ("provider", "w1", "w4", "w5")}, double
+
+    sync_everyone(nodes, ids)
+    for name in honest:
+        after = nodes[name].call("ledger.trust", {"peer": ids["consumer"]})
+        assert after["proofs"] >= 1, (name, after)
+        assert after["trust"] < before[name]["trust"], (name, before[name]["trust"], after["trust"])
+    accusations = [
+        block
+        for name in ("provider", "w1", "w4", "w5")
+        for block in nodes[name].call("ledger.show", {})["blocks"]
+        if block["kind"] == "accusation"
+    ]
+    assert accusations, "a shared witness wrote its accusation with the proof"
+    # the consumer's own chain rules keep the second promise off its chain; the books still balance
+    views = {name: balances(node) for name, node in nodes.items()}
+    for name, view in views.items():
+        assert view["balances"] == views["consumer"]["balances"], f"{name} sees other balances"
+        assert view["supply"]["unaccounted"] == 0
+    consumer = views["consumer"]["balances"][ids["consumer"]]
+    assert consumer["balance"] + consumer["locked"] == 800 and consumer["locked"] in (0, 500), consumer

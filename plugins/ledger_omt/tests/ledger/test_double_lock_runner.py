@@ -1,0 +1,100 @@
+"""Spec 00 on the .omt runtime between in-process ledgers: a consumer that promises the same funds to two
+providers at one chain head is refused, proven and accused, and its trust falls wherever the proof arrives.
+
+The real transport and node processes are exercised by the seven-node acceptance test; here envelopes pass
+between the runners' own ``on_envelope`` so that the witnesses' decisions can be inspected directly."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from omerta_ledger_omt.ledger.blocks import BlockKind
+from omerta_ledger_omt.ledger.proofs import DoubleLockProof
+from omerta_ledger_omt.ledger.transactions import TransactionRunner
+
+from omerta_core.interfaces.common import PeerId
+
+from .conftest import DAY_MS, NOW_MS, Network
+
+LOCK_TIMEOUT_S = 60.0
+
+
+def runners(net: Network) -> dict[str, TransactionRunner]:
+    by_peer: dict[str, TransactionRunner] = {}
+
+    def sender(me: str) -> Any:
+        async def send(peer: PeerId, channel: str, data: bytes) -> None:
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(by_peer[str(peer)].on_envelope(PeerId(me), data))
+            )
+
+        return send
+
+    log = structlog.get_logger()
+    out = {}
+    for name, ledger in net.ledgers.items():
+        runner = TransactionRunner(ledger, sender(ledger.me), log, lambda: NOW_MS)
+        by_peer[ledger.me] = out[name] = runner
+    return out
+
+
+def test_double_lock_is_refused_proven_and_lowers_trust(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    others = [name for name in net.ledgers if name != "consumer"]
+    # the consumer pays every other node once: each then has a verified edge to it, so its trust is above zero
+    for name in others:
+        proposal = net["consumer"].transfer(net.peer(name), 10, NOW_MS - 10 * DAY_MS)
+        net[name].agree(proposal, NOW_MS - 10 * DAY_MS)
+    net.sync()
+    before = {name: net[name].trust(net.peer("consumer"), NOW_MS) for name in others}
+    assert all(value > 0 for value in before.values()), before
+    available = net["consumer"].state(net.peer("consumer")).available()
+    assert available == 1000 - 10 * len(others)
+
+    async def run() -> list[dict[str, Any]]:
+        nodes = runners(net)
+        for runner in nodes.values():
+            runner.start()
+        try:
+            consumer = nodes["consumer"]
+            return list(
+                await asyncio.gather(
+                    consumer.lock(net.peer("provider"), 500, LOCK_TIMEOUT_S),
+                    consumer.lock(net.peer("w7"), 500, LOCK_TIMEOUT_S),
+                )
+            )
+        finally:
+            for runner in nodes.values():
+                await runner.stop()
+
+    outcomes = asyncio.run(run())
+    shared = set(outcomes[0]["witnesses"]) & set(outcomes[1]["witnesses"])
+    assert shared, outcomes
+    # every witness of both locks saw the second request conflict with the first it accepted: it accused
+    accusers = [
+        name
+        for name in others
+        if any(
+            block.kind == BlockKind.ACCUSATION and block.payload["subject"] == net.peer("consumer")
+            for block in net[name].store.blocks(net.peer(name))
+        )
+    ]
+    assert {net.peer(name) for name in accusers} == shared, outcomes
+    for name in accusers:
+        [proof] = net[name].store.proofs(net.peer("consumer"))
+        assert isinstance(proof, DoubleLockProof)
+        assert proof.first.request["amount"] + proof.second.request["amount"] == 1000
+        assert proof.first.request["available"] == available
+    # at most one lock reached the consumer's chain: its own chain rules refuse the second
+    state = net["consumer"].state(net.peer("consumer"))
+    assert sum(lock.total for lock in state.locks.values()) <= 500
+
+    # the accusations travel with the accusers' chains; every other observer verifies the proof and trusts less
+    net.sync()
+    for name in others:
+        after = net[name].trust(net.peer("consumer"), NOW_MS)  # replays the accusers' chains
+        assert len(net[name].store.proofs(net.peer("consumer"))) == 1, name
+        assert after < before[name], (name, before[name], after)
