@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
@@ -14,6 +15,9 @@ PORT = ["plugins.udp.port=7700"]
 def udp_status(node) -> dict:
     return node.call("status")["services"]["transport"]["udp"]
 
+
+#: How long the last acks may take over the impaired link (several retransmit rounds of 100 ms each way).
+ACK_SETTLE_S = 30.0
 
 NETEM = {"loss": 0.10, "duplicate": 0.10, "reorder": 0.25, "delay_s": 0.100}
 
@@ -57,7 +61,13 @@ def test_reliable_exactly_once_in_order_over_impaired_link(lab, nodes, collect, 
     got = collect(b, "r", len(expected), timeout=300)
     assert got == expected
     assert udp_status(b)["counters"].get("dropped_replay", 0) > 0  # the duplicates were caught
-    (row,) = [p for p in udp_status(a)["peers"] if p["peer"] == b.peer_id]
+    # the receiver has everything; the sender learns so once the last acks cross the lossy link
+    deadline = time.monotonic() + ACK_SETTLE_S
+    while True:
+        (row,) = [p for p in udp_status(a)["peers"] if p["peer"] == b.peer_id]
+        if row["unacked"] == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert row["retransmits"] > 0 and row["unacked"] == 0
 
 
