@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omerta_netlab.behaviour import NatBehaviour
 from omerta_netlab.lab import Host, Lab
-from omerta_netlab.nodes import POLL_INTERVAL_S, NodeProcess
+from omerta_netlab.nodes import POLL_INTERVAL_S, NodeProcess, NodeStartError
 
 PUBLIC = "public"
 KINDS: tuple[str, ...] = (PUBLIC, *(b.value for b in NatBehaviour))
@@ -91,7 +91,7 @@ class NatMatrix:
     def start_relays(self) -> list[NodeProcess]:
         for host in self.relay_hosts:
             node = NodeProcess(self.lab, host, self.workdir / host.name)
-            node.start("plugins.udp.port=7700", 'plugins.udp.host="0.0.0.0"', "plugins.relay.serve=true")
+            node.start("plugins.udp.port=7700", 'plugins.udp.host="::"', "plugins.relay.serve=true")
             self.relays.append(node)
         return self.relays
 
@@ -103,7 +103,9 @@ class NatMatrix:
         """A fresh node (new identity) on ``host`` holding allocations on the matrix's relays."""
         node = NodeProcess(self.lab, host, self.workdir / f"{host.name}-{next(self._counter)}")
         node.start("plugins.udp.port=0", 'plugins.udp.host="0.0.0.0"', self.relay_setting(), *extra)
-        wait_for(lambda: all(r["healthy"] for r in node.relay_status()["relays"]), ALLOCATION_TIMEOUT_S)
+        if not wait_for(lambda: all(r["healthy"] for r in node.relay_status()["relays"]), ALLOCATION_TIMEOUT_S):
+            node.stop()
+            raise NodeStartError(f"node on {host.name} got no allocation on every relay: {node.log_path}")
         return node
 
     def connect(self, source: NodeProcess, target: NodeProcess) -> None:

@@ -114,10 +114,11 @@ class RelayPool:
     links: list[RelayLink] = field(default_factory=list)
     counters: Counter[str] = field(default_factory=Counter)
     _no_route: dict[tuple[PeerId, PeerId], float] = field(default_factory=dict)
-    _was_healthy: dict[PeerId, bool] = field(default_factory=dict)
+    _was_healthy: dict[Endpoint, bool] = field(default_factory=dict)
 
     def add_relay(self, relay: PeerId, endpoint: Endpoint) -> None:
-        if relay == self.me or any(link.relay == relay for link in self.links):
+        """Hold an allocation on ``relay`` at ``endpoint`` (one relay may be reached over IPv4 and IPv6)."""
+        if relay == self.me or any(link.endpoint == endpoint for link in self.links):
             return
         self.links.append(RelayLink(relay, endpoint, self.me, self.sign))
 
@@ -129,11 +130,11 @@ class RelayPool:
         out = []
         for link in self.links:
             healthy = link.healthy(now)
-            if self._was_healthy.get(link.relay) and not healthy:
+            if self._was_healthy.get(link.endpoint) and not healthy:
                 self.counters["relays_lost"] += 1
                 link.allocated_at = None
                 link.next_request = now
-            self._was_healthy[link.relay] = healthy
+            self._was_healthy[link.endpoint] = healthy
             request = link.poll(now)
             if request is not None:
                 out.append((link.endpoint, request))

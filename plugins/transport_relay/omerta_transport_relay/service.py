@@ -200,7 +200,8 @@ class RelayService:
     # -- NatTraversal --------------------------------------------------------------
 
     def observed_endpoints(self) -> list[Endpoint]:
-        return list(dict.fromkeys(o.mapped for o in self._observations.values()))
+        from_relays = [link.observed for link in self.pool.links if link.observed is not None]
+        return list(dict.fromkeys([*from_relays, *(o.mapped for o in self._observations.values())]))
 
     def behaviour(self) -> tuple[NatMapping, NatFiltering]:
         return self._behaviour
@@ -383,11 +384,14 @@ class RelayService:
         history = self._punching.setdefault(peer, holepunch.PeerPunching())
         if not history.may_start(now) or self._transport.endpoint_of(peer) is not None:
             return
+        candidates = self._candidates()
+        if not candidates:
+            return  # nothing to offer yet; the next relayed packet tries again
         attempt = holepunch.Attempt.offer(now)
         history.current = attempt
         self.counters["punch_offers_sent"] += 1
         mapping, filtering = self._behaviour
-        offer = holepunch.Signal(holepunch.Kind.OFFER, attempt.attempt, mapping, filtering, self._candidates())
+        offer = holepunch.Signal(holepunch.Kind.OFFER, attempt.attempt, mapping, filtering, candidates)
         self._send_signal(peer, offer)
 
     def _send_signal(self, peer: PeerId, signal: holepunch.Signal) -> None:

@@ -118,3 +118,39 @@ def test_a_flooding_client_is_throttled_and_others_are_unaffected(matrix: NatMat
     exchange(alice, bob, "after-", 20)
     for node in (flooder, sink, alice, bob):
         node.stop()
+
+
+def test_ipv6_hole_punching_through_two_filtering_routers(matrix: NatMatrix) -> None:
+    """IPv6 is filtered but not translated: punching opens both routers' filters for a direct v6 path."""
+    v6_relays = ", ".join(f'"{r.peer_id}@[{r.host.address6}]:7700"' for r in matrix.relays)
+    settings = ('plugins.udp.host="::"', f"plugins.relay.relays=[{v6_relays}]")
+    source = matrix.start_client(matrix.hosts["port-restricted"][0], *settings)
+    target = matrix.start_client(matrix.hosts["port-restricted"][1], *settings)
+    try:
+        assert source.relay_status()["observed"] == [f"[{source.host.address6}]:{source.port}"]
+        for node in (source, target):
+            node.call("udp.subscribe", {"channel": CHANNEL})
+        matrix.connect(source, target)
+        source.call("udp.send", {"peer": target.peer_id, "channel": CHANNEL, "text": "hello"})
+        assert collect(target, 1) == [b"hello"]
+        assert wait_for(lambda: source.route_to(target.peer_id) == f"[{target.host.address6}]:{target.port}", 30)
+        assert wait_for(lambda: target.route_to(source.peer_id) == f"[{source.host.address6}]:{source.port}", 30)
+        exchange(source, target, "v6-", 10)
+    finally:
+        source.stop()
+        target.stop()
+
+
+def test_explicit_punch_through_the_nat_traversal_interface(matrix: NatMatrix) -> None:
+    """With automatic punching off the session stays relayed until ``nat.punch`` is asked for."""
+    source, target = relayed_pair(matrix, "full-cone", "port-restricted", NO_PUNCH)
+    try:
+        assert source.route_to(target.peer_id) == "via relay"
+        result = source.call("nat.punch", {"peer": target.peer_id}, timeout=60.0)
+        assert target.host.router is not None
+        assert result["direct"] == f"{target.host.router.wan_address}:{target.port}"
+        assert source.route_to(target.peer_id) == result["direct"]
+        exchange(source, target, "direct-", 10)
+    finally:
+        source.stop()
+        target.stop()
