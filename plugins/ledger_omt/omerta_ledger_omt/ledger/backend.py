@@ -23,9 +23,10 @@ from omerta_ledger_omt.ledger.chainstate import WITNESS_COUNT, WITNESS_THRESHOLD
 from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
 from omerta_ledger_omt.ledger.omt_host import CHANNEL as OMT_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import SETTLE_CHANNEL
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.sync import CHANNEL, SyncClient, SyncResponder, is_request, parse
-from omerta_ledger_omt.ledger.transactions import ESCROW_CHANNEL, TransactionRunner
+from omerta_ledger_omt.ledger.transactions import TransactionRunner
 from omerta_ledger_omt.ledger.trust import TrustParameters
 
 #: Default seconds between background syncs with every known peer.
@@ -94,7 +95,7 @@ class OmtLedger:
             transport.on_message(CHANNEL, self._on_message)
             self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms)
             transport.on_message(OMT_CHANNEL, self.runner.on_envelope)
-            transport.on_message(ESCROW_CHANNEL, self.runner.on_escrow)
+            transport.on_message(SETTLE_CHANNEL, self.runner.on_settle_envelope)
             self.runner.start()
         interval = float(self.config["ledger_sync_interval_s"])
         if interval > 0 and self.node.has_service("transport"):

@@ -19,6 +19,7 @@ from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, PROPOSAL_KINDS, Block,
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidStatementError
 from omerta_ledger_omt.ledger.locks import lock_facts
 from omerta_ledger_omt.ledger.settlement import check_settlement_body
+from omerta_ledger_omt.ledger.settlements import SettlementEvidence, check_parties, settlement_evidence
 from omerta_ledger_omt.ledger.statements import Statement, StatementKind
 
 #: WITNESS_COUNT and WITNESS_THRESHOLD of transaction 00: five witnesses, three must sign.
@@ -182,7 +183,7 @@ class ChainState:
             block.payload["lock"],
         )  # fmt: skip
 
-    def _open_lock(self, block: Block, statement: Statement) -> EscrowLock:
+    def _open_lock(self, block: Block, statement: Statement | SettlementEvidence) -> EscrowLock:
         session = statement.body["session_id"]
         lock = self.locks.get(session)
         if lock is None:
@@ -202,8 +203,9 @@ class ChainState:
         lock.total += amount
 
     def _escrow_settle(self, block: Block) -> None:
-        settlement = _statement(block.payload["settlement"], StatementKind.SETTLEMENT)
+        settlement = settlement_evidence(block.payload["settlement"])
         lock = self._open_lock(block, settlement)
+        check_parties(settlement, lock.consumer, lock.provider)
         body = settlement.body
         if body["escrow_total"] != lock.total:
             raise ChainRuleError(f"settlement {block.ref} settles {body['escrow_total']}, the lock holds {lock.total}")
@@ -228,10 +230,11 @@ class ChainState:
         facts = lock_facts(block.payload["lock"], self.params.witness_threshold)
         if facts.provider != self.owner:
             raise ChainRuleError(f"payment {block.ref} claims a session of another provider")
-        settlement = _statement(block.payload["settlement"], StatementKind.SETTLEMENT)
+        settlement = settlement_evidence(block.payload["settlement"])
         body = settlement.body
         if body["lock"] != facts.lock_hash or body["session_id"] != facts.session_id:
             raise ChainRuleError(f"payment {block.ref} settlement does not belong to its lock")
+        check_parties(settlement, facts.consumer, facts.provider)
         settlement.verify(facts.witnesses, facts.threshold)
         check_settlement_body(body)
         if body["session_id"] in self.paid_sessions:

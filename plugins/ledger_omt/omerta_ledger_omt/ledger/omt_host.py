@@ -4,11 +4,14 @@
   ``head_hash`` and ``head_seq`` (head of a held chain), ``available`` (available balance at that
   head as this node replays it), ``balance`` (the same minus locks this node has voted to accept
   and that are not on the chain yet), ``held_requests`` (the consumer's signed requests of those
-  locks), ``trust`` (local trust).
+  locks), ``trust`` (local trust in [0, 1]) and ``trust_milli`` (the same in integer thousandths).
 * :func:`block_for` turns an ``APPEND(chain, ...)`` of spec 00 into a ledger block: ``BALANCE_LOCK``
   becomes ``escrow_lock`` carrying the witness-signed lock result, ``WITNESS_COMMITMENT`` becomes
-  ``witness_commitment``, ``DOUBLE_LOCK_ACCUSATION`` becomes an ``accusation`` carrying the proof.
-* Envelopes travel as the runtime's canonical JSON on the transport channel ``ledger.omt``.
+  ``witness_commitment``, ``DOUBLE_LOCK_ACCUSATION`` becomes an ``accusation`` carrying the proof;
+  of spec 02, ``BALANCE_UNLOCK`` becomes ``escrow_settle`` and ``PAYMENT_RECEIVED`` ``escrow_payment``,
+  each carrying the witness-signed settlement (the payment also the lock evidence from the consumer's chain).
+* Envelopes travel as the runtime's canonical JSON on the transport channels ``ledger.omt`` (spec 00)
+  and ``ledger.omt.settle`` (spec 02).
 
 Touches the chain store (reads; pending witnessed locks).
 """
@@ -20,12 +23,14 @@ from collections.abc import Callable
 from typing import Any
 
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
-from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError
+from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
+from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.omt.runtime import Envelope
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
 CHANNEL = "ledger.omt"
+SETTLE_CHANNEL = "ledger.omt.settle"
 
 #: Largest envelope accepted: a provider's chain segment dominates; 1 MiB holds a few thousand blocks.
 MAX_ENVELOPE_BYTES = 1024 * 1024
@@ -56,6 +61,8 @@ class ChainLedgerView:
             return max(0, store.state(peer).available() - pending)
         if key == "trust":
             return self.ledger.trust(peer, self.now_ms())
+        if key == "trust_milli":
+            return round(self.ledger.trust(peer, self.now_ms()) * 1000)
         return None
 
     def chain_head(self) -> str:
@@ -95,14 +102,18 @@ BLOCK_AUTHORS = {
     "BALANCE_TOPUP": "Consumer",
     "WITNESS_COMMITMENT": "Witness",
     "DOUBLE_LOCK_ACCUSATION": "Witness",
+    "BALANCE_UNLOCK": "Consumer",
+    "PAYMENT_RECEIVED": "Provider",
 }
 
 #: The accusation reason a witness writes with a double-lock proof.
 DOUBLE_LOCK_REASON = "double_lock"
 
 
-def block_for(name: str, store: dict[str, Any], session: str) -> tuple[BlockKind, dict[str, Any]] | None:
-    """The ledger block an ``APPEND(chain, NAME)`` of spec 00 stands for, or None for one not kept."""
+def block_for(
+    name: str, store: dict[str, Any], session: str, chains: ChainStore
+) -> tuple[BlockKind, dict[str, Any]] | None:
+    """The ledger block an ``APPEND(chain, NAME)`` of spec 00 or 02 stands for, or None for one not kept."""
     if name == "BALANCE_LOCK":
         return BlockKind.ESCROW_LOCK, {"lock": store["lock_result"]}
     if name == "WITNESS_COMMITMENT":
@@ -117,6 +128,24 @@ def block_for(name: str, store: dict[str, Any], session: str) -> tuple[BlockKind
     if name == "DOUBLE_LOCK_ACCUSATION":
         proof = store["double_lock_proof"]
         return BlockKind.ACCUSATION, {"subject": store["consumer"], "reason": DOUBLE_LOCK_REASON, "proof": proof}
+    if name == "BALANCE_UNLOCK":
+        return BlockKind.ESCROW_SETTLE, {"settlement": store["final_settlement"]}
+    if name == "PAYMENT_RECEIVED":
+        final = store["final_settlement"]
+        lock = lock_evidence(chains, final["settlement"]["consumer"], bytes.fromhex(session))
+        if lock is None:
+            raise LedgerError(f"the lock of session {session[:16]} is not on the consumer's chain as held here")
+        return BlockKind.ESCROW_PAYMENT, {"lock": lock, "settlement": final}
+    return None
+
+
+def lock_evidence(chains: ChainStore, consumer: str, session_id: bytes) -> Any:
+    """The lock evidence of ``session_id`` on ``consumer``'s chain as held here (open or settled), or None."""
+    state = chains.state(consumer)
+    if session_id in state.locks:
+        return state.locks[session_id].evidence
+    if session_id in state.settled:
+        return state.settled[session_id][0]
     return None
 
 

@@ -163,36 +163,33 @@ def _cabal_attestation() -> dict[str, Scenario]:
     return {s.name: s for s in out}
 
 
-def _settle_triggers(trust_of: dict[str, float]) -> list[ScheduledTrigger]:
+def _settle_setup(trust_of: dict[str, int] | None = None) -> dict[str, Any]:
+    """The consumer settles one hour at 10 per hour from an escrow of 100; witnesses trust the provider 0.8."""
     witness_ids = [f"@{w}" for w in WITNESSES]
-    parties = [
-        ScheduledTrigger(0.0, p, "await_settlement", {"witnesses": witness_ids, "escrow": 100})
-        for p in ("alice", "bob")
-    ]
-    inputs = {"consumer": "@alice", "provider": "@bob", "witnesses": witness_ids, "escrow": 100, "hourly_rate": 10,
-              "duration": 3600, "attestation_hash": "ab" * 32}  # fmt: skip
-    return [
-        *parties,
-        *(ScheduledTrigger(1.0, w, "settle", {**inputs, "provider_trust": trust_of.get(w, 50.0)}) for w in WITNESSES),
-    ]
+    inputs = {"provider": "@bob", "witnesses": witness_ids, "lock_hash": "cd" * 32, "escrow_total": 100,
+              "duration_ms": 3_600_000, "hourly_rate": 10}  # fmt: skip
+    trust = {w: (trust_of or {}).get(w, 800) for w in WITNESSES}
+    return {
+        "peers": {"alice": "Consumer", "bob": "Provider", **dict.fromkeys(WITNESSES, "Witness")},
+        "triggers": [ScheduledTrigger(1.0, "alice", "settle", inputs)],
+        "knowledge": {w: {"@bob": {"trust_milli": t}} for w, t in trust.items()},
+    }
 
 
 def _escrow_settle() -> dict[str, Scenario]:
-    peers = {"alice": "Consumer", "bob": "Provider", **dict.fromkeys(WITNESSES, "Witness")}
-    settled = {"alice": "SETTLED", "bob": "SETTLED"}
-    unsettled = {"alice": "UNSETTLED", "bob": "UNSETTLED"}
+    settled = {"alice": "SETTLED", "bob": "SETTLED", **dict.fromkeys(WITNESSES, "SETTLEMENT_SIGNED")}
+    short = {"alice": "UNSETTLED", "bob": "IDLE", "w1": "EXPIRED", "w2": "EXPIRED"}
     out = [
-        Scenario("happy", "one hour at 10 per hour from an escrow of 100", peers, _settle_triggers({}),
-                 expect={**settled, **dict.fromkeys(WITNESSES, "DONE")}),
-        Scenario("timeout", "no witness takes part: both parties time out", peers, _settle_triggers({}),
-                 silent=set(WITNESSES), expect=unsettled),
-        Scenario("too_few_witnesses", "three witnesses are down: no settlement reaches its threshold", peers,
-                 _settle_triggers({}), silent={"w3", "w4", "w5"}, expect={**unsettled, "w1": "FAILED", "w2": "FAILED"}),
-        Scenario("invalid_signature", "three witnesses sign with the wrong key: their shares are dropped", peers,
-                 _settle_triggers({}), forgers={"w3", "w4", "w5"},
-                 expect={**unsettled, "w1": "FAILED", "w2": "FAILED"}),
-        Scenario("mismatch", "one witness computes with another trust score: it is outvoted and flagged", peers,
-                 _settle_triggers({"w5": 10.0}), expect={**settled, "w1": "DONE", "w5": "FAILED"}),
+        Scenario("happy", "one hour at 10 per hour from an escrow of 100, the provider trusted 0.8",
+                 expect=settled, **_settle_setup()),
+        Scenario("timeout", "no witness takes part: the consumer gives up", silent=set(WITNESSES),
+                 expect={"alice": "UNSETTLED", "bob": "IDLE"}, **_settle_setup()),
+        Scenario("too_few_witnesses", "three witnesses are down: too few trust reports", silent={"w3", "w4", "w5"},
+                 expect=short, **_settle_setup()),
+        Scenario("invalid_signature", "three witnesses sign with the wrong key: their reports are dropped",
+                 forgers={"w3", "w4", "w5"}, expect=short, **_settle_setup()),
+        Scenario("outlier", "one witness reports no trust at all: the lower median ignores it",
+                 expect=settled, **_settle_setup({"w5": 0})),
     ]  # fmt: skip
     return {s.name: s for s in out}
 

@@ -35,6 +35,7 @@ BUILTINS: dict[str, BuiltinSignature] = {
     "MAX": BuiltinSignature(1, None, "number", "largest of the arguments, or of one list"),
     "ABS": BuiltinSignature(1, 1, "number", "absolute value"),
     "FLOOR": BuiltinSignature(1, 1, "number", "largest integer not above the value"),
+    "DIV": BuiltinSignature(2, 2, "number", "DIV(a, b): integer quotient rounded down, exact at any size (for money)"),
     "HASH": BuiltinSignature(1, None, "string", "hex SHA-256 of the canonical encoding of the arguments"),
     "SIGN": BuiltinSignature(1, 1, "string", "hex Ed25519 signature by this peer of the value's canonical encoding"),
     "VERIFY_SIG": BuiltinSignature(3, 3, "bool", "VERIFY_SIG(peer, value, signature): signature check"),

@@ -117,11 +117,14 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
         view = balances(node)["balances"][ids["consumer"]]
         assert (view["balance"], view["locked"]) == (400, 600)
 
-    # settle two hours at 100 per hour; the provider claims its share when it syncs
+    # settle two hours at 100 per hour through spec 02: the witnesses report their trust in the provider, sign the
+    # integer split from the lower median and send it to both parties, who write their blocks from it
     settled = nodes["consumer"].call(
         "ledger.settle", {"session": session, "duration_ms": 7_200_000, "hourly_rate": 100}
     )
-    assert settled["signatures"] >= 3, settled
+    assert settled["state"] == "SETTLED" and settled["signatures"] >= 3, settled
+    reports = settled["trust_reports_milli"]
+    assert len(reports) >= 3 and settled["settlement"]["provider_trust_milli"] == reports[(len(reports) - 1) // 2]
     split = settled["settlement"]
     assert split["refund"] == 400 and split["provider_payment"] + split["burn"] == 200
     assert split["provider_payment"] > 0, "witnesses trust the provider they were paid by"

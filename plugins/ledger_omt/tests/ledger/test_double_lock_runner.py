@@ -9,35 +9,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import structlog
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.proofs import DoubleLockProof
-from omerta_ledger_omt.ledger.transactions import TransactionRunner
-
-from omerta_core.interfaces.common import PeerId
 
 from .conftest import DAY_MS, NOW_MS, Network
+from .runners import runners
 
 LOCK_TIMEOUT_S = 60.0
-
-
-def runners(net: Network) -> dict[str, TransactionRunner]:
-    by_peer: dict[str, TransactionRunner] = {}
-
-    def sender(me: str) -> Any:
-        async def send(peer: PeerId, channel: str, data: bytes) -> None:
-            asyncio.get_running_loop().call_soon(
-                lambda: asyncio.ensure_future(by_peer[str(peer)].on_envelope(PeerId(me), data))
-            )
-
-        return send
-
-    log = structlog.get_logger()
-    out = {}
-    for name, ledger in net.ledgers.items():
-        runner = TransactionRunner(ledger, sender(ledger.me), log, lambda: NOW_MS)
-        by_peer[ledger.me] = out[name] = runner
-    return out
 
 
 def test_double_lock_is_refused_proven_and_lowers_trust(network: Network) -> None:

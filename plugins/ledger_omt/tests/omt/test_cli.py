@@ -99,7 +99,19 @@ def test_run_with_scenario_file_reports_unmet_expectation(tmp_path: Path) -> Non
         "name": "custom",
         "peers": {"w1": "Witness", "w2": "Witness", "w3": "Witness", "alice": "Consumer", "bob": "Provider"},
         "triggers": [
-            {"at": 0, "peer": "alice", "trigger": "await_settlement", "args": {"witnesses": ["@w1"], "escrow": 5}}
+            {
+                "at": 0,
+                "peer": "alice",
+                "trigger": "settle",
+                "args": {
+                    "provider": "@bob",
+                    "witnesses": ["@w1"],
+                    "lock_hash": "ab" * 32,
+                    "escrow_total": 5,
+                    "duration_ms": 1000,
+                    "hourly_rate": 1,
+                },
+            }
         ],
         "expect": {"alice": "SETTLED"},
     }

@@ -101,20 +101,24 @@ def test_attestation_failure_paths() -> None:
     assert ("alice", "VM_READY", "invalid signature") in forged.dropped
 
 
-def test_settlement_splits_the_escrow() -> None:
+def test_settlement_splits_the_escrow_in_integers() -> None:
     result = _play("02_escrow_settle", "happy")
     body = result.stores["alice"]["final_settlement"]["settlement"]
-    assert body["total"] == pytest.approx(10.0)
-    assert body["provider_payment"] == pytest.approx(10.0 * (1 - 1 / 1.5))
-    assert body["provider_payment"] + body["burn"] + body["consumer_refund"] == pytest.approx(100)
-    assert result.stores["bob"]["provider_payment"] == pytest.approx(body["provider_payment"])
+    # total 10; K·T = 9 * 0.8 = 7.2, share 7.2 / 8.2 of 10 = 8.78.., rounded down toward the burn
+    assert (body["provider_payment"], body["burn"], body["refund"]) == (8, 2, 90)
+    assert all(type(body[k]) is int for k in ("provider_payment", "burn", "refund", "provider_trust_milli"))
+    assert len(result.stores["alice"]["final_settlement"]["signatures"]) >= 3
+    assert result.stores["bob"]["provider_payment"] == 8
+    assert result.stores["bob"]["final_settlement"]["settlement"] == body
     assert [b["type"] for b in result.ledgers["alice"].blocks][-1] == "BALANCE_UNLOCK"
     assert [b["type"] for b in result.ledgers["bob"].blocks][-1] == "PAYMENT_RECEIVED"
 
 
 def test_settlement_failure_paths() -> None:
-    mismatch = _play("02_escrow_settle", "mismatch")
-    assert len(mismatch.stores["w5"]["mismatches"]) == 4
+    outlier = _play("02_escrow_settle", "outlier").stores["alice"]["final_settlement"]["settlement"]
+    assert outlier["provider_trust_milli"] == 800
     forged = _play("02_escrow_settle", "invalid_signature")
     assert any(who == "alice" and reason == "invalid signature" for who, _, reason in forged.dropped)
-    assert _play("02_escrow_settle", "too_few_witnesses").stores["w1"]["failure_reason"] == "too_few_signatures"
+    assert forged.stores["alice"]["failure_reason"] == "too_few_trust_reports"
+    short = _play("02_escrow_settle", "too_few_witnesses")
+    assert short.stores["w1"]["failure_reason"] == "no_settlement_request"

@@ -108,6 +108,14 @@ def _sort(ctx: NativeContext, items: Any, key: Any = None) -> list[Any]:
     return sorted(values, key=lambda v: ctx.apply(key, v))
 
 
+def _div(ctx: NativeContext, a: Any, b: Any) -> int:
+    if type(a) is not int or type(b) is not int:
+        raise OmtRuntimeError(f"DIV needs integers, got {type(a).__name__} and {type(b).__name__}")
+    if b == 0:
+        raise OmtRuntimeError("DIV by zero")
+    return a // b
+
+
 def _abort(ctx: NativeContext, reason: Any) -> None:
     raise OmtRuntimeError(f"ABORT: {reason}")
 
@@ -132,6 +140,7 @@ def standard_natives() -> NativeRegistry:
         "MAX": lambda ctx, *xs: max(_numbers(xs)),
         "ABS": lambda ctx, x: abs(x),
         "FLOOR": lambda ctx, x: math.floor(x),
+        "DIV": _div,
         "HASH": lambda ctx, *xs: digest(xs[0] if len(xs) == 1 else list(xs)),
         "SIGN": lambda ctx, v: ctx.signer.sign(canonical_bytes(v)).hex(),
         "VERIFY_SIG": _verify_sig,

@@ -1,0 +1,35 @@
+"""In-process transaction runners for ledger tests: each ledger of a :class:`Network` gets a
+:class:`TransactionRunner` whose sends are delivered to the addressed runner on the next loop turn,
+on the channel they were sent on. The real transport is exercised by the node-process tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+from omerta_ledger_omt.ledger.omt_host import CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.transactions import TransactionRunner
+
+from omerta_core.interfaces.common import PeerId
+
+from .conftest import NOW_MS, Network
+
+
+def runners(net: Network) -> dict[str, TransactionRunner]:
+    by_peer: dict[str, TransactionRunner] = {}
+
+    def sender(me: str) -> Callable[[PeerId, str, bytes], Awaitable[None]]:
+        async def send(peer: PeerId, channel: str, data: bytes) -> None:
+            runner = by_peer[str(peer)]
+            receive = {CHANNEL: runner.on_envelope, SETTLE_CHANNEL: runner.on_settle_envelope}[channel]
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(receive(PeerId(me), data)))
+
+        return send
+
+    log = structlog.get_logger()
+    out = {}
+    for name, ledger in net.ledgers.items():
+        runner = TransactionRunner(ledger, sender(ledger.me), log, lambda: NOW_MS)
+        by_peer[ledger.me] = out[name] = runner
+    return out

@@ -1,0 +1,115 @@
+"""Spec 02 on the .omt runtime between in-process ledgers: after a lock (spec 00) the consumer settles with
+the lock's witnesses; both parties write their blocks from the witness-signed integer settlement, the split
+matches the ledger's own arithmetic, and no value appears or disappears."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from omerta_ledger_omt.ledger.blocks import Block, BlockKind
+from omerta_ledger_omt.ledger.chainstate import ChainState
+from omerta_ledger_omt.ledger.errors import ChainRuleError
+from omerta_ledger_omt.ledger.settlement import split_settlement
+from omerta_ledger_omt.ledger.views import balances
+from omerta_ledger_omt.omt.runtime.values import canonical_bytes
+
+from .conftest import Network
+from .runners import runners
+
+TIMEOUT_S = 60.0
+
+
+def lock_and_settle(net: Network, amount: int, duration_ms: int, rate: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        nodes = runners(net)
+        for runner in nodes.values():
+            runner.start()
+        try:
+            locked = await nodes["consumer"].lock(net.peer("provider"), amount, TIMEOUT_S)
+            assert locked["state"] == "LOCKED", locked
+            net.sync()  # the witnesses and the provider see the lock on the consumer's chain
+            settled = await nodes["consumer"].settle(locked["session"], duration_ms, rate, TIMEOUT_S)
+            return locked, settled
+        finally:
+            for runner in nodes.values():
+                await runner.stop()
+
+    return asyncio.run(run())
+
+
+def test_settlement_through_spec_02_closes_the_lock_and_pays_the_provider(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    net.fund("provider", 100)
+    net.sync()
+    _locked, settled = lock_and_settle(net, 600, 2 * 3_600_000, 100)
+    assert settled["state"] == "SETTLED" and settled["signatures"] >= 3, settled
+    split = settled["settlement"]
+    trust = split["provider_trust_milli"]
+    assert trust == sorted(settled["trust_reports_milli"])[(len(settled["trust_reports_milli"]) - 1) // 2]
+    expected = split_settlement(600, 2 * 3_600_000, 100, trust)
+    assert (split["provider_payment"], split["burn"], split["refund"]) == (
+        expected.provider_payment, expected.burn, expected.refund,
+    )  # fmt: skip
+    assert split["refund"] == 400 and split["provider_payment"] + split["burn"] == 200
+
+    consumer, provider = net.peer("consumer"), net.peer("provider")
+    [settle_block] = [b for b in net["consumer"].store.blocks(consumer) if b.kind == BlockKind.ESCROW_SETTLE]
+    assert set(settle_block.payload["settlement"]) == {"settlement", "signatures"}  # the .omt form
+    payments = [b for b in net["provider"].store.blocks(provider) if b.kind == BlockKind.ESCROW_PAYMENT]
+    assert len(payments) == 1, "the provider recorded its payment from the witnesses' signatures"
+
+    net.sync()
+    for name in ("consumer", "provider", "w1"):
+        view = balances(net[name], None)
+        assert view["balances"][consumer]["balance"] == 1000 - 200
+        assert view["balances"][provider]["balance"] == 100 + split["provider_payment"]
+        assert view["supply"]["unaccounted"] == 0 and view["supply"]["burned"] == split["burn"]
+        assert view["supply"]["locked"] == 0
+
+
+def test_forged_omt_settlements_are_refused_by_the_chain_rules(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    net.sync()
+    _locked, settled = lock_and_settle(net, 300, 3_600_000, 100)
+    consumer = net.peer("consumer")
+    [block] = [b for b in net["consumer"].store.blocks(consumer) if b.kind == BlockKind.ESCROW_SETTLE]
+    genuine = block.payload["settlement"]
+    state = net["consumer"].state(consumer)
+
+    def replay_with(evidence: dict[str, Any]) -> None:
+        """Replay the consumer's chain with altered settlement evidence in the settlement block's place."""
+        replay = ChainState(consumer, net.params)
+        for b in net["consumer"].store.blocks(consumer):
+            if b.seq == block.seq:
+                payload = {"settlement": evidence}
+                forged = Block.create(net["consumer"].identity, b.seq, b.prev, b.kind, b.time_ms, payload)
+                replay.apply(forged)
+                return
+            replay.apply(b)
+
+    assert state.balance == 1000 - 100 and not state.locks
+    richer = {**genuine, "settlement": {**genuine["settlement"], "refund": genuine["settlement"]["refund"] + 50}}
+    with pytest.raises(ChainRuleError, match="settlement carries a bad signature"):
+        replay_with(richer)
+    few = {**genuine, "signatures": genuine["signatures"][:2]}
+    with pytest.raises(ChainRuleError, match="settlement has 2 witness signatures, needs 3"):
+        replay_with(few)
+    assert settled["signatures"] >= 3
+    with pytest.raises(ChainRuleError, match="settlement field 'what'"):
+        replay_with({**genuine, "settlement": {**genuine["settlement"], "what": "lock"}})
+    # even the lock's own witnesses cannot redirect a settlement to another provider
+    other_parties = {**genuine["settlement"], "provider": net.peer("w7")}
+    by_peer = {ledger.me: ledger for ledger in net.ledgers.values()}
+    colluding = [
+        {
+            "witness": s["witness"],
+            "signature": by_peer[s["witness"]].identity.sign(canonical_bytes(other_parties)).hex(),
+        }
+        for s in genuine["signatures"]
+    ]
+    with pytest.raises(ChainRuleError, match="other parties than its lock"):
+        replay_with({"settlement": other_parties, "signatures": colluding})
