@@ -47,7 +47,6 @@ from omerta_ledger_omt.omt.runtime import (
     Action,
     ActorInstance,
     AppendBlockAction,
-    Envelope,
     FireTrigger,
     MessageDropped,
     Program,
@@ -67,15 +66,6 @@ TERMINAL_RETENTION_S = 120.0
 
 #: Seconds a resting instance (a lock in force, waiting for top-ups) is kept without any step.
 RESTING_RETENTION_S = 3600.0
-
-#: Messages held per session that arrived before the message opening it (one per other witness, twice).
-MAX_EARLY_PER_SESSION = 16
-
-#: Sessions with held early messages; the oldest are forgotten first (bounds memory against junk sessions).
-MAX_EARLY_SESSIONS = 256
-
-#: The runtime's reason for a message whose session this node has not opened (yet).
-NO_SESSION = "no session for this message"
 
 #: Seconds ``settle`` waits for spec 02 to end: its report and signature timeouts are 30 s and 180 s.
 SETTLE_WAIT_S = 240.0
@@ -112,7 +102,6 @@ class TransactionRunner:
         self.dropped = 0
         self.block_failures: list[str] = []
         self.written: dict[tuple[str, str], str] = {}  # (session, spec block) -> block ref
-        self._early: dict[tuple[str, str], list[Envelope]] = {}
         self._ticker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -162,28 +151,7 @@ class TransactionRunner:
             self.dropped += 1
             self.log.warning("transaction message refused", session=envelope.session[:12], reason=str(exc))
             return
-        early = [a for a in actions if isinstance(a, MessageDropped) and a.reason == NO_SESSION]
-        if early:
-            self._keep_early(channel, envelope)
-            actions = [a for a in actions if a not in early]
         await self._apply(channel, envelope.session, actions)
-        key = (channel, envelope.session)
-        if not early and key in self._early:
-            for held in self._early.pop(key):
-                try:
-                    replayed = table.deliver(held, self._now())
-                except OmtError:
-                    self.dropped += 1
-                    continue
-                await self._apply(channel, held.session, replayed)
-
-    def _keep_early(self, channel: str, envelope: Envelope) -> None:
-        """Hold a message that arrived before the one opening its session (the network reorders)."""
-        held = self._early.setdefault((channel, envelope.session), [])
-        if len(held) < MAX_EARLY_PER_SESSION:
-            held.append(envelope)
-        while len(self._early) > MAX_EARLY_SESSIONS:
-            self._early.pop(next(iter(self._early)))
 
     async def _apply(self, channel: str, session: str, actions: list[Action]) -> None:
         for action in actions:

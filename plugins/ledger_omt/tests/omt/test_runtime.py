@@ -21,6 +21,7 @@ from omerta_ledger_omt.omt.runtime import (
     Tick,
     standard_natives,
 )
+from omerta_ledger_omt.omt.runtime.session import MAX_HELD_PER_SESSION, MAX_HELD_SESSIONS
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
 from omerta_core.identity import Identity
@@ -188,10 +189,48 @@ def test_session_table_opens_and_routes_per_session() -> None:
     table.deliver(envelope("PING", 5, session="two"), 0.0)
     assert table.get("one", "Ponger").state == "GOT"
     assert table.get("two", "Ponger").state == "SMALL"
-    orphan = table.deliver(envelope("NOTE", 1, session="three"), 0.0)
-    assert isinstance(orphan[0], MessageDropped)
     assert table.next_deadline() == 10.0
     assert states(table.tick(10.0)) == [("GOT", "LATE")]
+
+
+def ponger_table() -> SessionTable:
+    prog = program()
+    return SessionTable(
+        prog,
+        {"Ponger"},
+        lambda session, actor, now: ActorInstance(
+            prog, actor, signer=BOB, ledger=MemoryLedger(BOB.peer_id), session=session, now=now
+        ),
+    )
+
+
+def test_session_table_holds_messages_that_arrive_before_their_session_opens() -> None:
+    table = ponger_table()
+    early = [envelope("NOTE", n, session="three") for n in (1, 2)]
+    assert [table.deliver(e, 0.0) for e in early] == [[MessageBuffered(e)] for e in early]
+    assert table.get("three", "Ponger") is None
+    # the opening message creates the instance and the held messages follow it, in order of arrival
+    actions = table.deliver(envelope("PING", 500, session="three"), 1.0)
+    assert states(actions) == [("IDLE", "GOT"), ("GOT", "GOT"), ("GOT", "GOT"), ("GOT", "BIG")]
+    assert table.get("three", "Ponger").store["seen"] == [1, 2]
+    assert table.held == {}
+
+
+def test_held_messages_are_bounded_and_dropped_when_not_for_our_roles() -> None:
+    table = ponger_table()
+    for n in range(MAX_HELD_PER_SESSION):
+        assert isinstance(table.deliver(envelope("NOTE", n, session="s"), 0.0)[0], MessageBuffered)
+    [over] = table.deliver(envelope("NOTE", 99, session="s"), 0.0)
+    assert isinstance(over, MessageDropped) and "too many messages held" in over.reason
+    for n in range(MAX_HELD_SESSIONS):
+        table.deliver(envelope("NOTE", 1, session=f"junk{n}"), 0.0)
+    assert len(table.held) == MAX_HELD_SESSIONS and "s" not in table.held, "the oldest session goes first"
+    table.close("junk7")
+    assert "junk7" not in table.held
+    pinger_only = SessionTable(program(), {"Pinger"}, lambda session, actor, now: ponger())
+    [dropped] = pinger_only.deliver(envelope("NOTE", 1, session="x"), 0.0)
+    assert isinstance(dropped, MessageDropped) and dropped.reason == "no session for this message"
+    assert pinger_only.held == {}
 
 
 def test_functions_loops_and_lambdas_evaluate() -> None:
