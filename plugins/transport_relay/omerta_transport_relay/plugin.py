@@ -2,7 +2,7 @@
 
 Registers the NAT traversal backend (relay client, reflection, classification,
 hole punching, and relay serving when ``plugins.relay.serve`` is true), its
-configuration defaults, status section and control methods. The relay is not
+configuration defaults, control methods and `omerta relay` commands. The relay is not
 registered as a second transport: it carries the udp transport's session
 packets as that transport's packet path, so ``node.service("transport")``
 stays unambiguous. Touches nothing itself.
@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 import omerta_core
 from omerta_core.errors import ConfigError
 from omerta_core.hookspecs import ControlMethod
 from omerta_core.interfaces.common import PeerId
 from omerta_core.records import NatTraversalRecord
+from omerta_transport_relay import cli
 from omerta_transport_relay.service import RelayService
 
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -95,3 +98,8 @@ def omerta_config_defaults() -> dict[str, Any]:
 @omerta_core.hookimpl
 def omerta_control_methods() -> dict[str, ControlMethod]:
     return {"relay.status": relay_status, "nat.punch": nat_punch}
+
+
+@omerta_core.hookimpl
+def omerta_cli_commands() -> list[click.Command]:
+    return list(cli.COMMANDS)

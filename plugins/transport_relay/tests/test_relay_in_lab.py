@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -154,3 +156,26 @@ def test_explicit_punch_through_the_nat_traversal_interface(matrix: NatMatrix) -
     finally:
         source.stop()
         target.stop()
+
+
+def omerta(*args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-c", "from omerta_core.cli import run; run()", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_relay_commands_show_classification_and_clients(matrix: NatMatrix) -> None:
+    node = matrix.start_client(matrix.hosts["port-restricted"][0])
+    try:
+        assert wait_for(lambda: node.relay_status()["filtering"] != "unknown", 30)
+        shown = omerta("relay", "status", "--json", "--state-dir", str(node.state_dir))
+        assert shown.returncode == 0, shown.stderr
+        status = json.loads(shown.stdout)
+        assert (status["mapping"], status["filtering"]) == ("endpoint-independent", "address-and-port-dependent")
+        assert status["observed"] == [f"{node.host.router.wan_address}:{node.port}"]  # type: ignore[union-attr]
+        table = omerta("relay", "clients", "--state-dir", str(matrix.relays[0].state_dir))
+        assert table.returncode == 0 and node.peer_id[:12] in table.stdout
+        refused = omerta("relay", "clients", "--state-dir", str(node.state_dir))
+        assert refused.returncode != 0
+        assert "does not serve as a relay" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    finally:
+        node.stop()
