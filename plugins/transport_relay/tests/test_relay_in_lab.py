@@ -179,3 +179,13 @@ def test_relay_commands_show_classification_and_clients(matrix: NatMatrix) -> No
         assert "does not serve as a relay" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     finally:
         node.stop()
+
+
+def test_pairs_still_connect_and_punch_over_lossy_links(fresh_matrix: NatMatrix) -> None:
+    """10 % loss each way on both routers' uplinks: allocations, signalling and probes all retry."""
+    for host in (fresh_matrix.hosts["port-restricted"][0], fresh_matrix.hosts["address-restricted"][1]):
+        assert host.router is not None
+        fresh_matrix.lab.set_link(host.router, loss_percent=10)
+    result = fresh_matrix.run_pair("port-restricted", "address-restricted")
+    assert result.connected
+    assert result.path == "direct"
