@@ -280,6 +280,13 @@ class OmtLedger:
         wait = float(timeout if timeout is not None else self.config["ledger_lock_timeout_s"])
         return await self.runner.lock(str(PeerId(provider)), amount, wait)
 
+    async def topup(self, session: str, amount: int, timeout: float | None = None) -> dict[str, Any]:
+        """Add ``amount`` to this consumer's open lock ``session`` through transaction 00's top-up round."""
+        if self.runner is None:
+            raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")
+        wait = float(timeout if timeout is not None else self.config["ledger_lock_timeout_s"])
+        return await self.runner.topup(session, amount, wait)
+
     async def settle(self, session: str, duration_ms: int, hourly_rate: int) -> dict[str, Any]:
         if self.runner is None:
             raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")

@@ -17,7 +17,7 @@ from typing import Any
 
 from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, PROPOSAL_KINDS, Block, BlockKind
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidStatementError
-from omerta_ledger_omt.ledger.locks import lock_facts
+from omerta_ledger_omt.ledger.locks import OmtTopup, lock_facts, topup_evidence
 from omerta_ledger_omt.ledger.settlement import check_settlement_body
 from omerta_ledger_omt.ledger.settlements import SettlementEvidence, check_parties, settlement_evidence
 from omerta_ledger_omt.ledger.statements import Statement, StatementKind
@@ -183,7 +183,7 @@ class ChainState:
             block.payload["lock"],
         )  # fmt: skip
 
-    def _open_lock(self, block: Block, statement: Statement | SettlementEvidence) -> EscrowLock:
+    def _open_lock(self, block: Block, statement: Statement | SettlementEvidence | OmtTopup) -> EscrowLock:
         session = statement.body["session_id"]
         lock = self.locks.get(session)
         if lock is None:
@@ -194,7 +194,7 @@ class ChainState:
         return lock
 
     def _escrow_topup(self, block: Block) -> None:
-        topup = _statement(block.payload["topup"], StatementKind.TOPUP)
+        topup = topup_evidence(block.payload["topup"])
         lock = self._open_lock(block, topup)
         amount = topup.body["amount"]
         if topup.body["new_total"] != lock.total + amount:

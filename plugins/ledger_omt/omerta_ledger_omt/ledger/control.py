@@ -66,6 +66,13 @@ async def lock(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+async def topup(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    timeout = params.get("timeout")
+    return await _backend(node).topup(
+        str(params["session"]), int(params["amount"]), None if timeout is None else float(timeout)
+    )
+
+
 async def settle(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     return await _backend(node).settle(str(params["session"]), int(params["duration_ms"]), int(params["hourly_rate"]))
 
@@ -83,5 +90,6 @@ METHODS = {
     "ledger.run": run,
     "ledger.audit": audit,
     "ledger.lock": lock,
+    "ledger.topup": topup,
     "ledger.settle": settle,
 }

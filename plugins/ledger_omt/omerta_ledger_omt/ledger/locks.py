@@ -1,4 +1,4 @@
-"""Escrow lock evidence in either of its two signed forms, reduced to the facts the chain rules need.
+"""Escrow lock and top-up evidence in either of their two signed forms, reduced to what the chain rules need.
 
 * a ledger :class:`Statement` of kind ``lock`` (witnesses sign its statement hash), or
 * the ``lock_result`` of transaction 00 run by the ``.omt`` runtime: ``{session_id, consumer,
@@ -7,7 +7,12 @@
   status}`` (the spec's ``lock_statement``) and the lock hash is the runtime's ``HASH(lock_result)``.
 
 Both are checked the same way: at least the network's threshold of distinct witnesses, every
-carried signature valid and from a listed witness, parties never witnesses. Touches nothing.
+carried signature valid and from a listed witness, parties never witnesses.
+
+A top-up is a ledger ``topup`` statement or spec 00's ``topup_result``: ``{session_id,
+lock_result_hash, topup_amount, new_total, status, witness_signatures}``, each witness having signed
+the runtime's canonical JSON of ``{session_id, lock_result_hash, topup_amount, new_total, verdict:
+"ACCEPT"}`` (the spec's ``topup_statement``). Touches nothing.
 """
 
 from __future__ import annotations
@@ -91,3 +96,66 @@ def _omt_lock_facts(result: dict[str, Any], threshold: int) -> LockFacts:
         raise InvalidStatementError(f"lock result has {len(signers)} witness signatures, needs {threshold}")
     return LockFacts(bytes.fromhex(result["session_id"]), result["consumer"], result["provider"], result["amount"],
                      witnesses, threshold, bytes.fromhex(digest(result)))  # fmt: skip
+
+
+OMT_TOPUP_SCHEMA = {
+    "session_id": OMT_RESULT_SCHEMA["session_id"],
+    "lock_result_hash": OMT_RESULT_SCHEMA["session_id"],
+    "topup_amount": schema.AMOUNT,
+    "new_total": schema.AMOUNT,
+    "status": schema.Field(schema.one_of(ACCEPTED)),
+    "witness_signatures": OMT_RESULT_SCHEMA["witness_signatures"],
+}
+
+#: The verdict an accepting witness signed a top-up with (WitnessVerdict.ACCEPT of spec 00).
+ACCEPT = "ACCEPT"
+
+
+@dataclass(frozen=True)
+class OmtTopup:
+    """Spec 00's top-up result, shaped like a ledger ``topup`` statement for the chain rules."""
+
+    result: dict[str, Any]
+
+    @property
+    def body(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "session_id": bytes.fromhex(r["session_id"]),
+            "lock": bytes.fromhex(r["lock_result_hash"]),
+            "amount": r["topup_amount"],
+            "new_total": r["new_total"],
+        }
+
+    def verify(self, signers: list[str], threshold: int) -> None:
+        r = self.result
+        statement = {k: r[k] for k in ("session_id", "lock_result_hash", "topup_amount", "new_total")}
+        message = canonical_bytes({**statement, "verdict": ACCEPT})
+        seen = set()
+        for entry in r["witness_signatures"]:
+            witness, signature = entry.get("witness"), entry.get("signature")
+            if witness not in signers or entry.get("value") != ACCEPT:
+                raise InvalidStatementError("top-up result carries a vote that is not an accepting witness's")
+            try:
+                valid = verify(PeerId(witness), message, bytes.fromhex(str(signature)))
+            except ValueError:
+                valid = False
+            if not valid:
+                raise InvalidStatementError(f"top-up result carries a bad signature from {str(witness)[:12]}")
+            seen.add(witness)
+        if len(seen) < threshold:
+            raise InvalidStatementError(f"top-up result has {len(seen)} witness signatures, needs {threshold}")
+
+
+def topup_evidence(wire: Any) -> Statement | OmtTopup:
+    """Parse top-up evidence of either form; signatures are checked by ``verify``."""
+    if isinstance(wire, dict) and "witness_signatures" in wire:
+        try:
+            schema.check("top-up result", wire, OMT_TOPUP_SCHEMA)
+        except ValueError as exc:
+            raise InvalidStatementError(str(exc)) from exc
+        return OmtTopup(dict(wire))
+    topup = Statement.from_wire(wire)
+    if topup.kind != StatementKind.TOPUP:
+        raise ChainRuleError(f"expected a topup statement, got {topup.kind}")
+    return topup

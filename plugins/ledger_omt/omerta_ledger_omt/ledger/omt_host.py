@@ -6,7 +6,8 @@
   and that are not on the chain yet), ``held_requests`` (the consumer's signed requests of those
   locks), ``trust`` (local trust in [0, 1]) and ``trust_milli`` (the same in integer thousandths).
 * :func:`block_for` turns an ``APPEND(chain, ...)`` of spec 00 into a ledger block: ``BALANCE_LOCK``
-  becomes ``escrow_lock`` carrying the witness-signed lock result, ``WITNESS_COMMITMENT`` becomes
+  becomes ``escrow_lock`` carrying the witness-signed lock result, ``BALANCE_TOPUP`` ``escrow_topup``
+  carrying the witness-signed top-up result, ``WITNESS_COMMITMENT`` becomes
   ``witness_commitment``, ``DOUBLE_LOCK_ACCUSATION`` becomes an ``accusation`` carrying the proof;
   of spec 02, ``BALANCE_UNLOCK`` becomes ``escrow_settle`` and ``PAYMENT_RECEIVED`` ``escrow_payment``,
   each carrying the witness-signed settlement (the payment also the lock evidence from the consumer's chain).
@@ -116,6 +117,8 @@ def block_for(
     """The ledger block an ``APPEND(chain, NAME)`` of spec 00 or 02 stands for, or None for one not kept."""
     if name == "BALANCE_LOCK":
         return BlockKind.ESCROW_LOCK, {"lock": store["lock_result"]}
+    if name == "BALANCE_TOPUP":
+        return BlockKind.ESCROW_TOPUP, {"topup": store["topup_result"]}
     if name == "WITNESS_COMMITMENT":
         payload = {
             "session_id": bytes.fromhex(session),

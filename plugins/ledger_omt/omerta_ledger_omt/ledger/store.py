@@ -59,6 +59,13 @@ CREATE TABLE IF NOT EXISTS proofs (
     found_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS proofs_subject ON proofs (subject);
+CREATE TABLE IF NOT EXISTS witnessed_topups (
+    session_id BLOB NOT NULL,
+    new_total INTEGER NOT NULL,
+    consumer TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    PRIMARY KEY (session_id, new_total)
+);
 CREATE TABLE IF NOT EXISTS witnessed_requests (
     session_id BLOB PRIMARY KEY,
     consumer TEXT NOT NULL,
@@ -284,19 +291,33 @@ class ChainStore:
             (session_id, consumer, amount, lock_hash, int(time.time() * 1000)),
         )
 
+    def record_witnessed_topup(self, session_id: bytes, consumer: str, amount: int, new_total: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO witnessed_topups VALUES (?, ?, ?, ?)", (session_id, new_total, consumer, amount)
+        )
+
     def witnessed_pending(self, consumer: str) -> list[tuple[bytes, int]]:
-        """Locks this node signed for ``consumer`` that its chain does not show as locked or closed yet."""
+        """Locks and top-ups this node signed for ``consumer`` that its chain does not show yet."""
         state = self.state(consumer)
         rows = self._db.execute("SELECT session_id, amount FROM witnessed_locks WHERE consumer = ?", (consumer,))
-        return [
+        pending = [
             (session, amount)
             for session, amount in rows
             if session not in state.locks and session not in state.closed_sessions
         ]
+        topups = self._db.execute(
+            "SELECT session_id, amount, new_total FROM witnessed_topups WHERE consumer = ?", (consumer,)
+        )
+        for session, amount, new_total in topups:
+            lock = state.locks.get(session)
+            if session not in state.closed_sessions and (lock is None or lock.total < new_total):
+                pending.append((session, amount))
+        return pending
 
     def forget_witnessed_lock(self, session_id: bytes) -> None:
         self._db.execute("DELETE FROM witnessed_locks WHERE session_id = ?", (session_id,))
         self._db.execute("DELETE FROM witnessed_requests WHERE session_id = ?", (session_id,))
+        self._db.execute("DELETE FROM witnessed_topups WHERE session_id = ?", (session_id,))
 
     def record_witnessed_request(self, session_id: bytes, consumer: str, signed_request: dict[str, Any]) -> None:
         """Keep the consumer's signed request of a lock this node accepted: half of any double-lock proof."""

@@ -183,12 +183,18 @@ class TransactionRunner:
         return witness is not None and witness.store.get("consensus") == "REJECTED"
 
     def _note_vote(self, session: str, action: SendAction) -> None:
-        """A witness that votes to accept a lock counts it against the consumer's funds from now on."""
+        """A witness that votes to accept a lock or a top-up counts it against the consumer's funds from now on."""
         envelope = action.envelope
-        if envelope.type != "WITNESS_PRELIMINARY" or envelope.payload.get("verdict") != "ACCEPT":
-            return
         witness = self.table.get(session, "Witness")
-        if witness is not None:
+        if witness is None:
+            return
+        if envelope.type == "TOPUP_VOTE" and envelope.payload.get("topup_verdict") == "ACCEPT":
+            store = witness.store
+            new_total = store["total_escrowed"] + store["topup_amount"]
+            self.ledger.store.record_witnessed_topup(
+                bytes.fromhex(session), store["consumer"], store["topup_amount"], new_total
+            )
+        if envelope.type == "WITNESS_PRELIMINARY" and envelope.payload.get("verdict") == "ACCEPT":
             store = witness.store
             session_id = bytes.fromhex(session)
             self.ledger.store.record_witnessed_lock(session_id, store["consumer"], store["amount"], b"")
@@ -262,6 +268,29 @@ class TransactionRunner:
             "failure_reason": store.get("failure_reason"),
             "witnesses": store.get("witnesses") or [],
             "amount": amount,
+        }
+
+    async def topup(self, session: str, amount: int, timeout: float) -> dict[str, Any]:
+        """Add ``amount`` to this consumer's lock ``session`` through spec 00; return when the round ends."""
+        instance = self.table.get(session, "Consumer")
+        if instance is None or instance.state != "LOCKED":
+            raise LedgerError(f"no locked spec 00 session {session[:16]} here to top up")
+        total = instance.store["total_escrowed"]
+        await self._apply(CHANNEL, session, instance.handle(FireTrigger("initiate_topup", {"topup_amount": amount}),
+                                                           self._now()))  # fmt: skip
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                async with self.changed:
+                    await self.changed.wait_for(lambda: instance.state == "LOCKED")
+        return {
+            "session": session,
+            "state": instance.state,
+            "total_escrowed": instance.store["total_escrowed"],
+            "topped_up": instance.store["total_escrowed"] == total + amount,
+            "failure_reason": None
+            if instance.store["total_escrowed"] == total + amount
+            else instance.store.get("failure_reason"),
+            "block": self.written.get((session, "BALANCE_TOPUP")),
         }
 
     # -- transaction 02 -------------------------------------------------------------------------

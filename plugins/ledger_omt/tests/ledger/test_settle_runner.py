@@ -113,3 +113,39 @@ def test_forged_omt_settlements_are_refused_by_the_chain_rules(network: Network)
     ]
     with pytest.raises(ChainRuleError, match="other parties than its lock"):
         replay_with({"settlement": other_parties, "signatures": colluding})
+
+
+def test_top_up_through_spec_00_then_settle_the_larger_escrow(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    net.sync()
+    consumer = net.peer("consumer")
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        nodes = runners(net)
+        for runner in nodes.values():
+            runner.start()
+        try:
+            locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
+            assert locked["state"] == "LOCKED", locked
+            net.sync()
+            topped = await nodes["consumer"].topup(locked["session"], 300, TIMEOUT_S)
+            # 100 left: the witnesses see too little and vote no; the round has not ended when we stop waiting
+            refused = await nodes["consumer"].topup(locked["session"], 200, 3.0)
+            net.sync()
+            settled = await nodes["consumer"].settle(locked["session"], 3_600_000, 100, TIMEOUT_S)
+            return topped, refused, settled
+        finally:
+            for runner in nodes.values():
+                await runner.stop()
+
+    topped, refused, settled = asyncio.run(run())
+    assert topped["topped_up"] and topped["total_escrowed"] == 900 and topped["block"], topped
+    assert not refused["topped_up"] and refused["total_escrowed"] == 900, refused
+    [block] = [b for b in net["consumer"].store.blocks(consumer) if b.kind == BlockKind.ESCROW_TOPUP]
+    assert block.payload["topup"]["new_total"] == 900  # spec 00's top-up result, accepted by the chain rules
+    assert settled["state"] == "SETTLED" and settled["settlement"]["escrow_total"] == 900, settled
+    assert settled["settlement"]["refund"] == 800
+    net.sync()
+    view = balances(net["w1"], None)
+    assert view["balances"][consumer]["balance"] == 1000 - 100 and view["supply"]["unaccounted"] == 0
