@@ -93,7 +93,7 @@ class OmtLedger:
         if self.node.has_service("transport"):
             transport = self.node.service("transport")
             transport.on_message(CHANNEL, self._on_message)
-            self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms)
+            self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms, self._catch_up)
             transport.on_message(OMT_CHANNEL, self.runner.on_envelope)
             transport.on_message(SETTLE_CHANNEL, self.runner.on_settle_envelope)
             self.runner.start()
@@ -226,6 +226,10 @@ class OmtLedger:
             peers |= {str(info.peer) for info in self.node.service("discovery").peers()}
         peers.discard(self.ledger.me)
         return sorted(peers)
+
+    async def _catch_up(self, peer: str) -> None:
+        """Fetch ``peer``'s newer blocks (a witness does this before judging a request bound to a newer head)."""
+        await self.sync_all([peer])
 
     async def sync_all(self, peers: list[str] | None = None, timeout: float | None = None) -> dict[str, Any]:
         targets = peers or self.known_peers()

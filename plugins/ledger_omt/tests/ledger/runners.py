@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from omerta_ledger_omt.ledger.omt_host import CHANNEL, SETTLE_CHANNEL
-from omerta_ledger_omt.ledger.transactions import TransactionRunner
+from omerta_ledger_omt.ledger.transactions import CatchUpFunction, TransactionRunner
 
 from omerta_core.interfaces.common import PeerId
 
 from .conftest import NOW_MS, Network
 
 
-def runners(net: Network) -> dict[str, TransactionRunner]:
+def runners(net: Network, catch_up: CatchUpFunction | None = None) -> dict[str, TransactionRunner]:
     by_peer: dict[str, TransactionRunner] = {}
 
     def sender(me: str) -> Callable[[PeerId, str, bytes], Awaitable[None]]:
@@ -30,6 +30,6 @@ def runners(net: Network) -> dict[str, TransactionRunner]:
     log = structlog.get_logger()
     out = {}
     for name, ledger in net.ledgers.items():
-        runner = TransactionRunner(ledger, sender(ledger.me), log, lambda: NOW_MS)
+        runner = TransactionRunner(ledger, sender(ledger.me), log, lambda: NOW_MS, catch_up)
         by_peer[ledger.me] = out[name] = runner
     return out

@@ -76,3 +76,33 @@ def test_double_lock_is_refused_proven_and_lowers_trust(network: Network) -> Non
         after = net[name].trust(net.peer("consumer"), NOW_MS)  # replays the accusers' chains
         assert len(net[name].store.proofs(net.peer("consumer"))) == 1, name
         assert after < before[name], (name, before[name], after)
+
+
+def test_a_witness_behind_the_consumer_catches_up_before_judging(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    net.sync()
+    # the consumer's head moves on after the witnesses last synced: its requests name a head they do not hold
+    net["consumer"].transfer(net.peer("w1"), 10, NOW_MS - DAY_MS)
+    caught_up: list[str] = []
+
+    async def catch_up(peer: str) -> None:
+        caught_up.append(peer)
+        net.sync()
+
+    async def run(with_catch_up: bool) -> dict[str, Any]:
+        nodes = runners(net, catch_up if with_catch_up else None)
+        for runner in nodes.values():
+            runner.start()
+        try:
+            return await nodes["consumer"].lock(net.peer("provider"), 500, 30.0)
+        finally:
+            for runner in nodes.values():
+                await runner.stop()
+
+    behind = asyncio.run(run(with_catch_up=False))
+    assert behind["state"] == "FAILED" and behind["failure_reason"] == "lock_rejected", behind
+    assert caught_up == []
+    locked = asyncio.run(run(with_catch_up=True))
+    assert locked["state"] == "LOCKED", locked
+    assert set(caught_up) == {net.peer("consumer")}
