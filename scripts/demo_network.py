@@ -2,10 +2,12 @@
 
 Creates a network on the first node, invites the others with a signed link that names the first
 node as bootstrap, starts every node with the udp, gossip and omt plugins, waits until gossip has
-converged, sends encrypted messages between peers, plays the escrow-lock spec with the `.omt` player, then
-runs a compute deal on the ledger (mint, escrow lock with five witnesses, settlement) and shows that every
-node agrees on every balance. Stops every node it started, also on Ctrl-C.
-Touches only its own directory (``--dir``, default a fresh temporary directory) and loopback.
+converged, sends encrypted messages between peers, plays the escrow-lock spec with the `.omt`
+player, then runs a compute deal on the ledger (mint, escrow lock with five witnesses, settlement)
+and shows that every node agrees on every balance. Where libvirt runs, the provider also runs the
+kvm plugin and boots an ephemeral VM for the consumer, then deletes it. Stops every node it
+started, also on Ctrl-C. Touches its own directory (``--dir``, default a fresh temporary
+directory), the test-guest cache in ``.cache/omerta``, libvirt (through the kvm plugin) and loopback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import json
 import shutil
 import signal
 import subprocess
@@ -37,6 +40,12 @@ MATURITY_DAYS = 0.0001
 FUNDING = 1000
 WITNESS_FEE = 100
 LOCKED = 600
+PROVIDER = 2
+CONSUMER = 1
+GUEST_IMAGE = "omk-test"
+VM_CREATE_TIMEOUT_S = 300.0
+#: Where the test guest (a Debian cloud kernel and a busybox initramfs) is built once and reused.
+GUEST_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "omerta"
 
 
 def step(text: str) -> None:
@@ -60,8 +69,8 @@ class DemoNode:
     process: subprocess.Popen[bytes] | None = None
     peer_id: str = ""
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        return client.call(self.state_dir, method, params)
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
+        return client.call(self.state_dir, method, params, timeout=timeout)
 
 
 def prepare(nodes: list[DemoNode]) -> None:
@@ -77,8 +86,13 @@ def prepare(nodes: list[DemoNode]) -> None:
     print(f"invite link: {link[:72]}...")
 
 
-def start(node: DemoNode, log_dir: Path, mint_authority: str) -> None:
+def start(node: DemoNode, log_dir: Path, mint_authority: str, images: Path | None) -> None:
     log = (log_dir / f"node{node.index}.log").open("wb")
+    plugins = PLUGINS
+    extra: list[str] = []
+    if images is not None and node.index == PROVIDER:
+        plugins += ",kvm"
+        extra = ["--set", f'plugins.kvm.images_dir="{images}"']
     node.process = subprocess.Popen(
         [
             sys.executable,
@@ -86,7 +100,7 @@ def start(node: DemoNode, log_dir: Path, mint_authority: str) -> None:
             "omerta_core",
             "node",
             "--plugins",
-            PLUGINS,
+            plugins,
             "--state-dir",
             str(node.state_dir),
             "--log-json",
@@ -102,6 +116,7 @@ def start(node: DemoNode, log_dir: Path, mint_authority: str) -> None:
             f'plugins.omt.ledger_mint_authorities=["{mint_authority}"]',
             "--set",
             f"plugins.omt.ledger_age_maturity_days={MATURITY_DAYS}",
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -203,6 +218,36 @@ def summary(node: DemoNode) -> str:
     )
 
 
+def guest_images() -> Path | None:
+    """Build (once) the test guest when the kvm plugin can run here; ``None`` when it cannot."""
+    usable = {p["name"]: p["usable"] for p in json.loads(omerta("plugins", "--json"))}
+    if not usable.get("kvm") or not Path("/run/libvirt/libvirt-sock").exists():
+        print("kvm plugin not usable here (libvirt not running?): the VM step is skipped")
+        return None
+    subprocess.run([sys.executable, "-m", "omerta_vm_kvm.guest_builder", str(GUEST_CACHE)], check=True, timeout=600)
+    return GUEST_CACHE / "images"
+
+
+def vm_tour(provider: DemoNode, consumer: DemoNode) -> None:
+    """Boot an ephemeral VM on the provider for the consumer, show its console marker, delete it."""
+    started = time.monotonic()
+    request = {"image": GUEST_IMAGE, "memory_mib": 128, "disk_gib": 1, "lease_seconds": 600}
+    # the first VM on a host also runs the KVM boot probe (up to 15 s) before booting under TCG if it fails
+    vm = provider.call("vm.create", {**request, "consumer": consumer.peer_id}, timeout=VM_CREATE_TIMEOUT_S)
+    booted = time.monotonic() - started
+    detail = provider.call("vm.show", {"vm_id": vm["vm_id"]})
+    marker = [line for line in Path(vm["console_log"]).read_text(errors="replace").splitlines() if "ready" in line]
+    print(f"VM {vm['vm_id']} for node{consumer.index} on node{provider.index}: {vm['state']} after {booted:.1f} s")
+    print(f"  domain type {vm['domain_type']}; console: {marker[-1].strip() if marker else '(no marker)'}")
+    print(f"  artefacts recorded before creation: {', '.join(a['kind'] for a in detail['artefacts'])}")
+    started = time.monotonic()
+    provider.call("vm.destroy", {"vm_id": vm["vm_id"]})
+    left = provider.call("vm.list")
+    print(
+        f"  released and deleted in {time.monotonic() - started:.1f} s; VMs left on node{provider.index}: {len(left)}"
+    )
+
+
 @contextlib.contextmanager
 def network(base: Path, count: int) -> Iterator[list[DemoNode]]:
     nodes = [DemoNode(i, base / f"node{i}", BASE_PORT + i) for i in range(count)]
@@ -241,9 +286,10 @@ def main() -> int:
         for node in nodes:
             print(f"node{node.index}  {node.peer_id}  udp 127.0.0.1:{node.port}")
 
-        step(f"starting {len(nodes)} nodes with --plugins {PLUGINS}")
+        images = guest_images()
+        step(f"starting {len(nodes)} nodes with --plugins {PLUGINS}" + (f" (+kvm on node{PROVIDER})" if images else ""))
         for node in nodes:
-            start(node, base, mint_authority=nodes[0].peer_id)
+            start(node, base, mint_authority=nodes[0].peer_id, images=images)
         wait_started(nodes)
         took = wait_converged(nodes)
         print(f"gossip converged: every node sees all {len(nodes)} peers after {took:.1f} s")
@@ -260,6 +306,10 @@ def main() -> int:
 
         step("a compute deal on the ledger: escrow with five witnesses, settlement split by trust")
         escrow_tour(nodes)
+
+        if images is not None:
+            step("an ephemeral VM: created for one consumer, deleted after use")
+            vm_tour(nodes[PROVIDER], nodes[CONSUMER])
 
         step("what each node reports (omerta status)")
         for node in nodes:
