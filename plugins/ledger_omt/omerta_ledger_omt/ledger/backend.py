@@ -128,7 +128,7 @@ class OmtLedger:
             "proofs": len(self.store.proofs()),
             "syncs": self.syncs,
             "sync_malformed": self.malformed,
-            "sessions": 0 if self.runner is None else len(self.runner.table.instances),
+            "sessions": 0 if self.runner is None else sum(len(t.instances) for t in self.runner.tables.values()),
             "transaction_messages_dropped": 0 if self.runner is None else self.runner.dropped,
         }
 

@@ -4,12 +4,12 @@
 :class:`SessionTable` of actor instances keyed by session id per spec, feeds it envelopes from
 the spec's transport channel (``ledger.omt`` for 00, ``ledger.omt.settle`` for 02) and clock
 ticks, sends what the actors send, and writes the blocks they append through
-:func:`omt_host.block_for`. A witness records a lock as
-pending, with the consumer's signed request, the moment it votes to accept it, so a second
-lock on the same funds is refused; when both requests are bound to one chain head the spec has
-the witness write an accusation carrying the double-lock proof, which this adapter verifies
-and keeps (sync spreads it). A witness drops the pending lock when the session ends without
-one or when the witnesses agreed to reject it.
+:func:`omt_host.block_for`. A witness records a lock (or top-up) as pending, with the
+consumer's signed request, the moment it votes to accept it, so a second lock on the same funds
+is refused; when both requests are bound to one chain head the spec has the witness write an
+accusation carrying the double-lock proof, which this adapter verifies and keeps (sync spreads
+it). A witness drops the pending lock when the session ends without one or when the witnesses
+agreed to reject it, and syncs with a consumer whose request names a head it does not hold yet.
 
 Settlement (``settle``) runs spec 02 as the consumer under the lock's session id: the lock's
 witnesses report their trust in the provider, sign the integer split computed from the lower
