@@ -15,7 +15,7 @@ from omerta_ledger_omt.ledger.settlement import split_settlement
 from omerta_ledger_omt.ledger.views import balances
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
-from .conftest import Network
+from .conftest import NOW_MS, Network
 from .runners import runners
 
 TIMEOUT_S = 60.0
@@ -149,3 +149,40 @@ def test_top_up_through_spec_00_then_settle_the_larger_escrow(network: Network) 
     net.sync()
     view = balances(net["w1"], None)
     assert view["balances"][consumer]["balance"] == 1000 - 100 and view["supply"]["unaccounted"] == 0
+
+
+def test_settling_before_anyone_synced_the_lock_still_pays_the_provider(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    net.sync()
+
+    async def run() -> dict[str, Any]:
+        nodes = runners(net)
+        for runner in nodes.values():
+            runner.start()
+        try:
+            locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
+            return await nodes["consumer"].settle(locked["session"], 3_600_000, 100, TIMEOUT_S)
+        finally:
+            for runner in nodes.values():
+                await runner.stop()
+
+    settled = asyncio.run(run())
+    assert settled["state"] == "SETTLED", settled
+    provider = net.peer("provider")
+    # the provider held no copy of the lock, so it could not write its payment from the witnesses' signatures;
+    # once it syncs the consumer's chain it claims the payment from the settlement recorded there
+    assert not [b for b in net["provider"].store.blocks(provider) if b.kind == BlockKind.ESCROW_PAYMENT]
+    net.sync()
+    net["provider"].append(BlockKind.ESCROW_PAYMENT, payment_claim(net), NOW_MS)
+    net.sync()
+    view = balances(net["w1"], None)
+    assert view["balances"][provider]["balance"] == settled["settlement"]["provider_payment"]
+    assert view["supply"]["unaccounted"] == 0 and view["supply"]["locked"] == 0
+
+
+def payment_claim(net: Network) -> dict[str, Any]:
+    """What the provider's node writes on sync for a settled session it has not claimed (backend.accept_incoming)."""
+    state = net["provider"].state(net.peer("consumer"))
+    [(lock, settlement)] = state.settled.values()
+    return {"lock": lock, "settlement": settlement}
