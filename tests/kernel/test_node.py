@@ -11,9 +11,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from omerta_core.control import client
+from omerta_core.testing import NodeProcess
 
 from .conftest import lifecycle_plugin, run_cli, unusable_plugin
 
@@ -22,27 +21,13 @@ START_TIMEOUT_S = 30.0
 
 @contextlib.contextmanager
 def running_node(state: Path, *args: str) -> Iterator[Path]:
-    """Run ``omerta node`` with ``state`` until the block ends; fail if it does not start."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "omerta_core", "node", "--state-dir", str(state), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    """Run ``omerta node`` with ``state`` (and extra ``args``) until the block ends."""
+    node = NodeProcess(state)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not (state / "control.sock").exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"node did not start:\n{proc.communicate(timeout=5)[0]}")
-            time.sleep(0.05)
+        node.spawn(args=args).wait_ready(START_TIMEOUT_S)
         yield state
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
-        running_node.last_output = proc.stdout.read() if proc.stdout else ""  # type: ignore[attr-defined]
-        if proc.stdout:
-            proc.stdout.close()
+        node.stop()
 
 
 def test_node_runs_selected_plugins_answers_status_and_stops_on_sigterm(plugin_site, tmp_path: Path) -> None:

@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from omerta_core.testing import NodeStartError
 from omerta_netlab.behaviour import NatBehaviour
 from omerta_netlab.lab import Host, Lab
-from omerta_netlab.nodes import POLL_INTERVAL_S, NodeProcess, NodeStartError
+from omerta_netlab.nodes import POLL_INTERVAL_S, LabNode
 
 PUBLIC = "public"
 KINDS: tuple[str, ...] = (PUBLIC, *(b.value for b in NatBehaviour))
@@ -86,29 +87,29 @@ class NatMatrix:
                     router = lab.add_nat(f"nat_{name}", NatBehaviour(kind))
                     pair.append(lab.add_host(name, router))
             self.hosts[kind] = pair
-        self.relays: list[NodeProcess] = []
+        self.relays: list[LabNode] = []
 
-    def start_relays(self) -> list[NodeProcess]:
+    def start_relays(self) -> list[LabNode]:
         for host in self.relay_hosts:
-            node = NodeProcess(self.lab, host, self.workdir / host.name)
+            node = LabNode(self.lab, host, self.workdir / host.name)
             node.start("plugins.udp.port=7700", 'plugins.udp.host="::"', "plugins.relay.serve=true")
             self.relays.append(node)
         return self.relays
 
-    def relay_setting(self, relays: list[NodeProcess] | None = None) -> str:
+    def relay_setting(self, relays: list[LabNode] | None = None) -> str:
         entries = [f'"{r.peer_id}@{r.host.address}:7700"' for r in relays or self.relays]
         return f"plugins.relay.relays=[{', '.join(entries)}]"
 
-    def start_client(self, host: Host, *extra: str) -> NodeProcess:
+    def start_client(self, host: Host, *extra: str) -> LabNode:
         """A fresh node (new identity) on ``host`` holding allocations on the matrix's relays."""
-        node = NodeProcess(self.lab, host, self.workdir / f"{host.name}-{next(self._counter)}")
+        node = LabNode(self.lab, host, self.workdir / f"{host.name}-{next(self._counter)}")
         node.start("plugins.udp.port=0", 'plugins.udp.host="0.0.0.0"', self.relay_setting(), *extra)
         if not wait_for(lambda: all(r["healthy"] for r in node.relay_status()["relays"]), ALLOCATION_TIMEOUT_S):
             node.stop()
             raise NodeStartError(f"node on {host.name} got no allocation on every relay: {node.log_path}")
         return node
 
-    def connect(self, source: NodeProcess, target: NodeProcess) -> None:
+    def connect(self, source: LabNode, target: LabNode) -> None:
         """Tell ``source`` about ``target``: its peer id, and its address only when it is public."""
         endpoints = [f"{target.host.address}:{target.port}"] if target.host.public else []
         source.call("udp.add_peer", {"peer": target.peer_id, "endpoints": endpoints})
@@ -122,7 +123,7 @@ class NatMatrix:
             source.stop()
             target.stop()
 
-    def _measure(self, source: NodeProcess, target: NodeProcess, source_kind: str, target_kind: str) -> PairResult:
+    def _measure(self, source: LabNode, target: LabNode, source_kind: str, target_kind: str) -> PairResult:
         result = PairResult(
             source_kind, target_kind, False, "none", None, None, expected_direct(source_kind, target_kind)
         )
@@ -170,7 +171,7 @@ def punch_grace() -> float:
     return 8.0
 
 
-def collect(node: NodeProcess, want: int, timeout: float = FIRST_MESSAGE_TIMEOUT_S) -> list[bytes]:
+def collect(node: LabNode, want: int, timeout: float = FIRST_MESSAGE_TIMEOUT_S) -> list[bytes]:
     got: list[bytes] = []
     deadline = time.monotonic() + timeout
     while len(got) < want and time.monotonic() < deadline:

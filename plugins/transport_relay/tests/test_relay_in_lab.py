@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from omerta_netlab.matrix import CHANNEL, NatMatrix, collect, wait_for
-from omerta_netlab.nodes import NodeProcess
+from omerta_netlab.nodes import LabNode
 from scapy.all import UDP, rdpcap
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -21,7 +21,7 @@ FAILOVER_LIMIT_S = 10.0
 NO_PUNCH = "plugins.relay.punch=false"
 
 
-def relayed_pair(matrix: NatMatrix, source_kind: str, target_kind: str, *extra: str) -> tuple[NodeProcess, NodeProcess]:
+def relayed_pair(matrix: NatMatrix, source_kind: str, target_kind: str, *extra: str) -> tuple[LabNode, LabNode]:
     source = matrix.start_client(matrix.hosts[source_kind][0], *extra)
     target = matrix.start_client(matrix.hosts[target_kind][1], *extra)
     for node in (source, target):
@@ -32,7 +32,7 @@ def relayed_pair(matrix: NatMatrix, source_kind: str, target_kind: str, *extra: 
     return source, target
 
 
-def exchange(source: NodeProcess, target: NodeProcess, text: str, count: int, timeout: float = 60.0) -> None:
+def exchange(source: LabNode, target: LabNode, text: str, count: int, timeout: float = 60.0) -> None:
     """Send ``count`` messages each way and check every one arrives, in order."""
     for sender, receiver in ((source, target), (target, source)):
         sender.call("udp.send", {"peer": receiver.peer_id, "channel": CHANNEL, "text": text, "count": count})

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import nacl.signing
 import pytest
 from omerta_transport_udp.core import Delivered, Settings, TransportCore
 
-from omerta_core.control import client
-from omerta_core.errors import ControlError
 from omerta_core.interfaces.common import Endpoint
+from omerta_core.testing import NodeProcess
 
 ENDPOINT_A = Endpoint("198.18.0.1", 7700)
 ENDPOINT_B = Endpoint("198.18.0.2", 7700)
@@ -78,53 +75,19 @@ def make_pair() -> Callable[..., Pair]:
 
 # -- real node processes and network namespaces ----------------------------------
 
-NODE_START_TIMEOUT_S = 60.0
 
-
-class NodeProcess:
+class UdpNode(NodeProcess):
     """An `omerta node --plugins udp` process, optionally inside a network namespace."""
 
     def __init__(self, state_dir: Path, netns: str | None = None) -> None:
-        self.state_dir = state_dir
-        self.netns = netns
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = state_dir.with_suffix(".log")
+        super().__init__(state_dir, "udp", prefix=["ip", "netns", "exec", netns] if netns else ())
 
-    def start(self, *sets: str) -> NodeProcess:
-        command = [sys.executable, "-c", "from omerta_core.cli import run; run()", "node", "--plugins", "udp"]
-        command += ["--state-dir", str(self.state_dir), "--log-level", "debug"]
-        for item in sets:
-            command += ["--set", item]
-        if self.netns:
-            command = ["ip", "netns", "exec", self.netns, *command]
-        config_file = self.state_dir.with_suffix(".toml")
-        config_file.touch()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")}
-        env["OMERTA_CONFIG"] = str(config_file)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + NODE_START_TIMEOUT_S
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"node exited early: {self.log_path.read_text()[-2000:]}")
-            try:
-                self.call("status")
-                return self
-            except ControlError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
-        return client.call(self.state_dir, method, params, timeout=timeout)
-
-    @property
-    def peer_id(self) -> str:
-        return str(self.call("status")["peer_id"])
+    def start(self, *sets: str, args: Sequence[str] = ("--log-level", "debug")) -> Self:
+        return super().start(*sets, args=args)
 
     @property
     def port(self) -> int:
-        endpoint = self.call("status")["services"]["transport"]["udp"]["endpoints"][0]
+        endpoint = self.status()["services"]["transport"]["udp"]["endpoints"][0]
         return int(endpoint.rsplit(":", 1)[1])
 
     def received(self, channel: str) -> list[bytes]:
@@ -135,23 +98,8 @@ class NodeProcess:
                 return out
             out += [base64.b64decode(m["data_b64"]) for m in batch]
 
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-        (self.state_dir / "control.sock").unlink(missing_ok=True)
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
-
-
-def collect(node: NodeProcess, channel: str, want: int, timeout: float = 120.0) -> list[bytes]:
+def collect(node: UdpNode, channel: str, want: int, timeout: float = 120.0) -> list[bytes]:
     """Poll ``node``'s mailbox until ``want`` messages arrived (or time runs out); return them all."""
     got: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -163,11 +111,11 @@ def collect(node: NodeProcess, channel: str, want: int, timeout: float = 120.0) 
 
 
 @pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
-    made: list[NodeProcess] = []
+def nodes(tmp_path: Path) -> Iterator[Callable[..., UdpNode]]:
+    made: list[UdpNode] = []
 
-    def make(name: str, netns: str | None = None) -> NodeProcess:
-        node = NodeProcess(tmp_path / name, netns)
+    def make(name: str, netns: str | None = None) -> UdpNode:
+        node = UdpNode(tmp_path / name, netns)
         made.append(node)
         return node
 

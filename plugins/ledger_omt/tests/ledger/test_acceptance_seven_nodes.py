@@ -60,9 +60,9 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     nodes = cluster
     ids = {name: node.peer_id for name, node in nodes.items()}
     config = {"authorities": [ids["w1"]], "age_maturity_days": MATURITY_DAYS}
-    nodes["w1"].start(config)
+    nodes["w1"].start_with(config)
     for name in ["consumer", "provider", *WITNESSES[1:]]:
-        nodes[name].start({**config, "peers": [nodes["w1"].address()]})
+        nodes[name].start_with({**config, "peers": [nodes["w1"].address()]})
     introduce(nodes, ids)
 
     # value: w1 (the mint authority) funds the consumer and the provider; the provider pays each witness once,
@@ -99,7 +99,7 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     db = sqlite3.connect(nodes["w5"].state_dir / "plugins" / "omt" / "chains.sqlite3")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
-    nodes["w5"].start({**config, "peers": [nodes["w1"].address()]})
+    nodes["w5"].start_with({**config, "peers": [nodes["w1"].address()]})
     introduce(nodes, ids)
     assert nodes["w5"].call("ledger.verify", {})["problems"] == {}
 

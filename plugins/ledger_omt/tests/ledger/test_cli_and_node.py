@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from omerta_core.testing import NodeProcess
 
 CLI = "from omerta_core.cli import run; run()"
 
@@ -21,47 +20,20 @@ def omerta(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", CLI, *args], check=False, capture_output=True, text=True, timeout=120)
 
 
-@dataclass
-class RunningNode:
-    state: Path
-    proc: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            finally:
-                if self.proc.poll() is None:
-                    self.proc.kill()
-                    self.proc.wait()
-
-
 @pytest.fixture
-def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningNode]:
+def node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NodeProcess]:
     config = tmp_path / "config.toml"
     config.write_text("")
     monkeypatch.setenv("OMERTA_CONFIG", str(config))
-    state = tmp_path / "node"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CLI, "node", "--plugins", "omt", "--state-dir", str(state)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    running = RunningNode(state, proc)
+    running = NodeProcess(tmp_path / "node", "omt")
     try:
-        deadline = time.monotonic() + 60
-        while not (state / "control.sock").exists():
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "node did not start"
-            time.sleep(0.2)
-        yield running
+        yield running.start()
     finally:
         running.stop()
 
 
-def test_cli_against_a_running_node(node: RunningNode) -> None:
-    state = str(node.state)
+def test_cli_against_a_running_node(node: NodeProcess) -> None:
+    state = str(node.state_dir)
     peer = omerta("id", "--state-dir", state).stdout.strip()
     shown = json.loads(omerta("ledger", "show", "--json", "--state-dir", state).stdout)
     assert shown["owner"] == peer and shown["blocks"][0]["kind"] == "identity"
@@ -79,13 +51,13 @@ def test_cli_against_a_running_node(node: RunningNode) -> None:
     assert status["services"]["ledger"]["omt"]["own_head"] == 0
 
 
-def test_offline_cli_finds_a_tampered_block(node: RunningNode) -> None:
-    state = str(node.state)
+def test_offline_cli_finds_a_tampered_block(node: NodeProcess) -> None:
+    state = str(node.state_dir)
     peer = omerta("id", "--state-dir", state).stdout.strip()
     node.stop()
     offline = json.loads(omerta("ledger", "show", "--json", "--state-dir", state).stdout)
     assert offline["owner"] == peer
-    db = sqlite3.connect(node.state / "plugins" / "omt" / "chains.sqlite3")
+    db = sqlite3.connect(node.state_dir / "plugins" / "omt" / "chains.sqlite3")
     wire = db.execute("SELECT wire FROM blocks").fetchone()[0]
     db.execute("UPDATE blocks SET wire = ?", (wire.replace(b"identity", b"identitz"),))
     db.commit()

@@ -42,10 +42,10 @@ def test_background_sync_finds_peers_through_gossip(trio: list[LedgerNode]) -> N
         "sync_interval_s": 1.0,
         "sets": ["plugins.gossip.probe_interval_s=0.5", "plugins.gossip.probe_timeout_s=0.2"],
     }
-    a.start(config)
+    a.start_with(config)
     endpoint = f"127.0.0.1:{a.port}"
-    b.start({**config, "bootstrap": [endpoint]})
-    c.start({**config, "bootstrap": [endpoint]})
+    b.start_with({**config, "bootstrap": [endpoint]})
+    c.start_with({**config, "bootstrap": [endpoint]})
     c_id = c.peer_id
     a.call("ledger.run", {"name": "mint", "params": {"to": c_id, "amount": 250}})
 

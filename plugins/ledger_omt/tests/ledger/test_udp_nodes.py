@@ -32,8 +32,8 @@ def make_node(tmp_path: Path) -> Iterator[Callable[[str], LedgerNode]]:
 def test_two_nodes_sync_value_and_survive_kill_9(make_node: Callable[[str], LedgerNode]) -> None:
     bank, user = make_node("bank"), make_node("user")
     bank_id, user_id = bank.peer_id, user.peer_id
-    bank.start({"authorities": [bank_id]})
-    user.start({"authorities": [bank_id], "peers": [bank.address()]})
+    bank.start_with({"authorities": [bank_id]})
+    user.start_with({"authorities": [bank_id], "peers": [bank.address()]})
     bank.call("ledger.run", {"name": "mint", "params": {"to": user_id, "amount": 700}})
 
     result = user.call("ledger.sync", {"peers": [bank_id]})
@@ -58,7 +58,7 @@ def test_two_nodes_sync_value_and_survive_kill_9(make_node: Callable[[str], Ledg
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
     bank.call("ledger.run", {"name": "mint", "params": {"to": user_id, "amount": 50}})
-    user.start({"authorities": [bank_id], "peers": [bank.address()]})
+    user.start_with({"authorities": [bank_id], "peers": [bank.address()]})
     assert user.call("ledger.verify", {})["problems"] == {}
     result = user.call("ledger.sync", {"peers": [bank_id]})
     assert "error" not in result[bank_id], result
