@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from omerta_core.control import client
-from omerta_core.testing import NodeProcess
+from omerta_core.testing import NodeProcess, NodeStartError
 
 from .conftest import lifecycle_plugin, run_cli, unusable_plugin
 
@@ -108,3 +110,20 @@ def test_second_node_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
         result = run_cli("node", "--state-dir", str(state))
         assert result.returncode == 1
         assert "another node is running" in result.stderr
+
+
+def test_node_process_reports_a_node_that_cannot_start(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path / "state", "nosuch")
+    with pytest.raises(NodeStartError, match="unknown plugin 'nosuch'"):
+        node.start()
+
+
+def test_node_process_survives_a_crash_and_restarts_with_the_same_identity(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path / "state").start()
+    try:
+        first = node.peer_id
+        node.kill9()
+        assert not node.running
+        assert node.start().status()["peer_id"] == first
+    finally:
+        assert node.stop() == 0
