@@ -44,12 +44,14 @@ class NodeProcess:
         plugins: str | None = None,
         *,
         log_path: Path | None = None,
+        log_level: str | None = None,
         launcher: Launcher = subprocess.Popen,
         prefix: Sequence[str] = (),
     ) -> None:
         self.state_dir = state_dir
         self.plugins = plugins
         self.log_path = log_path or state_dir.with_suffix(".log")
+        self.log_level = log_level
         self.config_path = state_dir.with_suffix(".toml")
         self.launcher = launcher
         self.prefix = list(prefix)
@@ -60,6 +62,8 @@ class NodeProcess:
         argv = [*self.prefix, sys.executable, "-m", "omerta_core", "node", "--state-dir", str(self.state_dir)]
         if self.plugins is not None:
             argv += ["--plugins", self.plugins]
+        if self.log_level is not None:
+            argv += ["--log-level", self.log_level]
         argv += args
         for item in sets:
             argv += ["--set", item]

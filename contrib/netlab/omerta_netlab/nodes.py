@@ -9,46 +9,28 @@ state directories it is given, the processes it starts (through
 
 from __future__ import annotations
 
-import base64
 import functools
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
-from omerta_core.testing import STOP_TIMEOUT_S, NodeProcess
+from omerta_transport_udp.testing import UdpNode
+
+from omerta_core.testing import STOP_TIMEOUT_S
 from omerta_netlab.lab import Host, Lab
 
 #: How often mailbox and status polls run.
 POLL_INTERVAL_S = 0.05
 
 
-class LabNode(NodeProcess):
+class LabNode(UdpNode):
     """One ``omerta node`` process on one lab host, started inside the host's namespace."""
 
     def __init__(self, lab: Lab, host: Host, state_dir: Path, plugins: str = "udp,relay") -> None:
         super().__init__(state_dir, plugins, launcher=functools.partial(lab.popen, host))
         self.lab = lab
         self.host = host
-
-    @property
-    def port(self) -> int:
-        endpoint = self.status()["services"]["transport"]["udp"]["endpoints"][0]
-        return int(endpoint.rsplit(":", 1)[1])
-
-    def received(self, channel: str) -> list[bytes]:
-        """Take every message kept in ``channel``'s mailbox (subscribe first with ``udp.subscribe``)."""
-        out: list[bytes] = []
-        while True:
-            batch = self.call("udp.received", {"channel": channel, "max": 5000})["messages"]
-            if not batch:
-                return out
-            out += [base64.b64decode(m["data_b64"]) for m in batch]
-
-    def route_to(self, peer: str) -> str | None:
-        """The transport's current route to ``peer`` (``HOST:PORT`` or ``via relay``), if any."""
-        rows = self.call("udp.peers")["peers"]
-        return next((row.get("route") for row in rows if row.get("peer") == peer), None)
 
     def relay_status(self) -> dict[str, Any]:
         return dict(self.call("relay.status"))

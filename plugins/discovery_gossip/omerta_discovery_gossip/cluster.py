@@ -20,7 +20,7 @@ class ClusterNode(NodeProcess):
     """One node of the cluster; ``endpoint`` is its UDP endpoint once it has answered."""
 
     def __init__(self, name: str, state_dir: Path, log_path: Path) -> None:
-        super().__init__(state_dir, "udp,gossip", log_path=log_path)
+        super().__init__(state_dir, "udp,gossip", log_path=log_path, log_level="warning")
         self.name = name
         self.endpoint = ""
 
@@ -42,7 +42,7 @@ class LocalCluster:
     def spawn(self, name: str, *, bootstrap: tuple[str, ...] = ()) -> ClusterNode:
         """Start a node (returns at once; see :meth:`wait_ready`)."""
         node = self.nodes.get(name) or ClusterNode(name, self.root / name, self.root / f"{name}.log")
-        args = ["--log-level", "warning"]
+        args: list[str] = []
         for entry in bootstrap:
             args += ["--bootstrap", entry]
         self.nodes[name] = node.spawn(*self.sets, args=args)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import nacl.signing
 import pytest
 from omerta_transport_udp.core import Delivered, Settings, TransportCore
+from omerta_transport_udp.testing import UdpNode
 
 from omerta_core.interfaces.common import Endpoint
-from omerta_core.testing import NodeProcess
 
 ENDPOINT_A = Endpoint("198.18.0.1", 7700)
 ENDPOINT_B = Endpoint("198.18.0.2", 7700)
@@ -76,29 +75,6 @@ def make_pair() -> Callable[..., Pair]:
 # -- real node processes and network namespaces ----------------------------------
 
 
-class UdpNode(NodeProcess):
-    """An `omerta node --plugins udp` process, optionally inside a network namespace."""
-
-    def __init__(self, state_dir: Path, netns: str | None = None) -> None:
-        super().__init__(state_dir, "udp", prefix=["ip", "netns", "exec", netns] if netns else ())
-
-    def start(self, *sets: str, args: Sequence[str] = ("--log-level", "debug")) -> Self:
-        return super().start(*sets, args=args)
-
-    @property
-    def port(self) -> int:
-        endpoint = self.status()["services"]["transport"]["udp"]["endpoints"][0]
-        return int(endpoint.rsplit(":", 1)[1])
-
-    def received(self, channel: str) -> list[bytes]:
-        out: list[bytes] = []
-        while True:
-            batch = self.call("udp.received", {"channel": channel, "max": 5000})["messages"]
-            if not batch:
-                return out
-            out += [base64.b64decode(m["data_b64"]) for m in batch]
-
-
 def collect(node: UdpNode, channel: str, want: int, timeout: float = 120.0) -> list[bytes]:
     """Poll ``node``'s mailbox until ``want`` messages arrived (or time runs out); return them all."""
     got: list[bytes] = []
@@ -115,7 +91,7 @@ def nodes(tmp_path: Path) -> Iterator[Callable[..., UdpNode]]:
     made: list[UdpNode] = []
 
     def make(name: str, netns: str | None = None) -> UdpNode:
-        node = UdpNode(tmp_path / name, netns)
+        node = UdpNode(tmp_path / name, netns=netns, log_level="debug")
         made.append(node)
         return node
 

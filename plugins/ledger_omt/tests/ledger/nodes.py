@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omerta_core.testing import NodeProcess
+from omerta_transport_udp.testing import UdpNode
 
 
-class LedgerNode(NodeProcess):
+class LedgerNode(UdpNode):
     """One ``omerta node --plugins udp,omt`` process on loopback, configured by a TOML file of its own."""
 
     def __init__(self, state_dir: Path) -> None:
@@ -42,11 +42,6 @@ class LedgerNode(NodeProcess):
         for endpoint in config.get("bootstrap", []):
             args += ["--bootstrap", endpoint]
         return self.start(*config.get("sets", []), args=args)
-
-    @property
-    def port(self) -> int:
-        endpoint = self.status()["services"]["transport"]["udp"]["endpoints"][0]
-        return int(endpoint.rsplit(":", 1)[1])
 
     def address(self) -> str:
         return f"{self.peer_id}@127.0.0.1:{self.port}"
