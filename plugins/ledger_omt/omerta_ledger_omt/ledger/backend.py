@@ -22,8 +22,8 @@ from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import WITNESS_COUNT, WITNESS_THRESHOLD, Parameters
 from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
+from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, PROBE_CHANNEL, SETTLE_CHANNEL
 from omerta_ledger_omt.ledger.omt_host import CHANNEL as OMT_CHANNEL
-from omerta_ledger_omt.ledger.omt_host import SETTLE_CHANNEL
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.sync import CHANNEL, SyncClient, SyncResponder, is_request, parse
 from omerta_ledger_omt.ledger.transactions import TransactionRunner
@@ -96,6 +96,8 @@ class OmtLedger:
             self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms, self._catch_up)
             transport.on_message(OMT_CHANNEL, self.runner.on_envelope)
             transport.on_message(SETTLE_CHANNEL, self.runner.on_settle_envelope)
+            transport.on_message(ATTEST_CHANNEL, self.runner.on_attest_envelope)
+            transport.on_message(PROBE_CHANNEL, self.runner.on_probe)
             self.runner.start()
         interval = float(self.config["ledger_sync_interval_s"])
         if interval > 0 and self.node.has_service("transport"):
@@ -153,7 +155,10 @@ class OmtLedger:
         if name == "escrow_lock":
             return await self.lock(str(params["provider"]), int(params["amount"]), params.get("timeout"))
         if name == "escrow_settle":
-            return await self.settle(str(params["session"]), int(params["duration_ms"]), int(params["hourly_rate"]))
+            duration = params.get("duration_ms")
+            return await self.settle(
+                str(params["session"]), None if duration is None else int(duration), int(params["hourly_rate"])
+            )
         if name == "transfer":
             block = ledger.transfer(str(PeerId(params["to"])), int(params["amount"]), at)
         elif name == "mint":
@@ -291,10 +296,22 @@ class OmtLedger:
         wait = float(timeout if timeout is not None else self.config["ledger_lock_timeout_s"])
         return await self.runner.topup(session, amount, wait)
 
-    async def settle(self, session: str, duration_ms: int, hourly_rate: int) -> dict[str, Any]:
+    async def settle(self, session: str, duration_ms: int | None, hourly_rate: int) -> dict[str, Any]:
+        """Settle lock ``session`` through transaction 02 (``duration_ms`` None: the duration spec 01 attested)."""
+        return await self._runner().settle(session, duration_ms, hourly_rate)
+
+    async def start_vm(self, session: str, vm_endpoint: str | None = None) -> dict[str, Any]:
+        """As the provider of lock ``session``, announce its VM to the witnesses (transaction 01)."""
+        return await self._runner().start_vm(session, vm_endpoint)
+
+    async def attest(self, session: str) -> dict[str, Any]:
+        """As consumer or provider, end VM session ``session`` and wait for the witnesses' attestation."""
+        return await self._runner().end_vm(session)
+
+    def _runner(self) -> TransactionRunner:
         if self.runner is None:
             raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")
-        return await self.runner.settle(session, duration_ms, hourly_rate)
+        return self.runner
 
     def audit(self) -> dict[str, int]:
         return supply_audit(self.ledger.store.states())

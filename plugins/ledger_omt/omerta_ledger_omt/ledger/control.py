@@ -1,7 +1,9 @@
 """Control-API methods of the ``omt`` ledger for a running node.
 
 ``ledger.show|balance|trust|verify|sync|run|audit`` read and sync chains;
-``ledger.lock`` runs transaction 00 as the consumer and ``ledger.settle`` settles its lock.
+``ledger.lock`` runs transaction 00 as the consumer; ``ledger.vm_start`` (provider) and ``ledger.attest``
+(consumer or provider, ending the session) run transaction 01; ``ledger.settle`` settles a lock
+through transaction 02, for the attested duration unless ``duration_ms`` is given.
 
 Each receives the node and the request's params and reaches the running
 backend through ``node.service("ledger", "omt")``. Touches what the backend touches.
@@ -74,7 +76,19 @@ async def topup(node: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def settle(node: Any, params: dict[str, Any]) -> dict[str, Any]:
-    return await _backend(node).settle(str(params["session"]), int(params["duration_ms"]), int(params["hourly_rate"]))
+    duration = params.get("duration_ms")
+    return await _backend(node).settle(
+        str(params["session"]), None if duration is None else int(duration), int(params["hourly_rate"])
+    )
+
+
+async def vm_start(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    endpoint = params.get("vm_endpoint")
+    return await _backend(node).start_vm(str(params["session"]), None if endpoint is None else str(endpoint))
+
+
+async def attest(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+    return await _backend(node).attest(str(params["session"]))
 
 
 def audit(node: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -92,4 +106,6 @@ METHODS = {
     "ledger.lock": lock,
     "ledger.topup": topup,
     "ledger.settle": settle,
+    "ledger.vm_start": vm_start,
+    "ledger.attest": attest,
 }

@@ -10,9 +10,10 @@
   carrying the witness-signed top-up result, ``WITNESS_COMMITMENT`` becomes
   ``witness_commitment``, ``DOUBLE_LOCK_ACCUSATION`` becomes an ``accusation`` carrying the proof;
   of spec 02, ``BALANCE_UNLOCK`` becomes ``escrow_settle`` and ``PAYMENT_RECEIVED`` ``escrow_payment``,
-  each carrying the witness-signed settlement (the payment also the lock evidence from the consumer's chain).
-* Envelopes travel as the runtime's canonical JSON on the transport channels ``ledger.omt`` (spec 00)
-  and ``ledger.omt.settle`` (spec 02).
+  each carrying the witness-signed settlement (the payment also the lock evidence from the consumer's chain);
+  of spec 01, a witness's ``ATTESTATION`` becomes ``verification`` (:mod:`.attestations`).
+* Envelopes travel as the runtime's canonical JSON on the transport channels ``ledger.omt`` (spec 00),
+  ``ledger.omt.attest`` (spec 01) and ``ledger.omt.settle`` (spec 02).
 
 Touches the chain store (reads; pending witnessed locks).
 """
@@ -23,6 +24,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from omerta_ledger_omt.ledger.attestations import verification_payload
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
@@ -32,6 +34,8 @@ from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
 CHANNEL = "ledger.omt"
 SETTLE_CHANNEL = "ledger.omt.settle"
+ATTEST_CHANNEL = "ledger.omt.attest"
+PROBE_CHANNEL = "ledger.omt.probe"
 
 #: Largest envelope accepted: a provider's chain segment dominates; 1 MiB holds a few thousand blocks.
 MAX_ENVELOPE_BYTES = 1024 * 1024
@@ -105,6 +109,7 @@ BLOCK_AUTHORS = {
     "DOUBLE_LOCK_ACCUSATION": "Witness",
     "BALANCE_UNLOCK": "Consumer",
     "PAYMENT_RECEIVED": "Provider",
+    "ATTESTATION": "Witness",
 }
 
 #: The accusation reason a witness writes with a double-lock proof.
@@ -114,7 +119,9 @@ DOUBLE_LOCK_REASON = "double_lock"
 def block_for(
     name: str, store: dict[str, Any], session: str, chains: ChainStore
 ) -> tuple[BlockKind, dict[str, Any]] | None:
-    """The ledger block an ``APPEND(chain, NAME)`` of spec 00 or 02 stands for, or None for one not kept."""
+    """The ledger block an ``APPEND(chain, NAME)`` of spec 00, 01 or 02 stands for, or None for one not kept."""
+    if name == "ATTESTATION":
+        return BlockKind.VERIFICATION, verification_payload(store, session)
     if name == "BALANCE_LOCK":
         return BlockKind.ESCROW_LOCK, {"lock": store["lock_result"]}
     if name == "BALANCE_TOPUP":

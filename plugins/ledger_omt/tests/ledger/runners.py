@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
-from omerta_ledger_omt.ledger.omt_host import CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, SETTLE_CHANNEL
 from omerta_ledger_omt.ledger.transactions import CatchUpFunction, TransactionRunner
 
 from omerta_core.interfaces.common import PeerId
@@ -16,13 +16,20 @@ from omerta_core.interfaces.common import PeerId
 from .conftest import NOW_MS, Network
 
 
-def runners(net: Network, catch_up: CatchUpFunction | None = None) -> dict[str, TransactionRunner]:
+def runners(
+    net: Network, catch_up: CatchUpFunction | None = None, now_ms: Callable[[], int] = lambda: NOW_MS
+) -> dict[str, TransactionRunner]:
     by_peer: dict[str, TransactionRunner] = {}
 
     def sender(me: str) -> Callable[[PeerId, str, bytes], Awaitable[None]]:
         async def send(peer: PeerId, channel: str, data: bytes) -> None:
             runner = by_peer[str(peer)]
-            receive = {CHANNEL: runner.on_envelope, SETTLE_CHANNEL: runner.on_settle_envelope}[channel]
+            receive = {
+                CHANNEL: runner.on_envelope,
+                ATTEST_CHANNEL: runner.on_attest_envelope,
+                SETTLE_CHANNEL: runner.on_settle_envelope,
+                PROBE_CHANNEL: runner.on_probe,
+            }[channel]
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(receive(PeerId(me), data)))
 
         return send
@@ -30,6 +37,6 @@ def runners(net: Network, catch_up: CatchUpFunction | None = None) -> dict[str, 
     log = structlog.get_logger()
     out = {}
     for name, ledger in net.ledgers.items():
-        runner = TransactionRunner(ledger, sender(ledger.me), log, lambda: NOW_MS, catch_up)
+        runner = TransactionRunner(ledger, sender(ledger.me), log, now_ms, catch_up)
         by_peer[ledger.me] = out[name] = runner
     return out

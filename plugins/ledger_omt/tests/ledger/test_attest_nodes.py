@@ -1,0 +1,98 @@
+"""Spec 01 between seven node processes on loopback over the udp transport: after a lock (spec 00) the provider
+announces the VM (``ledger.vm_start``), the five witnesses probe the provider and the consumer on the transport and
+vote, the consumer ends the session (``ledger.attest``), the witnesses sign its duration and write verification
+blocks, and ``ledger.settle`` without a duration charges the attested one through spec 02."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .nodes import LedgerNode
+
+pytestmark = pytest.mark.timeout(900)
+
+WITNESSES = ["w1", "w2", "w3", "w4", "w5"]
+#: Seconds the VM session runs between the witnesses' verification and its end.
+SESSION_S = 2.0
+#: Ten units per second, so that a session of seconds costs something.
+HOURLY_RATE = 36_000
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[dict[str, LedgerNode]]:
+    nodes = {name: LedgerNode(tmp_path / name) for name in ["consumer", "provider", *WITNESSES]}
+    try:
+        yield nodes
+    finally:
+        for node in nodes.values():
+            node.stop()
+
+
+def sync_everyone(nodes: dict[str, LedgerNode], ids: dict[str, str]) -> None:
+    for name, node in nodes.items():
+        results = node.call("ledger.sync", {"peers": [ids[o] for o in nodes if o != name], "timeout": 30})
+        assert not [r for r in results.values() if "error" in r], f"{name} could not sync: {results}"
+
+
+def own_blocks(node: LedgerNode, kind: str) -> list[dict[str, object]]:
+    return [b for b in node.call("ledger.show", {})["blocks"] if b["kind"] == kind]
+
+
+def test_witnesses_attest_a_vm_session_between_nodes_and_settlement_charges_it(
+    cluster: dict[str, LedgerNode],
+) -> None:
+    nodes = cluster
+    ids = {name: node.peer_id for name, node in nodes.items()}
+    config = {"authorities": [ids["w1"]]}
+    nodes["w1"].start_with(config)
+    for name in ["consumer", "provider", *WITNESSES[1:]]:
+        nodes[name].start_with({**config, "peers": [nodes["w1"].address()]})
+    ports = {name: node.port for name, node in nodes.items()}
+    for name, node in nodes.items():
+        for other, port in ports.items():
+            if other != name:
+                node.call("udp.add_peer", {"peer": ids[other], "endpoints": [f"127.0.0.1:{port}"]})
+    nodes["w1"].call("ledger.run", {"name": "mint", "params": {"to": ids["consumer"], "amount": 1000}})
+    sync_everyone(nodes, ids)
+
+    locked = nodes["consumer"].call("ledger.lock", {"provider": ids["provider"], "amount": 600})
+    assert locked["state"] == "LOCKED", locked
+    session = locked["session"]
+    with pytest.raises(Exception, match="no attested duration"):
+        nodes["consumer"].call("ledger.settle", {"session": session, "hourly_rate": HOURLY_RATE})
+    sync_everyone(nodes, ids)  # the provider (and the witnesses) hold the lock
+
+    started = nodes["provider"].call("ledger.vm_start", {"session": session})
+    assert started["state"] == "VM_RUNNING" and started["votes"] == 5, started
+    time.sleep(SESSION_S)
+    ended = nodes["consumer"].call("ledger.attest", {"session": session})
+    assert ended["state"] == "ATTESTED" and ended["signatures"] >= 3, ended
+    assert ended["termination_reason"] == "CONSUMER_REQUEST" and ended["duration_ms"] >= SESSION_S * 1000, ended
+
+    [end] = own_blocks(nodes["consumer"], "vm_session")
+    assert end["payload"]["duration_ms"] == ended["duration_ms"] and end["payload"]["role"] == "consumer"
+    deadline = time.monotonic() + 30
+    while not own_blocks(nodes["provider"], "vm_session") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [provider_end] = own_blocks(nodes["provider"], "vm_session")
+    assert provider_end["payload"]["duration_ms"] == ended["duration_ms"]
+    for name in WITNESSES:
+        [verification] = own_blocks(nodes[name], "verification")
+        assert verification["payload"]["subject"] == ids["provider"] and verification["payload"]["passed"]
+
+    settled = nodes["consumer"].call("ledger.settle", {"session": session, "hourly_rate": HOURLY_RATE})
+    assert settled["state"] == "SETTLED", settled
+    split = settled["settlement"]
+    charged = ended["duration_ms"] * HOURLY_RATE // 3_600_000
+    assert split["duration_ms"] == ended["duration_ms"] and split["refund"] == 600 - charged, split
+    # the explicit duration is still an option: a second lock settled for one hour
+    second = nodes["consumer"].call("ledger.lock", {"provider": ids["provider"], "amount": 100})
+    assert second["state"] == "LOCKED", second
+    explicit = nodes["consumer"].call(
+        "ledger.settle", {"session": second["session"], "duration_ms": 3_600_000, "hourly_rate": 10}
+    )
+    assert explicit["state"] == "SETTLED" and explicit["settlement"]["refund"] == 90, explicit
