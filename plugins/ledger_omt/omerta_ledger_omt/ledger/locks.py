@@ -20,11 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from omerta_core.identity import verify
-from omerta_core.interfaces.common import PeerId
 from omerta_ledger_omt.ledger import schema
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidStatementError
-from omerta_ledger_omt.ledger.statements import Statement, StatementKind, lock_witnesses
+from omerta_ledger_omt.ledger.statements import Statement, StatementKind, check_witness_signatures, lock_witnesses
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes, digest
 
 #: The status an accepted lock result carries (LockStatus.ACCEPTED of spec 00).
@@ -80,20 +78,9 @@ def _omt_lock_facts(result: dict[str, Any], threshold: int) -> LockFacts:
         raise InvalidStatementError("a party to the lock cannot be its witness")
     statement = {k: result[k] for k in ("session_id", "consumer", "provider", "amount", "status")}
     message = canonical_bytes(statement)
-    signers = set()
-    for entry in result["witness_signatures"]:
-        witness, signature = entry.get("witness"), entry.get("signature")
-        if witness not in witnesses or entry.get("value") != ACCEPTED:
-            raise InvalidStatementError("lock result carries a vote that is not an accepting witness's")
-        try:
-            valid = verify(PeerId(witness), message, bytes.fromhex(str(signature)))
-        except ValueError:
-            valid = False
-        if not valid:
-            raise InvalidStatementError(f"lock result carries a bad signature from {str(witness)[:12]}")
-        signers.add(witness)
-    if len(signers) < threshold:
-        raise InvalidStatementError(f"lock result has {len(signers)} witness signatures, needs {threshold}")
+    check_witness_signatures(
+        "lock result", message, result["witness_signatures"], witnesses, threshold, verdict=ACCEPTED
+    )
     return LockFacts(bytes.fromhex(result["session_id"]), result["consumer"], result["provider"], result["amount"],
                      witnesses, threshold, bytes.fromhex(digest(result)))  # fmt: skip
 
@@ -131,20 +118,7 @@ class OmtTopup:
         r = self.result
         statement = {k: r[k] for k in ("session_id", "lock_result_hash", "topup_amount", "new_total")}
         message = canonical_bytes({**statement, "verdict": ACCEPT})
-        seen = set()
-        for entry in r["witness_signatures"]:
-            witness, signature = entry.get("witness"), entry.get("signature")
-            if witness not in signers or entry.get("value") != ACCEPT:
-                raise InvalidStatementError("top-up result carries a vote that is not an accepting witness's")
-            try:
-                valid = verify(PeerId(witness), message, bytes.fromhex(str(signature)))
-            except ValueError:
-                valid = False
-            if not valid:
-                raise InvalidStatementError(f"top-up result carries a bad signature from {str(witness)[:12]}")
-            seen.add(witness)
-        if len(seen) < threshold:
-            raise InvalidStatementError(f"top-up result has {len(seen)} witness signatures, needs {threshold}")
+        check_witness_signatures("top-up result", message, r["witness_signatures"], signers, threshold, verdict=ACCEPT)
 
 
 def topup_evidence(wire: Any) -> Statement | OmtTopup:

@@ -16,11 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from omerta_core.identity import verify
-from omerta_core.interfaces.common import PeerId
 from omerta_ledger_omt.ledger import schema
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidStatementError
-from omerta_ledger_omt.ledger.statements import Statement, StatementKind
+from omerta_ledger_omt.ledger.statements import Statement, StatementKind, check_witness_signatures
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
 
@@ -84,22 +82,8 @@ class OmtSettlement:
         return self.settlement["consumer"], self.settlement["provider"]
 
     def verify(self, signers: list[str], threshold: int) -> None:
-        allowed = set(signers)
         message = canonical_bytes(self.settlement)
-        seen = set()
-        for entry in self.signatures:
-            witness, signature = entry.get("witness"), entry.get("signature")
-            if witness not in allowed:
-                raise InvalidStatementError(f"settlement signed by {str(witness)[:12]}, who is not a witness")
-            try:
-                valid = verify(PeerId(str(witness)), message, bytes.fromhex(str(signature)))
-            except ValueError:
-                valid = False
-            if not valid:
-                raise InvalidStatementError(f"settlement carries a bad signature from {str(witness)[:12]}")
-            seen.add(witness)
-        if len(seen) < threshold:
-            raise InvalidStatementError(f"settlement has {len(seen)} witness signatures, needs {threshold}")
+        check_witness_signatures("settlement", message, self.signatures, set(signers), threshold)
 
 
 def settlement_evidence(wire: Any) -> Statement | OmtSettlement:

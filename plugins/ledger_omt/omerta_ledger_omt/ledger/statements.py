@@ -10,7 +10,7 @@ signature spoils the statement, so a relayer cannot pad it). Touches nothing.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -131,6 +131,40 @@ class Statement:
                 raise InvalidStatementError("statement signature keyed by something that is not a peer id")
         statement = cls.create(kind, obj["body"])
         return replace(statement, signatures=dict(sigs))
+
+
+def check_witness_signatures(
+    what: str,
+    message: bytes,
+    entries: Iterable[Mapping[str, Any]],
+    witnesses: Collection[str],
+    threshold: int,
+    *,
+    verdict: str | None = None,
+) -> None:
+    """Raise unless ``entries`` (``{"witness", "signature"[, "value"]}``) sign ``message`` validly and enough.
+
+    Every entry must come from one of ``witnesses`` (and, with ``verdict``, carry that vote), every
+    signature must verify, and at least ``threshold`` distinct witnesses must have signed: the rule for
+    the ``.omt`` specs' witness-signed results (lock, top-up, settlement).
+    """
+    seen = set()
+    for entry in entries:
+        witness, signature = entry.get("witness"), entry.get("signature")
+        if verdict is None:
+            if witness not in witnesses:
+                raise InvalidStatementError(f"{what} signed by {str(witness)[:12]}, who is not a witness")
+        elif witness not in witnesses or entry.get("value") != verdict:
+            raise InvalidStatementError(f"{what} carries a vote that is not an accepting witness's")
+        try:
+            valid = verify(PeerId(str(witness)), message, bytes.fromhex(str(signature)))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise InvalidStatementError(f"{what} carries a bad signature from {str(witness)[:12]}")
+        seen.add(witness)
+    if len(seen) < threshold:
+        raise InvalidStatementError(f"{what} has {len(seen)} witness signatures, needs {threshold}")
 
 
 def lock_witnesses(lock: Statement) -> tuple[list[str], int]:
