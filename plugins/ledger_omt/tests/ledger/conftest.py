@@ -15,6 +15,8 @@ from omerta_ledger_omt.ledger.store import ChainStore
 
 from omerta_core.identity import Identity
 
+from .nodes import WITNESSES, LedgerNode
+
 DAY_MS = 86_400_000
 #: A fixed "now" so that ages are reproducible: identities are created 200 days before it.
 START_MS = 1_700_000_000_000
@@ -69,3 +71,14 @@ def network(tmp_path: Path) -> Iterator[Network]:
         yield net
     finally:
         net.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[dict[str, LedgerNode]]:
+    """A consumer, a provider and five witnesses as node processes (not started); all stopped after."""
+    nodes = {name: LedgerNode(tmp_path / name) for name in ["consumer", "provider", *WITNESSES]}
+    try:
+        yield nodes
+    finally:
+        for node in nodes.values():
+            node.stop()

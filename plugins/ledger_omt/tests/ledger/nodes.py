@@ -10,6 +10,9 @@ from typing import Any
 
 from omerta_transport_udp.testing import UdpNode
 
+#: The witnesses of the seven-node tests (with a consumer and a provider).
+WITNESSES = ["w1", "w2", "w3", "w4", "w5"]
+
 
 class LedgerNode(UdpNode):
     """One ``omerta node --plugins udp,omt`` process on loopback, configured by a TOML file of its own."""
@@ -45,3 +48,13 @@ class LedgerNode(UdpNode):
 
     def address(self) -> str:
         return f"{self.peer_id}@127.0.0.1:{self.port}"
+
+
+def sync_everyone(nodes: dict[str, LedgerNode], ids: dict[str, str], rounds: int = 1) -> None:
+    """Every node syncs every other node's chain, ``rounds`` times; any failure fails the test."""
+    for _ in range(rounds):
+        for name, node in nodes.items():
+            others = [ids[o] for o in nodes if o != name]
+            results = node.call("ledger.sync", {"peers": others, "timeout": 30})
+            failed = {peer[:12]: r["error"] for peer, r in results.items() if "error" in r}
+            assert not failed, f"{name} could not sync: {failed}"

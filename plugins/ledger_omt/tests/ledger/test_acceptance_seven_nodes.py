@@ -10,29 +10,16 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .nodes import LedgerNode
+from .nodes import WITNESSES, LedgerNode, sync_everyone
 
 pytestmark = pytest.mark.timeout(900)
 
-WITNESSES = ["w1", "w2", "w3", "w4", "w5"]
 #: Identities count as mature after ~9 s, so the freshly started network has non-zero trust.
 MATURITY_DAYS = 0.0001
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[dict[str, LedgerNode]]:
-    nodes = {name: LedgerNode(tmp_path / name) for name in ["consumer", "provider", *WITNESSES]}
-    try:
-        yield nodes
-    finally:
-        for node in nodes.values():
-            node.stop()
 
 
 def introduce(nodes: dict[str, LedgerNode], ids: dict[str, str]) -> None:
@@ -41,15 +28,6 @@ def introduce(nodes: dict[str, LedgerNode], ids: dict[str, str]) -> None:
         for other, port in ports.items():
             if other != name:
                 nodes[name].call("udp.add_peer", {"peer": ids[other], "endpoints": [f"127.0.0.1:{port}"]})
-
-
-def sync_everyone(nodes: dict[str, LedgerNode], ids: dict[str, str], rounds: int = 2) -> None:
-    for _ in range(rounds):
-        for name, node in nodes.items():
-            others = [ids[o] for o in nodes if o != name]
-            results = node.call("ledger.sync", {"peers": others, "timeout": 30})
-            failed = {peer[:12]: r["error"] for peer, r in results.items() if "error" in r}
-            assert not failed, f"{name} could not sync: {failed}"
 
 
 def balances(node: LedgerNode) -> dict[str, Any]:
@@ -72,7 +50,7 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     sync_everyone(nodes, ids, rounds=1)
     for name in WITNESSES:
         nodes["provider"].call("ledger.run", {"name": "transfer", "params": {"to": ids[name], "amount": 100}})
-    sync_everyone(nodes, ids)
+    sync_everyone(nodes, ids, rounds=2)
     time.sleep(MATURITY_DAYS * 86400)
 
     # lock 600 with five witnesses; witness w5 is frozen (SIGSTOP) so that the requests reach it but are never
@@ -110,7 +88,7 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     assert second["state"] == "FAILED" and second["failure_reason"] == "lock_rejected", second
     assert ids["provider"] in second["witnesses"] and ids["w2"] not in second["witnesses"]
 
-    sync_everyone(nodes, ids)
+    sync_everyone(nodes, ids, rounds=2)
     consumer_head = nodes["consumer"].call("ledger.show", {})["head"]
     assert nodes["w5"].call("ledger.show", {"peer": ids["consumer"]})["head"] == consumer_head
     for node in nodes.values():
@@ -160,7 +138,7 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     shared = set(double["w2"]["witnesses"]) & set(double["w3"]["witnesses"])
     assert shared == {ids[n] for n in ("provider", "w1", "w4", "w5")}, double
 
-    sync_everyone(nodes, ids)
+    sync_everyone(nodes, ids, rounds=2)
     for name in honest:
         after = nodes[name].call("ledger.trust", {"peer": ids["consumer"]})
         assert after["proofs"] >= 1, (name, after)

@@ -6,36 +6,17 @@ blocks, and ``ledger.settle`` without a duration charges the attested one throug
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from .nodes import LedgerNode
+from .nodes import WITNESSES, LedgerNode, sync_everyone
 
 pytestmark = pytest.mark.timeout(900)
 
-WITNESSES = ["w1", "w2", "w3", "w4", "w5"]
 #: Seconds the VM session runs between the witnesses' verification and its end.
 SESSION_S = 2.0
 #: Ten units per second, so that a session of seconds costs something.
 HOURLY_RATE = 36_000
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[dict[str, LedgerNode]]:
-    nodes = {name: LedgerNode(tmp_path / name) for name in ["consumer", "provider", *WITNESSES]}
-    try:
-        yield nodes
-    finally:
-        for node in nodes.values():
-            node.stop()
-
-
-def sync_everyone(nodes: dict[str, LedgerNode], ids: dict[str, str]) -> None:
-    for name, node in nodes.items():
-        results = node.call("ledger.sync", {"peers": [ids[o] for o in nodes if o != name], "timeout": 30})
-        assert not [r for r in results.values() if "error" in r], f"{name} could not sync: {results}"
 
 
 def own_blocks(node: LedgerNode, kind: str) -> list[dict[str, object]]:
