@@ -5,7 +5,8 @@ on the channel they were sent on. The real transport is exercised by the node-pr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, SETTLE_CHANNEL
@@ -40,3 +41,18 @@ def runners(
         runner = TransactionRunner(ledger, sender(ledger.me), log, now_ms, catch_up)
         by_peer[ledger.me] = out[name] = runner
     return out
+
+
+@contextlib.asynccontextmanager
+async def running(
+    net: Network, catch_up: CatchUpFunction | None = None, now_ms: Callable[[], int] = lambda: NOW_MS
+) -> AsyncIterator[dict[str, TransactionRunner]]:
+    """The network's runners, started for the block and stopped after it (also on failure)."""
+    nodes = runners(net, catch_up, now_ms)
+    for runner in nodes.values():
+        runner.start()
+    try:
+        yield nodes
+    finally:
+        for runner in nodes.values():
+            await runner.stop()

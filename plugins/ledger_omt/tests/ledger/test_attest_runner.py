@@ -14,12 +14,11 @@ from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.errors import LedgerError
 from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL
 from omerta_ledger_omt.ledger.settlement import split_settlement
-from omerta_ledger_omt.ledger.transactions import TransactionRunner
 
 from omerta_core.interfaces.common import PeerId
 
 from .conftest import NOW_MS, Network
-from .runners import runners
+from .runners import runners, running
 
 TIMEOUT_S = 60.0
 #: The session's length on the runners' clock: two hours.
@@ -41,10 +40,7 @@ def attest_and_settle(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     async def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         clock = Clock()
-        nodes: dict[str, TransactionRunner] = runners(net, now_ms=clock)
-        for runner in nodes.values():
-            runner.start()
-        try:
+        async with running(net, now_ms=clock) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
             assert locked["state"] == "LOCKED", locked
             net.sync()  # the witnesses and the provider see the lock on the consumer's chain
@@ -58,9 +54,6 @@ def attest_and_settle(
             await asyncio.sleep(0.5)  # the other party's attestation result
             settled = await nodes["consumer"].settle(locked["session"], None, 100, TIMEOUT_S)
             return started, ended, settled
-        finally:
-            for runner in nodes.values():
-                await runner.stop()
 
     return asyncio.run(run())
 
@@ -116,10 +109,7 @@ def test_too_few_witnesses_leave_no_attested_duration_to_settle(network: Network
 
     async def run() -> tuple[dict[str, Any], dict[str, Any], str, str]:
         clock = Clock()
-        nodes = runners(net, now_ms=clock)
-        for runner in nodes.values():
-            runner.start()
-        try:
+        async with running(net, now_ms=clock) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
             net.sync()
             for runner in nodes.values():  # three of the five witnesses go down after the lock
@@ -139,9 +129,6 @@ def test_too_few_witnesses_leave_no_attested_duration_to_settle(network: Network
             with pytest.raises(LedgerError, match="no attested duration"):
                 await nodes["consumer"].settle(session, None, 100, TIMEOUT_S)
             return started, ended, consumer.state, provider.state
-        finally:
-            for runner in nodes.values():
-                await runner.stop()
 
     started, ended, consumer_state, provider_state = asyncio.run(run())
     assert started["state"] == "WAITING_FOR_VERIFICATION" and started["votes"] == 2, started
@@ -156,18 +143,12 @@ def test_a_consumer_that_never_connects_gets_an_unreachable_attestation_of_nothi
     net.sync()
 
     async def run() -> dict[str, Any]:
-        nodes = runners(net)
-        for runner in nodes.values():
-            runner.start()
-        try:
+        async with running(net) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
             net.sync()
             # the consumer never hears of the VM, so it tells the witnesses' probes it is not connected
             nodes["consumer"].on_attest_envelope = _ignore  # type: ignore[method-assign]
             return await nodes["provider"].start_vm(locked["session"], timeout=TIMEOUT_S)
-        finally:
-            for runner in nodes.values():
-                await runner.stop()
 
     started = asyncio.run(run())
     assert started["state"] == "SESSION_COMPLETE" and started["votes"] == 5, started

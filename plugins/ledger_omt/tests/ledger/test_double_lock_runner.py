@@ -13,7 +13,7 @@ from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.proofs import DoubleLockProof
 
 from .conftest import DAY_MS, NOW_MS, Network
-from .runners import runners
+from .runners import running
 
 LOCK_TIMEOUT_S = 60.0
 
@@ -33,10 +33,7 @@ def test_double_lock_is_refused_proven_and_lowers_trust(network: Network) -> Non
     assert available == 1000 - 10 * len(others)
 
     async def run() -> list[dict[str, Any]]:
-        nodes = runners(net)
-        for runner in nodes.values():
-            runner.start()
-        try:
+        async with running(net) as nodes:
             consumer = nodes["consumer"]
             return list(
                 await asyncio.gather(
@@ -44,9 +41,6 @@ def test_double_lock_is_refused_proven_and_lowers_trust(network: Network) -> Non
                     consumer.lock(net.peer("w7"), 500, LOCK_TIMEOUT_S),
                 )
             )
-        finally:
-            for runner in nodes.values():
-                await runner.stop()
 
     outcomes = asyncio.run(run())
     shared = set(outcomes[0]["witnesses"]) & set(outcomes[1]["witnesses"])
@@ -91,14 +85,8 @@ def test_a_witness_behind_the_consumer_catches_up_before_judging(network: Networ
         net.sync()
 
     async def run(with_catch_up: bool) -> dict[str, Any]:
-        nodes = runners(net, catch_up if with_catch_up else None)
-        for runner in nodes.values():
-            runner.start()
-        try:
+        async with running(net, catch_up if with_catch_up else None) as nodes:
             return await nodes["consumer"].lock(net.peer("provider"), 500, 30.0)
-        finally:
-            for runner in nodes.values():
-                await runner.stop()
 
     behind = asyncio.run(run(with_catch_up=False))
     assert behind["state"] == "FAILED" and behind["failure_reason"] == "lock_rejected", behind

@@ -16,25 +16,19 @@ from omerta_ledger_omt.ledger.views import balances
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
 from .conftest import NOW_MS, Network
-from .runners import runners
+from .runners import running
 
 TIMEOUT_S = 60.0
 
 
 def lock_and_settle(net: Network, amount: int, duration_ms: int, rate: int) -> tuple[dict[str, Any], dict[str, Any]]:
     async def run() -> tuple[dict[str, Any], dict[str, Any]]:
-        nodes = runners(net)
-        for runner in nodes.values():
-            runner.start()
-        try:
+        async with running(net) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), amount, TIMEOUT_S)
             assert locked["state"] == "LOCKED", locked
             net.sync()  # the witnesses and the provider see the lock on the consumer's chain
             settled = await nodes["consumer"].settle(locked["session"], duration_ms, rate, TIMEOUT_S)
             return locked, settled
-        finally:
-            for runner in nodes.values():
-                await runner.stop()
 
     return asyncio.run(run())
 
@@ -122,10 +116,7 @@ def test_top_up_through_spec_00_then_settle_the_larger_escrow(network: Network) 
     consumer = net.peer("consumer")
 
     async def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        nodes = runners(net)
-        for runner in nodes.values():
-            runner.start()
-        try:
+        async with running(net) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
             assert locked["state"] == "LOCKED", locked
             net.sync()
@@ -135,9 +126,6 @@ def test_top_up_through_spec_00_then_settle_the_larger_escrow(network: Network) 
             net.sync()
             settled = await nodes["consumer"].settle(locked["session"], 3_600_000, 100, TIMEOUT_S)
             return topped, refused, settled
-        finally:
-            for runner in nodes.values():
-                await runner.stop()
 
     topped, refused, settled = asyncio.run(run())
     assert topped["topped_up"] and topped["total_escrowed"] == 900 and topped["block"], topped
@@ -157,15 +145,9 @@ def test_settling_before_anyone_synced_the_lock_still_pays_the_provider(network:
     net.sync()
 
     async def run() -> dict[str, Any]:
-        nodes = runners(net)
-        for runner in nodes.values():
-            runner.start()
-        try:
+        async with running(net) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
             return await nodes["consumer"].settle(locked["session"], 3_600_000, 100, TIMEOUT_S)
-        finally:
-            for runner in nodes.values():
-                await runner.stop()
 
     settled = asyncio.run(run())
     assert settled["state"] == "SETTLED", settled
