@@ -39,9 +39,10 @@ class OmertaGroup(click.Group):
     def _load_plugin_commands(self) -> dict[str, click.Command]:
         if self._plugin_commands is None:
             self._plugin_commands = {}
-            for name in installed_plugins():
+            host = PluginHost()
+            for name, plugin in installed_plugins().items():
                 try:
-                    host = PluginHost.load([name])
+                    host.register(plugin)
                 except PluginLoadError as exc:
                     click.echo(f"omerta: warning: {exc}", err=True)
                     continue

@@ -90,6 +90,7 @@ class PluginHost:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
         self.loaded: dict[str, InstalledPlugin] = {}
+        self._records: dict[str, dict[str, list[BackendRecord]]] = {}
 
     @property
     def hook(self) -> Any:
@@ -133,7 +134,12 @@ class PluginHost:
         return impl(**kwargs)
 
     def records_of(self, name: str) -> dict[str, list[BackendRecord]]:
-        """The backend records one plugin registers, by kind."""
+        """The backend records one plugin registers, by kind (asked once, then remembered)."""
+        if name not in self._records:
+            self._records[name] = self._collect_records(name)
+        return self._records[name]
+
+    def _collect_records(self, name: str) -> dict[str, list[BackendRecord]]:
         records: dict[str, list[BackendRecord]] = {}
         for kind, hook_name in REGISTRATION_HOOKS.items():
             got = self.call_one(name, hook_name) or []
