@@ -21,10 +21,11 @@ from omerta_core import __version__, logs
 from omerta_core import config as config_mod
 from omerta_core import identity as identity_mod
 from omerta_core.control import client
-from omerta_core.errors import OmertaError, PluginLoadError
+from omerta_core.errors import ConflictError, OmertaError, PluginLoadError
 from omerta_core.node import run_node
 from omerta_core.paths import ensure_state_dir
 from omerta_core.plugins import PluginHost, installed_plugins
+from omerta_core.services import Claims
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -35,32 +36,57 @@ class OmertaGroup(click.Group):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plugin_commands: dict[str, click.Command] | None = None
+        self._conflicts: dict[str, str] = {}
 
     def _load_plugin_commands(self) -> dict[str, click.Command]:
         if self._plugin_commands is None:
             self._plugin_commands = {}
             host = PluginHost()
-            for name, plugin in installed_plugins().items():
+            for plugin in installed_plugins().values():
                 try:
                     host.register(plugin)
                 except PluginLoadError as exc:
                     click.echo(f"omerta: warning: {exc}", err=True)
+            claims = Claims("command")
+            for command_name in self.commands:
+                claims.claim(command_name, "kernel")
+            for name, command in plugin_commands(host):
+                try:
+                    claims.claim(command.name or name, name)
+                except ConflictError as exc:
+                    self._conflicts[command.name or name] = str(exc)
                     continue
-                for command in host.call_one(name, "omerta_cli_commands") or []:
-                    self._plugin_commands.setdefault(command.name or name, command)
+                self._plugin_commands[command.name or name] = command
         return self._plugin_commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self._load_plugin_commands()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or self._load_plugin_commands().get(cmd_name)
+        commands = self._load_plugin_commands()
+        if cmd_name in self._conflicts:
+            raise click.ClickException(f"{self._conflicts[cmd_name]}; uninstall one of them")
+        return super().get_command(ctx, cmd_name) or commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except OmertaError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+def plugin_commands(host: PluginHost) -> list[tuple[str, click.Command]]:
+    """``(plugin, command)`` for every command the host's plugins add."""
+    return [(name, command) for name in host.loaded for command in host.call_one(name, "omerta_cli_commands") or []]
+
+
+def check_command_conflicts(host: PluginHost) -> None:
+    """Raise :class:`ConflictError` when two of the host's plugins (or a plugin and the kernel) add one command."""
+    claims = Claims("command")
+    for command_name in main.commands:
+        claims.claim(command_name, "kernel")
+    for name, command in plugin_commands(host):
+        claims.claim(command.name or name, name)
 
 
 def state_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -139,10 +165,11 @@ def node(
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     preliminary = config_mod.load(config_file=config_file, overrides=overrides)
-    host = PluginHost.load(preliminary.node("plugins"))
-    explicit = bool(preliminary.node("plugins"))
-    if explicit:
-        host.require_usable(list(host.loaded))
+    selected = preliminary.node("plugins")
+    host = PluginHost.load(selected, defaults=preliminary.table("node.defaults"))
+    if selected:
+        host.require_usable(selected)
+    check_command_conflicts(host)
     config = config_mod.load(config_file=config_file, plugin_defaults=host.config_defaults(), overrides=overrides)
     logs.configure(config.node("log_level"), json_output=bool(config.node("log_json")))
     run_node(config, host)
@@ -152,9 +179,9 @@ def node(
 @click.option("--plugins", "plugin_names", help="Only these plugins (comma-separated).")
 @json_option
 def plugins(plugin_names: str | None, as_json: bool) -> None:
-    """List installed plugins: version, hooks implemented, usable here or why not."""
+    """List installed plugins: version, what each provides and needs, usable here or why not."""
     names = config_mod.split_names(plugin_names) if plugin_names else None
-    host = PluginHost.load(names)
+    host = PluginHost.load(names, complete=False)
     reports = [host.report(name) for name in host.loaded]
     if as_json:
         click.echo(json.dumps([r.as_json() for r in reports], indent=2))
@@ -167,12 +194,13 @@ def plugins(plugin_names: str | None, as_json: bool) -> None:
             r.name,
             r.distribution,
             r.version,
-            ", ".join(h.removeprefix("omerta_") for h in r.hooks) or "(none yet)",
+            ", ".join(r.provides) or "-",
+            ", ".join([*r.needs, *(f"{u} (optional)" for u in r.uses)]) or "-",
             "yes" if r.usable else f"no: {r.reason}",
         )
         for r in reports
     ]
-    print_table(("NAME", "DISTRIBUTION", "VERSION", "HOOKS", "USABLE"), rows)
+    print_table(("NAME", "DISTRIBUTION", "VERSION", "PROVIDES", "NEEDS", "USABLE"), rows)
 
 
 @main.command(name="id")

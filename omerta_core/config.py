@@ -37,12 +37,9 @@ NODE_DEFAULTS: dict[str, Any] = {
     "log_json": False,
     "bootstrap": [],
     "shutdown_timeout_s": 1.5,
-    # Preferred backend per kind when several are running (None: the first started).
-    "transport": None,
-    "nat_traversal": None,
-    "discovery": None,
-    "ledger": None,
-    "hypervisor": None,
+    # Per service kind, the plugin that fills a need for it and that node.service(kind) prefers
+    # when several run: [node] defaults = {transport = "udp"}. Empty: see omerta_core.hookspecs.
+    "defaults": {},
 }
 
 
@@ -66,10 +63,14 @@ class Config:
     def node(self, key: str) -> Any:
         return self.get(f"node.{key}")
 
+    def table(self, prefix: str) -> dict[str, Any]:
+        """The settings under ``prefix`` (``"node.defaults"``), without it."""
+        start = f"{prefix}."
+        return {k[len(start) :]: s.value for k, s in self.settings.items() if k.startswith(start)}
+
     def plugin(self, name: str) -> dict[str, Any]:
         """All settings of one plugin, without the ``plugins.<name>.`` prefix."""
-        prefix = f"plugins.{name}."
-        return {k[len(prefix) :]: s.value for k, s in self.settings.items() if k.startswith(prefix)}
+        return self.table(f"plugins.{name}")
 
     @property
     def state_dir(self) -> Path:

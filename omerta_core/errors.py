@@ -34,3 +34,15 @@ class ControlError(OmertaError):
 
 class ProtocolError(ControlError):
     """A control-API frame that breaks the protocol (size, encoding, version)."""
+
+
+class UnmetNeedError(PluginUnavailableError):
+    """A selected plugin needs a service kind that nothing installed (or running) provides."""
+
+
+class DependencyCycleError(OmertaError):
+    """Backends whose needs form a cycle, so none of them can start first."""
+
+
+class ConflictError(OmertaError):
+    """Two plugins claim the same thing: a backend name, a control method, a command or a channel."""

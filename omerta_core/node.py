@@ -1,16 +1,15 @@
 """The node runtime: builds the selected plugins' backends, serves control, stops cleanly.
 
 Owns the asyncio loop of ``omerta node``: it takes the state-directory lock,
-loads the identity, starts backends in kind order (transport, NAT traversal,
-discovery, ledger, hypervisor), serves the control socket, and on SIGINT or
-SIGTERM stops everything in reverse order within the shutdown budget.
+loads the identity, starts backends in dependency order (each after what it
+needs), serves the control socket, and on SIGINT or SIGTERM stops everything in
+reverse order within the shutdown budget.
 Touches the state directory, the control socket and process signals.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import functools
 import inspect
@@ -19,28 +18,32 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
+import structlog.typing
 
 from omerta_core import identity as identity_mod
 from omerta_core.config import Config
 from omerta_core.control.server import ControlServer
-from omerta_core.errors import OmertaError
+from omerta_core.errors import OmertaError, UnmetNeedError
 from omerta_core.identity import Identity
+from omerta_core.interfaces.common import PeerId, Service
 from omerta_core.paths import control_socket_path, ensure_state_dir
 from omerta_core.plugins import PluginHost
-from omerta_core.records import RECORD_KINDS, BackendRecord
+from omerta_core.records import ServiceRecord
+from omerta_core.services import Claims, KindKey, ServiceTable, acting_for, start_order
+
+T = TypeVar("T")
+
+#: Control methods the kernel serves itself; a plugin offering one of these names is a conflict.
+KERNEL_METHODS = ("status", "stop")
 
 LOCK_FILE = "node.lock"
 
 
 class NodeAlreadyRunningError(OmertaError):
     """Another node holds this state directory."""
-
-
-class MissingServiceError(OmertaError, LookupError):
-    """A plugin asked for a backend kind that no selected plugin provides."""
 
 
 @dataclass
@@ -50,17 +53,20 @@ class NodeContext:
     config: Config
     identity: Identity
     host: PluginHost
-    log: Any
-    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    log: structlog.typing.FilteringBoundLogger
+    services: ServiceTable = field(default_factory=ServiceTable)
     started_at: float = field(default_factory=time.time)
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.services.defaults = self.config.table("node.defaults")
 
     @property
     def state_dir(self) -> Path:
         return self.config.state_dir
 
     @property
-    def peer_id(self) -> str:
+    def peer_id(self) -> PeerId:
         return self.identity.peer_id
 
     def plugin_config(self, name: str) -> dict[str, Any]:
@@ -70,19 +76,14 @@ class NodeContext:
         """A directory of the state directory reserved for one plugin."""
         return ensure_state_dir(self.state_dir / "plugins" / name)
 
-    def service(self, kind: str, name: str | None = None) -> Any:
-        """The running backend of ``kind``: by name, else the one ``[node] <kind>`` names, else the first started."""
-        running = self.services.get(kind, {})
-        name = name or self.config.node(kind)
-        if name is not None and name in running:
-            return running[name]
-        if name is None and running:
-            return next(iter(running.values()))
-        wanted = f"{kind} {name!r}" if name else f"a {kind}"
-        raise MissingServiceError(f"no selected plugin provides {wanted}")
+    def service(self, kind: KindKey[T], name: str | None = None) -> T:
+        """The running backend of ``kind`` (a Protocol class): by name, else ``[node] defaults``, else the first
+        started. Raises :class:`MissingServiceError` when none runs."""
+        return self.services.get(kind, name)
 
-    def has_service(self, kind: str) -> bool:
-        return bool(self.services.get(kind))
+    def find(self, kind: KindKey[T], name: str | None = None) -> T | None:
+        """Like :meth:`service`, but ``None`` when no backend of ``kind`` runs (for kinds a backend only uses)."""
+        return self.services.find(kind, name)
 
     def request_stop(self) -> None:
         self.stop_requested.set()
@@ -94,11 +95,11 @@ class Node:
     def __init__(self, config: Config, host: PluginHost) -> None:
         self.config = config
         self.host = host
-        self.log = structlog.get_logger("omerta.node")
+        self.log: structlog.typing.FilteringBoundLogger = structlog.get_logger("omerta.node")
         self.context: NodeContext | None = None
         self.control: ControlServer | None = None
         self._lock_fd: int | None = None
-        self._started: list[tuple[str, str, Any]] = []
+        self._started: list[tuple[str, ServiceRecord, Service]] = []
 
     async def run(self) -> None:
         state_dir = ensure_state_dir(self.config.state_dir)
@@ -110,7 +111,7 @@ class Node:
             self._install_signal_handlers(self.context)
             try:
                 await self._start(self.context)
-                self.log.info("node started", state_dir=str(state_dir), plugins=list(self.host.loaded))
+                self.log.info("node started", state_dir=str(state_dir), plugins=self._running_plugins())
                 await self.context.stop_requested.wait()
             finally:
                 await self._shutdown(self.context)
@@ -119,25 +120,42 @@ class Node:
 
     async def _start(self, ctx: NodeContext) -> None:
         self.log.info("plugins loaded", plugins={n: p.version for n, p in self.host.loaded.items()})
-        for kind in RECORD_KINDS:
-            for plugin_name in self.host.loaded:
-                for record in self.host.records_of(plugin_name).get(kind, []):
-                    await self._start_backend(ctx, kind, plugin_name, record)
+        for pulled in self.host.pulled_in:
+            self.log.info(f"{pulled.plugin} loaded: needed by {pulled.needed_by}", kind=pulled.kind)
+        entries: list[tuple[str, ServiceRecord]] = []
+        for plugin_name in self.host.loaded:
+            for record in self.host.records_of(plugin_name):
+                reason = record.why_unusable()
+                if reason:
+                    self.log.warning("backend skipped", kind=record.kind, backend=record.name, reason=reason)
+                else:
+                    entries.append((plugin_name, record))
+        for plugin_name, record in start_order(entries):
+            await self._start_backend(ctx, plugin_name, record)
         self.control = ControlServer(control_socket_path(ctx.state_dir), self._control_methods(ctx))
         await self.control.start()
-        for result in self.host.hook.omerta_node_started(node=ctx):
-            await _maybe_await(result)
+        for plugin_name in self.host.loaded:
+            with acting_for(plugin_name):
+                await _maybe_await(self.host.call_one(plugin_name, "omerta_node_started", node=ctx))
 
-    async def _start_backend(self, ctx: NodeContext, kind: str, plugin: str, record: BackendRecord) -> None:
-        reason = record.why_unusable()
-        if reason:
-            self.log.warning("backend skipped", kind=kind, backend=record.name, plugin=plugin, reason=reason)
-            return
-        service = record.factory(ctx)
-        ctx.services.setdefault(kind, {})[record.name] = service
-        self._started.append((kind, record.name, service))
-        await service.start()
-        self.log.info("backend started", kind=kind, backend=record.name, plugin=plugin)
+    async def _start_backend(self, ctx: NodeContext, plugin: str, record: ServiceRecord) -> None:
+        for need in record.needs:
+            running = ctx.services.all_of(need.kind)
+            fit = [s for s in running.values() if all(isinstance(s, also) for also in need.also)]
+            if not fit and not need.optional:
+                what = "and none of the running ones is" if running else "and no selected plugin provides one"
+                raise UnmetNeedError(f"{plugin} needs {need.describe()}, {what}; select one with --plugins")
+        with acting_for(plugin):
+            service = record.factory(ctx)
+            ctx.services.add(plugin, record, service)
+            self._started.append((plugin, record, service))
+            await service.start()
+        self.log.info("backend started", kind=record.kind, backend=record.name, plugin=plugin)
+
+    def _running_plugins(self) -> list[str]:
+        """Plugins with a running backend or no backend at all (a plugin whose backends were all skipped is not)."""
+        running = {s.plugin for s in self.context.services.running()} if self.context else set()
+        return [n for n in self.host.loaded if n in running or not self.host.records_of(n)]
 
     async def _shutdown(self, ctx: NodeContext) -> None:
         budget = float(self.config.node("shutdown_timeout_s"))
@@ -149,25 +167,32 @@ class Node:
 
     async def _stop_everything(self, ctx: NodeContext) -> None:
         self.log.info("node stopping")
-        for result in self.host.hook.omerta_node_stopping(node=ctx):
-            with contextlib.suppress(Exception):
-                await _maybe_await(result)
+        for plugin_name in self.host.loaded:
+            try:
+                await _maybe_await(self.host.call_one(plugin_name, "omerta_node_stopping", node=ctx))
+            except Exception:
+                self.log.exception("plugin failed while the node was stopping", plugin=plugin_name)
         if self.control is not None:
             await self.control.stop()
         while self._started:
-            kind, name, service = self._started.pop()
+            plugin, record, service = self._started.pop()
+            ctx.services.remove(record)
             try:
                 await service.stop()
             except Exception:
-                self.log.exception("backend failed to stop", kind=kind, backend=name)
+                self.log.exception("backend failed to stop", kind=record.kind, backend=record.name, plugin=plugin)
 
     def _control_methods(self, ctx: NodeContext) -> dict[str, Any]:
+        claims = Claims("control method")
         methods: dict[str, Any] = {
             "status": lambda _params: self.status(ctx),
             "stop": lambda _params: self._stop_soon(ctx),
         }
-        for plugin_methods in self.host.hook.omerta_control_methods():
-            for name, method in (plugin_methods or {}).items():
+        for name in KERNEL_METHODS:
+            claims.claim(name, "kernel")
+        for plugin_name in self.host.loaded:
+            for name, method in (self.host.call_one(plugin_name, "omerta_control_methods") or {}).items():
+                claims.claim(name, plugin_name)
                 methods[name] = functools.partial(method, ctx)
         return methods
 
@@ -181,16 +206,17 @@ class Node:
             section = self.host.call_one(plugin_name, "omerta_node_status", node=ctx)
             if section:
                 sections[plugin_name] = section
+        services: dict[str, dict[str, Any]] = {}
+        for running in ctx.services.running():
+            services.setdefault(running.record.kind, {})[running.record.name] = _service_status(running.instance)
         return {
             "peer_id": ctx.peer_id,
             "pid": os.getpid(),
             "uptime_s": round(time.time() - ctx.started_at, 3),
             "state_dir": str(ctx.state_dir),
-            "plugins": {n: p.version for n, p in self.host.loaded.items()},
-            "services": {
-                kind: {name: _service_status(svc) for name, svc in running.items()}
-                for kind, running in ctx.services.items()
-            },
+            "plugins": {n: self.host.loaded[n].version for n in self._running_plugins()},
+            "pulled_in": {p.plugin: p.needed_by for p in self.host.pulled_in},
+            "services": services,
             "plugin_status": sections,
             "control": {
                 "refused": self.control.refused if self.control else 0,

@@ -2,33 +2,26 @@
 
 Built-in plugins and third-party ones take the same path: an entry point named
 by its short name (``udp``, ``kvm``, ...) that points at a module or object
-implementing hooks from :mod:`omerta_core.hookspecs`.
-Touches only installed distributions' metadata and the modules it imports.
+implementing hooks from :mod:`omerta_core.hookspecs`. A selection is completed
+with the plugins that provide what the selected ones need (see
+:meth:`PluginHost.load`). Touches only installed distributions' metadata and the
+modules it imports.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pluggy
 
 from omerta_core import hookspecs
-from omerta_core.errors import PluginLoadError, PluginUnavailableError, UnknownPluginError
-from omerta_core.records import RECORD_KINDS, BackendRecord
+from omerta_core.errors import PluginLoadError, PluginUnavailableError, UnknownPluginError, UnmetNeedError
+from omerta_core.records import Need, ServiceRecord, article, kind_name
 
 ENTRY_POINT_GROUP = "omerta"
-
-#: Registration hook for each record kind.
-REGISTRATION_HOOKS: dict[str, str] = {
-    "transport": "omerta_transports",
-    "nat_traversal": "omerta_nat_traversals",
-    "discovery": "omerta_discoveries",
-    "ledger": "omerta_ledgers",
-    "hypervisor": "omerta_hypervisors",
-}
 
 
 @dataclass(frozen=True)
@@ -50,6 +43,9 @@ class PluginReport:
     version: str
     hooks: list[str]
     backends: list[str]
+    provides: list[str]
+    needs: list[str]
+    uses: list[str]
     usable: bool
     reason: str | None
 
@@ -60,9 +56,21 @@ class PluginReport:
             "version": self.version,
             "hooks": self.hooks,
             "backends": self.backends,
+            "provides": self.provides,
+            "needs": self.needs,
+            "uses": self.uses,
             "usable": self.usable,
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class PulledIn:
+    """A plugin the kernel loaded because a selected one needed what it provides."""
+
+    plugin: str
+    kind: str
+    needed_by: str
 
 
 def installed_plugins() -> dict[str, InstalledPlugin]:
@@ -83,22 +91,36 @@ def install_hint(name: str) -> str:
     return f"pip install omerta-{name}"
 
 
+def _new_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+@dataclass
 class PluginHost:
     """A pluggy manager holding the selected plugins, and what they registered."""
 
-    def __init__(self) -> None:
-        self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self.manager.add_hookspecs(hookspecs)
-        self.loaded: dict[str, InstalledPlugin] = {}
-        self._records: dict[str, dict[str, list[BackendRecord]]] = {}
+    manager: pluggy.PluginManager = field(default_factory=_new_manager)
+    loaded: dict[str, InstalledPlugin] = field(default_factory=dict)
+    pulled_in: list[PulledIn] = field(default_factory=list)
+    _records: dict[str, list[ServiceRecord]] = field(default_factory=dict)
 
     @property
     def hook(self) -> Any:
         return self.manager.hook
 
     @classmethod
-    def load(cls, names: list[str] | None = None) -> PluginHost:
-        """Load exactly ``names`` (every installed plugin when empty or ``None``)."""
+    def load(
+        cls, names: list[str] | None = None, defaults: dict[str, str] | None = None, *, complete: bool = True
+    ) -> PluginHost:
+        """Load exactly ``names`` plus, with ``complete``, what they need (every installed plugin when empty).
+
+        For each need of a usable backend that no loaded plugin meets, the provider
+        is, in order: the plugin ``defaults`` names for that kind; the installed
+        backend of that kind marked ``default``; the only installed provider. An
+        unmet need raises :class:`UnmetNeedError` naming it and what to install.
+        """
         available = installed_plugins()
         wanted = list(dict.fromkeys(names)) if names else list(available)
         for name in wanted:
@@ -111,6 +133,8 @@ class PluginHost:
         host = cls()
         for name in wanted:
             host.register(available[name])
+        if names and complete:
+            host.fill_needs(available, defaults or {})
         return host
 
     def register(self, plugin: InstalledPlugin) -> None:
@@ -133,29 +157,82 @@ class PluginHost:
             return None
         return impl(**kwargs)
 
-    def records_of(self, name: str) -> dict[str, list[BackendRecord]]:
-        """The backend records one plugin registers, by kind (asked once, then remembered)."""
+    def records_of(self, name: str) -> list[ServiceRecord]:
+        """The backend records one plugin registers (asked once, then remembered)."""
         if name not in self._records:
-            self._records[name] = self._collect_records(name)
+            records = list(self.call_one(name, "omerta_services") or [])
+            for record in records:
+                if not isinstance(record, ServiceRecord):
+                    raise PluginLoadError(
+                        f"plugin {name!r}: omerta_services returned {type(record).__name__}, expected ServiceRecord"
+                    )
+            self._records[name] = records
         return self._records[name]
 
-    def _collect_records(self, name: str) -> dict[str, list[BackendRecord]]:
-        records: dict[str, list[BackendRecord]] = {}
-        for kind, hook_name in REGISTRATION_HOOKS.items():
-            got = self.call_one(name, hook_name) or []
-            expected = RECORD_KINDS[kind]
-            for record in got:
-                if not isinstance(record, expected):
-                    raise PluginLoadError(
-                        f"plugin {name!r}: {hook_name} returned {type(record).__name__}, expected {expected.__name__}"
-                    )
-            if got:
-                records[kind] = list(got)
-        return records
+    def usable_records(self, name: str) -> list[ServiceRecord]:
+        return [r for r in self.records_of(name) if r.why_unusable() is None]
+
+    # -- filling needs ----------------------------------------------------------
+
+    def unmet_needs(self) -> list[tuple[str, Need]]:
+        """``(plugin, need)`` for each required need of a usable backend that no usable loaded backend provides."""
+        provided = {r.provides for name in self.loaded for r in self.usable_records(name)}
+        return [
+            (name, need)
+            for name in self.loaded
+            for record in self.usable_records(name)
+            for need in record.required()
+            if need.kind not in provided
+        ]
+
+    def fill_needs(self, available: dict[str, InstalledPlugin], defaults: dict[str, str]) -> None:
+        while unmet := self.unmet_needs():
+            needer, need = unmet[0]
+            provider = self._provider_for(needer, need, available, defaults)
+            self.register(available[provider])
+            self.pulled_in.append(PulledIn(provider, need.name, needer))
+
+    def _provider_for(
+        self, needer: str, need: Need, available: dict[str, InstalledPlugin], defaults: dict[str, str]
+    ) -> str:
+        configured = defaults.get(need.name)
+        if configured is not None:
+            if configured not in available:
+                raise UnmetNeedError(
+                    f"[node] defaults names {configured!r} for {article(need.name)}, but it is not installed; "
+                    f"try `{install_hint(configured)}`"
+                )
+            return configured
+        offers: dict[str, list[ServiceRecord]] = {}
+        for name, plugin in available.items():
+            if name in self.loaded:
+                continue
+            probe = PluginHost()
+            try:
+                probe.register(plugin)
+                records = probe.usable_records(name)
+            except PluginLoadError:
+                continue
+            matching = [r for r in records if r.provides is need.kind]
+            if matching:
+                offers[name] = matching
+        marked = [name for name, records in offers.items() if any(r.default for r in records)]
+        if len(marked) == 1 or (not marked and len(offers) == 1):
+            return (marked or list(offers))[0]
+        if offers:
+            choices = ", ".join(marked or offers)
+            raise UnmetNeedError(
+                f"{needer} needs {need.describe()} and several plugins provide one ({choices}): "
+                f'choose with `--plugins {needer},NAME` or [node] defaults = {{{need.name} = "NAME"}}'
+            )
+        hint = f"pip install {need.install}" if need.install else f"install a plugin that provides {need.name}"
+        raise UnmetNeedError(f"{needer} needs {need.describe()}, and no installed plugin provides one; try `{hint}`")
+
+    # -- reports ----------------------------------------------------------------
 
     def why_unusable(self, name: str, platform: str = sys.platform) -> str | None:
         """Why none of a plugin's backends can run here; ``None`` when it can run."""
-        backends = [r for rs in self.records_of(name).values() for r in rs]
+        backends = self.records_of(name)
         reasons = [r.why_unusable(platform) for r in backends]
         if backends and all(reasons):
             return "; ".join(str(r) for r in reasons)
@@ -174,12 +251,16 @@ class PluginHost:
         plugin = self.loaded[name]
         records = self.records_of(name)
         reason = self.why_unusable(name)
+        needs = {n.describe(): n for r in records for n in r.needs}
         return PluginReport(
             name=name,
             distribution=plugin.distribution,
             version=plugin.version,
             hooks=self.hooks_of(name),
-            backends=[f"{kind}:{r.name}" for kind, rs in records.items() for r in rs],
+            backends=[f"{r.kind}:{r.name}" for r in records],
+            provides=sorted({kind_name(r.provides) for r in records}),
+            needs=sorted(text for text, n in needs.items() if not n.optional),
+            uses=sorted(text for text, n in needs.items() if n.optional),
             usable=reason is None,
             reason=reason,
         )

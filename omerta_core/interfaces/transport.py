@@ -125,3 +125,8 @@ class PacketPathHost(Protocol):
         If ``peer`` answers from there, the transport moves the peer to that
         direct endpoint: the way a hole punch turns into a direct path.
         """
+
+
+@runtime_checkable
+class PathHostTransport(Transport, PacketPathHost, Protocol):
+    """A transport that is also a :class:`PacketPathHost` (what a relay needs)."""

@@ -93,11 +93,12 @@ def omerta_node_status(node):
 
 UNUSABLE_PLUGIN = """
 from omerta_core import hookimpl
-from omerta_core.records import HypervisorRecord
+from omerta_core.interfaces.hypervisor import Hypervisor
+from omerta_core.records import ServiceRecord
 
 @hookimpl
-def omerta_hypervisors():
-    return [HypervisorRecord(name="{name}", factory=lambda node: None,
+def omerta_services():
+    return [ServiceRecord(name="{name}", provides=Hypervisor, factory=lambda node: None,
                              description="needs another OS", platforms=("plan9",))]
 """
 

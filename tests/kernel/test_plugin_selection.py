@@ -79,13 +79,11 @@ def test_wrong_record_type_is_refused(plugin_site) -> None:
         "liar",
         """
         from omerta_core import hookimpl
-        from omerta_core.records import HypervisorRecord
 
         @hookimpl
-        def omerta_transports():
-            return [HypervisorRecord(name="x", factory=lambda n: None, description="d")]
+        def omerta_services():
+            return [{"name": "x", "provides": "transport"}]
         """,
     )
-    host = PluginHost.load(["liar"])
-    with pytest.raises(PluginLoadError, match="expected TransportRecord"):
-        host.records_of("liar")
+    with pytest.raises(PluginLoadError, match="returned dict, expected ServiceRecord"):
+        PluginHost.load(["liar"])

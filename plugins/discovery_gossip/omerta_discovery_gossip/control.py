@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from omerta_core.interfaces.discovery import Discovery
 from omerta_core.node import NodeContext
 from omerta_discovery_gossip.errors import GossipError
 from omerta_discovery_gossip.service import GossipDiscovery
 
 
 def _service(node: NodeContext) -> GossipDiscovery:
-    service = node.service("discovery", "gossip")
+    service = node.find(Discovery, "gossip")
     if not isinstance(service, GossipDiscovery):
         raise GossipError("the gossip discovery is not running on this node")
     return service

@@ -13,7 +13,10 @@ import click
 import omerta_core
 from omerta_core.errors import ConfigError
 from omerta_core.hookspecs import ControlMethod
-from omerta_core.records import DiscoveryRecord
+from omerta_core.interfaces.discovery import Discovery
+from omerta_core.interfaces.transport import Transport
+from omerta_core.node import NodeContext
+from omerta_core.records import Need, ServiceRecord
 from omerta_discovery_gossip import cli, control
 from omerta_discovery_gossip.service import GossipDiscovery
 from omerta_discovery_gossip.swim import SwimSettings
@@ -30,7 +33,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 }
 
 
-def build(node: Any) -> GossipDiscovery:
+def build(node: NodeContext) -> GossipDiscovery:
     config = {**CONFIG_DEFAULTS, **node.plugin_config("gossip")}
     try:
         settings = SwimSettings(
@@ -52,10 +55,12 @@ def build(node: Any) -> GossipDiscovery:
 
 
 @omerta_core.hookimpl
-def omerta_discoveries() -> list[DiscoveryRecord]:
+def omerta_services() -> list[ServiceRecord]:
     return [
-        DiscoveryRecord(
+        ServiceRecord(
             name="gossip",
+            provides=Discovery,
+            needs=(Need(Transport, install="omerta-transport-udp"),),
             factory=build,
             description="SWIM gossip membership per network, signed peer records, invites, peer cache",
         )

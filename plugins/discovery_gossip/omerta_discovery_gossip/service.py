@@ -20,6 +20,7 @@ from omerta_core.errors import OmertaError
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.discovery import Liveness, PeerInfo, PeerListener
 from omerta_core.interfaces.transport import Delivery, Transport
+from omerta_core.node import NodeContext
 from omerta_discovery_gossip.errors import GossipError
 from omerta_discovery_gossip.invite import parse_bootstrap
 from omerta_discovery_gossip.network import Network, frame_network_id, public_network
@@ -39,7 +40,7 @@ MAX_BOOTSTRAP_BACKOFF_S = 30.0
 class GossipDiscovery:
     """The ``gossip`` discovery service of one node."""
 
-    def __init__(self, node: Any, settings: SwimSettings, *, cache_every_s: float = 10.0) -> None:
+    def __init__(self, node: NodeContext, settings: SwimSettings, *, cache_every_s: float = 10.0) -> None:
         self.node = node
         self.settings = settings
         self.cache_every_s = cache_every_s
@@ -57,7 +58,7 @@ class GossipDiscovery:
     # -- Service ------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._transport = self.node.service("transport")
+        self._transport = self.node.service(Transport)
         self._cache = PeerCache(self.node.plugin_state_dir("gossip"))
         self._transport.on_message(CHANNEL, self._on_frame)
         self.reload()

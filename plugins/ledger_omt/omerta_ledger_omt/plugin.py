@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 import omerta_core
-from omerta_core.records import LedgerRecord
+from omerta_core.records import ServiceRecord
 from omerta_ledger_omt.ledger.registration import (
     ledger_commands,
     ledger_config_defaults,
@@ -22,7 +22,7 @@ from omerta_ledger_omt.omt.cli import omt_group
 
 
 @omerta_core.hookimpl
-def omerta_ledgers() -> list[LedgerRecord]:
+def omerta_services() -> list[ServiceRecord]:
     return ledger_records()
 
 

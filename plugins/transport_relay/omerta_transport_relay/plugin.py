@@ -4,8 +4,8 @@ Registers the NAT traversal backend (relay client, reflection, classification,
 hole punching, and relay serving when ``plugins.relay.serve`` is true), its
 configuration defaults, control methods and `omerta relay` commands. The relay is not
 registered as a second transport: it carries the udp transport's session
-packets as that transport's packet path, so ``node.service("transport")``
-stays unambiguous. Touches nothing itself.
+packets as that transport's packet path, so ``node.service(Transport)``
+stays unambiguous. It needs a transport that is a ``PacketPathHost``. Touches nothing itself.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import omerta_core
 from omerta_core.errors import ConfigError
 from omerta_core.hookspecs import ControlMethod
 from omerta_core.interfaces.common import PeerId
-from omerta_core.records import NatTraversalRecord
+from omerta_core.interfaces.nat import NatTraversal
+from omerta_core.interfaces.transport import PacketPathHost, Transport
+from omerta_core.node import NodeContext
+from omerta_core.records import Need, ServiceRecord
 from omerta_transport_relay import cli
 from omerta_transport_relay.service import RelayService
 
@@ -45,7 +48,7 @@ def _list(value: Any, key: str) -> list[str]:
     return [str(v) for v in value]
 
 
-def build(node: Any) -> RelayService:
+def build(node: NodeContext) -> RelayService:
     config = {**CONFIG_DEFAULTS, **node.plugin_config("relay")}
     try:
         other_port = int(config["other_port"])
@@ -61,18 +64,18 @@ def build(node: Any) -> RelayService:
     )
 
 
-def _service(node: Any) -> RelayService:
-    service = node.service("nat_traversal", "relay")
+def _service(node: NodeContext) -> RelayService:
+    service = node.service(NatTraversal, "relay")
     assert isinstance(service, RelayService)
     return service
 
 
-def relay_status(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def relay_status(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     """Observed endpoints, NAT behaviour, relays, punching and (when serving) relay counters."""
     return _service(node).status()
 
 
-async def nat_punch(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def nat_punch(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     """Punch towards ``peer`` now; returns the direct endpoint or null."""
     peer = PeerId(params["peer"])
     endpoint = await _service(node).punch(peer, PeerId(params.get("rendezvous", peer)))
@@ -80,10 +83,12 @@ async def nat_punch(node: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 
 @omerta_core.hookimpl
-def omerta_nat_traversals() -> list[NatTraversalRecord]:
+def omerta_services() -> list[ServiceRecord]:
     return [
-        NatTraversalRecord(
+        ServiceRecord(
             name="relay",
+            provides=NatTraversal,
+            needs=(Need(Transport, also=(PacketPathHost,), install="omerta-transport-udp"),),
             factory=build,
             description="Relays (client and server), STUN reflection, NAT classification, hole punching",
         )

@@ -1,7 +1,7 @@
 """The asyncio adapter of the `relay` plugin: relay client, NAT traversal and (optionally) relay serving.
 
 One object per node. It reaches the transport only through
-``node.service("transport")`` and the ``PacketPathHost`` extension point:
+``node.service(Transport)`` and the ``PacketPathHost`` extension point:
 relay and STUN datagrams go out with ``send_raw`` from the transport's own
 socket (so the relay sees the same NAT mapping as the node's peers do) and
 come back through ``on_raw_datagram``; session packets for peers without a
@@ -29,7 +29,8 @@ import structlog
 from omerta_core.errors import ConfigError, OmertaError
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.nat import NatFiltering, NatMapping
-from omerta_core.interfaces.transport import PacketPathHost
+from omerta_core.interfaces.transport import PathHostTransport, Transport
+from omerta_core.node import NodeContext
 from omerta_transport_relay import client, stun, wire
 from omerta_transport_relay import punch as holepunch
 from omerta_transport_relay.classify import Observation, classify_filtering, classify_mapping, direct_possible
@@ -74,7 +75,7 @@ class RelayService:
 
     def __init__(
         self,
-        node: Any,
+        node: NodeContext,
         *,
         serve: bool = False,
         other_port: int = 0,
@@ -96,7 +97,7 @@ class RelayService:
         self.pool = client.RelayPool(self.me, node.identity.sign)
         self.server: RelayServer | None = None
         self.counters: Counter[str] = Counter()
-        self._transport: Any = None
+        self._transport: PathHostTransport | None = None
         self._other_socket: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -110,16 +111,23 @@ class RelayService:
         self._punching: dict[PeerId, holepunch.PeerPunching] = {}
         self._punch_waiters: dict[PeerId, list[asyncio.Future[Endpoint | None]]] = {}
 
+    @property
+    def transport(self) -> PathHostTransport:
+        """The node's transport, as a packet-path host (set by :meth:`start`)."""
+        if self._transport is None:
+            raise RelayUnavailableError("the relay service has not started")
+        return self._transport
+
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        transport = self.node.service("transport")
-        if not isinstance(transport, PacketPathHost):
+        transport = self.node.service(Transport)
+        if not isinstance(transport, PathHostTransport):
             raise RelayUnavailableError("the relay plugin needs a transport with packet paths (plugin udp)")
         self._transport = transport
         self._loop = asyncio.get_running_loop()
         transport.on_raw_datagram(self._on_raw)
-        self._transport.on_message(holepunch.CHANNEL, self._on_signal)
+        self.transport.on_message(holepunch.CHANNEL, self._on_signal)
         if self.serve:
             self._open_other_port()
             other = self._other_socket.getsockname()[1] if self._other_socket else 0
@@ -160,7 +168,7 @@ class RelayService:
     async def _identify(self, endpoint: Endpoint) -> PeerId | None:
         for _ in range(IDENTIFY_TRIES):
             try:
-                return PeerId(await self._transport.identify(endpoint))
+                return PeerId(await self.transport.identify(endpoint))
             except OmertaError:
                 continue
         self.log.warning("relay did not identify itself; skipped", endpoint=str(endpoint))
@@ -193,7 +201,7 @@ class RelayService:
         peer = PeerId(peer)
         out = self.pool.send(peer, packet, now)
         if out is not None:
-            self._transport.send_raw(*out)
+            self.transport.send_raw(*out)
         if self.punching:
             self._maybe_start_punch(peer, now)
 
@@ -273,9 +281,9 @@ class RelayService:
         if link is not None and not isinstance(message, wire.Send | wire.Allocate | wire.ProbeMe):
             replies, event = self.pool.receive(link, message, now)
             for reply in replies:
-                self._transport.send_raw(link.endpoint, reply)
+                self.transport.send_raw(link.endpoint, reply)
             if isinstance(event, client.Delivered):
-                self._transport.deliver_packet(event.packet, self, event.source)
+                self.transport.deliver_packet(event.packet, self, event.source)
             return
         if self.server is not None:
             self._serve(data, source, now)
@@ -288,7 +296,7 @@ class RelayService:
             if out.from_other_port:
                 self._send_other(out.endpoint, out.data)
             else:
-                self._transport.send_raw(out.endpoint, out.data)
+                self.transport.send_raw(out.endpoint, out.data)
 
     def _other_readable(self) -> None:
         assert self._other_socket is not None
@@ -327,7 +335,7 @@ class RelayService:
         known = self._observations.get(observer)
         if known is not None and known.mapped == mapped:
             return
-        port = self._transport.local_endpoints()[0].port
+        port = self.transport.local_endpoints()[0].port
         self._observations[observer] = Observation(observer, Endpoint(_local_address_for(observer), port), mapped)
 
     def _classify(self, now: float) -> None:
@@ -359,7 +367,7 @@ class RelayService:
         if healthy and healthy[0].other_port:
             txid = secrets.token_bytes(wire.TXID_LEN)
             self._filter_probe = (txid, now + FILTER_PROBE_WAIT_S)
-            self._transport.send_raw(healthy[0].endpoint, wire.encode(wire.ProbeMe(txid)))
+            self.transport.send_raw(healthy[0].endpoint, wire.encode(wire.ProbeMe(txid)))
         else:
             self._start_stun(now)
 
@@ -377,12 +385,12 @@ class RelayService:
     # -- hole punching ----------------------------------------------------------------
 
     def _candidates(self) -> tuple[Endpoint, ...]:
-        local = [e for e in self._transport.local_endpoints() if not ipaddress.ip_address(e.host).is_unspecified]
+        local = [e for e in self.transport.local_endpoints() if not ipaddress.ip_address(e.host).is_unspecified]
         return tuple(dict.fromkeys([*self.observed_endpoints(), *local]))[: holepunch.MAX_CANDIDATES]
 
     def _maybe_start_punch(self, peer: PeerId, now: float) -> None:
         history = self._punching.setdefault(peer, holepunch.PeerPunching())
-        if not history.may_start(now) or self._transport.endpoint_of(peer) is not None:
+        if not history.may_start(now) or self.transport.endpoint_of(peer) is not None:
             return
         candidates = self._candidates()
         if not candidates:
@@ -396,7 +404,7 @@ class RelayService:
 
     def _send_signal(self, peer: PeerId, signal: holepunch.Signal) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(self._transport.send(peer, holepunch.CHANNEL, signal.encode()))
+        task = self._loop.create_task(self.transport.send(peer, holepunch.CHANNEL, signal.encode()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -439,18 +447,18 @@ class RelayService:
             if attempt is None or attempt.state is holepunch.State.FAILED:
                 continue
             if attempt.state is holepunch.State.DIRECT:
-                direct = self._transport.endpoint_of(peer)
+                direct = self.transport.endpoint_of(peer)
                 if direct is not None and attempt.confirmation_due(now):
-                    self._transport.probe(peer, direct)
+                    self.transport.probe(peer, direct)
                 continue
             for endpoint in attempt.due_probes(now):
-                self._transport.probe(peer, endpoint)
-            state = attempt.check(now, direct=self._transport.endpoint_of(peer) is not None)
+                self.transport.probe(peer, endpoint)
+            state = attempt.check(now, direct=self.transport.endpoint_of(peer) is not None)
             if state is holepunch.State.DIRECT:
                 history.record_success()
                 self.counters["punches_succeeded"] += 1
-                self.log.info("direct path", peer=peer.short, endpoint=str(self._transport.endpoint_of(peer)))
-                self._finish_waiters(peer, self._transport.endpoint_of(peer))
+                self.log.info("direct path", peer=peer.short, endpoint=str(self.transport.endpoint_of(peer)))
+                self._finish_waiters(peer, self.transport.endpoint_of(peer))
             elif state is holepunch.State.FAILED:
                 history.record_failure(now)
                 self.counters["punches_failed"] += 1
@@ -475,11 +483,11 @@ class RelayService:
 
     def _tick(self, now: float) -> None:
         for endpoint, data in self.pool.poll(now):
-            self._transport.send_raw(endpoint, data)
+            self.transport.send_raw(endpoint, data)
         for txn, observer in self._stun:
             request = txn.poll(now)
             if request is not None:
-                self._transport.send_raw(observer, request)
+                self.transport.send_raw(observer, request)
         if self._filter_probe is not None and now >= self._filter_probe[1]:
             self._filter_probe = None
             self._filter_results["other_port"] = False

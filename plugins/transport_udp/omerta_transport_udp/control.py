@@ -13,7 +13,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from omerta_core.interfaces.common import Endpoint, PeerId
-from omerta_core.interfaces.transport import Delivery
+from omerta_core.interfaces.transport import Delivery, Transport
 from omerta_core.node import NodeContext
 from omerta_transport_udp.errors import TransportError
 from omerta_transport_udp.service import UdpTransport
@@ -25,7 +25,7 @@ _mailboxes: WeakKeyDictionary[UdpTransport, dict[str, deque[tuple[str, bytes]]]]
 
 
 def _transport(node: NodeContext) -> UdpTransport:
-    transport = node.service("transport", "udp")
+    transport = node.find(Transport, "udp")
     if not isinstance(transport, UdpTransport):
         raise TransportError("the udp transport is not running on this node")
     return transport

@@ -13,7 +13,9 @@ import click
 import omerta_core
 from omerta_core.errors import ConfigError
 from omerta_core.hookspecs import ControlMethod
-from omerta_core.records import TransportRecord
+from omerta_core.interfaces.transport import Transport
+from omerta_core.node import NodeContext
+from omerta_core.records import ServiceRecord
 from omerta_transport_udp import cli, control
 from omerta_transport_udp.core import Settings
 from omerta_transport_udp.service import UdpTransport
@@ -32,7 +34,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 }
 
 
-def build(node: Any) -> UdpTransport:
+def build(node: NodeContext) -> UdpTransport:
     config = {**CONFIG_DEFAULTS, **node.plugin_config("udp")}
     hosts = config["host"] if isinstance(config["host"], list) else [config["host"]]
     try:
@@ -60,12 +62,14 @@ def build(node: Any) -> UdpTransport:
 
 
 @omerta_core.hookimpl
-def omerta_transports() -> list[TransportRecord]:
+def omerta_services() -> list[ServiceRecord]:
     return [
-        TransportRecord(
+        ServiceRecord(
             name="udp",
+            provides=Transport,
             factory=build,
             description="Encrypted UDP: Noise IK sessions per peer pair, named channels, roaming",
+            default=True,
         )
     ]
 

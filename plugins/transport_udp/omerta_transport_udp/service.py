@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import ipaddress
 import socket
@@ -29,6 +30,7 @@ from omerta_core.interfaces.transport import (
     PathState,
     RawDatagramHandler,
 )
+from omerta_core.services import Claims
 from omerta_transport_udp.core import Connected, Delivered, Identified, PathRoute, RawDatagram, Settings, TransportCore
 from omerta_transport_udp.errors import IdentifyTimeoutError, NotStartedError, TransportError
 
@@ -89,6 +91,7 @@ class UdpTransport:
         self._source_cache: dict[Any, Endpoint] = {}
         self._backlog: deque[tuple[socket.socket, bytes, tuple[Any, ...]]] = deque()
         self._handlers: dict[str, MessageHandler] = {}
+        self._channel_owners = Claims("transport channel")
         self._early: defaultdict[str, deque[tuple[PeerId, bytes]]] = defaultdict(deque)
         self._raw_handlers: list[RawDatagramHandler] = []
         self._paths: dict[str, PacketPath] = {}
@@ -195,10 +198,13 @@ class UdpTransport:
         self._transmit()
 
     def on_message(self, channel: str, handler: MessageHandler) -> None:
+        """Register ``handler`` for ``channel``; a second registration is a :class:`ConflictError` naming both
+        plugins (the kernel says which plugin is registering)."""
+        self._channel_owners.claim(channel)
         self.core.register_channel(channel)
         self._handlers[channel] = handler
         for peer, data in self._early.pop(channel, ()):
-            self._dispatch(handler, peer, data)
+            self._dispatch(handler, channel, peer, data)
 
     def path_state(self, peer: PeerId) -> PathState:
         return self.core.path_state(peer, time.monotonic())
@@ -294,7 +300,7 @@ class UdpTransport:
             if type(event) is Delivered:
                 handler = self._handlers.get(event.channel)
                 if handler is not None:
-                    self._dispatch(handler, event.peer, event.data)
+                    self._dispatch(handler, event.channel, event.peer, event.data)
                 else:
                     early = self._early[event.channel]
                     if len(early) >= MAX_EARLY_MESSAGES:
@@ -312,17 +318,26 @@ class UdpTransport:
                 self.log.info("session established", peer=event.peer.short, peer_restarted=event.restarted)
         self._transmit()
 
-    def _dispatch(self, handler: MessageHandler, peer: PeerId, data: bytes) -> None:
+    def _dispatch(self, handler: MessageHandler, channel: str, peer: PeerId, data: bytes) -> None:
+        """Run a channel's handler; its failure (at once or, for a coroutine, later) is logged and counted."""
         try:
             result = handler(peer, data)
         except Exception:
-            self.core.counters["handler_errors"] += 1
-            self.log.exception("message handler failed", peer=peer.short)
+            self._handler_failed(channel, peer)
             return
         if result is not None and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(functools.partial(self._handler_done, channel, peer))
+
+    def _handler_done(self, channel: str, peer: PeerId, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._handler_failed(channel, peer, task.exception())
+
+    def _handler_failed(self, channel: str, peer: PeerId, error: BaseException | None = None) -> None:
+        self.core.counters["handler_errors"] += 1
+        self.log.error("message handler failed", peer=peer.short, channel=channel, exc_info=error or True)
 
     def _transmit(self) -> None:
         outputs = self.core.outputs

@@ -9,6 +9,7 @@ from omerta_transport_udp import plugin
 from omerta_core.config import Config
 from omerta_core.errors import ConfigError
 from omerta_core.identity import Identity
+from omerta_core.interfaces.transport import Transport
 from omerta_core.node import NodeContext
 
 
@@ -20,8 +21,9 @@ def context(**settings: object) -> NodeContext:
 
 
 def test_registers_udp_with_defaults() -> None:
-    (record,) = plugin.omerta_transports()
+    (record,) = plugin.omerta_services()
     assert record.name == "udp" and record.why_unusable() is None
+    assert record.provides is Transport and record.default
     defaults = plugin.omerta_config_defaults()
     assert defaults["port"] == 7700 and defaults["mtu"] == 1280 and defaults["keepalive_s"] == 25.0
     assert {"udp.send", "udp.received", "udp.subscribe", "udp.peers"} <= set(plugin.omerta_control_methods())

@@ -10,15 +10,16 @@ from typing import Any
 
 from omerta_core.hookspecs import ControlMethod
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.hypervisor import VmRequest
+from omerta_core.interfaces.hypervisor import Hypervisor, VmRequest
+from omerta_core.node import NodeContext
 from omerta_vm_kvm.errors import AdmissionError, HypervisorUnavailableError
 from omerta_vm_kvm.service import KvmHypervisor
 
 _INT_FIELDS = ("vcpus", "memory_mib", "disk_gib", "lease_seconds")
 
 
-def _hypervisor(node: Any) -> KvmHypervisor:
-    service = node.service("hypervisor", "kvm") if node.has_service("hypervisor") else None
+def _hypervisor(node: NodeContext) -> KvmHypervisor:
+    service = node.find(Hypervisor, "kvm")
     if not isinstance(service, KvmHypervisor):
         raise HypervisorUnavailableError("this node runs no kvm hypervisor (start it with --plugins kvm)")
     return service
@@ -49,17 +50,17 @@ def parse_request(params: dict[str, Any], default_consumer: str) -> VmRequest:
     return VmRequest(consumer=consumer, image=image, ssh_public_key=key, **numbers)
 
 
-async def vm_create(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def vm_create(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     hypervisor = _hypervisor(node)
     info = await hypervisor.create(parse_request(params, node.peer_id))
     return hypervisor.row(info.vm_id).as_json()
 
 
-def vm_list(node: Any, _params: dict[str, Any]) -> list[dict[str, Any]]:
+def vm_list(node: NodeContext, _params: dict[str, Any]) -> list[dict[str, Any]]:
     return [row.as_json() for row in _hypervisor(node).rows()]
 
 
-def vm_show(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def vm_show(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     hypervisor = _hypervisor(node)
     vm_id = _vm_id(params)
     detail = hypervisor.row(vm_id).as_json()
@@ -67,13 +68,13 @@ def vm_show(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     return detail
 
 
-async def vm_destroy(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def vm_destroy(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     vm_id = _vm_id(params)
     await _hypervisor(node).destroy(vm_id)
     return {"vm_id": vm_id, "deleted": True}
 
 
-async def vm_renew(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def vm_renew(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     hypervisor = _hypervisor(node)
     seconds = params.get("seconds")
     if not isinstance(seconds, int) or isinstance(seconds, bool):
@@ -82,7 +83,7 @@ async def vm_renew(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     return hypervisor.row(info.vm_id).as_json()
 
 
-async def vm_cleanup(node: Any, _params: dict[str, Any]) -> dict[str, Any]:
+async def vm_cleanup(node: NodeContext, _params: dict[str, Any]) -> dict[str, Any]:
     return {"removed_artefacts": await _hypervisor(node).reclaim()}
 
 

@@ -14,14 +14,16 @@ import click
 
 import omerta_core
 from omerta_core.hookspecs import ControlMethod
-from omerta_core.records import HypervisorRecord
+from omerta_core.interfaces.hypervisor import Hypervisor
+from omerta_core.node import NodeContext
+from omerta_core.records import ServiceRecord
 from omerta_vm_kvm import control, libvirt_host
 from omerta_vm_kvm.cli import vm_group
 from omerta_vm_kvm.service import KvmHypervisor
 from omerta_vm_kvm.settings import CONFIG_DEFAULTS, parse_settings
 
 
-def build(node: Any) -> KvmHypervisor:
+def build(node: NodeContext) -> KvmHypervisor:
     state_dir = node.plugin_state_dir("kvm")
     return KvmHypervisor(parse_settings(node.plugin_config("kvm"), state_dir), state_dir, node.log)
 
@@ -33,10 +35,11 @@ def _unusable_reason() -> str | None:
 
 
 @omerta_core.hookimpl
-def omerta_hypervisors() -> list[HypervisorRecord]:
+def omerta_services() -> list[ServiceRecord]:
     return [
-        HypervisorRecord(
+        ServiceRecord(
             name="kvm",
+            provides=Hypervisor,
             factory=build,
             description="KVM/QEMU through libvirt: ephemeral VMs that are always deleted",
             platforms=("linux",),

@@ -7,11 +7,12 @@ and ``omerta node --plugins macos`` refuses with that reason. Touches nothing.
 
 from __future__ import annotations
 
-from typing import Any
-
 from omerta_core import hookimpl
 from omerta_core.errors import PluginUnavailableError
-from omerta_core.records import HypervisorRecord
+from omerta_core.interfaces.common import Service
+from omerta_core.interfaces.hypervisor import Hypervisor
+from omerta_core.node import NodeContext
+from omerta_core.records import ServiceRecord
 
 NOT_IMPLEMENTED = "the Virtualization.framework backend is not implemented yet"
 
@@ -20,15 +21,16 @@ def _not_implemented() -> str:
     return NOT_IMPLEMENTED
 
 
-def _create(_node: Any) -> Any:
+def _create(_node: NodeContext) -> Service:
     raise PluginUnavailableError(NOT_IMPLEMENTED)
 
 
 @hookimpl
-def omerta_hypervisors() -> list[HypervisorRecord]:
+def omerta_services() -> list[ServiceRecord]:
     return [
-        HypervisorRecord(
+        ServiceRecord(
             name="macos",
+            provides=Hypervisor,
             factory=_create,
             description="ephemeral VMs through Apple's Virtualization.framework",
             platforms=("darwin",),

@@ -11,17 +11,17 @@ from omerta_core.plugins import PluginHost
 
 def test_registered_under_its_entry_point_name() -> None:
     host = PluginHost.load(["macos"])
-    assert host.report("macos").hooks == ["omerta_hypervisors"]
+    assert host.report("macos").hooks == ["omerta_services"]
     assert host.report("macos").backends == ["hypervisor:macos"]
 
 
 def test_refuses_on_linux_with_the_platform_reason() -> None:
-    (record,) = plugin.omerta_hypervisors()
+    (record,) = plugin.omerta_services()
     assert record.why_unusable("linux") == "macos runs on darwin, not on linux"
 
 
 def test_says_not_implemented_on_darwin_instead_of_pretending() -> None:
-    (record,) = plugin.omerta_hypervisors()
+    (record,) = plugin.omerta_services()
     assert record.why_unusable("darwin") == plugin.NOT_IMPLEMENTED
     with pytest.raises(PluginUnavailableError):
-        record.factory(None)
+        record.factory(None)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """The ``omt`` ledger backend: the node's running ledger, chain sync over the transport, periodic catch-up.
 
-Built by the kernel from ``LedgerRecord(name="omt")``. It opens the chain store in
+Built by the kernel from the ``omt`` ``ServiceRecord`` (provides ``Ledger``). It opens the chain store in
 ``node.plugin_state_dir("omt")``, writes this identity's block 0 on first start,
 answers sync requests on the transport channel ``ledger.sync``, runs escrow
 transactions (:mod:`.transactions`), and every ``ledger_sync_interval_s`` syncs
@@ -18,6 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.discovery import Discovery
+from omerta_core.interfaces.transport import Transport
+from omerta_core.node import NodeContext
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import WITNESS_COUNT, WITNESS_THRESHOLD, Parameters
 from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
@@ -68,7 +71,7 @@ def parameters_from(config: dict[str, Any]) -> Parameters:
 class OmtLedger:
     """The running ledger of one node."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: NodeContext) -> None:
         self.node = node
         self.config = {**CONFIG_DEFAULTS, **node.plugin_config("omt")}
         self.params = parameters_from(self.config)
@@ -90,8 +93,8 @@ class OmtLedger:
         self.local = LocalLedger(self.node.identity, self.store, trust_params)
         self.local.ensure_identity(now_ms())
         self.responder = SyncResponder(self.store)
-        if self.node.has_service("transport"):
-            transport = self.node.service("transport")
+        transport = self.node.find(Transport)
+        if transport is not None:
             transport.on_message(CHANNEL, self._on_message)
             self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms, self._catch_up)
             transport.on_message(OMT_CHANNEL, self.runner.on_envelope)
@@ -100,7 +103,7 @@ class OmtLedger:
             transport.on_message(PROBE_CHANNEL, self.runner.on_probe)
             self.runner.start()
         interval = float(self.config["ledger_sync_interval_s"])
-        if interval > 0 and self.node.has_service("transport"):
+        if interval > 0 and transport is not None:
             self._task = asyncio.create_task(self._sync_forever(interval))
         self.log.info("ledger started", blocks=self.store.block_count(), path=str(self.store.path))
 
@@ -186,7 +189,7 @@ class OmtLedger:
             assert self.responder is not None
             reply = self.responder.answer(message)
             if reply is not None:
-                await self.node.service("transport").send(peer, CHANNEL, reply)
+                await self.node.service(Transport).send(peer, CHANNEL, reply)
             return
         queue = self._inbox.get(str(peer))
         if queue is None:
@@ -197,7 +200,7 @@ class OmtLedger:
     async def sync_with(self, peer: str, timeout: float | None = None) -> dict[str, Any]:
         """Fetch every block ``peer`` holds beyond ours; return what happened."""
         store = self.ledger.store
-        transport = self.node.service("transport")
+        transport = self.node.service(Transport)
         budget = float(timeout if timeout is not None else self.config["ledger_sync_timeout_s"])
         client = SyncClient(store)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -227,8 +230,9 @@ class OmtLedger:
 
     def known_peers(self) -> list[str]:
         peers: set[str] = set()
-        if self.node.has_service("discovery"):
-            peers |= {str(info.peer) for info in self.node.service("discovery").peers()}
+        discovery = self.node.find(Discovery)
+        if discovery is not None:
+            peers |= {str(info.peer) for info in discovery.peers()}
         peers.discard(self.ledger.me)
         return sorted(peers)
 

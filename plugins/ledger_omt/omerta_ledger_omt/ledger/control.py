@@ -6,7 +6,7 @@
 through transaction 02, for the attested duration unless ``duration_ms`` is given.
 
 Each receives the node and the request's params and reaches the running
-backend through ``node.service("ledger", "omt")``. Touches what the backend touches.
+backend through ``node.service(Ledger, "omt")``. Touches what the backend touches.
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.ledger import Ledger
+from omerta_core.node import NodeContext
 from omerta_ledger_omt.ledger import views
 from omerta_ledger_omt.ledger.backend import OmtLedger
 from omerta_ledger_omt.ledger.errors import LedgerError
 
 
-def _backend(node: Any) -> OmtLedger:
-    backend = node.service("ledger", "omt")
-    assert isinstance(backend, OmtLedger)
+def _backend(node: NodeContext) -> OmtLedger:
+    backend = node.service(Ledger, "omt")
+    if not isinstance(backend, OmtLedger):
+        raise LedgerError("this node's ledger is not the omt ledger")
     return backend
 
 
@@ -30,68 +33,68 @@ def _peer(params: dict[str, Any]) -> str | None:
     return str(PeerId(value)) if value else None
 
 
-def show(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def show(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     start = int(params.get("start", 0))
     limit = int(params.get("limit", views.DEFAULT_SHOW_LIMIT))
     return views.show(_backend(node).ledger, _peer(params), start, limit)
 
 
-def balance(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def balance(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return views.balances(_backend(node).ledger, _peer(params))
 
 
-def trust(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def trust(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     peer = _peer(params)
     if peer is None:
         raise LedgerError("ledger.trust needs a peer")
     return views.trust(_backend(node).ledger, peer)
 
 
-def verify(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def verify(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return views.verify(_backend(node).ledger)
 
 
-async def sync(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def sync(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     peers = [str(PeerId(p)) for p in params.get("peers") or []]
     timeout = params.get("timeout")
     return await _backend(node).sync_all(peers or None, None if timeout is None else float(timeout))
 
 
-async def run(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def run(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return await _backend(node).run_transaction(str(params["name"]), dict(params.get("params") or {}))
 
 
-async def lock(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def lock(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     timeout = params.get("timeout")
     return await _backend(node).lock(
         str(PeerId(params["provider"])), int(params["amount"]), None if timeout is None else float(timeout)
     )
 
 
-async def topup(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def topup(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     timeout = params.get("timeout")
     return await _backend(node).topup(
         str(params["session"]), int(params["amount"]), None if timeout is None else float(timeout)
     )
 
 
-async def settle(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def settle(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     duration = params.get("duration_ms")
     return await _backend(node).settle(
         str(params["session"]), None if duration is None else int(duration), int(params["hourly_rate"])
     )
 
 
-async def vm_start(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def vm_start(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     endpoint = params.get("vm_endpoint")
     return await _backend(node).start_vm(str(params["session"]), None if endpoint is None else str(endpoint))
 
 
-async def attest(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def attest(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return await _backend(node).attest(str(params["session"]))
 
 
-def audit(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def audit(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return _backend(node).audit()
 
 

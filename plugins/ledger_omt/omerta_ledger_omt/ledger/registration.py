@@ -10,14 +10,19 @@ from typing import Any
 
 import click
 
-from omerta_core.records import LedgerRecord
+from omerta_core.interfaces.discovery import Discovery
+from omerta_core.interfaces.ledger import Ledger
+from omerta_core.interfaces.transport import Transport
+from omerta_core.records import Need, ServiceRecord
 from omerta_ledger_omt.ledger.backend import CONFIG_DEFAULTS, OmtLedger
 
 
-def ledger_records() -> list[LedgerRecord]:
+def ledger_records() -> list[ServiceRecord]:
     return [
-        LedgerRecord(
+        ServiceRecord(
             name="omt",
+            provides=Ledger,
+            needs=(Need(Transport, install="omerta-transport-udp"), Need(Discovery, optional=True)),
             factory=OmtLedger,
             description="per-peer signed chains in SQLite, escrow with witnesses, local trust, chain sync",
         )
