@@ -119,7 +119,7 @@ def test_a_message_type_without_a_vector_is_noticed() -> None:
 
 
 def _core(identity_number: int, **kwargs: object) -> TransportCore:
-    return TransportCore(golden.identity(identity_number).signing_key, **kwargs)  # type: ignore[arg-type]
+    return TransportCore(golden.identity(identity_number).signing_key, **kwargs)
 
 
 def test_the_transport_core_accepts_the_golden_initiation_and_every_golden_data_packet() -> None:
