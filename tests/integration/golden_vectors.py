@@ -33,7 +33,15 @@ from omerta_discovery_gossip import wire as gossip_wire
 from omerta_ledger_omt.ledger import encoding, escrow, sync, witnesses
 from omerta_ledger_omt.ledger.attestations import encode_probe
 from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, Block, BlockKind
+from omerta_ledger_omt.ledger.chainstate import Parameters
 from omerta_ledger_omt.ledger.omt_host import encode_envelope
+from omerta_ledger_omt.ledger.proofs import (
+    ChainRuleProof,
+    DoubleLockProof,
+    ForkProof,
+    SignedLockRequest,
+    verified_proof,
+)
 from omerta_ledger_omt.ledger.settlement import MS_PER_HOUR, split_settlement
 from omerta_ledger_omt.ledger.statements import Statement, StatementKind
 from omerta_ledger_omt.ledger.transactions import SPECS, load_spec
@@ -609,6 +617,7 @@ def ledger_vectors() -> dict[str, Any]:
     for kind, statement in statements.items():
         vectors.append(_statement_vector(f"{kind} statement signed by witnesses 0-2", statement))
     vectors.extend(_chain_vectors(consumer, provider, session_id, lock, topup, settlement, release))
+    vectors.extend(_proof_vectors(session_id))
     vectors.extend(_sync_vectors())
     return document("ledger, docs/ledger.md: alice is the consumer, bob the provider, carol the mint", vectors)
 
@@ -698,6 +707,44 @@ def _chain_vectors(
         {"subject": str(CAROL.peer_id), "reason": "double_lock"},
         "witness 0 accuses carol (without a proof)",
     )
+    return out
+
+
+def _proof_vectors(session_id: bytes) -> list[Vector]:
+    """One misbehaviour proof of each kind, as carried in ``heads`` responses and accusations."""
+    genesis = Block.create(ALICE, 0, GENESIS_PREV, BlockKind.IDENTITY, T0, {"name": "alice"})
+    burn_10 = Block.create(ALICE, 1, genesis.hash, BlockKind.BURN, T0 + 1000, {"amount": 10})
+    burn_20 = Block.create(ALICE, 1, genesis.hash, BlockKind.BURN, T0 + 1000, {"amount": 20})
+    head = {"head_seq": 0, "head_hash": genesis.hash.hex(), "available": 500}
+    requests = []
+    for number, amount in ((1, 300), (2, 400)):
+        other_session = escrow.session_id_for(str(ALICE.peer_id), str(BOB.peer_id), bytes([number]) * 32)
+        request = {
+            "what": "lock_request",
+            "session_id": other_session.hex(),
+            "consumer": str(ALICE.peer_id),
+            "provider": str(BOB.peer_id),
+            "amount": amount,
+            **head,
+        }
+        requests.append(SignedLockRequest(request, ALICE.sign(canonical_bytes(request)).hex()))
+    proofs = [
+        ("fork: two different blocks of alice at sequence 1", ForkProof(burn_10, burn_20)),
+        ("chain rule: alice burns what she does not have", ChainRuleProof((genesis, burn_10))),
+        ("double lock: 300 + 400 promised at one head with 500 available", DoubleLockProof(*requests)),
+    ]
+    out = []
+    for name, proof in proofs:
+        wire = proof.to_wire()
+        assert verified_proof(wire, Parameters()).hash == proof.hash
+        out.append(
+            {
+                "name": name,
+                "type": f"proof.{proof.kind}",
+                "hash": proof.hash.hex(),
+                "hex": encoding.canonical(wire).hex(),
+            }
+        )
     return out
 
 

@@ -24,6 +24,7 @@ from omerta_discovery_gossip import wire as gossip_wire
 from omerta_ledger_omt.ledger import sync
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.omt_host import PROBE_CHANNEL
+from omerta_ledger_omt.ledger.proofs import Proof
 from omerta_ledger_omt.ledger.statements import StatementKind
 from omerta_ledger_omt.ledger.transactions import SPECS, load_spec
 from omerta_transport_relay import punch, stun
@@ -73,6 +74,7 @@ def sent_message_types() -> dict[str, set[str]]:
             *(f"block.{kind}" for kind in BlockKind),
             *(f"statement.{kind}" for kind in StatementKind),
             *(f"sync.{kind}" for kind in sync.MESSAGE_TYPES),
+            *(f"proof.{cls.kind}" for cls in typing.get_args(Proof)),
             "session_id",
             "witness_ranking",
             "settlement_split",
