@@ -36,6 +36,9 @@ class PeerId(str):
             raise InvalidPeerIdError(f"not a peer id: {text!r}") from exc
         if len(raw) != PUBLIC_KEY_BYTES:
             raise InvalidPeerIdError(f"not a peer id (wrong length): {text!r}")
+        # the last character carries 4 unused bits: only the text with those bits zero names the key
+        if base64.b32encode(raw).decode().rstrip("=").lower() != text:
+            raise InvalidPeerIdError(f"not a peer id (not the canonical text of its key): {text!r}")
         return super().__new__(cls, text)
 
     @classmethod

@@ -54,6 +54,14 @@ def test_malformed_peer_ids_are_refused(text: str) -> None:
         PeerId(text)
 
 
+def test_a_peer_id_has_one_text() -> None:
+    peer = PeerId.from_public_key(bytes(range(32)))
+    assert len(peer) == 52 and peer[-1] in "aq"  # 256 bits: the last character's 4 low bits are zero
+    same_key_other_text = peer[:-1] + ("b" if peer[-1] == "a" else "r")
+    with pytest.raises(InvalidPeerIdError, match="canonical"):
+        PeerId(same_key_other_text)
+
+
 def test_endpoints_parse_v4_and_v6() -> None:
     assert Endpoint.parse("198.18.0.1:7700") == Endpoint("198.18.0.1", 7700)
     v6 = Endpoint.parse("[fd00::1]:7700")

@@ -26,6 +26,8 @@ MAX_ENDPOINTS = 8
 MAX_RELAYS = 4
 #: Capabilities ride in every record that gossip carries, so they must stay small.
 MAX_CAPABILITIES_BYTES = 512
+#: Integers in capabilities stay within what every JSON reader holds exactly (2**53 - 1).
+MAX_CAPABILITY_INT = 2**53 - 1
 #: Longest host string accepted (an IPv6 literal with a zone fits easily).
 MAX_HOST_CHARS = 64
 SIGNATURE_BYTES = 64
@@ -136,12 +138,29 @@ def record_from_wire(item: Any) -> PeerRecord:
 def _check_limits(record: PeerRecord) -> None:
     if len(record.relays) > MAX_RELAYS:
         raise RecordError(f"a record lists at most {MAX_RELAYS} relays")
+    problem = _capabilities_problem(record.capabilities)
+    if problem:
+        raise RecordError(f"capabilities {problem}")
     if len(_canonical_capabilities(record.capabilities).encode()) > MAX_CAPABILITIES_BYTES:
         raise RecordError(f"capabilities exceed {MAX_CAPABILITIES_BYTES} bytes")
 
 
 def _canonical_capabilities(capabilities: dict[str, Any]) -> str:
-    return json.dumps(capabilities, sort_keys=True, separators=(",", ":"))
+    """docs/discovery.md, canonical capabilities: keys sorted by code point, no spaces, ASCII escapes."""
+    return json.dumps(capabilities, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _capabilities_problem(value: Any) -> str | None:
+    """Why ``value`` has no canonical form (floats, huge integers), or None."""
+    if isinstance(value, dict):
+        return next((p for p in map(_capabilities_problem, value.values()) if p), None)
+    if isinstance(value, list):
+        return next((p for p in map(_capabilities_problem, value) if p), None)
+    if isinstance(value, float):
+        return "hold a number that is not an integer (use integer units)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_CAPABILITY_INT:
+        return f"hold an integer beyond ±{MAX_CAPABILITY_INT}"
+    return None
 
 
 def _capabilities_from_wire(text: Any) -> dict[str, Any]:
@@ -150,6 +169,11 @@ def _capabilities_from_wire(text: Any) -> dict[str, Any]:
     value = json.loads(text)
     if not isinstance(value, dict):
         raise ValueError("capabilities are not a JSON object")
+    problem = _capabilities_problem(value)
+    if problem:
+        raise ValueError(f"capabilities {problem}")
+    if _canonical_capabilities(value) != text:
+        raise ValueError("capabilities are not in canonical form")
     return value
 
 

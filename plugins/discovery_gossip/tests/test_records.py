@@ -62,6 +62,22 @@ def test_only_its_own_peer_may_sign_a_record(network: Network) -> None:
         make_record(network).signed_by(MALLORY)
 
 
+def test_capabilities_travel_only_in_their_canonical_form(network: Network) -> None:
+    record = make_record(network)
+    assert record.to_wire()[4] == '{"cpus":4}'
+    for text in ('{"cpus": 4}', '{"cpus":4,"cpus":4}', '{"cpus":4.0}'):
+        item = record.to_wire()
+        item[4] = text
+        with pytest.raises(RecordError, match=r"canonical|integer"):
+            record_from_wire(item)
+
+
+@pytest.mark.parametrize("capabilities", [{"price": 0.5}, {"big": 2**53}, {"x": [float("nan")]}])
+def test_capabilities_without_a_portable_form_cannot_be_advertised(network: Network, capabilities: dict) -> None:
+    with pytest.raises(RecordError, match="capabilities"):
+        create_record(ALICE, network.id, (HERE,), 1, capabilities=capabilities)
+
+
 @given(st.binary(max_size=300))
 def test_garbage_frames_are_dropped_and_counted(data: bytes) -> None:
     network = Network("lab", bytes(range(32)))

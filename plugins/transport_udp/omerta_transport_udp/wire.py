@@ -24,6 +24,15 @@ COOKIE_REPLY = 0x13
 DATA = 0x14
 IDENTIFY_REQUEST = 0x15
 IDENTIFY_REPLY = 0x16
+#: Every packet type of this version by name (docs/wire.md §1; docs/vectors/udp.json has one of each).
+PACKET_TYPES = {
+    "handshake_init": HANDSHAKE_INIT,
+    "handshake_response": HANDSHAKE_RESPONSE,
+    "cookie_reply": COOKIE_REPLY,
+    "data": DATA,
+    "identify_request": IDENTIFY_REQUEST,
+    "identify_reply": IDENTIFY_REPLY,
+}
 
 MAC_LEN = 16
 TAG_LEN = 16
@@ -55,6 +64,8 @@ IDENTIFY_LEN = 1 + IDENTIFY_NONCE_LEN + KEY_LEN
 FRAME_DATAGRAM = 0x01
 FRAME_RELIABLE = 0x02
 FRAME_ACK = 0x03
+#: Every frame kind by name (docs/wire.md §5; docs/vectors/udp.json has one of each).
+FRAME_KINDS = {"datagram": FRAME_DATAGRAM, "reliable": FRAME_RELIABLE, "ack": FRAME_ACK}
 
 FLAG_FIRST = 0x01
 FLAG_LAST = 0x02

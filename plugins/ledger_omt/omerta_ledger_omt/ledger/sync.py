@@ -25,6 +25,9 @@ from omerta_ledger_omt.ledger.store import ChainStore
 
 CHANNEL = "ledger.sync"
 
+#: The value of ``t`` of every sync message: two requests and their responses (docs/ledger.md §4).
+MESSAGE_TYPES = ("heads?", "heads", "range?", "range")
+
 #: Blocks per range response: 256 blocks of ~1 KiB stay well under the transport's reliable message limit.
 MAX_BLOCKS_PER_RESPONSE = 256
 
@@ -41,8 +44,8 @@ def is_request(message: dict[str, Any]) -> bool:
 
 def parse(data: bytes) -> dict[str, Any]:
     message = decode(data)
-    if not isinstance(message, dict) or not isinstance(message.get("t"), str) or type(message.get("id")) is not int:
-        raise EncodingError("sync message is not a {t, id, ...} map")
+    if not isinstance(message, dict) or message.get("t") not in MESSAGE_TYPES or type(message.get("id")) is not int:
+        raise EncodingError("sync message is not a {t, id, ...} map of a known type")
     return message
 
 

@@ -6,6 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from omerta_ledger_omt.ledger.encoding import HASH_BYTES, canonical, decode, hash_value
 from omerta_ledger_omt.ledger.errors import EncodingError
+from omerta_ledger_omt.omt.errors import OmtRuntimeError
+from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.text(max_size=20) | st.binary(max_size=20),
@@ -50,3 +52,17 @@ def test_floats_and_garbage_are_refused() -> None:
         decode(cbor2.dumps(1.5))
     with pytest.raises(EncodingError, match="malformed"):
         decode(b"\xff\xff")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "\ud800"])
+def test_the_runtime_json_refuses_values_without_a_portable_form(bad: object) -> None:
+    with pytest.raises(OmtRuntimeError, match="canonically"):
+        canonical_bytes({"x": bad})
+
+
+def test_the_runtime_json_matches_the_documented_form() -> None:
+    value = {"b": [1, -2, 0.5, 1e16, 1e-05, True, None], "a": 'é\n"\\\u0001', "A": b"\x00\xff", "é": {}}
+    assert (
+        canonical_bytes(value).decode()
+        == '{"A":"00ff","a":"é\\n\\"\\\\\\u0001","b":[1,-2,0.5,1e+16,1e-05,true,null],"é":{}}'
+    )

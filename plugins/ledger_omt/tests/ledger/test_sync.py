@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.encoding import canonical
+from omerta_ledger_omt.ledger.errors import EncodingError
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.sync import MAX_BLOCKS_PER_RESPONSE, SyncClient, SyncResponder, parse
 
@@ -78,3 +80,9 @@ def test_malformed_messages_are_dropped_and_counted(network: Network) -> None:
     assert client.receive({"t": "range", "id": 99, "blocks": []}) == []
     assert client.receive({"t": "heads", "id": 1, "heads": "nonsense", "proofs": []}) == []
     assert client.dropped == 2
+
+
+def test_only_the_four_sync_message_types_parse() -> None:
+    assert parse(canonical({"t": "heads?", "id": 1})) == {"t": "heads?", "id": 1}
+    with pytest.raises(EncodingError, match="known type"):
+        parse(canonical({"t": "teleport?", "id": 1}))

@@ -1,8 +1,9 @@
 """Canonical encoding of runtime values: what gets hashed and signed.
 
 Values are JSON-like (None, bool, int, float, str, list, dict with string keys).
-The encoding is UTF-8 JSON with sorted keys, no whitespace, and ``bytes`` as lower-case
-hex, so independent implementations agree byte for byte.
+The encoding is UTF-8 JSON with keys sorted by code point, no whitespace, ``bytes`` as
+lower-case hex, floats in their shortest round-trip form and no NaN or infinity, so
+independent implementations agree byte for byte (docs/ledger.md §1.2 defines it).
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ def _plain(value: Any) -> Any:
 
 
 def canonical_bytes(value: Any) -> bytes:
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The canonical JSON of ``value`` (docs/ledger.md §1.2); NaN, infinities and lone surrogates have none."""
+    try:
+        text = json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return text.encode()
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise OmtRuntimeError(f"value cannot be encoded canonically: {exc}") from exc
 
 
 def digest(value: Any) -> str:
