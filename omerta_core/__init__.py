@@ -6,6 +6,10 @@ The kernel imports nothing from any plugin; plugins reach it through the
 
 from omerta_core.hookspecs import hookimpl, hookspec
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"
 
-__all__ = ["__version__", "hookimpl", "hookspec"]
+#: The plugin API this kernel offers: the major version of ``omerta-node``. A plugin fits it when its
+#: distribution depends on ``omerta-node>=1,<2`` (see :mod:`omerta_core.plugin_api`).
+PLUGIN_API_VERSION = 1
+
+__all__ = ["PLUGIN_API_VERSION", "__version__", "hookimpl", "hookspec"]

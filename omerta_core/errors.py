@@ -20,6 +20,10 @@ class PluginLoadError(OmertaError):
     """A plugin whose entry point failed to import."""
 
 
+class IncompatiblePluginError(PluginLoadError):
+    """A plugin built for a kernel plugin API other than this kernel's."""
+
+
 class ConfigError(OmertaError):
     """A configuration file, variable or flag that cannot be used."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pluggy
 
-from omerta_core import hookspecs
+from omerta_core import hookspecs, plugin_api
 from omerta_core.errors import PluginLoadError, PluginUnavailableError, UnknownPluginError, UnmetNeedError
 from omerta_core.records import Need, ServiceRecord, article, kind_name
 
@@ -138,6 +138,7 @@ class PluginHost:
         return host
 
     def register(self, plugin: InstalledPlugin) -> None:
+        plugin_api.require_fits(plugin.name, plugin.entry_point.dist)
         try:
             obj = plugin.entry_point.load()
         except Exception as exc:  # an import error in a plugin must not look like ours

@@ -16,24 +16,33 @@ from pathlib import Path
 
 import pytest
 
-PluginFactory = Callable[[str, str], Path]
+PluginFactory = Callable[..., Path]
+
+#: What a plugin for this kernel's plugin API declares in its metadata.
+FITTING = "omerta-node>=1,<2"
 
 
 @pytest.fixture
 def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginFactory]:
-    """Return ``add(name, source)``: installs a one-module plugin ``name`` on a fresh path."""
+    """Return ``add(name, source, requires=FITTING)``: installs a one-module plugin ``name`` on a fresh path.
+
+    ``requires`` is its ``Requires-Dist`` line (``None``: none).
+    """
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     added: list[str] = []
 
-    def add(name: str, source: str) -> Path:
+    def add(name: str, source: str, requires: str | None = FITTING) -> Path:
         module = f"omerta_test_{name}"
         (site / f"{module}.py").write_text(textwrap.dedent(source))
         dist = site / f"omerta_test_{name}-1.2.3.dist-info"
         dist.mkdir()
-        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: omerta-test-{name}\nVersion: 1.2.3\n")
+        metadata = f"Metadata-Version: 2.1\nName: omerta-test-{name}\nVersion: 1.2.3\n"
+        if requires is not None:
+            metadata += f"Requires-Dist: {requires}\n"
+        (dist / "METADATA").write_text(metadata)
         (dist / "entry_points.txt").write_text(f"[omerta]\n{name} = {module}\n")
         added.append(module)
         return site
