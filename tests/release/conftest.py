@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+from cookiecutter.main import cookiecutter
 
-from .distributions import PROJECT_DIRS, build
+from .distributions import PROJECT_DIRS, TEMPLATE, build
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +19,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for project_dir in PROJECT_DIRS:
         build(project_dir, out)
     return out
+
+
+def render_template_plugin(name: str, out: Path, dependencies: list[str] | None = None) -> Path:
+    """Render ``contrib/plugin-template`` as a third party would; optionally replace its dependencies."""
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(out), extra_context={"name": name}))
+    if dependencies is not None:
+        pyproject = project / "pyproject.toml"
+        text = pyproject.read_text()
+        declared = re.search(r"^dependencies = \[.*\]$", text, re.MULTILINE)
+        assert declared is not None
+        pyproject.write_text(text.replace(declared[0], f"dependencies = {json.dumps(dependencies)}"))
+    return project
