@@ -19,7 +19,11 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Every directory holding a released distribution: the kernel, each plugin, the NAT lab.
-PROJECT_DIRS: list[Path] = [ROOT, *sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml")), ROOT / "contrib" / "netlab"]
+PROJECT_DIRS: list[Path] = [
+    ROOT,
+    *sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml")),
+    ROOT / "contrib" / "netlab",
+]
 TEMPLATE = ROOT / "contrib" / "plugin-template"
 BUILD_TIMEOUT_S = 600
 
@@ -48,7 +52,7 @@ class BuiltWheel:
     def metadata(self) -> Distribution:
         archive = zipfile.Path(self.path)
         info = next(p for p in archive.iterdir() if p.name.endswith(".dist-info"))
-        return PathDistribution(info)  # type: ignore[arg-type]
+        return PathDistribution(info)
 
     @property
     def name(self) -> str:

@@ -145,8 +145,17 @@ class StrangerVenv:
         self.index.check_closure()
         report = self.path / "install-report.json"
         result = subprocess.run(
-            [str(self.bin / "python"), "-m", "pip", "install", "--extra-index-url", self.index.simple_url]
-            + ["--report", str(report), *names],
+            [
+                str(self.bin / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--extra-index-url",
+                self.index.simple_url,
+                "--report",
+                str(report),
+                *names,
+            ],
             capture_output=True,
             text=True,
             env=self.env(),

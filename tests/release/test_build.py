@@ -84,12 +84,14 @@ def imported_top_levels(wheel: BuiltWheel) -> set[str]:
 
 def test_each_wheel_requires_exactly_what_it_imports_and_needs(built: Path) -> None:
     wheels = wheels_in(built)
-    providers = {module: {canonicalize_name(d) for d in dists} for module, dists in packages_distributions().items()}
+    providers: dict[str, set[str]] = {
+        module: {canonicalize_name(d) for d in dists} for module, dists in packages_distributions().items()
+    }
     for wheel in wheels.values():
         for package in wheel.top_level_packages():
             providers[package] = {wheel.name}
     for wheel in wheels.values():
-        imported = set()
+        imported: set[str] = set()
         for module in imported_top_levels(wheel):
             assert module in providers, f"{wheel.name} imports {module}, which no installed distribution provides"
             imported |= providers[module]

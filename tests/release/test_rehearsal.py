@@ -92,5 +92,7 @@ def test_a_third_party_plugin_from_the_template_installs_the_same_way(
     origins = venv.install(f"omerta-{THIRD_PARTY}")
     assert {name for name in origins if is_ours(name)} == {f"omerta-{THIRD_PARTY}", "omerta-node"}
     listed = json.loads(venv.run("omerta", "plugins", "--json").stdout)
-    assert [(p["name"], p["distribution"], p["usable"]) for p in listed] == [(THIRD_PARTY, f"omerta-{THIRD_PARTY}", True)]
+    assert [(p["name"], p["distribution"], p["usable"]) for p in listed] == [
+        (THIRD_PARTY, f"omerta-{THIRD_PARTY}", True)
+    ]
     assert venv.run("omerta", THIRD_PARTY).stdout == f"hello from {THIRD_PARTY}\n"
