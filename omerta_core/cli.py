@@ -37,6 +37,7 @@ class OmertaGroup(click.Group):
         super().__init__(*args, **kwargs)
         self._plugin_commands: dict[str, click.Command] | None = None
         self._conflicts: dict[str, str] = {}
+        self._load_errors: list[str] = []
 
     def _load_plugin_commands(self) -> dict[str, click.Command]:
         if self._plugin_commands is None:
@@ -46,7 +47,7 @@ class OmertaGroup(click.Group):
                 try:
                     host.register(plugin)
                 except PluginLoadError as exc:
-                    click.echo(f"omerta: warning: {exc}", err=True)
+                    self._load_errors.append(str(exc))
             claims = Claims("command")
             for command_name in self.commands:
                 claims.claim(command_name, "kernel")
@@ -59,14 +60,25 @@ class OmertaGroup(click.Group):
                 self._plugin_commands[command.name or name] = command
         return self._plugin_commands
 
+    def _warn_load_errors(self) -> None:
+        """Say which plugins' commands are missing; kernel commands that load plugins say it themselves."""
+        for message in self._load_errors:
+            click.echo(f"omerta: warning: {message}", err=True)
+        self._load_errors.clear()
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._load_plugin_commands()))
+        commands = set(super().list_commands(ctx)) | set(self._load_plugin_commands())
+        self._warn_load_errors()
+        return sorted(commands)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         commands = self._load_plugin_commands()
         if cmd_name in self._conflicts:
             raise click.ClickException(f"{self._conflicts[cmd_name]}; uninstall one of them")
-        return super().get_command(ctx, cmd_name) or commands.get(cmd_name)
+        kernel_command = super().get_command(ctx, cmd_name)
+        if kernel_command is None:
+            self._warn_load_errors()
+        return kernel_command or commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

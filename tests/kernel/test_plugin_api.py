@@ -70,3 +70,12 @@ def test_the_node_does_not_start_with_it(plugin_site, tmp_path: Path) -> None:
     ]
     assert not (state / "fits-started").exists()
     assert not (state / "control.sock").exists()
+
+
+def test_other_commands_warn_only_where_the_plugin_could_be_the_answer(plugin_site, tmp_path: Path) -> None:
+    plugin_site("old", EXPLODES_ON_IMPORT, requires="omerta-node>=0.1,<1")
+    assert run_cli("id", "--state-dir", str(tmp_path / "state")).stderr == ""
+    missing = run_cli("oldcmd")
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("omerta: warning: plugin 'old' (omerta-test-old 1.2.3) fits omerta-node<1,>=0.1;")
+    assert "No such command 'oldcmd'" in missing.stderr

@@ -13,16 +13,22 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from omerta_core.plugin_api import FORMER_KERNEL_DISTRIBUTION, KERNEL_DISTRIBUTION, fitting_range
+from omerta_core.plugins import PluginHost
 
 from .distributions import PROJECT_DIRS, BuiltWheel, changelog_versions, project_name, wheels_in
 
-#: Distributions a plugin needs at run time without importing them: they meet through kernel services.
-RUN_TIME_NEEDS: dict[str, set[str]] = {
-    # gossip reaches peers through node.service("transport"); udp is the transport there is.
-    "omerta-discovery-gossip": {"omerta-transport-udp"},
-    # relay is a packet path of the udp transport (a PacketPathHost).
-    "omerta-transport-relay": {"omerta-transport-udp"},
-}
+def run_time_needs(wheel: BuiltWheel) -> set[str]:
+    """Distributions the wheel's plugins need at run time without importing them.
+
+    A backend's record names each service kind it needs and the distribution to install for it
+    (``Need(Transport, install="omerta-transport-udp")``); plugins meet through kernel services, not imports.
+    """
+    names = wheel.plugin_names()
+    if not names:
+        return set()
+    host = PluginHost.load(names, complete=False)
+    needs = [need for name in names for record in host.records_of(name) for need in record.required()]
+    return {canonicalize_name(need.install) for need in needs if need.install}
 
 
 def test_every_distribution_has_an_sdist_and_a_wheel(built: Path) -> None:
@@ -96,4 +102,4 @@ def test_each_wheel_requires_exactly_what_it_imports_and_needs(built: Path) -> N
             assert module in providers, f"{wheel.name} imports {module}, which no installed distribution provides"
             imported |= providers[module]
         declared = {canonicalize_name(r.name) for r in wheel.requirements()}
-        assert declared == imported | RUN_TIME_NEEDS.get(wheel.name, set()), wheel.name
+        assert declared == imported | run_time_needs(wheel), wheel.name

@@ -21,9 +21,8 @@ from .conftest import render_template_plugin
 from .distributions import build
 from .package_index import PackageIndex, StrangerVenv, is_ours
 
-#: The plugins the node runs. The kernel does not yet start a transport that gossip needs by itself:
-#: when issue 11 (typed services with needs) is on main, this becomes "kvm,gossip" (udp pulled in).
-NODE_PLUGINS = "kvm,gossip,udp"
+#: The plugins named on the command line; the kernel adds udp, which gossip needs.
+NODE_PLUGINS = "kvm,gossip"
 THIRD_PARTY = "rehearsed"
 
 
@@ -79,6 +78,7 @@ def test_omerta_node_runs_them(stranger: tuple[StrangerVenv, dict[str, str]], tm
         assert result.returncode == 0, result.stderr
         status = json.loads(result.stdout)
         assert set(status["plugins"]) == {"kvm", "gossip", "udp"}
+        assert status["pulled_in"] == {"udp": "gossip"}
         running = {(kind, name) for kind, names in status["services"].items() for name in names}
         assert {("transport", "udp"), ("discovery", "gossip"), ("hypervisor", "kvm")} <= running
     finally:
