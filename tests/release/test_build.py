@@ -17,6 +17,7 @@ from omerta_core.plugins import PluginHost
 
 from .distributions import PROJECT_DIRS, BuiltWheel, changelog_versions, project_name, wheels_in
 
+
 def run_time_needs(wheel: BuiltWheel) -> set[str]:
     """Distributions the wheel's plugins need at run time without importing them.
 
