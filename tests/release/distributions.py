@@ -32,10 +32,11 @@ def project_name(project_dir: Path) -> str:
     return str(tomllib.loads((project_dir / "pyproject.toml").read_text())["project"]["name"])
 
 
-def build(project_dir: Path, out: Path) -> None:
-    """``python -m build``: an sdist, then a wheel built from that sdist, into ``out``."""
+def build(project_dir: Path, out: Path, *, wheel_only: bool = False) -> None:
+    """``python -m build``: an sdist, then a wheel built from that sdist (or only a wheel), into ``out``."""
+    only = ["--wheel"] if wheel_only else []
     subprocess.run(
-        [sys.executable, "-m", "build", "--installer", "uv", "--outdir", str(out), str(project_dir)],
+        [sys.executable, "-m", "build", "--installer", "uv", *only, "--outdir", str(out), str(project_dir)],
         check=True,
         capture_output=True,
         timeout=BUILD_TIMEOUT_S,

@@ -21,7 +21,7 @@ def index_with_kernel(built: Path, tmp_path: Path) -> Iterator[PackageIndex]:
 
 def upload_plugin(index: PackageIndex, name: str, dependencies: list[str], tmp_path: Path) -> None:
     out = tmp_path / f"dist-{name}"
-    build(render_template_plugin(name, tmp_path / "rendered", dependencies), out)
+    build(render_template_plugin(name, tmp_path / "rendered", dependencies), out, wheel_only=True)
     index.upload(sorted(out.iterdir()))
 
 
