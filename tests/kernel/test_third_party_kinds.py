@@ -107,6 +107,7 @@ def write_project(root: Path, name: str, source: str) -> Path:
         [project]
         name = "omerta-tp-{name}"
         version = "1.0.0"
+        dependencies = ["omerta-node>=1,<2"]
 
         [project.entry-points.omerta]
         {name} = "omerta_tp_{name}.plugin"
