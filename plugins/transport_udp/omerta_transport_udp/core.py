@@ -255,7 +255,7 @@ class TransportCore:
                 static = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(peer_id.public_key)
             except nacl.exceptions.RuntimeError as exc:
                 raise BadPeerError(f"peer id {peer_id.short} is not a valid Ed25519 key") from exc
-            state = PeerState(PeerId(peer_id), static, ReliableLink(self.settings.max_plaintext))
+            state = PeerState(PeerId(peer_id), static, ReliableLink(self.settings.max_plaintext, self.counters))
             self.peers[state.peer_id] = state
             self._by_static[static] = state
         return state
@@ -371,6 +371,10 @@ class TransportCore:
         self.counters[f"dropped_{reason}"] += 1
 
     def _receive_data(self, packet: bytes, source: Endpoint | None, path: str | None, now: float) -> None:
+        if len(packet) > self.settings.mtu:
+            # no sender of this protocol makes one (both ends share the MTU); refused before any crypto
+            self._drop("oversize")
+            return
         index, counter = wire.decode_data_header(packet)
         keypair = self._by_index.get(index)
         if keypair is None:

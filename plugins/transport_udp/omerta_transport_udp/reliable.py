@@ -11,7 +11,7 @@ Pure: ``now`` is passed in; touches nothing.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 
 from omerta_transport_udp import wire
 from omerta_transport_udp.errors import MessageTooLargeError, SendQueueFullError
@@ -22,6 +22,12 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SEND_WINDOW = 256
 #: Sequence numbers ahead of the next expected one that a receiver buffers.
 RECEIVE_WINDOW = 1024
+#: Bytes of early (out-of-order) fragments a receiver holds per link: a full receive window of
+#: full-size fragments at the default MTU (1.2 MiB) fits; fragments beyond it are dropped unacked,
+#: so the sender retransmits them once the gap fills.
+MAX_EARLY_BYTES = 2 * 1024 * 1024
+#: What one link may hold for a peer at most: the message being reassembled plus the early fragments.
+MAX_BUFFERED_BYTES = MAX_MESSAGE_BYTES + MAX_EARLY_BYTES
 #: Bytes a link accepts into its send queue before :class:`SendQueueFullError`.
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 INITIAL_RTO_S = 1.0
@@ -62,8 +68,10 @@ class Fragment:
 class ReliableLink:
     """Both directions of the reliable stream between this node and one peer incarnation."""
 
-    def __init__(self, max_frame_bytes: int) -> None:
+    def __init__(self, max_frame_bytes: int, counters: Counter[str] | None = None) -> None:
         self.max_frame_bytes = max_frame_bytes
+        #: What the receiving side dropped and why (the core passes its own, so ``omerta status`` shows them).
+        self.counters: Counter[str] = Counter() if counters is None else counters
         # sending
         self._messages: deque[_Message] = deque()
         self._unsent: deque[Fragment] = deque()
@@ -78,13 +86,14 @@ class ReliableLink:
         # receiving
         self.expected = 0
         self._early: dict[int, wire.ReliableFrame] = {}
+        self._early_bytes = 0
         self._partial: list[bytes] = []
         self._partial_channel = ""
         self._partial_total = 0
         self._partial_size = 0
+        #: The message being received was refused (too large or malformed): drop its fragments up to its last.
+        self._discarding = False
         self.ack_pending = False
-        self.duplicates = 0
-        self.malformed = 0
 
     # -- sending ----------------------------------------------------------------
 
@@ -159,6 +168,7 @@ class ReliableLink:
         fragment.deadline = now + min(MAX_RTO_S, self.rto * (2**fragment.retries))
 
     def on_ack(self, ack: wire.AckFrame, now: float) -> None:
+        """Apply one acknowledgement; costs O(fragments it acknowledges + ranges), whatever it claims."""
         newest_sample: float | None = None
         in_flight = self._in_flight
         while in_flight:
@@ -167,12 +177,16 @@ class ReliableLink:
                 break
             newest_sample = self._acked(in_flight.pop(seq), now, newest_sample)
         highest = -1
-        for start, count in ack.ranges:
-            for seq in range(start, start + min(count, RECEIVE_WINDOW)):
-                fragment = in_flight.pop(seq, None)
-                if fragment is not None:
-                    newest_sample = self._acked(fragment, now, newest_sample)
-            highest = max(highest, start + count)
+        if in_flight:
+            # Only sequence numbers in flight can be acknowledged; they span at most SEND_WINDOW.
+            lowest = next(iter(in_flight))
+            ceiling = min(self._next_seq, lowest + SEND_WINDOW)
+            for start, count in ack.ranges:
+                highest = max(highest, start + count)
+                for seq in range(max(start, lowest), min(start + count, ceiling)):
+                    fragment = in_flight.pop(seq, None)
+                    if fragment is not None:
+                        newest_sample = self._acked(fragment, now, newest_sample)
         if newest_sample is not None:
             self._update_rtt(newest_sample)
         if highest >= 0 and self.srtt is not None:
@@ -201,19 +215,41 @@ class ReliableLink:
 
     # -- receiving --------------------------------------------------------------
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held for the peer: early fragments and the message being reassembled."""
+        return self._early_bytes + self._partial_size
+
     def on_frame(self, frame: wire.ReliableFrame) -> list[tuple[str, bytes]]:
         """Accept one fragment; return the messages it completes, in order."""
         seq = frame.seq
         self.ack_pending = True
         if seq < self.expected or seq in self._early:
-            self.duplicates += 1
+            self.counters["reliable_duplicates"] += 1
             return []
         if seq >= self.expected + RECEIVE_WINDOW:
+            self.counters["dropped_reliable_window"] += 1
             return []
-        self._early[seq] = frame
+        size = len(frame.data)
+        if size + wire.RELIABLE_FRAME_HEADER > self.max_frame_bytes:
+            self.counters["dropped_reliable_oversize"] += 1
+            return []
         delivered: list[tuple[str, bytes]] = []
+        if seq != self.expected:
+            if self._early_bytes + size > MAX_EARLY_BYTES:
+                self.counters["dropped_reliable_window"] += 1
+                return []
+            self._early[seq] = frame
+            self._early_bytes += size
+            return delivered
+        message = self._assemble(frame)
+        self.expected += 1
+        if message is not None:
+            delivered.append(message)
         while self.expected in self._early:
-            message = self._assemble(self._early.pop(self.expected))
+            early = self._early.pop(self.expected)
+            self._early_bytes -= len(early.data)
+            message = self._assemble(early)
             self.expected += 1
             if message is not None:
                 delivered.append(message)
@@ -221,30 +257,41 @@ class ReliableLink:
 
     def _assemble(self, frame: wire.ReliableFrame) -> tuple[str, bytes] | None:
         if frame.flags & wire.FLAG_FIRST:
-            if self._partial or frame.total > MAX_MESSAGE_BYTES:
-                self.malformed += 1
-                self._partial = []
+            if self._partial or self._discarding:
+                self.counters["dropped_reliable_malformed"] += 1  # the previous message never got its last fragment
+            self._reset_partial()
+            if frame.total > MAX_MESSAGE_BYTES:
+                self.counters["dropped_reliable_refused"] += 1
+                self._discarding = not frame.flags & wire.FLAG_LAST
+                return None
             self._partial_channel = frame.channel
             self._partial_total = frame.total
-            self._partial_size = 0
-            self._partial = [frame.data]
-        elif self._partial:
-            self._partial.append(frame.data)
-        else:
-            self.malformed += 1
+        elif self._discarding:
+            self._discarding = not frame.flags & wire.FLAG_LAST
+            return None
+        elif not self._partial:
+            self.counters["dropped_reliable_malformed"] += 1
             return None
         self._partial_size += len(frame.data)
         if self._partial_size > self._partial_total:
-            self.malformed += 1
-            self._partial = []
+            self.counters["dropped_reliable_malformed"] += 1
+            self._reset_partial()
+            self._discarding = not frame.flags & wire.FLAG_LAST
             return None
+        self._partial.append(frame.data)
         if not frame.flags & wire.FLAG_LAST:
             return None
-        parts, self._partial = self._partial, []
-        if self._partial_size != self._partial_total:
-            self.malformed += 1
+        parts, complete = self._partial, self._partial_size == self._partial_total
+        self._reset_partial()
+        if not complete:
+            self.counters["dropped_reliable_malformed"] += 1
             return None
         return self._partial_channel, b"".join(parts)
+
+    def _reset_partial(self) -> None:
+        self._partial = []
+        self._partial_size = 0
+        self._discarding = False
 
     def take_ack(self) -> bytes | None:
         if not self.ack_pending:
@@ -278,5 +325,6 @@ class ReliableLink:
             self._fragment(message)
         self.expected = 0
         self._early.clear()
-        self._partial = []
+        self._early_bytes = 0
+        self._reset_partial()
         self.ack_pending = False

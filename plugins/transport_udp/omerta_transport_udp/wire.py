@@ -82,6 +82,11 @@ ACK_FRAME_HEADER = 10
 ACK_RANGE_LEN = 6
 #: Ranges per ack frame: enough to describe a lossy window, small enough for any MTU.
 MAX_ACK_RANGES = 32
+#: Frames per data packet: a 9000-byte jumbo packet of the smallest useful fragments (one-byte
+#: messages on a one-letter channel, 19 bytes each) stays under it; more is an attack on the parser.
+MAX_FRAMES_PER_PACKET = 512
+#: Ack frames per data packet: a sender puts its one current acknowledgement first, never more.
+MAX_ACKS_PER_PACKET = 1
 #: Channel names are short identifiers; a byte of length bounds them.
 MAX_CHANNEL_NAME = 64
 
@@ -252,12 +257,19 @@ def encode_ack_frame(next_expected: int, ranges: list[tuple[int, int]]) -> bytes
 
 
 def decode_frames(plaintext: bytes) -> list[Frame]:
-    """Split a data packet's plaintext into frames (empty: a keepalive)."""
+    """Split a data packet's plaintext into frames (empty: a keepalive).
+
+    At most :data:`MAX_FRAMES_PER_PACKET` frames and :data:`MAX_ACKS_PER_PACKET` acks; an ack's
+    ranges must ascend without overlapping, as the receiver writes them.
+    """
     frames: list[Frame] = []
     pos = 0
     end = len(plaintext)
+    acks = 0
     try:
         while pos < end:
+            if len(frames) >= MAX_FRAMES_PER_PACKET:
+                raise WireError(f"more than {MAX_FRAMES_PER_PACKET} frames in one packet")
             kind = plaintext[pos]
             if kind == FRAME_DATAGRAM:
                 if end - pos < DATAGRAM_FRAME_HEADER:
@@ -281,14 +293,21 @@ def decode_frames(plaintext: bytes) -> list[Frame]:
                 frames.append(ReliableFrame(seq, flags, plaintext[pos : pos + length], total, name))
                 pos += length
             elif kind == FRAME_ACK:
+                acks += 1
+                if acks > MAX_ACKS_PER_PACKET:
+                    raise WireError(f"more than {MAX_ACKS_PER_PACKET} ack frame in one packet")
                 _, next_expected, count = _ACK.unpack_from(plaintext, pos)
                 pos += ACK_FRAME_HEADER
                 if count > MAX_ACK_RANGES or pos + count * ACK_RANGE_LEN > end:
                     raise WireError("bad ack frame")
                 ranges = []
+                floor = 0
                 for _ in range(count):
                     offset, length = _RANGE.unpack_from(plaintext, pos)
                     pos += ACK_RANGE_LEN
+                    if offset < floor:
+                        raise WireError("ack ranges overlap or are out of order")
+                    floor = offset + length
                     ranges.append((next_expected + offset, length))
                 frames.append(AckFrame(next_expected, tuple(ranges)))
             else:
