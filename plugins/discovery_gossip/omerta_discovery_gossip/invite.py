@@ -17,7 +17,7 @@ import msgpack
 
 from omerta_core.identity import Identity, verify
 from omerta_core.interfaces.common import Endpoint, PeerId
-from omerta_discovery_gossip.errors import InviteError
+from omerta_discovery_gossip.errors import InviteError, NetworkError
 from omerta_discovery_gossip.network import Network
 
 LINK_PREFIX = "omerta://join/"
@@ -27,6 +27,8 @@ FORMAT_VERSION = 1
 MAX_BOOTSTRAP = 8
 #: Longest link accepted: far above a real invite, low enough that pasting garbage fails fast.
 MAX_LINK_CHARS = 4096
+#: Expiry times are Unix seconds; anything from year 36812 on is garbage (and breaks date formatting).
+MAX_EXPIRY = 2**40
 
 
 @dataclass(frozen=True)
@@ -89,15 +91,23 @@ def parse_invite(link: str, now: float | None = None) -> Invite:
             raise ValueError("wrong field types")
         if not isinstance(expires_at, int) or not isinstance(signature, bytes) or not isinstance(bootstrap, list):
             raise ValueError("wrong field types")
+        if not 0 <= expires_at < MAX_EXPIRY:
+            raise ValueError("expiry out of range")
+        if len(bootstrap) > MAX_BOOTSTRAP or not all(isinstance(b, str) for b in bootstrap):
+            raise ValueError("bootstrap is not a short list of HOST:PORT entries")
+        for entry in bootstrap:
+            parse_bootstrap(entry)
         invite = Invite(
             Network(name, key),
-            tuple(str(b) for b in bootstrap),
+            tuple(bootstrap),
             PeerId.from_public_key(inviter_key),
             expires_at,
             signature,
         )
     except InviteError:
         raise
+    except NetworkError as exc:  # e.g. a network key of the wrong length
+        raise InviteError(f"invite link is damaged ({exc}); ask for a new one") from exc
     except (ValueError, TypeError, binascii.Error, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise InviteError("invite link is damaged (it does not decode); ask for a new one") from exc
     if not verify(invite.inviter, invite.signed_bytes(), invite.signature):

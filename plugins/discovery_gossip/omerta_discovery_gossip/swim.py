@@ -24,6 +24,7 @@ Touches nothing.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import random
 from collections import Counter
@@ -53,6 +54,11 @@ SYNC_CHUNK_BYTES = 1000
 MAX_MEMBERS = 10_000
 #: Addresses that a socket binds to but nobody can send to.
 UNSPECIFIED_HOSTS = frozenset({"0.0.0.0", "::", ""})
+#: Distinct members that must report the same reflected endpoint before it enters our signed record:
+#: the ``observed`` field is unsigned, so one member alone must not be able to plant an address in it.
+REFLECTION_QUORUM = 2
+#: Reflected endpoints awaiting confirmation; the oldest is forgotten first.
+MAX_PENDING_REFLECTIONS = 16
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,8 @@ class Membership:
         self._pulled: dict[PeerId, float] = {}
         self._seq = 0
         self._next_round_at = now
+        #: Reflected endpoints not yet confirmed, and which members reported each.
+        self._reflections: dict[Endpoint, set[PeerId]] = {}
 
     # -- views ------------------------------------------------------------------
 
@@ -271,7 +279,7 @@ class Membership:
             for record in message.records:
                 actions += self._apply(Alive(record), now)
             actions += self._answer_sync(sender, message, source)
-            self._reflect(message.observed)
+            self._reflect(sender, message.observed)
             member = self._members.get(sender)
             if member is not None and member.liveness is not Liveness.ALIVE:
                 actions.append(self._send(sender, Ping(self._next_seq())))
@@ -281,7 +289,7 @@ class Membership:
         if isinstance(message, Ping):
             actions.append(self._send(sender, Ack(message.seq, observed=source)))
         elif isinstance(message, Ack):
-            actions += self._on_ack(message)
+            actions += self._on_ack(sender, message)
         else:
             actions += self._on_ping_req(sender, message, now)
         if sender not in self._members and now >= self._pulled.get(sender, -math.inf):
@@ -327,10 +335,10 @@ class Membership:
         chosen = self._rng.sample(helpers, min(self.settings.indirect_probes, len(helpers)))
         return [self._send(helper, PingReq(probe.seq, probe.target)) for helper in chosen]
 
-    def _on_ack(self, message: Ack) -> list[Action]:
+    def _on_ack(self, sender: PeerId, message: Ack) -> list[Action]:
         if self._probe is not None and self._probe.seq == message.seq:
             self._probe.acked = True
-            self._reflect(message.observed)
+            self._reflect(sender, message.observed)
             return []
         relay = self._relays.pop(message.seq, None)
         if relay is None:
@@ -450,9 +458,21 @@ class Membership:
         if is_new:
             self._order.insert(self._rng.randint(0, len(self._order)), record.peer)
 
-    def _reflect(self, observed: Endpoint | None) -> None:
-        if observed is None or observed.host in UNSPECIFIED_HOSTS or observed in self._record.endpoints:
+    def _reflect(self, sender: PeerId, observed: Endpoint | None) -> None:
+        """Take ``sender``'s report of where it sees us; only a confirmed, well-formed address enters our record."""
+        if observed is None or observed in self._record.endpoints:
             return
+        if not reflectable(observed):
+            self.counters["reflections_refused"] += 1
+            return
+        reporters = self._reflections.pop(observed, set())
+        reporters.add(sender)
+        if len(reporters) < REFLECTION_QUORUM:
+            self._reflections[observed] = reporters
+            while len(self._reflections) > MAX_PENDING_REFLECTIONS:
+                del self._reflections[next(iter(self._reflections))]
+            return
+        self.counters["reflections_confirmed"] += 1
         reflected = (observed, *[e for e in self._self.reflected if e != observed])[:MAX_REFLECTED]
         self._self = replace(self._self, reflected=reflected)
         self._bump(self._record.version + 1)
@@ -525,6 +545,17 @@ class Membership:
             capabilities=dict(record.capabilities),
             version=record.version,
         )
+
+
+def reflectable(endpoint: Endpoint) -> bool:
+    """Whether ``endpoint`` is an address others could send to: a canonical unicast IP literal and a port."""
+    try:
+        address = ipaddress.ip_address(endpoint.host)
+    except ValueError:
+        return False
+    if str(address) != endpoint.host or not 0 < endpoint.port < 65536:
+        return False
+    return not (address.is_unspecified or address.is_multicast or address.is_reserved or address.is_link_local)
 
 
 def _usable(endpoints: tuple[Endpoint, ...]) -> tuple[Endpoint, ...]:

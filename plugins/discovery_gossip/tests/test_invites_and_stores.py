@@ -48,6 +48,45 @@ def test_tampered_invite_fails_its_signature(network: Network) -> None:
         parse_invite(tampered, now=1030)
 
 
+def resigned(body: list, signer: Identity = INVITER) -> str:
+    """An invite link of ``body`` (a decoded link body) signed again, as a malicious inviter could."""
+    _, name, key, bootstrap, inviter, expires_at, _ = body
+    signed = b"omerta/gossip/invite/1\n" + msgpack.packb([name, key, bootstrap, inviter, expires_at])
+    body = [*body[:6], signer.sign(signed)]
+    return LINK_PREFIX + base64.urlsafe_b64encode(msgpack.packb(body)).decode().rstrip("=")
+
+
+def link_body(network: Network) -> list:
+    link = create_invite(INVITER, network, BOOT, ttl_s=60, now=1000).link()
+    payload = link[len(LINK_PREFIX) :]
+    return msgpack.unpackb(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+@pytest.mark.parametrize("key", [b"", b"k" * 31, b"k" * 33])
+def test_invite_with_a_network_key_of_the_wrong_length_raises_the_invite_error(network: Network, key: bytes) -> None:
+    # The replay: a wrong-length key raised NetworkError from the network constructor.
+    body = link_body(network)
+    body[2] = key
+    with pytest.raises(InviteError, match="damaged"):
+        parse_invite(resigned(body), now=1030)
+
+
+@pytest.mark.parametrize("entry", ["nowhere", "a:b", 7, "198.18.0.1:0"])
+def test_invite_with_a_bad_bootstrap_entry_is_refused_when_read(network: Network, entry: object) -> None:
+    body = link_body(network)
+    body[3] = [entry]
+    with pytest.raises(InviteError, match="bootstrap|damaged"):
+        parse_invite(resigned(body), now=1030)
+
+
+@pytest.mark.parametrize("expires_at", [-(2**63), 2**63])
+def test_invite_with_an_absurd_expiry_is_refused(network: Network, expires_at: int) -> None:
+    body = link_body(network)
+    body[5] = expires_at
+    with pytest.raises(InviteError, match="damaged"):
+        parse_invite(resigned(body), now=1030)
+
+
 @pytest.mark.parametrize("garbage", ["", "hello", "omerta://join/", "omerta://join/%%%%", LINK_PREFIX + "AAAA"])
 def test_garbage_invite_is_refused(garbage: str) -> None:
     with pytest.raises(InviteError):

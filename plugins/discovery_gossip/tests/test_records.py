@@ -140,13 +140,37 @@ def test_ping_is_answered_with_an_ack_that_reflects_the_source(network: Network)
     assert any(isinstance(m, wire.Ack) and m.seq == 42 and m.observed == HERE for m in acks)
 
 
-def test_reflected_endpoint_enters_our_record_and_unspecified_ones_never_do(network: Network) -> None:
+BOB = Identity.from_seed(b"b" * 32)
+
+
+def reflect(core: Membership, network: Network, reporter: Identity, observed: Endpoint) -> None:
+    core.receive(reporter.peer_id, network.seal(wire.encode(wire.Sync(None, [], observed=observed))), 1.0)
+
+
+def test_reflected_endpoint_enters_our_record_once_two_members_confirm_it(network: Network) -> None:
     core = Membership(ALICE, network, version=1, now=0.0, local_endpoints=(Endpoint("0.0.0.0", 4000),))
     assert core.record.endpoints == ()
     core.tick(0.0)
-    core.receive(MALLORY.peer_id, network.seal(wire.encode(wire.Sync(None, [], observed=HERE))), 1.0)
+    reflect(core, network, MALLORY, HERE)
+    reflect(core, network, MALLORY, HERE)
+    assert core.record.endpoints == ()  # one member, however often, cannot plant an address
+    reflect(core, network, BOB, HERE)
     assert core.record.endpoints == (HERE,)
     assert core.record.version == 2 and core.record.is_valid()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0D1", "0.0.0.0", "::", "example.org", "224.0.0.1", "255.255.255.255", "fe80::1", "198.018.0.1"],
+)
+def test_reflection_that_is_not_a_unicast_address_never_enters_our_record(network: Network, host: str) -> None:
+    # The replay: a mutated message made a node publish "127.0.0D1:38822" in its own signed record.
+    core = Membership(ALICE, network, version=1, now=0.0, local_endpoints=(HERE,))
+    before = core.record
+    for reporter in (MALLORY, BOB, Identity.from_seed(b"c" * 32)):
+        reflect(core, network, reporter, Endpoint(host, 38822))
+    assert core.record == before
+    assert core.counters["reflections_refused"] == 3
 
 
 def update_frame(network: Network, *updates: wire.Update) -> bytes:
