@@ -221,6 +221,7 @@ class Node:
             "control": {
                 "refused": self.control.refused if self.control else 0,
                 "malformed": self.control.malformed if self.control else 0,
+                "unsendable": self.control.unsendable if self.control else 0,
             },
         }
 

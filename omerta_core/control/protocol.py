@@ -21,10 +21,17 @@ HEADER = struct.Struct(">I")
 #: Largest frame either side accepts. Status and listings are a few KiB; 1 MiB
 #: leaves room for chain ranges while bounding what a bad client can make us buffer.
 MAX_FRAME_BYTES = 1 << 20
+#: Longest method name and string request id accepted: names are short dotted words.
+MAX_METHOD_CHARS = 128
+MAX_ID_CHARS = 128
 
 
 def encode_frame(message: dict[str, Any]) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), default=str).encode()
+    """Frame ``message``; raise :class:`ProtocolError` if it cannot be encoded or exceeds the frame bound."""
+    try:
+        body = json.dumps(message, separators=(",", ":"), default=str).encode()
+    except (ValueError, RecursionError) as exc:  # a circular value, or an integer past the digit limit
+        raise ProtocolError(f"message cannot be encoded as JSON: {_one_line(exc)}") from exc
     if len(body) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(body)} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")
     return HEADER.pack(len(body)) + body
@@ -78,9 +85,12 @@ class FrameDecoder:
     def _decode(self, body: bytes) -> dict[str, Any]:
         try:
             message = json.loads(body.decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except RecursionError as exc:
             self.broken = True
-            raise ProtocolError(f"frame is not UTF-8 JSON: {exc}") from exc
+            raise ProtocolError("frame nests JSON too deeply") from exc
+        except ValueError as exc:  # not UTF-8, not JSON, or an integer past Python's digit limit
+            self.broken = True
+            raise ProtocolError(f"frame is not UTF-8 JSON: {_one_line(exc)}") from exc
         if not isinstance(message, dict):
             self.broken = True
             raise ProtocolError("frame is not a JSON object")
@@ -88,11 +98,33 @@ class FrameDecoder:
 
 
 def check_request(message: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
-    """Validate a decoded request; return ``(id, method, params)``."""
+    """Validate a decoded request; return ``(id, method, params)``.
+
+    The id is echoed in the reply, so it must be a number, a short string or null.
+    """
     if message.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(f"unsupported protocol version {message.get('v')!r}, want {PROTOCOL_VERSION}")
+        raise ProtocolError(f"unsupported protocol version {_short(message.get('v'))}, want {PROTOCOL_VERSION}")
     method = message.get("method")
     params = message.get("params", {})
-    if not isinstance(method, str) or not isinstance(params, dict):
+    if not isinstance(method, str) or len(method) > MAX_METHOD_CHARS or not isinstance(params, dict):
         raise ProtocolError("request needs a string 'method' and an object 'params'")
+    if reply_id(message) != message.get("id"):
+        raise ProtocolError(f"request 'id' must be a number, a string of at most {MAX_ID_CHARS} characters, or null")
     return message.get("id"), method, params
+
+
+def reply_id(message: dict[str, Any]) -> int | float | str | None:
+    """The request id to echo in a reply: the client's if it is a number or a short string, else null."""
+    request_id = message.get("id")
+    if isinstance(request_id, (int, float)) or (isinstance(request_id, str) and len(request_id) <= MAX_ID_CHARS):
+        return request_id
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

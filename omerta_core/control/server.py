@@ -42,7 +42,10 @@ class ControlServer:
         self.methods = methods
         self.allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
         self.refused = 0
+        #: Frames refused (too large, not JSON, wrong version): answered with a protocol error, or closed.
         self.malformed = 0
+        #: Replies that could not be sent (over the frame bound): the client got a protocol error instead.
+        self.unsendable = 0
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -85,19 +88,29 @@ class ControlServer:
             try:
                 messages = decoder.feed(data)
             except ProtocolError as exc:
+                # the framing can no longer be trusted: answer once, count, close
                 self.malformed += 1
                 log.warning("control frame rejected", reason=str(exc))
                 writer.write(protocol.encode_frame(protocol.error(None, "protocol", str(exc))))
                 await writer.drain()
                 return
             for message in messages:
-                writer.write(protocol.encode_frame(await self._dispatch(message)))
+                writer.write(self._encode_reply(await self._dispatch(message)))
             await writer.drain()
 
-    async def _dispatch(self, message: dict[str, Any]) -> dict[str, Any]:
-        request_id = message.get("id")
+    def _encode_reply(self, reply: dict[str, Any]) -> bytes:
+        """Frame a reply; one that cannot be sent (too large, not JSON) becomes a counted protocol error."""
         try:
-            request_id, method_name, params = protocol.check_request(message)
+            return protocol.encode_frame(reply)
+        except ProtocolError as exc:
+            self.unsendable += 1
+            log.warning("control reply not sendable", reason=str(exc))
+            return protocol.encode_frame(protocol.error(reply.get("id"), "protocol", f"reply not sent: {exc}"))
+
+    async def _dispatch(self, message: dict[str, Any]) -> dict[str, Any]:
+        request_id = protocol.reply_id(message)
+        try:
+            _, method_name, params = protocol.check_request(message)
         except ProtocolError as exc:
             self.malformed += 1
             return protocol.error(request_id, "protocol", str(exc))

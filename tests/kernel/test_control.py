@@ -110,3 +110,64 @@ def test_node_rejects_malformed_and_oversized_frames_and_keeps_serving(tmp_path:
 def test_client_without_a_node_gets_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ControlError, match="no node is running"):
         client.call(tmp_path, "status")
+
+
+# -- replays of the inputs fuzzing found (issue 12) -------------------------------------------
+
+DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000
+LONG_INTEGER = b'{"v": 1, "id": ' + b"9" * 5000 + b', "method": "status", "params": {}}'
+
+
+@pytest.mark.parametrize("body", [DEEP_ARRAY, LONG_INTEGER], ids=["deep-array", "5000-digit-integer"])
+def test_decoder_turns_recursion_and_digit_limits_into_protocol_errors(body: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        protocol.FrameDecoder().feed(struct.pack(">I", len(body)) + body)
+
+
+def test_reply_id_echoes_only_numbers_and_short_strings() -> None:
+    assert protocol.reply_id({"id": 7}) == 7
+    assert protocol.reply_id({"id": "x" * 10}) == "x" * 10
+    assert protocol.reply_id({"id": [[[]]]}) is None
+    assert protocol.reply_id({"id": "x" * 10_000}) is None
+
+
+def serve_and_exchange(tmp_path: Path, methods: dict, payloads: list[bytes]) -> tuple[list[dict | None], ControlServer]:
+    """Send each payload on its own connection to a real server; collect each reply (None: closed without one)."""
+
+    async def scenario() -> tuple[list[dict | None], ControlServer]:
+        server = ControlServer(tmp_path / "control.sock", methods)
+        await server.start()
+        replies: list[dict | None] = []
+        try:
+            for payload in payloads:
+                reader, writer = await asyncio.open_unix_connection(str(tmp_path / "control.sock"))
+                writer.write(payload)
+                await writer.drain()
+                writer.write_eof()
+                data = await asyncio.wait_for(reader.read(), 10)
+                writer.close()
+                messages = protocol.FrameDecoder().feed(data) if data else []
+                replies.append(messages[0] if messages else None)
+        finally:
+            await server.stop()
+        return replies, server
+
+    return asyncio.run(scenario())
+
+
+def test_server_answers_every_bad_frame_with_a_protocol_error_and_counts_it(tmp_path: Path) -> None:
+    # The replay: RecursionError, ValueError and an oversize reply each ended in
+    # "Unhandled exception in client_connected_cb" with no reply and nothing counted.
+    big = {"status": lambda p: "ok", "dump": lambda p: "x" * (protocol.MAX_FRAME_BYTES + 1)}
+    frames = [
+        struct.pack(">I", len(DEEP_ARRAY)) + DEEP_ARRAY,
+        struct.pack(">I", len(LONG_INTEGER)) + LONG_INTEGER,
+        protocol.encode_frame(protocol.request(3, "dump")),
+        protocol.encode_frame({"v": 1, "id": [[1]] * 100, "method": "status", "params": {}}),
+    ]
+    replies, server = serve_and_exchange(tmp_path, big, frames)
+    assert all(r is not None and r["ok"] is False and r["error"]["code"] == "protocol" for r in replies), replies
+    assert replies[2] is not None and replies[2]["id"] == 3 and "exceeds" in replies[2]["error"]["message"]
+    assert server.malformed == 3  # the deep array, the long integer and the unechoable id
+    assert server.unsendable == 1
+    assert replies[3] is not None and replies[3]["id"] is None and "'id'" in replies[3]["error"]["message"]
