@@ -108,7 +108,7 @@ def parse_value(text: str) -> Any:
         return False
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, an integer past the digit limit, or nested too deeply
         return text
 
 
@@ -116,7 +116,9 @@ def split_names(value: Any) -> list[str]:
     """Plugin lists arrive as ``"kvm,gossip"`` from flags and env, as lists from TOML."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
-    return [str(part) for part in value]
+    if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
+        raise ConfigError(f"node.plugins must be a list of plugin names or a comma-separated text, not {value!r:.60}")
+    return list(value)
 
 
 def load(
@@ -160,7 +162,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, text that is not UTF-8, nesting, huge integers
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: {reason}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc

@@ -113,9 +113,11 @@ def decode_probe(data: bytes) -> tuple[str, str, int, bool | None]:
     try:
         raw = json.loads(data)
         session, subject, nonce, answer = raw["session"], raw["subject"], raw["nonce"], raw["answer"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise EncodingError(f"malformed probe: {exc}") from exc
-    if not isinstance(session, str) or subject not in PROBE_SUBJECTS or type(nonce) is not int:
+    if not isinstance(session, str) or not isinstance(subject, str) or subject not in PROBE_SUBJECTS:
+        raise EncodingError("malformed probe")
+    if type(nonce) is not int:
         raise EncodingError("malformed probe")
     if answer is not None and not isinstance(answer, bool):
         raise EncodingError("malformed probe answer")

@@ -207,6 +207,9 @@ class Block:
 
     @classmethod
     def decode(cls, data: bytes, *, check_signature: bool = True) -> Block:
+        """Decode and verify block bytes; raise only :class:`InvalidBlockError`."""
+        if not isinstance(data, bytes):
+            raise InvalidBlockError(f"block is {type(data).__name__}, not bytes")
         try:
             return cls.from_wire(decode(data), check_signature=check_signature)
         except EncodingError as exc:

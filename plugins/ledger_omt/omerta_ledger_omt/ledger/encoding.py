@@ -67,7 +67,8 @@ def _check(value: Any, depth: int) -> None:
         raise EncodingError(f"value nested deeper than {MAX_DEPTH}")
     if isinstance(value, int) and not isinstance(value, bool):
         if not MIN_INT <= value <= MAX_INT:
-            raise EncodingError(f"integer {value} is outside the 64-bit range")
+            # never format the value: text of an integer past Python's digit limit raises ValueError
+            raise EncodingError(f"integer of {value.bit_length()} bits is outside the 64-bit range")
         return
     if value is None or isinstance(value, (bool, str, bytes)):
         return
@@ -78,7 +79,7 @@ def _check(value: Any, depth: int) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise EncodingError(f"map key {key!r} is not text")
+                raise EncodingError(f"map key of type {type(key).__name__} is not text")
             _check(item, depth + 1)
         return
     raise EncodingError(f"{type(value).__name__} values cannot be encoded (use integers, text or bytes)")

@@ -181,6 +181,6 @@ def decode_envelope(data: bytes) -> Envelope:
             str(raw["type"]), str(raw["session"]), str(raw["sender"]), str(raw["recipient"]), dict(raw["payload"]),
             None if raw["signature"] is None else str(raw["signature"]),
         )  # fmt: skip
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise EncodingError(f"malformed envelope: {exc}") from exc
     return envelope

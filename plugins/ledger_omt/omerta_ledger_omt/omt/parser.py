@@ -7,6 +7,7 @@ except through :func:`parse_file`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ TOKEN_DESCRIPTIONS = {
 }  # fmt: skip
 
 GENERIC_ARITY = {"list": 1, "map": 2}
+#: Deepest syntax tree accepted: the shipped specs nest about 12 levels; the validator, formatter and
+#: runtime walk trees recursively, so this keeps every later stage far from Python's recursion limit.
+MAX_NESTING = 100
+#: Longest number literal: far above any amount or duration, below Python's int-to-text digit limit.
+MAX_NUMBER_CHARS = 100
 
 
 class _TokenListLexer(Lexer):
@@ -81,10 +87,27 @@ def _nodes(children: list[Any], kind: type | tuple[type, ...]) -> list[Any]:
     return [c for c in children if isinstance(c, kind)]
 
 
-def _number(text: str) -> int | float:
+def _number(tok: Token) -> int | float:
+    text = str(tok)
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _SemanticSyntaxError(f"number literal of {len(text)} characters is too long", tok.line, tok.column)
     if any(ch in text for ch in ".eE"):
         return float(text)
     return int(text)
+
+
+def _check_depth(module: ast.Module, path: str) -> None:
+    """Refuse trees nested deeper than MAX_NESTING (walked without recursion, so any depth is safe here)."""
+    stack: list[tuple[object, int, ast.Node]] = [(module, 0, module)]
+    while stack:
+        node, depth, where = stack.pop()
+        if isinstance(node, tuple):
+            stack.extend((item, depth, where) for item in node)
+        elif isinstance(node, ast.Node):
+            if depth > MAX_NESTING:
+                raise OmtSyntaxError(f"nested more than {MAX_NESTING} levels deep", where.line, where.column, path)
+            where = node if node.line else where
+            stack.extend((getattr(node, f.name), depth + 1, where) for f in dataclasses.fields(node))
 
 
 @dataclass(frozen=True)
@@ -165,9 +188,9 @@ class _ToAst(Transformer[Token, ast.Module]):
 
     def pvalue(self, meta: Any, c: list[Any]) -> int | float | str:
         if c[0].type == "MINUS":
-            return -_number(str(c[1]))
+            return -_number(c[1])
         if c[0].type == "NUMBER":
-            return _number(str(c[0]))
+            return _number(c[0])
         return str(c[0])
 
     def enum(self, meta: Any, c: list[Any]) -> ast.EnumDecl:
@@ -379,7 +402,7 @@ class _ToAst(Transformer[Token, ast.Module]):
         return tuple(x for x in c if not isinstance(x, Token))
 
     def number(self, meta: Any, c: list[Any]) -> ast.Expr:
-        return ast.Literal(_number(str(c[0])), **_tpos(c[0]))
+        return ast.Literal(_number(c[0]), **_tpos(c[0]))
 
     def string(self, meta: Any, c: list[Any]) -> ast.Expr:
         return ast.Literal(_unquote(c[0]), **_tpos(c[0]))
@@ -424,6 +447,7 @@ def parse_with_comments(text: str, path: str = "<string>") -> tuple[ast.Module, 
     except _SemanticSyntaxError as exc:
         raise OmtSyntaxError(exc.message, exc.line, exc.column, path) from None
     assert isinstance(module, ast.Module)
+    _check_depth(module, path)
     return module, comments
 
 
