@@ -49,14 +49,10 @@ class NetworkStore:
             return []
         try:
             entries = json.loads(self.path.read_text())
-            return [
-                JoinedNetwork(
-                    Network(e["name"], base64.b64decode(e["key"])), tuple(e.get("bootstrap", ())), e.get("joined_at", 0)
-                )
-                for e in entries
-            ]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise NetworkError(f"{self.path} is damaged ({exc}); fix or remove it") from exc
+            return [_entry(e) for e in entries]
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            reason = type(exc).__name__ if isinstance(exc, RecursionError) else f"{exc!s:.200}"
+            raise NetworkError(f"{self.path} is damaged ({reason}); fix or remove it") from exc
 
     def find(self, name_or_id: str) -> JoinedNetwork:
         matches = [m for m in self.load() if name_or_id in (m.network.name, m.network.id_hex)]
@@ -87,3 +83,12 @@ class NetworkStore:
         with os.fdopen(fd, "w") as handle:
             json.dump(entries, handle, indent=2)
         os.replace(temporary, self.path)
+
+
+def _entry(e: Any) -> JoinedNetwork:
+    name, key, bootstrap, joined_at = e["name"], e["key"], e.get("bootstrap", []), e.get("joined_at", 0)
+    if not isinstance(name, str) or not isinstance(key, str) or not isinstance(bootstrap, list):
+        raise ValueError("an entry needs a text name and key and a bootstrap list")
+    if not all(isinstance(b, str) for b in bootstrap) or not isinstance(joined_at, int | float):
+        raise ValueError("bootstrap entries are text and joined_at a number")
+    return JoinedNetwork(Network(name, base64.b64decode(key, validate=True)), tuple(bootstrap), joined_at)

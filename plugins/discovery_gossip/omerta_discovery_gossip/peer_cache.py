@@ -31,8 +31,16 @@ class PeerCache:
     """Cached records of one node, across all its networks."""
 
     def __init__(self, directory: Path) -> None:
-        self._db = sqlite3.connect(directory / FILE_NAME)
-        self._db.executescript(_SCHEMA)
+        path = directory / FILE_NAME
+        self._db = sqlite3.connect(path)
+        try:
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:
+            # only a cache: keep the damaged file for inspection and start an empty one
+            self._db.close()
+            path.replace(path.with_name(path.name + ".damaged"))
+            self._db = sqlite3.connect(path)
+            self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -56,7 +64,7 @@ class PeerCache:
         for (blob,) in self._db.execute("SELECT record FROM records WHERE network = ?", (network,)):
             try:
                 record = record_from_wire(msgpack.unpackb(blob))
-            except (RecordError, ValueError):
+            except (RecordError, ValueError, TypeError):
                 continue
             if record.network == network:
                 records.append(record)

@@ -75,7 +75,7 @@ def test_invite_with_a_network_key_of_the_wrong_length_raises_the_invite_error(n
 def test_invite_with_a_bad_bootstrap_entry_is_refused_when_read(network: Network, entry: object) -> None:
     body = link_body(network)
     body[3] = [entry]
-    with pytest.raises(InviteError, match="bootstrap|damaged"):
+    with pytest.raises(InviteError, match=r"bootstrap|damaged"):
         parse_invite(resigned(body), now=1030)
 
 

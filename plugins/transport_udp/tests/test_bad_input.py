@@ -70,7 +70,9 @@ def test_fragments_beyond_the_announced_total_end_the_message() -> None:
         link.on_frame(wire.ReliableFrame(seq, 0, b"y" * 100))
     assert link.buffered_bytes == 0
     assert link.counters["dropped_reliable_malformed"] == 1
-    assert link.on_frame(wire.ReliableFrame(50, wire.FLAG_FIRST | wire.FLAG_LAST, b"ok", 2, "chat")) == [("chat", b"ok")]
+    assert link.on_frame(wire.ReliableFrame(50, wire.FLAG_FIRST | wire.FLAG_LAST, b"ok", 2, "chat")) == [
+        ("chat", b"ok")
+    ]
 
 
 def test_out_of_order_fragments_are_bounded_in_bytes() -> None:

@@ -32,3 +32,7 @@ class UnknownVmError(KvmError, LookupError):
 
 class BootError(KvmError):
     """A VM that did not signal readiness in time or whose domain died while booting."""
+
+
+class RegistryDamagedError(KvmError):
+    """The VM registry file is not a database this plugin wrote, or holds a row it cannot read."""

@@ -11,9 +11,11 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.hypervisor import VmInfo, VmState
+from omerta_vm_kvm.errors import RegistryDamagedError
 
 REGISTRY_FILE = "registry.sqlite3"
 #: Artefact kinds, in the order a VM's artefacts are created.
@@ -98,8 +100,12 @@ class Registry:
     def __init__(self, directory: Path) -> None:
         self.path = directory / REGISTRY_FILE
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise RegistryDamagedError(f"VM registry {self.path} is damaged ({exc}); move it away") from exc
 
     def close(self) -> None:
         self._db.close()
@@ -177,20 +183,24 @@ class Registry:
             f" console_log, domain_type, incarnation FROM vms {where}",
             params,
         )
-        return [
-            VmRow(
-                vm_id=r[0],
-                consumer=r[1],
-                image=r[2],
-                vcpus=r[3],
-                memory_mib=r[4],
-                disk_gib=r[5],
-                state=VmState(r[6]),
-                created_at=r[7],
-                expires_at=r[8],
-                console_log=r[9],
-                domain_type=r[10],
-                incarnation=r[11],
-            )
-            for r in cursor.fetchall()
-        ]
+        try:
+            return [self._row(r) for r in cursor.fetchall()]
+        except ValueError as exc:
+            raise RegistryDamagedError(f"VM registry {self.path} holds a row it cannot read ({exc})") from exc
+
+    @staticmethod
+    def _row(r: tuple[Any, ...]) -> VmRow:
+        return VmRow(
+            vm_id=r[0],
+            consumer=r[1],
+            image=r[2],
+            vcpus=r[3],
+            memory_mib=r[4],
+            disk_gib=r[5],
+            state=VmState(r[6]),
+            created_at=r[7],
+            expires_at=r[8],
+            console_log=r[9],
+            domain_type=r[10],
+            incarnation=r[11],
+        )

@@ -103,9 +103,13 @@ class ChainStore:
             raise LedgerError(f"no chain store at {self.path} (has a node with the omt plugin run here?)")
         directory.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise LedgerError(f"chain store {self.path} is damaged ({exc}); move it away to start afresh") from exc
         self._states: dict[str, ChainState] = {}
         self._heads: dict[str, Head] = {}
 
