@@ -11,7 +11,6 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omerta_transport_udp import wire
-from omerta_transport_udp.core import TransportCore
 from omerta_transport_udp.reliable import MAX_BUFFERED_BYTES
 
 from omerta_core.fuzz import mutate, only_raises
