@@ -66,3 +66,9 @@ def test_the_runtime_json_matches_the_documented_form() -> None:
         canonical_bytes(value).decode()
         == '{"A":"00ff","a":"é\\n\\"\\\\\\u0001","b":[1,-2,0.5,1e+16,1e-05,true,null],"é":{}}'
     )
+
+
+def test_bignum_past_the_digit_limit_is_an_encoding_error() -> None:
+    # The replay: ValueError (int-to-text digit limit) escaped from _check's error message.
+    with pytest.raises(EncodingError, match="64-bit"):
+        decode(b"\xc2\x59\x08\x00" + b"\x01" * 2048)

@@ -86,3 +86,28 @@ def test_only_the_four_sync_message_types_parse() -> None:
     assert parse(canonical({"t": "heads?", "id": 1})) == {"t": "heads?", "id": 1}
     with pytest.raises(EncodingError, match="known type"):
         parse(canonical({"t": "teleport?", "id": 1}))
+
+
+#: The fuzzer's input: a CBOR bignum (tag 2) of 2,048 bytes, past Python's int-to-text digit limit.
+BIGNUM = b"\xc2\x59\x08\x00" + b"\x01" * 2048
+
+
+def test_block_that_is_a_huge_bignum_is_rejected_alone_not_with_its_range(network: Network) -> None:
+    # The replay: ValueError leaked from the CBOR decoder past Block.decode and dropped the whole range.
+    net = network
+    net.fund("consumer", 100)
+    for i in range(5):
+        net["consumer"].burn(1, START_MS + 10 + i)
+    client, responder = SyncClient(net["w1"].store), SyncResponder(net["consumer"].store)
+    pending, planted = [client.begin()], False
+    while pending:
+        reply = responder.answer(parse(pending.pop(0)))
+        assert reply is not None
+        message = parse(reply)
+        if message["t"] == "range" and message["blocks"] and not planted:
+            message["blocks"][-1], planted = BIGNUM, True
+        pending.extend(client.receive(message))
+    assert planted and client.done
+    assert client.blocks_rejected == 1 and client.dropped == 0
+    assert any("64-bit" in reason for reason in client.reasons)
+    assert net["w1"].balance(net.peer("consumer")) == 95

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omerta_ledger_omt.omt import ast
@@ -11,6 +15,8 @@ from omerta_ledger_omt.omt.linter import style_rules, usage_rules
 from omerta_ledger_omt.omt.loader import shipped_specs_dir
 from omerta_ledger_omt.omt.parser import parse
 from omerta_ledger_omt.omt.validator import validate
+
+from omerta_core.fuzz import mutate
 
 NAMES = st.sampled_from(["a", "b", "xs", "peer", "count_1", "Value", "E"])
 FUNCS = st.sampled_from(["f", "LENGTH", "HASH", "g2"])
@@ -208,3 +214,29 @@ def test_printed_modules_parse_back_and_comments_survive(module: ast.Module, dat
     assert format_source(once) == once
     for n in range(len(set(marks))):
         assert f"note {n}" in once or f"own {n}" in once
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(shipped_specs_dir().glob("*.omt"))), st.randoms(use_true_random=False))
+def test_byte_mutated_specs_only_produce_diagnostics(path: Path, rng: random.Random) -> None:
+    source = mutate(path.read_bytes(), rng).decode("utf-8", "replace")
+    _survives(source)
+
+
+def _function_returning(expression: str) -> str:
+    return f"function f() -> uint (\n    RETURN {expression}\n)"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        _function_returning("9" * 5000),  # int() past Python's digit limit raised ValueError
+        _function_returning("not " * 5000 + "1"),  # the validator recursed past Python's limit
+        _function_returning("[" * 3000 + "]" * 3000),
+        _function_returning(" + ".join(["1"] * 20_000)),
+    ],
+    ids=["5000-digit-number", "deep-not", "deep-list", "long-sum"],
+)
+def test_huge_numbers_and_deep_nesting_are_syntax_errors(source: str) -> None:
+    with pytest.raises(OmtSyntaxError, match=r"too long|nested more than"):
+        parse(source)
