@@ -90,7 +90,8 @@ def _nodes(children: list[Any], kind: type | tuple[type, ...]) -> list[Any]:
 def _number(tok: Token) -> int | float:
     text = str(tok)
     if len(text) > MAX_NUMBER_CHARS:
-        raise _SemanticSyntaxError(f"number literal of {len(text)} characters is too long", tok.line, tok.column)
+        message = f"number literal of {len(text)} characters is too long"
+        raise _SemanticSyntaxError(message, tok.line or 0, tok.column or 0)
     if any(ch in text for ch in ".eE"):
         return float(text)
     return int(text)
