@@ -7,6 +7,7 @@ import contextlib
 import json
 import struct
 import subprocess
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from omerta_vm_kvm.admission import Limits, Usage, admit
 from omerta_vm_kvm.domain_xml import DomainSpec, domain_xml
-from omerta_vm_kvm.errors import AdmissionError, ImageNotFoundError, InvalidSshKeyError
+from omerta_vm_kvm.errors import AdmissionError, ImageNotFoundError, InvalidSshKeyError, RegistryDamagedError
 from omerta_vm_kvm.images import resolve_image
-from omerta_vm_kvm.registry import Artefact, Registry, VmRow
+from omerta_vm_kvm.registry import REGISTRY_FILE, Artefact, Registry, VmRow
 from omerta_vm_kvm.seed import meta_data, user_data, write_seed_iso
 from omerta_vm_kvm.ssh_keys import validate_ssh_public_key
 
@@ -152,3 +153,20 @@ def test_registry_returns_artefacts_newest_first_and_keeps_vms_with_artefacts(tm
     assert registry.vm("v1") is None
     registry.close()
     assert Registry(tmp_path).vms() == []
+
+
+@given(st.binary(min_size=1, max_size=4096))
+def test_damaged_registry_file_is_a_registry_error(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / REGISTRY_FILE).write_bytes(data)
+        with contextlib.suppress(RegistryDamagedError):
+            Registry(Path(directory)).close()
+
+
+def test_registry_row_it_cannot_read_is_a_registry_error(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    registry.add_vm(VmRow("v1", CONSUMER, "img", 1, 128, 1, VmState.CREATING, 1.0, 2.0, None, None, "inc"))
+    registry._db.execute("UPDATE vms SET state = 'teleported'")
+    with pytest.raises(RegistryDamagedError, match="cannot read"):
+        registry.vms()
+    registry.close()

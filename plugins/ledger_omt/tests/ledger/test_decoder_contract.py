@@ -7,6 +7,7 @@ envelopes and probes (``omerta_core.fuzz``).
 from __future__ import annotations
 
 import random
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,12 @@ from omerta_ledger_omt.ledger.errors import (
     InvalidBlockError,
     InvalidProofError,
     InvalidStatementError,
+    LedgerError,
 )
 from omerta_ledger_omt.ledger.omt_host import decode_envelope, encode_envelope
 from omerta_ledger_omt.ledger.proofs import ForkProof, proof_from_wire
 from omerta_ledger_omt.ledger.statements import Statement
-from omerta_ledger_omt.ledger.store import ChainStore
+from omerta_ledger_omt.ledger.store import DATABASE_NAME, ChainStore
 from omerta_ledger_omt.omt.runtime.events import Envelope
 
 from omerta_core.fuzz import mutate, only_raises
@@ -142,3 +144,13 @@ def test_json_envelopes_and_probes_of_random_text(text: str) -> None:
 def test_deeply_nested_json_envelopes_and_probes(data: bytes) -> None:
     only_raises(EncodingError, lambda: decode_envelope(data))
     only_raises(EncodingError, lambda: attestations.decode_probe(data))
+
+
+@settings(max_examples=30)
+@given(st.binary(min_size=1, max_size=4096))
+def test_damaged_chain_store_file_is_a_ledger_error(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / DATABASE_NAME).write_bytes(data)
+        chain = only_raises(LedgerError, lambda: ChainStore(Path(directory), Parameters()))
+        if chain is not None:
+            chain.close()
