@@ -97,6 +97,11 @@ class ControlServer:
             for message in messages:
                 writer.write(self._encode_reply(await self._dispatch(message)))
             await writer.drain()
+        if decoder.buffer:
+            self.malformed += 1
+            log.warning("control connection ended inside a frame", pending_bytes=len(decoder.buffer))
+            writer.write(protocol.encode_frame(protocol.error(None, "protocol", "connection ended inside a frame")))
+            await writer.drain()
 
     def _encode_reply(self, reply: dict[str, Any]) -> bytes:
         """Frame a reply; one that cannot be sent (too large, not JSON) becomes a counted protocol error."""

@@ -171,3 +171,10 @@ def test_server_answers_every_bad_frame_with_a_protocol_error_and_counts_it(tmp_
     assert server.malformed == 3  # the deep array, the long integer and the unechoable id
     assert server.unsendable == 1
     assert replies[3] is not None and replies[3]["id"] is None and "'id'" in replies[3]["error"]["message"]
+
+
+def test_server_counts_a_connection_that_ends_inside_a_frame(tmp_path: Path) -> None:
+    frame = protocol.encode_frame(protocol.request(1, "status"))
+    replies, server = serve_and_exchange(tmp_path, {"status": lambda p: "ok"}, [frame[:2], frame[:-3]])
+    assert [r["error"]["code"] if r else None for r in replies] == ["protocol", "protocol"]
+    assert server.malformed == 2
