@@ -6,7 +6,9 @@ early, once a later fragment is selectively acknowledged), and estimates the
 round-trip time from first transmissions only. The receiver drops duplicates,
 buffers a window of early fragments, delivers messages in order (so each
 channel is in order) and acknowledges cumulatively plus selective ranges.
-Pure: ``now`` is passed in; touches nothing.
+Whatever a peer sends, the receiver holds at most ``MAX_BUFFERED_BYTES`` for it
+(an oversized message is refused at its first fragment) and an acknowledgement
+costs work bounded by the send window. Pure: ``now`` is passed in; touches nothing.
 """
 
 from __future__ import annotations
