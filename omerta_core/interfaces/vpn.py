@@ -93,10 +93,11 @@ class Vpn(Service, Protocol):
         """The tunnels this node serves as a provider."""
 
     # -- consumer side --
-    async def attach_gateway(
-        self, vm_id: str, provider: PeerId, *, mode: GatewayMode = GatewayMode.INTERNET
-    ) -> GatewayInfo:
-        """Create the gateway for a VM rented from ``provider``; return once it serves DHCP."""
+    async def attach_gateway(self, vm_id: str, provider: PeerId, *, mode: GatewayMode | None = None) -> GatewayInfo:
+        """Create the gateway for a VM rented from ``provider``; return once it serves DHCP.
+
+        ``mode`` ``None`` takes the node's configured default (``internet`` unless changed).
+        """
 
     async def detach_gateway(self, vm_id: str) -> None:
         """Remove the gateway and everything it created (idempotent)."""

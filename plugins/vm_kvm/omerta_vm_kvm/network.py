@@ -67,8 +67,28 @@ def _ip(*args: str) -> None:
         raise NetworkError(0, f"ip {' '.join(args)}: {done.stderr.decode(errors='replace').strip()}")
 
 
+#: Sysctls of a VM's namespace: no IPv6 on any link (no router or neighbour
+#: solicitations, MLD or DAD from the provider's kernel towards the guest) and
+#: no forwarding; with no address either, the kernel neither answers nor routes.
+VM_NAMESPACE_SYSCTLS = (
+    "net.ipv6.conf.all.disable_ipv6=1",
+    "net.ipv6.conf.default.disable_ipv6=1",
+    "net.ipv4.ip_forward=0",
+)
+
+
+def guest_mac(vm_id: str) -> str:
+    """A locally administered unicast MAC derived from the VM id (52:54:00 is QEMU's prefix)."""
+    return "52:54:00:" + ":".join(vm_id[i : i + 2] for i in range(0, 6, 2))
+
+
 def create_namespace(name: str) -> None:
     _ip("netns", "add", name)
+    done = subprocess.run(
+        ["ip", "netns", "exec", name, "sysctl", "-q", "-w", *VM_NAMESPACE_SYSCTLS], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        raise NetworkError(0, f"sysctl in {name}: {done.stderr.decode(errors='replace').strip()}")
 
 
 def delete_namespace(name: str) -> None:
@@ -85,13 +105,13 @@ def create_tap(name: str) -> None:
         ipr.link("add", ifname=name, kind="tuntap", mode="tap")
 
 
-def move_tap_into(name: str, namespace: str) -> None:
-    """Move the (already attached) TAP into ``namespace`` and bring it up there."""
+def move_tap_into(name: str, namespace: str, mtu: int) -> None:
+    """Move the (already attached) TAP into ``namespace`` and bring it up there with ``mtu``."""
     with IPRoute() as ipr:
         index = ipr.link_lookup(ifname=name)[0]
         ipr.link("set", index=index, net_ns_fd=namespace)
     with inside(namespace), IPRoute() as ipr:
-        ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
+        ipr.link("set", index=ipr.link_lookup(ifname=name)[0], mtu=mtu, state="up")
 
 
 def delete_tap(name: str) -> None:
