@@ -121,7 +121,9 @@ def _initramfs(modules_dir: Path) -> bytes:
         (root / "lib" / "modules" / "order").write_text("\n".join(names) + "\n")
         guest = resources.files("omerta_vm_kvm.guest")
         init = guest.joinpath("init.sh").read_text()
-        (root / "init").write_text(init.replace("@READY_MARKER@", READY_MARKER).replace("@AGENT_PORT@", str(AGENT_PORT)))
+        (root / "init").write_text(
+            init.replace("@READY_MARKER@", READY_MARKER).replace("@AGENT_PORT@", str(AGENT_PORT))
+        )
         (root / "init").chmod(0o755)
         hook = guest.joinpath("udhcpc-script.sh").read_text()
         (root / "bin" / "udhcpc-script").write_text(hook.replace("omerta-guest-lease", LEASE_MARKER))

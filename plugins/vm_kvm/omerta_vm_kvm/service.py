@@ -278,8 +278,9 @@ class KvmHypervisor:
         console = vm_dir / "console.log"
         self._registry().record(Artefact(vm_id, "file", str(console)))
         namespace, tap = namespace_name(vm_id), tap_name(vm_id)
+        tap_artefact = network.tap_artefact(tap, self.settings.libvirt_netns)
         await self._make(Artefact(vm_id, "netns", namespace), network.create_namespace, namespace)
-        await self._make(Artefact(vm_id, "tap", tap), network.create_tap, tap)
+        await self._make(Artefact(vm_id, "tap", tap_artefact), network.create_tap, tap_artefact)
         spec = DomainSpec(
             name=domain_name(vm_id),
             uuid=str(uuid.UUID(vm_id)),
@@ -298,7 +299,7 @@ class KvmHypervisor:
         )
         self.events.step("create", vm_id, domain=spec.name, domain_type=domain_type, netns=namespace, tap=tap)
         await self._make(Artefact(vm_id, "domain", spec.name), libvirt_host.start_domain, self._conn, domain_xml(spec))
-        await asyncio.to_thread(network.move_tap_into, tap, namespace, self.settings.nic_mtu)
+        await asyncio.to_thread(network.move_tap_into, tap_artefact, namespace, self.settings.nic_mtu)
         registry.set_state(vm_id, VmState.BOOTING)
         self.events.step("boot", vm_id)
         started = time.monotonic()

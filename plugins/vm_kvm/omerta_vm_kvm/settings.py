@@ -31,6 +31,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # The guest NIC's MTU: 1229 makes every frame fit one 1248-byte datagram of the udp transport with the VPN's
     # 5-byte header (docs/vpn.md); raise it only with a tunnel that fragments.
     "nic_mtu": 1229,
+    # The network namespace libvirt's QEMU runs in, when the node runs in another one (a NAT lab host):
+    # TAPs are created there, where QEMU opens them by name. Empty: the node's own.
+    "libvirt_netns": "",
 }
 #: The NIC MTU range: IPv6 needs 1280 on a real link, but the tunnel's guest has IPv4 only; 576 is IPv4's floor.
 NIC_MTU_RANGE = (576, 9000)
@@ -45,6 +48,7 @@ class Settings:
     boot_timeout_s: float
     reconcile_interval_s: float
     nic_mtu: int = 1229
+    libvirt_netns: str | None = None
 
 
 def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
@@ -72,5 +76,12 @@ def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
         raise ConfigError(f"plugins.kvm.nic_mtu must be {NIC_MTU_RANGE[0]}-{NIC_MTU_RANGE[1]}, got {nic_mtu}")
     images_dir = Path(config["images_dir"]) if config["images_dir"] else state_dir / "images"
     return Settings(
-        str(config["libvirt_uri"]), domain_type, images_dir, limits, boot_timeout_s, reconcile_interval_s, nic_mtu
+        str(config["libvirt_uri"]),
+        domain_type,
+        images_dir,
+        limits,
+        boot_timeout_s,
+        reconcile_interval_s,
+        nic_mtu,
+        str(config["libvirt_netns"]) or None,
     )

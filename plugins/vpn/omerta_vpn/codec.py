@@ -98,7 +98,8 @@ def encode_fragments(tunnel: int, frame_id: int, frame: bytes, max_datagram: int
         return []
     size = -(-len(frame) // count)
     return [
-        _FRAGMENT.pack(KIND_FRAGMENT, tunnel, frame_id & 0xFFFF, index, count) + frame[index * size : (index + 1) * size]
+        _FRAGMENT.pack(KIND_FRAGMENT, tunnel, frame_id & 0xFFFF, index, count)
+        + frame[index * size : (index + 1) * size]
         for index in range(count)
     ]
 

@@ -146,7 +146,9 @@ class LinuxGateway:
             _, fds, _, _ = socket.recv_fds(ours, 16, 1)
             reply = _read_line(ours)
         except (OSError, ValueError) as exc:
-            raise GatewayError(f"the gateway namespace did not come up: {exc}; see {spec.directory / 'helper.log'}") from exc
+            raise GatewayError(
+                f"the gateway namespace did not come up: {exc}; see {spec.directory / 'helper.log'}"
+            ) from exc
         if not reply.get("ready"):
             for fd in fds:
                 os.close(fd)

@@ -14,6 +14,7 @@ modules), so any Python 3.11 the user can run will do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,7 +26,6 @@ from typing import Any
 
 from omerta_vpn import ruleset
 from omerta_vpn.tun import open_tap
-
 
 
 def _run(*argv: str, stdin: str | None = None) -> None:
@@ -83,10 +83,8 @@ def main(argv: list[str]) -> int:
             pass
     except Exception as exc:
         message = json.dumps({"ready": False, "error": str(exc)[:500]}).encode() + b"\n"
-        try:
+        with contextlib.suppress(OSError):
             control.sendall(message)
-        except OSError:
-            pass
         return 1
     finally:
         if dnsmasq is not None:

@@ -28,6 +28,7 @@ from omerta_core.interfaces.vpn import GatewayInfo, GatewayMode, RogueEvent, Rog
 from omerta_vpn import codec
 from omerta_vpn.errors import ControlMessageError, GatewayError, TunnelError
 from omerta_vpn.gateway import Gateway, GatewaySpec
+from omerta_vpn.gateway_linux import LinuxGateway
 from omerta_vpn.settings import MAX_MTU, Settings
 from omerta_vpn.tunnel import ConsumerLink, DeleteVm, FramesMode, PauseVm, ProviderTunnel, ResumeVm, Rogue
 
@@ -60,8 +61,6 @@ class _Attached:
 def _build_gateway(spec: GatewaySpec, log: Any) -> Gateway:
     if sys.platform != "linux":
         raise GatewayError(f"no consumer gateway for {sys.platform} yet")
-    from omerta_vpn.gateway_linux import LinuxGateway
-
     return LinuxGateway(spec, log)
 
 
@@ -244,9 +243,7 @@ class VpnService:
 
     # -- consumer: gateways --------------------------------------------------------------
 
-    async def attach_gateway(
-        self, vm_id: str, provider: PeerId, *, mode: GatewayMode | None = None
-    ) -> GatewayInfo:
+    async def attach_gateway(self, vm_id: str, provider: PeerId, *, mode: GatewayMode | None = None) -> GatewayInfo:
         provider = PeerId(provider)
         mode = mode or self.settings.gateway_mode
         attached = self._gateways.get(vm_id)
@@ -268,7 +265,9 @@ class VpnService:
         )
         gateway = _build_gateway(spec, self.log)
         await gateway.start()
-        link = ConsumerLink(vm_id, max_datagram=self._max_datagram, mode=self.settings.frames, timing=self.settings.timing)
+        link = ConsumerLink(
+            vm_id, max_datagram=self._max_datagram, mode=self.settings.frames, timing=self.settings.timing
+        )
         attached = _Attached(link, provider, gateway)
         self._gateways[vm_id] = attached
         self._gateways_by_key[(str(provider), tunnel)] = attached
@@ -288,9 +287,7 @@ class VpnService:
         infos = []
         for attached in self._gateways.values():
             info = attached.gateway.info()
-            infos.append(
-                GatewayInfo(**{**vars(info), "counters": {**info.counters, **attached.link.counters}})
-            )
+            infos.append(GatewayInfo(**{**vars(info), "counters": {**info.counters, **attached.link.counters}}))
         return infos
 
     def on_rogue(self, listener: RogueListener) -> None:
@@ -352,8 +349,14 @@ class VpnService:
             self._count("dropped_unknown_tunnel")
             return
         self.rogue_events.append({"type": "vm.rogue", **vars(event), "provider": str(peer), "at": time.time()})
-        self.log.warning("vm.rogue reported", vm_id=event.vm_id, provider=peer.short, reason=event.reason,
-                         count=event.count, action=event.action)
+        self.log.warning(
+            "vm.rogue reported",
+            vm_id=event.vm_id,
+            provider=peer.short,
+            reason=event.reason,
+            count=event.count,
+            action=event.action,
+        )
         for listener in self._rogue_listeners:
             try:
                 listener(event)
@@ -383,9 +386,8 @@ class VpnService:
             return
         vms = {vm.vm_id: vm for vm in hypervisor.list()}
         for vm_id, tunnel in list(self._tunnels.items()):
-            if vm_id not in vms or vms[vm_id].state not in NIC_STATES:
-                if not tunnel.closing:
-                    await self.stop_tunnel(vm_id)
+            if (vm_id not in vms or vms[vm_id].state not in NIC_STATES) and not tunnel.closing:
+                await self.stop_tunnel(vm_id)
         if not self.settings.auto_tunnel:
             return
         for vm in vms.values():

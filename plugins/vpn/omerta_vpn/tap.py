@@ -3,8 +3,9 @@
 The consumer's gateway holds its TAP's descriptor itself (the namespace helper
 created the TAP and passed the descriptor over a Unix socket), so each read is
 one frame the gateway's kernel sends towards the VM and each write one frame
-from the VM (``received_*`` and ``sent_*`` counters, seen from the TAP's owner). Also serves the benchmark's stand-in VM. Non-blocking, read from
-the event loop. Touches only the descriptor it is given.
+from the VM (``received_*`` and ``sent_*`` counters are seen from the TAP's
+owner). Also serves the benchmark's stand-in VM. Non-blocking, read from the
+event loop. Touches only the descriptor it is given.
 """
 
 from __future__ import annotations

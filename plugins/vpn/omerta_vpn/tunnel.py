@@ -213,7 +213,9 @@ class ProviderTunnel:
 class ConsumerLink:
     """The consumer's end of one VM's tunnel: frames for its gateway, keepalives for the provider."""
 
-    def __init__(self, vm_id: str, *, max_datagram: int, mode: FramesMode = FramesMode.FIT, timing: Timing | None = None):
+    def __init__(
+        self, vm_id: str, *, max_datagram: int, mode: FramesMode = FramesMode.FIT, timing: Timing | None = None
+    ) -> None:
         self.tunnel = codec.tunnel_id(vm_id)
         self.max_datagram = max_datagram
         self.mode = mode
