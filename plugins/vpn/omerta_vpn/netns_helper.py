@@ -41,7 +41,7 @@ def _dnsmasq_argv(spec: dict[str, Any]) -> list[str]:
         "--keep-in-foreground",
         "--conf-file=/dev/null",
         "--user=root",
-        "--group=root",
+        "--group=",  # empty: keep the group (setgroups is denied in an unprivileged user namespace)
         f"--pid-file={directory / 'dnsmasq.pid'}",
         f"--dhcp-leasefile={directory / 'dnsmasq.leases'}",
         f"--interface={spec['tap']}",

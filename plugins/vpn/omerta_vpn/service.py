@@ -40,6 +40,8 @@ MAX_ROGUE_EVENTS = 256
 MAX_CONTROL_BYTES = 4096
 #: VM states in which the VM's NIC exists (a tunnel can run).
 NIC_STATES = frozenset({VmState.BOOTING, VmState.READY, VmState.PAUSED})
+#: VM states after the boot: the consumer's grace runs.
+RUNNING_STATES = frozenset({VmState.READY, VmState.PAUSED})
 
 
 @dataclass
@@ -160,6 +162,8 @@ class VpnService:
             policy=self.settings.rogue_policy,
             rogue_threshold=self.settings.rogue_threshold,
         )
+        if info.state in RUNNING_STATES:
+            core.vm_ready(time.monotonic())
         tunnel = _Tunnel(core, consumer, port)
         self._tunnels[vm_id] = tunnel
         self._by_key[key] = tunnel
@@ -386,6 +390,8 @@ class VpnService:
             return
         vms = {vm.vm_id: vm for vm in hypervisor.list()}
         for vm_id, tunnel in list(self._tunnels.items()):
+            if vm_id in vms and vms[vm_id].state in RUNNING_STATES:
+                tunnel.core.vm_ready(now)
             if (vm_id not in vms or vms[vm_id].state not in NIC_STATES) and not tunnel.closing:
                 await self.stop_tunnel(vm_id)
         if not self.settings.auto_tunnel:

@@ -105,6 +105,8 @@ class ProviderTunnel:
         self.counters: Counter[str] = Counter()
         self.actions: list[Action] = []
         self.opened = now
+        #: When the VM became ready: the consumer's grace runs from then (a boot may take longer).
+        self.ready_at: float | None = None
         self.last_heard: float | None = None
         self.paused_at: float | None = None
         self.acted_on_rogue = False
@@ -190,10 +192,15 @@ class ProviderTunnel:
 
     # -- time ----------------------------------------------------------------------
 
+    def vm_ready(self, now: float) -> None:
+        """The VM finished booting: from now on a missing consumer costs it its grace."""
+        if self.ready_at is None:
+            self.ready_at = now
+
     def tick(self, now: float) -> None:
-        if self.deleting:
+        if self.deleting or self.ready_at is None:
             return
-        since = self.last_heard if self.last_heard is not None else self.opened
+        since = self.last_heard if self.last_heard is not None else self.ready_at
         if self.paused_at is None and now - since >= self.timing.lease_grace_s:
             self.paused_at = now
             self.actions.append(PauseVm("consumer-gone"))
@@ -202,11 +209,11 @@ class ProviderTunnel:
             self.actions.append(DeleteVm("consumer-gone"))
 
     def next_deadline(self) -> float:
-        if self.deleting:
+        if self.deleting or self.ready_at is None:
             return math.inf
         if self.paused_at is not None:
             return self.paused_at + self.timing.delete_after_s
-        since = self.last_heard if self.last_heard is not None else self.opened
+        since = self.last_heard if self.last_heard is not None else self.ready_at
         return since + self.timing.lease_grace_s
 
 
