@@ -43,7 +43,7 @@ class GuestBuildError(RuntimeError):
 
 
 #: Bumped whenever the guest's files change, so a cached older build is rebuilt.
-GUEST_VERSION = "2"
+GUEST_VERSION = "3"
 
 
 def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:

@@ -226,7 +226,7 @@ class VpnService:
             "action": rogue.action,
         }
         self.rogue_events.append({**event, "consumer": str(tunnel.consumer), "at": time.time()})
-        self.log.warning("vm.rogue", vm_id=tunnel.core.vm_id, consumer=tunnel.consumer.short, **event)
+        self.log.warning("vm.rogue", consumer=tunnel.consumer.short, **{k: v for k, v in event.items() if k != "type"})
         if self._transport is not None:
             data = json.dumps(event).encode()
             self._spawn(self._transport.send(tunnel.consumer, codec.CONTROL_CHANNEL, data, delivery=Delivery.RELIABLE))

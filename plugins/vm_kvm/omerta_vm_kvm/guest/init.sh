@@ -16,6 +16,6 @@ done
 ip link set lo up
 ip link set eth0 up 2>/dev/null
 echo "@READY_MARKER@ vm=$vm" > /dev/ttyS0
-udhcpc -i eth0 -O mtu -s /bin/udhcpc-script -b -t 5 -T 1 -A 1 > /dev/null 2>&1
 nc -ll -p @AGENT_PORT@ -e /bin/sh > /dev/null 2>&1 &
+udhcpc -i eth0 -O mtu -s /bin/udhcpc-script -b -t 5 -T 1 -A 1 > /dev/null 2>&1
 while true; do sleep 3600; done
