@@ -5,23 +5,21 @@
 creates there, and (in ``internet`` mode) attaches ``pasta`` to the namespace
 as its uplink: pasta turns the namespace's packets into ordinary sockets of
 the node's user, so they leave with the consumer's own address and need no
-privilege. Nothing here needs root; as root it works the same. Stopping closes
-the helper's socket (it exits with dnsmasq, the namespace goes) and ends
-pasta. Touches the gateway's directory, its helper and pasta processes.
+privilege; :mod:`omerta_vpn.uplink_watch` ends pasta when the namespace's
+anchor exits. Nothing here needs root; as root it works the same. Stopping
+closes the helper's socket (it exits with dnsmasq, the namespace goes, pasta
+is ended). Touches the gateway's directory, its helper, watcher and pasta.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,6 @@ from omerta_vpn.tap import TapFramePort
 
 #: How long the namespace helper may take to report ready.
 HELPER_TIMEOUT_S = 15.0
-PASTA_TIMEOUT_S = 15.0
 #: The namespace-side name of pasta's interface (the gateway's uplink).
 UPLINK_IFNAME = "uplink"
 TOOLS = ("unshare", "nsenter", "ip", "nft", "sysctl", "dnsmasq")
@@ -59,7 +56,7 @@ class LinuxGateway:
         self.log = log.bind(vm_id=spec.vm_id, provider=spec.provider.short)
         self._helper: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
-        self._pasta_pid: int | None = None
+        self._watch: subprocess.Popen[bytes] | None = None
         self._port: TapFramePort | None = None
 
     @property
@@ -162,7 +159,7 @@ class LinuxGateway:
             raise GatewayError("internet mode needs pasta (apt-get install passt); or use isolated mode")
         assert self._helper is not None
         pidfile = self.spec.directory / "pasta.pid"
-        argv = [
+        pasta = [
             "pasta",
             "--config-net",
             "--ipv4-only",
@@ -186,15 +183,22 @@ class LinuxGateway:
             str(pidfile),
             str(self._helper.pid),
         ]
-        done = subprocess.run(argv, capture_output=True, timeout=PASTA_TIMEOUT_S, check=False)
-        if done.returncode != 0:
-            raise GatewayError(f"pasta could not attach the uplink: {done.stderr.decode(errors='replace').strip()}")
-        self._pasta_pid = int(pidfile.read_text().strip())
+        argv = [sys.executable, "-m", "omerta_vpn.uplink_watch", str(self._helper.pid), str(pidfile), *pasta]
+        self._watch = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": _package_root()},
+            start_new_session=True,  # outlives a crash of the node's process group, to end pasta
+        )
+        assert self._watch.stdout is not None
+        report = self._watch.stdout.readline().decode(errors="replace").strip()
+        self._watch.stdout.close()
+        if report != "ready":
+            raise GatewayError(f"pasta could not attach the uplink: {report or 'no report'}")
 
     def _stop_processes(self) -> None:
-        if self._pasta_pid is not None:
-            _kill_if(self._pasta_pid, "pasta")
-            self._pasta_pid = None
         if self._control is not None:
             self._control.close()
             self._control = None
@@ -205,6 +209,13 @@ class LinuxGateway:
                 self._helper.kill()
                 self._helper.wait(timeout=5)
             self._helper = None
+        if self._watch is not None:  # it ends pasta once the helper is gone
+            try:
+                self._watch.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._watch.kill()
+                self._watch.wait(timeout=5)
+            self._watch = None
 
 
 def _package_root() -> str:
@@ -227,18 +238,6 @@ def _read_line(sock: socket.socket) -> dict[str, Any]:
     if not isinstance(report, dict):
         raise ValueError("the helper's report is not an object")
     return report
-
-
-def _kill_if(pid: int, command: str) -> None:
-    """SIGTERM ``pid`` if it still runs ``command`` (a pid may be reused), and wait briefly for it."""
-    with contextlib.suppress(OSError):
-        with open(f"/proc/{pid}/comm") as comm:
-            if comm.read().strip() != command:
-                return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-            time.sleep(0.02)
 
 
 def run_inside(enter: Sequence[str], argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
