@@ -91,10 +91,10 @@ def encode_keepalive(tunnel: int) -> bytes:
 
 
 def encode_fragments(tunnel: int, frame_id: int, frame: bytes, max_datagram: int) -> list[bytes]:
-    """``frame`` in as few equal pieces as fit ``max_datagram``; empty if it needs too many."""
+    """``frame`` in as few equal pieces as fit ``max_datagram``; empty if it fits whole or needs too many."""
     room = max_datagram - FRAGMENT_HEADER_BYTES
-    count = -(-len(frame) // room)
-    if room <= 0 or count > MAX_FRAGMENTS:
+    count = -(-len(frame) // room) if room > 0 else 0
+    if not 2 <= count <= MAX_FRAGMENTS:
         return []
     size = -(-len(frame) // count)
     return [

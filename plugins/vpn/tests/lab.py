@@ -3,7 +3,7 @@
 The consumer node runs as ``nobody`` with the system's Python (the venv's
 packages added by path), so its gateway is built without root; its control
 socket only answers its own uid, so calls to it run as ``nobody`` too. The
-test guest serves a shell on :data:`AGENT_PORT`, reached from inside the
+guest's shell (:mod:`omerta_vm_kvm.testing`) is reached from inside the
 consumer's gateway namespace: the only place the guest is reachable from.
 """
 
@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from omerta_netlab.nodes import LabNode
+from omerta_vm_kvm.testing import SYSTEM_PYTHON
 
 from omerta_core.errors import ControlError
 
 NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-#: A Python every user may run: the venv's own interpreter may live in root's home.
-SYSTEM_PYTHON = "/usr/bin/python3"
-AGENT_PORT = 7000
 
 
 def _site_dirs() -> list[str]:
@@ -83,28 +81,6 @@ def prepare_for_nobody(directory: Path) -> Path:
         parent.chmod(parent.stat().st_mode | 0o711)
     os.chown(directory, NOBODY, NOBODY)
     return directory
-
-
-AGENT_CLIENT = """
-import socket, sys
-host, port, command, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-with socket.create_connection((host, port), timeout=timeout) as s:
-    s.sendall((command + "\\necho omerta-rc=$?\\nexit\\n").encode())
-    out = b""
-    while chunk := s.recv(65536):
-        out += chunk
-sys.stdout.write(out.decode(errors="replace"))
-"""
-
-
-def guest_shell(enter: Sequence[str], vm_address: str, command: str, timeout: float = 60.0) -> tuple[int, str]:
-    """Run ``command`` in the guest (through the gateway namespace); its exit status and output."""
-    argv = [*enter, SYSTEM_PYTHON, "-c", AGENT_CLIENT, vm_address, str(AGENT_PORT), command, str(timeout)]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"no shell in the guest: {done.stderr.strip()[-1000:]}")
-    out, _, rc = done.stdout.rpartition("omerta-rc=")
-    return int(rc.strip() or "255"), out
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lab import SYSTEM_PYTHON, NobodyLabNode, guest_shell, prepare_for_nobody, wait_until
+from lab import NobodyLabNode, prepare_for_nobody, wait_until
 from omerta_netlab import Host, Lab, NatBehaviour
 from omerta_netlab.nodes import LabNode
 from omerta_vm_kvm.cli import sweep_offline
 from omerta_vm_kvm.guest_builder import LEASE_MARKER, build_test_guest
+from omerta_vm_kvm.testing import SYSTEM_PYTHON, GuestShellError, guest_shell
 from scapy.all import IP, Ether, rdpcap
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -243,7 +244,7 @@ def test_a_spoofed_source_mac_is_counted_reported_and_kills_the_vm_within_2_s(ri
     vm_id, gateway = rented
     # the agent connection itself carries the spoofed frames; its answer never comes back
     spoof = f"ip link set eth0 address 02:00:00:00:be:ef; ping -c 3 -W 1 {SUBNET_GATEWAY}"
-    with pytest.raises((RuntimeError, subprocess.TimeoutExpired)):
+    with pytest.raises((GuestShellError, subprocess.TimeoutExpired)):
         shell(gateway, spoof, timeout=5)
     events = wait_until(lambda: rig.provider.call("vpn.rogue_events"), 30)
     assert events and events[0]["vm_id"] == vm_id and events[0]["reason"] == "foreign-source-mac"
