@@ -1,7 +1,7 @@
 """Control-API methods of the ``vpn`` plugin (``vpn.*``), for the CLI and tests.
 
 Each receives the running node and the request's params and reaches the
-service through ``node.service("vpn")``. Touches what the service touches.
+service through ``node.find(Vpn, "vpn")``. Touches what the service touches.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from typing import Any
 from omerta_core.errors import OmertaError
 from omerta_core.hookspecs import ControlMethod
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.vpn import GatewayMode
+from omerta_core.interfaces.vpn import GatewayMode, Vpn
+from omerta_core.node import NodeContext
 from omerta_vpn.service import VpnService, _gateway_json, _tunnel_json
 
 
@@ -19,8 +20,10 @@ class VpnParamsError(OmertaError, ValueError):
     """A control request with a missing or malformed parameter."""
 
 
-def _service(node: Any) -> VpnService:
-    service: VpnService = node.service("vpn", "vpn")
+def _service(node: NodeContext) -> VpnService:
+    service = node.find(Vpn, "vpn")
+    if not isinstance(service, VpnService):
+        raise VpnParamsError("this node runs no vpn (start it with --plugins vpn)")
     return service
 
 
@@ -31,17 +34,17 @@ def _text(params: dict[str, Any], name: str) -> str:
     return value
 
 
-async def _tunnel_start(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def _tunnel_start(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     info = await _service(node).start_tunnel(_text(params, "vm_id"), PeerId(_text(params, "consumer")))
     return _tunnel_json(info)
 
 
-async def _tunnel_stop(node: Any, params: dict[str, Any]) -> dict[str, bool]:
+async def _tunnel_stop(node: NodeContext, params: dict[str, Any]) -> dict[str, bool]:
     await _service(node).stop_tunnel(_text(params, "vm_id"))
     return {"stopped": True}
 
 
-async def _gateway_attach(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+async def _gateway_attach(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     mode = params.get("mode")
     try:
         parsed = GatewayMode(mode) if mode is not None else None
@@ -51,7 +54,7 @@ async def _gateway_attach(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     return _gateway_json(info)
 
 
-async def _gateway_detach(node: Any, params: dict[str, Any]) -> dict[str, bool]:
+async def _gateway_detach(node: NodeContext, params: dict[str, Any]) -> dict[str, bool]:
     await _service(node).detach_gateway(_text(params, "vm_id"))
     return {"detached": True}
 

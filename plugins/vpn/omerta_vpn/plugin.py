@@ -1,7 +1,8 @@
 """Hook implementations of the ``vpn`` plugin, registered through the ``omerta`` entry point.
 
-Registers the VPN backend (started after the transport and hypervisor, which it
-finds through the node), its configuration defaults and its control methods.
+Registers the VPN backend (it provides ``Vpn``, needs a ``Transport`` and uses
+a ``Hypervisor`` when one runs), its configuration defaults and its control
+methods.
 Touches nothing itself.
 """
 
@@ -11,23 +12,30 @@ from typing import Any
 
 import omerta_core
 from omerta_core.hookspecs import ControlMethod
-from omerta_core.records import VpnRecord
+from omerta_core.interfaces.hypervisor import Hypervisor
+from omerta_core.interfaces.transport import Transport
+from omerta_core.interfaces.vpn import Vpn
+from omerta_core.node import NodeContext
+from omerta_core.records import Need, ServiceRecord
 from omerta_vpn import control
 from omerta_vpn.service import VpnService
 from omerta_vpn.settings import CONFIG_DEFAULTS, parse_settings
 
 
-def build(node: Any) -> VpnService:
+def build(node: NodeContext) -> VpnService:
     return VpnService(node, parse_settings(node.plugin_config("vpn")))
 
 
 @omerta_core.hookimpl
-def omerta_vpns() -> list[VpnRecord]:
+def omerta_services() -> list[ServiceRecord]:
     return [
-        VpnRecord(
+        ServiceRecord(
             name="vpn",
+            provides=Vpn,
             factory=build,
             description="consumer-served VPN: VM frames over the mesh to a rootless gateway on the consumer",
+            # a provider's hypervisor starts first, so the VPN can tunnel its VMs; a consumer needs none
+            needs=(Need(Transport, install="omerta-transport-udp"), Need(Hypervisor, optional=True)),
         )
     ]
 

@@ -25,6 +25,7 @@ from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.hypervisor import FramePort, Hypervisor, VmState
 from omerta_core.interfaces.transport import Delivery, Transport
 from omerta_core.interfaces.vpn import GatewayInfo, GatewayMode, RogueEvent, RogueListener, TunnelInfo
+from omerta_core.node import NodeContext
 from omerta_vpn import codec
 from omerta_vpn.errors import ControlMessageError, GatewayError, TunnelError
 from omerta_vpn.gateway import Gateway, GatewaySpec
@@ -69,7 +70,7 @@ def _build_gateway(spec: GatewaySpec, log: Any) -> Gateway:
 class VpnService:
     """The node's VPN: provider tunnels and consumer gateways."""
 
-    def __init__(self, node: Any, settings: Settings) -> None:
+    def __init__(self, node: NodeContext, settings: Settings) -> None:
         self.node = node
         self.settings = settings
         self.log = node.log.bind(backend="vpn")
@@ -89,7 +90,7 @@ class VpnService:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        transport = self.node.service("transport")
+        transport = self.node.service(Transport)
         self._transport = transport
         self._max_datagram = min(transport.max_datagram_size(), codec.MAX_FRAME + codec.HEADER_BYTES)
         transport.on_message(codec.FRAMES_CHANNEL, self._on_datagram)
@@ -128,7 +129,7 @@ class VpnService:
     # -- provider: tunnels --------------------------------------------------------------
 
     def _hypervisor(self) -> Hypervisor | None:
-        return self.node.service("hypervisor") if self.node.has_service("hypervisor") else None
+        return self.node.find(Hypervisor)
 
     async def start_tunnel(self, vm_id: str, consumer: PeerId) -> TunnelInfo:
         consumer = PeerId(consumer)
