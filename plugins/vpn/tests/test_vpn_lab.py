@@ -11,6 +11,7 @@ whole module. Everything is removed on exit, also on failure.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +47,15 @@ GRACE_S = 6.0
 SMALL_VM = {"image": "omk-test", "memory_mib": 128, "disk_gib": 1, "lease_seconds": 600}
 
 SNIFFER = """
-import pathlib, sys
-from scapy.all import sniff, wrpcap
+import pathlib, sys, time
+from scapy.all import AsyncSniffer, wrpcap
 out, ready, stop = (pathlib.Path(a) for a in sys.argv[1:4])
-packets = sniff(iface="eth0", started_callback=ready.touch, stop_filter=lambda _p: stop.exists(), timeout=900)
-wrpcap(str(out), packets)
+sniffer = AsyncSniffer(iface="eth0", started_callback=ready.touch)
+sniffer.start()
+deadline = time.monotonic() + 900
+while not stop.exists() and time.monotonic() < deadline:
+    time.sleep(0.1)
+wrpcap(str(out), sniffer.stop())
 """
 
 
@@ -66,6 +72,7 @@ class Rig:
     web_log: Path
     capture: Path
     stop_capture: Path
+    sniffer: subprocess.Popen[bytes]
 
     def rent(self) -> tuple[str, dict[str, Any]]:
         """A VM for the consumer and its gateway; returns the VM id and the gateway."""
@@ -120,7 +127,18 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
                 node.call("udp.add_peer", {"peer": other.peer_id, "endpoints": []})
             assert wait_until(ready.exists, 60), "the capture on the provider's uplink did not start"
             yield Rig(
-                lab, workdir, provider, consumer, provider_host, neighbour, consumer_host, web, web_log, capture, stop
+                lab,
+                workdir,
+                provider,
+                consumer,
+                provider_host,
+                neighbour,
+                consumer_host,
+                web,
+                web_log,
+                capture,
+                stop,
+                sniffer,
             )
         finally:
             stop.touch()
@@ -177,27 +195,53 @@ def test_the_guest_gets_its_lease_with_the_mtu_from_the_consumers_dnsmasq(rig: R
     assert f"{VM_ADDRESS}/24" in out and f"default via {SUBNET_GATEWAY}" in out
 
 
-def test_ping_and_a_tcp_transfer_to_the_consumers_gateway(rig: Rig, rented: Any) -> None:
-    _, gateway = rented
-    blob = secrets.token_bytes(BLOB_BYTES)
-    root = rig.workdir / "gateway-www"
-    root.mkdir(exist_ok=True)
+@contextlib.contextmanager
+def blob_server(rig: Rig, gateway: dict[str, Any], size: int) -> Iterator[str]:
+    """A web server in the gateway namespace serving ``size`` random bytes; yields their MD5."""
+    blob = secrets.token_bytes(size)
+    root = rig.workdir / f"gateway-www-{secrets.token_hex(3)}"
+    root.mkdir()
     (root / "blob").write_bytes(blob)
     argv = [*gateway["enter"], SYSTEM_PYTHON, "-m", "http.server", str(GATEWAY_WEB_PORT), "-d", str(root)]
     server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        rc, out = shell(gateway, f"ping -c 3 -W 2 {SUBNET_GATEWAY}")
-        assert rc == 0, out
-        fetch = f"wget -q -O - http://{SUBNET_GATEWAY}:{GATEWAY_WEB_PORT}/blob | md5sum"
-        for _ in range(10):  # the server in the gateway namespace may still be starting
-            rc, out = shell(gateway, fetch, 120)
-            if rc == 0:
-                break
-            time.sleep(1)
-        assert rc == 0 and hashlib.md5(blob).hexdigest() in out
+        probe = [
+            *gateway["enter"],
+            SYSTEM_PYTHON,
+            "-c",
+            f"import socket; socket.create_connection(('{SUBNET_GATEWAY}', {GATEWAY_WEB_PORT}), 1)",
+        ]
+        assert wait_until(lambda: subprocess.run(probe, capture_output=True, check=False).returncode == 0, 30)
+        yield hashlib.md5(blob).hexdigest()
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+FETCH = f"wget -q -O - http://{SUBNET_GATEWAY}:{GATEWAY_WEB_PORT}/blob | md5sum"
+
+
+def test_ping_and_a_tcp_transfer_to_the_consumers_gateway(rig: Rig, rented: Any) -> None:
+    _, gateway = rented
+    rc, out = shell(gateway, f"ping -c 3 -W 2 {SUBNET_GATEWAY}")
+    assert rc == 0, out
+    with blob_server(rig, gateway, BLOB_BYTES) as md5:
+        rc, out = shell(gateway, FETCH, 120)
+    assert rc == 0 and md5 in out
+
+
+def test_a_transfer_survives_both_nats_forgetting_their_mappings(rig: Rig, rented: Any) -> None:
+    """The lab's stand-in for roaming: mid-transfer both routers drop every mapping, so the session's
+    path is lost and found again (relayed or punched anew); the guest's TCP only sees a pause."""
+    _, gateway = rented
+    with blob_server(rig, gateway, 4 * BLOB_BYTES) as md5, ThreadPoolExecutor(1) as pool:
+        transfer = pool.submit(shell, gateway, FETCH, 300)
+        time.sleep(2)
+        for host in (rig.consumer_host, rig.provider_host):
+            assert host.router is not None
+            rig.lab.flush_conntrack(host.router)
+        rc, out = transfer.result(timeout=330)
+    assert rc == 0 and md5 in out
 
 
 def test_the_internet_is_reached_only_through_the_consumer(rig: Rig, rented: Any) -> None:
@@ -275,7 +319,7 @@ def test_kill_9_of_the_consumer_pauses_then_deletes_the_vm(rig: Rig) -> None:
 def test_the_providers_uplink_never_saw_a_frame_of_the_guest(rig: Rig, rented: Any) -> None:
     vm_id, _ = rented
     rig.stop_capture.touch()
-    assert wait_until(rig.capture.exists, 120)
+    rig.sniffer.wait(timeout=120)  # it writes the capture as it exits
     mac = ":".join(vm_id[i : i + 2] for i in range(0, 6, 2))
     packets = rdpcap(str(rig.capture))
     assert len(packets) > 0
