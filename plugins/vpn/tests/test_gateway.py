@@ -71,8 +71,9 @@ def build(tmp_path: Path, mode: str, crash: bool = False) -> tuple[dict[str, obj
     directory = prepare_for_nobody(tmp_path / "work") / f"gateway-{mode}"
     argv = [*python_as_nobody(SCRIPT), mode, str(directory), "crash" if crash else "stop"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    assert done.stdout, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[0]), directory
+    reports = [line for line in done.stdout.splitlines() if line.startswith('{"uid"')]  # logs go to stdout too
+    assert reports, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(reports[0]), directory
 
 
 @pytest.mark.parametrize("crash", [False, True], ids=["detach", "kill-9"])
