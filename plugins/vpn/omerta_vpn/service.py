@@ -18,11 +18,12 @@ import json
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.hypervisor import FramePort, Hypervisor, VmState
+from omerta_core.interfaces.hypervisor import FrameHandler, FramePort, Hypervisor, VmState
 from omerta_core.interfaces.transport import Delivery, Transport
 from omerta_core.interfaces.vpn import GatewayInfo, GatewayMode, RogueEvent, RogueListener, TunnelInfo
 from omerta_core.node import NodeContext
@@ -187,18 +188,25 @@ class VpnService:
         counters = {**tunnel.port.counters(), **tunnel.core.counters}
         return TunnelInfo(tunnel.core.vm_id, tunnel.consumer, tunnel.core.state(time.monotonic()), counters)
 
-    def _vm_sender(self, tunnel: _Tunnel) -> Any:
+    def _sender(self, peer: PeerId, encode: Callable[[bytes, float], list[bytes]]) -> FrameHandler:
+        """A frame port's handler: each frame through ``encode``, its datagrams to ``peer`` and nowhere else."""
         transport = self._transport
         assert transport is not None
         send = transport.send_datagram
-        core = tunnel.core
-        consumer = tunnel.consumer
         channel = codec.FRAMES_CHANNEL
 
+        def carry(frame: bytes) -> None:
+            for datagram in encode(frame, time.monotonic()):
+                send(peer, channel, datagram)
+
+        return carry
+
+    def _vm_sender(self, tunnel: _Tunnel) -> FrameHandler:
+        carry = self._sender(tunnel.consumer, tunnel.core.from_vm)
+
         def from_vm(frame: bytes) -> None:
-            for datagram in core.from_vm(frame, time.monotonic()):
-                send(consumer, channel, datagram)
-            if core.actions:
+            carry(frame)
+            if tunnel.core.actions:
                 self._act(tunnel)
 
         return from_vm
@@ -276,7 +284,7 @@ class VpnService:
         attached = _Attached(link, provider, gateway)
         self._gateways[vm_id] = attached
         self._gateways_by_key[(str(provider), tunnel)] = attached
-        gateway.port.on_frames(self._gateway_sender(attached))
+        gateway.port.on_frames(self._sender(provider, link.from_gateway))
         self._keepalive(attached)
         return gateway.info()
 
@@ -297,20 +305,6 @@ class VpnService:
 
     def on_rogue(self, listener: RogueListener) -> None:
         self._rogue_listeners.append(listener)
-
-    def _gateway_sender(self, attached: _Attached) -> Any:
-        transport = self._transport
-        assert transport is not None
-        send = transport.send_datagram
-        link = attached.link
-        provider = attached.provider
-        channel = codec.FRAMES_CHANNEL
-
-        def from_gateway(frame: bytes) -> None:
-            for datagram in link.from_gateway(frame, time.monotonic()):
-                send(provider, channel, datagram)
-
-        return from_gateway
 
     def _keepalive(self, attached: _Attached) -> None:
         datagram = attached.link.keepalive_due(time.monotonic())

@@ -79,6 +79,54 @@ def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
+class FrameCarrier:
+    """One direction's frames to datagrams (whole, or fragments) and the other's back, with counters.
+
+    Shared by both ends of a tunnel; ``sent`` and ``received`` name the counters of carried frames.
+    """
+
+    def __init__(
+        self, tunnel: int, max_datagram: int, mode: FramesMode, counters: Counter[str], sent: str, received: str
+    ) -> None:
+        self.tunnel = tunnel
+        self.max_datagram = max_datagram
+        self.mode = mode
+        self.counters = counters
+        self.sent = sent
+        self.received = received
+        self._max_whole = max_datagram - codec.HEADER_BYTES
+        self._frame_ids = 0
+        self._reassembler = codec.Reassembler()
+
+    def encode(self, frame: bytes) -> list[bytes]:
+        """The datagrams carrying ``frame``: none (dropped and counted) when it cannot be carried."""
+        if len(frame) <= self._max_whole:
+            self.counters[self.sent] += 1
+            return [codec.encode_frame(self.tunnel, frame)]
+        if self.mode is FramesMode.FRAGMENT and len(frame) <= codec.MAX_FRAME:
+            self._frame_ids += 1
+            pieces = codec.encode_fragments(self.tunnel, self._frame_ids, frame, self.max_datagram)
+            if pieces:
+                self.counters[self.sent] += 1
+                self.counters["fragmented_frames"] += 1
+                return pieces
+        self.counters["dropped_too_big"] += 1
+        return []
+
+    def decode(self, datagram: codec.Datagram) -> bytes | None:
+        """The whole frame ``datagram`` completes, if any (keepalives carry none)."""
+        if type(datagram) is codec.Frame:
+            self.counters[self.received] += 1
+            return datagram.frame
+        if type(datagram) is codec.Fragment:
+            frame = self._reassembler.add(datagram)
+            self.counters["dropped_fragments"] = self._reassembler.dropped
+            if frame is not None:
+                self.counters[self.received] += 1
+            return frame
+        return None
+
+
 class ProviderTunnel:
     """One VM's tunnel on its provider."""
 
@@ -111,9 +159,9 @@ class ProviderTunnel:
         self.paused_at: float | None = None
         self.acted_on_rogue = False
         self.deleting = False
-        self._frame_ids = 0
-        self._reassembler = codec.Reassembler()
-        self._max_whole = max_datagram - codec.HEADER_BYTES
+        self.carrier = FrameCarrier(
+            self.tunnel, max_datagram, mode, self.counters, "frames_to_consumer", "frames_to_vm"
+        )
 
     # -- state ---------------------------------------------------------------------
 
@@ -139,18 +187,7 @@ class ProviderTunnel:
         if self.paused_at is not None or not self.live(now):
             counters["dropped_no_session"] += 1
             return []
-        if len(frame) <= self._max_whole:
-            counters["frames_to_consumer"] += 1
-            return [codec.encode_frame(self.tunnel, frame)]
-        if self.mode is FramesMode.FRAGMENT and len(frame) <= codec.MAX_FRAME:
-            self._frame_ids += 1
-            pieces = codec.encode_fragments(self.tunnel, self._frame_ids, frame, self.max_datagram)
-            if pieces:
-                counters["frames_to_consumer"] += 1
-                counters["fragmented_frames"] += 1
-                return pieces
-        counters["dropped_too_big"] += 1
-        return []
+        return self.carrier.encode(frame)
 
     def _rogue(self, reason: str) -> None:
         count = self.counters["rogue_frames"] = self.counters["rogue_frames"] + 1
@@ -173,16 +210,7 @@ class ProviderTunnel:
     def from_consumer(self, datagram: codec.Datagram, now: float) -> bytes | None:
         """The frame to hand to the VM, if ``datagram`` carries a whole one."""
         self._heard(now)
-        if type(datagram) is codec.Frame:
-            self.counters["frames_to_vm"] += 1
-            return datagram.frame
-        if type(datagram) is codec.Fragment:
-            frame = self._reassembler.add(datagram)
-            self.counters["dropped_fragments"] = self._reassembler.dropped
-            if frame is not None:
-                self.counters["frames_to_vm"] += 1
-            return frame
-        return None
+        return self.carrier.decode(datagram)
 
     def _heard(self, now: float) -> None:
         self.last_heard = now
@@ -229,37 +257,16 @@ class ConsumerLink:
         self.timing = timing or Timing()
         self.counters: Counter[str] = Counter()
         self.last_sent = -math.inf
-        self._frame_ids = 0
-        self._reassembler = codec.Reassembler()
-        self._max_whole = max_datagram - codec.HEADER_BYTES
+        self.carrier = FrameCarrier(self.tunnel, max_datagram, mode, self.counters, "frames_to_vm", "frames_from_vm")
 
     def from_gateway(self, frame: bytes, now: float) -> list[bytes]:
-        if len(frame) <= self._max_whole:
-            self.counters["frames_to_vm"] += 1
+        datagrams = self.carrier.encode(frame)
+        if datagrams:
             self.last_sent = now
-            return [codec.encode_frame(self.tunnel, frame)]
-        if self.mode is FramesMode.FRAGMENT:
-            self._frame_ids += 1
-            pieces = codec.encode_fragments(self.tunnel, self._frame_ids, frame, self.max_datagram)
-            if pieces:
-                self.counters["frames_to_vm"] += 1
-                self.counters["fragmented_frames"] += 1
-                self.last_sent = now
-                return pieces
-        self.counters["dropped_too_big"] += 1
-        return []
+        return datagrams
 
     def from_provider(self, datagram: codec.Datagram) -> bytes | None:
-        if type(datagram) is codec.Frame:
-            self.counters["frames_from_vm"] += 1
-            return datagram.frame
-        if type(datagram) is codec.Fragment:
-            frame = self._reassembler.add(datagram)
-            self.counters["dropped_fragments"] = self._reassembler.dropped
-            if frame is not None:
-                self.counters["frames_from_vm"] += 1
-            return frame
-        return None
+        return self.carrier.decode(datagram)
 
     def keepalive_due(self, now: float) -> bytes | None:
         """A keepalive to send now, if nothing else went to the provider for a keepalive interval."""
