@@ -26,6 +26,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -431,6 +432,7 @@ def _reachable(shell: list[str]) -> bool:
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the namespaces are removed on a kill too
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ovb-") as tmp, namespaces():
         workdir = Path(tmp)
