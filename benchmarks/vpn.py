@@ -298,9 +298,12 @@ def iperf_mbit(client_ns: str, server: str, server_enter: list[str] | None, serv
     try:
         for _ in range(50):
             done = run("iperf3", "-c", server, "-t", str(IPERF_S), "-J", namespace=client_ns, check=False)
-            if done.returncode == 0:
-                return float(json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e6
-            time.sleep(0.2)
+            received = (
+                json.loads(done.stdout or "{}").get("end", {}).get("sum_received") if done.returncode == 0 else None
+            )
+            if received:
+                return float(received["bits_per_second"]) / 1e6
+            time.sleep(0.2)  # the server was not listening yet
         raise RuntimeError(f"iperf3 failed: {done.stdout[-500:]} {done.stderr[-500:]}")
     finally:
         server_proc.kill()
