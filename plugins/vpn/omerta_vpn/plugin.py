@@ -2,13 +2,15 @@
 
 Registers the VPN backend (it provides ``Vpn``, needs a ``Transport`` and uses
 a ``Hypervisor`` when one runs), its configuration defaults and its control
-methods.
+methods and the ``omerta vpn`` commands.
 Touches nothing itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import click
 
 import omerta_core
 from omerta_core.hookspecs import ControlMethod
@@ -18,6 +20,7 @@ from omerta_core.interfaces.vpn import Vpn
 from omerta_core.node import NodeContext
 from omerta_core.records import Need, ServiceRecord
 from omerta_vpn import control
+from omerta_vpn.cli import vpn_group
 from omerta_vpn.service import VpnService
 from omerta_vpn.settings import CONFIG_DEFAULTS, parse_settings
 
@@ -48,3 +51,8 @@ def omerta_config_defaults() -> dict[str, Any]:
 @omerta_core.hookimpl
 def omerta_control_methods() -> dict[str, ControlMethod]:
     return control.METHODS
+
+
+@omerta_core.hookimpl
+def omerta_cli_commands() -> list[click.Command]:
+    return [vpn_group]
