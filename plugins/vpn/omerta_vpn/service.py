@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
@@ -96,6 +98,8 @@ class VpnService:
         self._max_datagram = min(transport.max_datagram_size(), codec.MAX_FRAME + codec.HEADER_BYTES)
         transport.on_message(codec.FRAMES_CHANNEL, self._on_datagram)
         transport.on_message(codec.CONTROL_CHANNEL, self._on_control)
+        # an earlier run's gateways ended with it (their helpers exit when the node does); only files remain
+        shutil.rmtree(self._gateways_dir(), ignore_errors=True)
         self._ticker = asyncio.create_task(self._tick_forever())
         self.log.info("vpn ready", frames=self.settings.frames.value, guest_mtu=self.guest_mtu)
 
@@ -273,7 +277,7 @@ class VpnService:
             mode=mode,
             subnet=self.settings.subnet,
             mtu=self.guest_mtu,
-            directory=self.node.plugin_state_dir("vpn") / "gateways" / vm_id,
+            directory=self._gateways_dir() / vm_id,
             upstream_dns=self.settings.upstream_dns,
         )
         gateway = _build_gateway(spec, self.log)
@@ -295,6 +299,9 @@ class VpnService:
         self._gateways_by_key.pop((str(attached.provider), attached.link.tunnel), None)
         await attached.gateway.stop()
         self.log.info("gateway detached", vm_id=vm_id, provider=attached.provider.short, **dict(attached.link.counters))
+
+    def _gateways_dir(self) -> Path:
+        return self.node.plugin_state_dir("vpn") / "gateways"
 
     def gateways(self) -> list[GatewayInfo]:
         infos = []
