@@ -1,3 +1,3 @@
-"""Omerta plugin `vpn`: the consumer-served VPN (tunnels on providers, gateways on consumers)."""
+"""Consumer-served VPN: a VM's frames over the mesh to a rootless gateway on its consumer (Omerta plugin `vpn`)."""
 
 __version__ = "0.1.0"
