@@ -6,7 +6,7 @@ Touches nothing.
 from __future__ import annotations
 
 import enum
-import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +18,7 @@ class VmState(enum.Enum):
     CREATING = "creating"
     BOOTING = "booting"
     READY = "ready"
+    PAUSED = "paused"
     RELEASING = "releasing"
     DELETED = "deleted"
     FAILED = "failed"
@@ -44,6 +45,39 @@ class VmInfo:
     created_at: float
     expires_at: float
     console_log: str | None = None
+    #: The MAC address of the VM's only NIC, where the hypervisor gives it one.
+    mac: str | None = None
+
+
+#: Called with each Ethernet frame a frame port receives from its VM.
+FrameHandler = Callable[[bytes], None]
+
+
+@runtime_checkable
+class FramePort(Protocol):
+    """One VM's only NIC, seen from the node: Ethernet frames in and out.
+
+    The kvm plugin implements it on the VM's TAP; a macOS backend would on a
+    ``VZFileHandleNetworkDeviceAttachment``; the VPN's consumer gateway on its
+    own TAP. Frames are whole Ethernet frames without FCS. A port never blocks:
+    a frame it cannot take now is dropped and counted.
+    """
+
+    @property
+    def mtu(self) -> int:
+        """The largest IP packet the VM's NIC is configured for (its frames are 14 bytes more)."""
+
+    def send(self, frame: bytes) -> bool:
+        """Hand one frame to the VM; ``False`` (and a counted drop) when it cannot be taken now."""
+
+    def on_frames(self, handler: FrameHandler | None) -> None:
+        """Call ``handler`` for every frame from the VM (``None`` stops receiving)."""
+
+    def counters(self) -> dict[str, int]:
+        """Frames and bytes in each direction, and drops by reason."""
+
+    def close(self) -> None:
+        """Stop receiving and release the port (idempotent); the VM's NIC stays."""
 
 
 @runtime_checkable
@@ -65,10 +99,11 @@ class Hypervisor(Service, Protocol):
     async def reclaim(self) -> int:
         """Delete every recorded artefact without a live owner; return how many were removed."""
 
+    async def pause(self, vm_id: str) -> VmInfo:
+        """Stop the VM's vCPUs, keeping its memory and NIC (its TCP connections survive a resume)."""
 
-@runtime_checkable
-class VmFrames(Protocol):
-    """Optional, for hypervisors that give each VM one NIC the node itself carries."""
+    async def resume(self, vm_id: str) -> VmInfo:
+        """Run a paused VM again."""
 
-    async def open_frames(self, vm_id: str) -> socket.socket:
-        """A packet socket on the VM's only NIC: each send and receive is one Ethernet frame."""
+    async def open_frame_port(self, vm_id: str) -> FramePort:
+        """The VM's only NIC as a frame port; available from boot until deletion."""

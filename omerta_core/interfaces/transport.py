@@ -45,6 +45,17 @@ class Transport(Service, Protocol):
     async def send(self, peer: PeerId, channel: str, data: bytes, *, delivery: Delivery = Delivery.RELIABLE) -> None:
         """Send ``data`` to ``peer`` on ``channel``; queues while a session is set up."""
 
+    def send_datagram(self, peer: PeerId, channel: str, data: bytes) -> None:
+        """Send one datagram now, without awaiting (the hot path of tunnelled frames).
+
+        Like ``send(..., delivery=DATAGRAM)``: queued while a session is set up,
+        dropped (and counted) when a queue is full. ``data`` must not exceed
+        :meth:`max_datagram_size`.
+        """
+
+    def max_datagram_size(self) -> int:
+        """The largest ``data`` a datagram may carry in one packet."""
+
     def on_message(self, channel: str, handler: MessageHandler) -> None:
         """Register the handler for messages arriving on ``channel``."""
 

@@ -227,6 +227,11 @@ class TransportCore:
 
     # -- configuration ---------------------------------------------------------
 
+    @property
+    def max_datagram_size(self) -> int:
+        """The most bytes one datagram can carry in a single packet."""
+        return self._max_plaintext - wire.DATAGRAM_FRAME_HEADER
+
     def register_channel(self, name: str) -> None:
         """Make datagrams for ``name`` deliverable; two names with one tag cannot coexist."""
         wire.check_channel_name(name)

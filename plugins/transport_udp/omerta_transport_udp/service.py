@@ -192,6 +192,15 @@ class UdpTransport:
         else:
             self._schedule_drain()
 
+    def send_datagram(self, peer: PeerId, channel: str, data: bytes) -> None:
+        if self._loop is None or not self._sockets:
+            raise NotStartedError("the udp transport is not running")
+        self.core.send(peer, channel, data, Delivery.DATAGRAM, time.monotonic())
+        self._transmit()
+
+    def max_datagram_size(self) -> int:
+        return self.core.max_datagram_size
+
     def reconnect(self, peer: PeerId) -> None:
         """Start a fresh handshake with ``peer`` now; the current session serves until it completes."""
         self.core.connect(PeerId(peer), time.monotonic())

@@ -21,6 +21,7 @@ class DomainSpec:
     overlay: Path | None = None
     tap: str | None = None
     mac: str | None = None
+    mtu: int | None = None
     kernel: Path | None = None
     initrd: Path | None = None
     cmdline: str = ""
@@ -75,6 +76,13 @@ def domain_xml(spec: DomainSpec) -> str:
         if spec.mac is not None:
             _sub(nic, "mac", address=spec.mac)
         _sub(nic, "model", type="virtio")
+        if spec.mtu is not None:
+            _sub(nic, "mtu", size=str(spec.mtu))
+        # No checksum or segmentation offloads: every frame the node reads from
+        # the TAP is a finished frame no larger than the MTU, fit to tunnel.
+        driver = _sub(nic, "driver")
+        _sub(driver, "host", csum="off", gso="off", tso4="off", tso6="off", ecn="off", ufo="off")
+        _sub(driver, "guest", csum="off", tso4="off", tso6="off", ecn="off", ufo="off")
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=str(spec.console_log))
     _sub(serial, "target", port="0")

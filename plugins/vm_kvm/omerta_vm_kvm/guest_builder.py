@@ -26,6 +26,10 @@ from pathlib import Path
 KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
 #: Printed by the guest's init on the serial console once userspace runs.
 READY_MARKER = "omerta-guest-ready"
+#: Printed by the guest's DHCP hook with the lease it applied: ``ip=... mtu=... router=...``.
+LEASE_MARKER = "omerta-guest-lease"
+#: TCP port on which the test guest serves a shell to whoever is on its network (its consumer).
+AGENT_PORT = 7000
 #: Drivers the guest needs for its disk and TAP NIC (the cloud kernel builds them as modules).
 GUEST_MODULES = ("virtio_pci", "virtio_net", "virtio_blk")
 #: Virtual size of the blank base disk; each VM's overlay is resized to its requested disk.
@@ -38,10 +42,15 @@ class GuestBuildError(RuntimeError):
     """The test guest could not be built (no network to Debian, a tool missing)."""
 
 
+#: Bumped whenever the guest's files change, so a cached older build is rebuilt.
+GUEST_VERSION = "3"
+
+
 def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:
     """Return the image directory ``cache_dir/images/<name>``, building it if missing."""
     image_dir = cache_dir / "images" / name
-    if all((image_dir / f).exists() for f in IMAGE_FILES):
+    version = image_dir / "guest-version"
+    if all((image_dir / f).exists() for f in IMAGE_FILES) and version.exists() and version.read_text() == GUEST_VERSION:
         return image_dir
     image_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="omk-build-", dir=image_dir.parent) as tmp:
@@ -54,6 +63,7 @@ def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:
         modules_dir = next((kernel_root / "lib" / "modules").iterdir())
         (staging / "initrd.img").write_bytes(_initramfs(modules_dir))
         _run(["qemu-img", "create", "-q", "-f", "qcow2", str(staging / "disk.qcow2"), BASE_DISK_SIZE])
+        (staging / "guest-version").write_text(GUEST_VERSION)
         for path in staging.iterdir():
             path.chmod(0o444)
         if image_dir.exists():
@@ -109,9 +119,15 @@ def _initramfs(modules_dir: Path) -> bytes:
             shutil.copyfile(module, root / "lib" / "modules" / module.name)
             names.append(module.name)
         (root / "lib" / "modules" / "order").write_text("\n".join(names) + "\n")
-        init = resources.files("omerta_vm_kvm.guest").joinpath("init.sh").read_text()
-        (root / "init").write_text(init.replace("@READY_MARKER@", READY_MARKER))
+        guest = resources.files("omerta_vm_kvm.guest")
+        init = guest.joinpath("init.sh").read_text()
+        (root / "init").write_text(
+            init.replace("@READY_MARKER@", READY_MARKER).replace("@AGENT_PORT@", str(AGENT_PORT))
+        )
         (root / "init").chmod(0o755)
+        hook = guest.joinpath("udhcpc-script.sh").read_text()
+        (root / "bin" / "udhcpc-script").write_text(hook.replace("omerta-guest-lease", LEASE_MARKER))
+        (root / "bin" / "udhcpc-script").chmod(0o755)
         listing = "\n".join(sorted(str(p.relative_to(root)) for p in root.rglob("*"))) + "\n"
         archive = _run(["cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0"], cwd=root, stdin=listing.encode())
     buffer = io.BytesIO()

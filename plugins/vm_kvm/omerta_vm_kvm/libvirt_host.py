@@ -65,6 +65,14 @@ def destroy_domain(conn: libvirt.virConnect, name: str) -> None:
             raise
 
 
+def suspend_domain(conn: libvirt.virConnect, name: str) -> None:
+    conn.lookupByName(name).suspend()
+
+
+def resume_domain(conn: libvirt.virConnect, name: str) -> None:
+    conn.lookupByName(name).resume()
+
+
 def domain_active(conn: libvirt.virConnect, name: str) -> bool:
     try:
         return bool(conn.lookupByName(name).isActive())

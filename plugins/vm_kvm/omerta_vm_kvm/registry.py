@@ -16,6 +16,7 @@ from typing import Any
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.hypervisor import VmInfo, VmState
 from omerta_vm_kvm.errors import RegistryDamagedError
+from omerta_vm_kvm.network import guest_mac
 
 REGISTRY_FILE = "registry.sqlite3"
 #: Artefact kinds, in the order a VM's artefacts are created.
@@ -76,6 +77,7 @@ class VmRow:
             created_at=self.created_at,
             expires_at=self.expires_at,
             console_log=self.console_log,
+            mac=guest_mac(self.vm_id),
         )
 
     def as_json(self) -> dict[str, object]:

@@ -1,6 +1,6 @@
-"""NoCloud cloud-init seeds: one user holding only the consumer's SSH key, no password.
+"""NoCloud cloud-init seeds: one user holding only the consumer's SSH key, no password; DHCPv4 only.
 
-:func:`user_data` and :func:`meta_data` are pure; :func:`write_seed_iso` runs
+:func:`user_data`, :func:`meta_data` and :func:`network_config` are pure; :func:`write_seed_iso` runs
 ``genisoimage`` and touches only the ISO path it is given and a temporary directory.
 """
 
@@ -44,12 +44,35 @@ def user_data(ssh_public_key: str, ready_line: str) -> str:
     return "#cloud-config\n" + json.dumps(config, indent=1) + "\n"
 
 
+def network_config(mac: str) -> str:
+    """NoCloud network-config (v2): DHCPv4 on the one NIC, and nothing else.
+
+    The address, default route, DNS and MTU all come from the consumer's gateway (through the VPN);
+    no DHCPv6 and no router advertisements, so the VPN is the guest's only route.
+    """
+    config = {
+        "version": 2,
+        "ethernets": {
+            "vpn": {
+                "match": {"macaddress": mac},
+                "set-name": "eth0",
+                "dhcp4": True,
+                "dhcp4-overrides": {"use-mtu": True},
+                "dhcp6": False,
+                "accept-ra": False,
+                "link-local": [],
+            }
+        },
+    }
+    return json.dumps(config, indent=1) + "\n"
+
+
 def meta_data(vm_id: str) -> str:
     return json.dumps({"instance-id": vm_id, "local-hostname": f"omerta-{vm_id[:8]}"}) + "\n"
 
 
-def write_seed_iso(path: Path, vm_id: str, ssh_public_key: str, ready_line: str) -> None:
-    """Write the NoCloud ISO (``user-data``, ``meta-data``) to ``path``."""
+def write_seed_iso(path: Path, vm_id: str, ssh_public_key: str, ready_line: str, mac: str) -> None:
+    """Write the NoCloud ISO (``user-data``, ``meta-data``, ``network-config``) to ``path``."""
     tool = shutil.which("genisoimage")
     if tool is None:
         raise HypervisorUnavailableError("genisoimage is not installed; cannot build cloud-init seeds")
@@ -57,6 +80,7 @@ def write_seed_iso(path: Path, vm_id: str, ssh_public_key: str, ready_line: str)
         source = Path(tmp)
         (source / "user-data").write_text(user_data(ssh_public_key, ready_line))
         (source / "meta-data").write_text(meta_data(vm_id))
+        (source / "network-config").write_text(network_config(mac))
         argv = [tool, "-quiet", "-output", str(path), "-volid", SEED_VOLUME_ID, "-joliet", "-rock", str(source)]
         done = subprocess.run(argv, capture_output=True, check=False)
     if done.returncode != 0:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import socket
 import subprocess
 import time
 import uuid
@@ -22,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.hypervisor import VmInfo, VmRequest, VmState
+from omerta_core.interfaces.hypervisor import FramePort, VmInfo, VmRequest, VmState
 from omerta_vm_kvm import libvirt_host, network, probe, seed
 from omerta_vm_kvm.admission import Usage, admit
 from omerta_vm_kvm.domain_xml import DomainSpec, domain_xml
 from omerta_vm_kvm.errors import AdmissionError, BootError, HypervisorUnavailableError, KvmError, UnknownVmError
 from omerta_vm_kvm.events import LifecycleLog
+from omerta_vm_kvm.frame_port import PacketSocketFramePort
 from omerta_vm_kvm.guest_builder import READY_MARKER
 from omerta_vm_kvm.images import BaseImage, resolve_image
 from omerta_vm_kvm.registry import Artefact, Registry, VmRow
@@ -42,7 +42,11 @@ CONSOLE_POLL_S = 0.1
 #: How often, while booting, the domain is checked to be still alive.
 LIVENESS_POLL_S = 1.0
 #: States in which a VM holds resources (counted by admission).
-LIVE_STATES = frozenset({VmState.ADMITTED, VmState.CREATING, VmState.BOOTING, VmState.READY})
+LIVE_STATES = frozenset({VmState.ADMITTED, VmState.CREATING, VmState.BOOTING, VmState.READY, VmState.PAUSED})
+#: States in which the VM's TAP is in its namespace, so a frame port can be opened.
+NIC_STATES = frozenset({VmState.BOOTING, VmState.READY, VmState.PAUSED})
+#: States in which the lease runs and the domain must be alive.
+RUNNING_STATES = frozenset({VmState.READY, VmState.PAUSED})
 
 
 def ready_line(vm_id: str) -> str:
@@ -62,9 +66,7 @@ def tap_name(vm_id: str) -> str:
     return f"{NAME_PREFIX}{vm_id[: network.IFNAME_MAX - len(NAME_PREFIX)]}"
 
 
-def guest_mac(vm_id: str) -> str:
-    """A locally administered unicast MAC derived from the VM id (52:54:00 is QEMU's prefix)."""
-    return "52:54:00:" + ":".join(vm_id[i : i + 2] for i in range(0, 6, 2))
+guest_mac = network.guest_mac
 
 
 class KvmHypervisor:
@@ -215,12 +217,33 @@ class KvmHypervisor:
     def artefacts(self, vm_id: str) -> builtins.list[Artefact]:
         return self._registry().artefacts(vm_id)
 
-    async def open_frames(self, vm_id: str) -> socket.socket:
-        """A packet socket on the VM's TAP, inside its namespace: the node reads and writes its frames."""
+    async def pause(self, vm_id: str) -> VmInfo:
         row = self._row(vm_id)
-        if row.state is not VmState.READY:
-            raise KvmError(f"VM {vm_id} is {row.state.value}, not ready")
-        return await asyncio.to_thread(network.open_frame_socket, namespace_name(vm_id), tap_name(vm_id))
+        if row.state is VmState.READY:
+            await asyncio.to_thread(libvirt_host.suspend_domain, self._conn, domain_name(vm_id))
+            self._registry().set_state(vm_id, VmState.PAUSED)
+            self.events.step("pause", vm_id)
+        elif row.state is not VmState.PAUSED:
+            raise KvmError(f"VM {vm_id} is {row.state.value}; only a ready VM can be paused")
+        return self._row(vm_id).info()
+
+    async def resume(self, vm_id: str) -> VmInfo:
+        row = self._row(vm_id)
+        if row.state is VmState.PAUSED:
+            await asyncio.to_thread(libvirt_host.resume_domain, self._conn, domain_name(vm_id))
+            self._registry().set_state(vm_id, VmState.READY)
+            self.events.step("resume", vm_id)
+        elif row.state is not VmState.READY:
+            raise KvmError(f"VM {vm_id} is {row.state.value}; only a paused VM can be resumed")
+        return self._row(vm_id).info()
+
+    async def open_frame_port(self, vm_id: str) -> FramePort:
+        """The VM's TAP as a frame port: a packet socket on it inside the VM's namespace."""
+        row = self._row(vm_id)
+        if row.state not in NIC_STATES:
+            raise KvmError(f"VM {vm_id} is {row.state.value}; its NIC is not up")
+        sock = await asyncio.to_thread(network.open_frame_socket, namespace_name(vm_id), tap_name(vm_id))
+        return PacketSocketFramePort(sock, self.settings.nic_mtu)
 
     # -- creation -----------------------------------------------------------------
 
@@ -249,14 +272,14 @@ class KvmHypervisor:
         seed_iso = None
         if not image.boots_directly and ssh_key is not None:
             seed_iso = vm_dir / "seed.iso"
-            await self._make(
-                Artefact(vm_id, "file", str(seed_iso)), seed.write_seed_iso, seed_iso, vm_id, ssh_key, ready_line(vm_id)
-            )
+            seed_args = (seed_iso, vm_id, ssh_key, ready_line(vm_id), guest_mac(vm_id))
+            await self._make(Artefact(vm_id, "file", str(seed_iso)), seed.write_seed_iso, *seed_args)
         console = vm_dir / "console.log"
         self._registry().record(Artefact(vm_id, "file", str(console)))
         namespace, tap = namespace_name(vm_id), tap_name(vm_id)
+        tap_artefact = network.tap_artefact(tap, self.settings.libvirt_netns)
         await self._make(Artefact(vm_id, "netns", namespace), network.create_namespace, namespace)
-        await self._make(Artefact(vm_id, "tap", tap), network.create_tap, tap)
+        await self._make(Artefact(vm_id, "tap", tap_artefact), network.create_tap, tap_artefact)
         spec = DomainSpec(
             name=domain_name(vm_id),
             uuid=str(uuid.UUID(vm_id)),
@@ -267,6 +290,7 @@ class KvmHypervisor:
             overlay=overlay,
             tap=tap,
             mac=guest_mac(vm_id),
+            mtu=self.settings.nic_mtu,
             kernel=image.kernel,
             initrd=image.initrd,
             cmdline=f"console=ttyS0 quiet panic=-1 omerta.vm={vm_id}",
@@ -274,7 +298,7 @@ class KvmHypervisor:
         )
         self.events.step("create", vm_id, domain=spec.name, domain_type=domain_type, netns=namespace, tap=tap)
         await self._make(Artefact(vm_id, "domain", spec.name), libvirt_host.start_domain, self._conn, domain_xml(spec))
-        await asyncio.to_thread(network.move_tap_into, tap, namespace)
+        await asyncio.to_thread(network.move_tap_into, tap_artefact, namespace, self.settings.nic_mtu)
         registry.set_state(vm_id, VmState.BOOTING)
         self.events.step("boot", vm_id)
         started = time.monotonic()
@@ -392,10 +416,10 @@ class KvmHypervisor:
                 continue
             if row.incarnation != self.incarnation or row.state is VmState.RELEASING:
                 reason = "reclaim"
-            elif row.state is VmState.READY and row.expires_at <= now:
+            elif row.state in RUNNING_STATES and row.expires_at <= now:
                 reason = "expire"
                 self.expired += 1
-            elif row.state is VmState.READY and not await asyncio.to_thread(
+            elif row.state in RUNNING_STATES and not await asyncio.to_thread(
                 libvirt_host.domain_active, self._conn, domain_name(row.vm_id)
             ):
                 reason = "domain-gone"

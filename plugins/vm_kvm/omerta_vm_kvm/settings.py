@@ -28,7 +28,15 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "max_lease_s": 86400,
     "boot_timeout_s": 180.0,  # a cloud image under TCG on a busy host takes minutes
     "reconcile_interval_s": 1.0,
+    # The guest NIC's MTU: 1229 makes every frame fit one 1248-byte datagram of the udp transport with the VPN's
+    # 5-byte header (docs/vpn.md); raise it only with a tunnel that fragments.
+    "nic_mtu": 1229,
+    # The network namespace libvirt's QEMU runs in, when the node runs in another one (a NAT lab host):
+    # TAPs are created there, where QEMU opens them by name. Empty: the node's own.
+    "libvirt_netns": "",
 }
+#: The NIC MTU range: IPv6 needs 1280 on a real link, but the tunnel's guest has IPv4 only; 576 is IPv4's floor.
+NIC_MTU_RANGE = (576, 9000)
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class Settings:
     limits: Limits
     boot_timeout_s: float
     reconcile_interval_s: float
+    nic_mtu: int = 1229
+    libvirt_netns: str | None = None
 
 
 def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
@@ -54,6 +64,7 @@ def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
         )
         boot_timeout_s = float(config["boot_timeout_s"])
         reconcile_interval_s = float(config["reconcile_interval_s"])
+        nic_mtu = int(config["nic_mtu"])
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"plugins.kvm: {exc}") from exc
     domain_type = str(config["domain_type"])
@@ -61,5 +72,16 @@ def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
         raise ConfigError(f"plugins.kvm.domain_type must be one of {', '.join(DOMAIN_TYPES)}, got {domain_type!r}")
     if reconcile_interval_s <= 0 or boot_timeout_s <= 0:
         raise ConfigError("plugins.kvm.boot_timeout_s and reconcile_interval_s must be positive")
+    if not NIC_MTU_RANGE[0] <= nic_mtu <= NIC_MTU_RANGE[1]:
+        raise ConfigError(f"plugins.kvm.nic_mtu must be {NIC_MTU_RANGE[0]}-{NIC_MTU_RANGE[1]}, got {nic_mtu}")
     images_dir = Path(config["images_dir"]) if config["images_dir"] else state_dir / "images"
-    return Settings(str(config["libvirt_uri"]), domain_type, images_dir, limits, boot_timeout_s, reconcile_interval_s)
+    return Settings(
+        str(config["libvirt_uri"]),
+        domain_type,
+        images_dir,
+        limits,
+        boot_timeout_s,
+        reconcile_interval_s,
+        nic_mtu,
+        str(config["libvirt_netns"]) or None,
+    )

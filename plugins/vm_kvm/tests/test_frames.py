@@ -1,13 +1,10 @@
-"""The service in-process: the node reads and writes the guest's Ethernet frames; the guest has no other network."""
+"""The service in-process: the frame port carries the guest's Ethernet frames; the guest has no other network."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,37 +15,22 @@ from omerta_vm_kvm.service import KvmHypervisor, guest_mac, namespace_name, tap_
 from omerta_vm_kvm.settings import parse_settings
 
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.hypervisor import Hypervisor, VmFrames, VmRequest, VmState
+from omerta_core.interfaces.hypervisor import FramePort, Hypervisor, VmRequest, VmState
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 CONSUMER = PeerId.from_public_key(bytes(32))
-GUEST_IP = "198.18.0.2"  # what the test guest's init configures
-NODE_IP = "198.18.0.1"
-NODE_MAC = bytes.fromhex("020000000001")
-ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
+DHCP_SERVER_PORT = 67
 
 
-def arp_request(target_ip: str) -> bytes:
-    ether = b"\xff" * 6 + NODE_MAC + struct.pack(">H", ETH_P_ARP)
-    arp = struct.pack(">HHBBH", 1, 0x0800, 6, 4, 1)
-    arp += NODE_MAC + ipaddress.IPv4Address(NODE_IP).packed + b"\x00" * 6 + ipaddress.IPv4Address(target_ip).packed
-    return ether + arp
-
-
-def read_arp_reply(sock: socket.socket, timeout: float) -> tuple[bytes, str] | None:
-    """The first ARP reply to NODE_IP: (sender MAC, sender IP)."""
-    sock.settimeout(0.5)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            frame = sock.recv(2048)
-        except TimeoutError:
-            continue
-        is_arp_reply = len(frame) >= 42 and frame[12:14] == struct.pack(">H", ETH_P_ARP) and frame[20:22] == b"\x00\x02"
-        if is_arp_reply and frame[38:42] == ipaddress.IPv4Address(NODE_IP).packed:
-            return frame[22:28], str(ipaddress.IPv4Address(frame[28:32]))
-    return None
+def is_dhcp_discover_from(frame: bytes, mac: bytes) -> bool:
+    """An IPv4/UDP frame from ``mac`` to port 67 (what the guest's udhcpc sends at boot)."""
+    if len(frame) < 42 or frame[6:12] != mac or frame[12:14] != struct.pack(">H", ETH_P_IP):
+        return False
+    header_len = (frame[14] & 0x0F) * 4
+    udp = 14 + header_len
+    return frame[23] == 17 and struct.unpack(">H", frame[udp + 2 : udp + 4])[0] == DHCP_SERVER_PORT
 
 
 def links_in(namespace: str) -> list[str]:
@@ -56,29 +38,57 @@ def links_in(namespace: str) -> list[str]:
     return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines())
 
 
-def test_the_node_reads_and_writes_the_guests_frames(images_dir: Path, tmp_path: Path) -> None:
+def test_the_frame_port_carries_the_guests_frames_and_its_nic_is_alone(images_dir: Path, tmp_path: Path) -> None:
     settings = parse_settings({"images_dir": str(images_dir), "domain_type": "qemu"}, tmp_path)
     service = KvmHypervisor(settings, tmp_path, structlog.get_logger())
 
     async def scenario() -> None:
         await service.start()
         try:
-            assert isinstance(service, Hypervisor) and isinstance(service, VmFrames)
+            assert isinstance(service, Hypervisor)
             request = VmRequest(consumer=CONSUMER, image="omk-test", memory_mib=128, disk_gib=1, lease_seconds=60)
             info = await service.create(request)
-            assert info.state is VmState.READY
-            assert links_in(namespace_name(info.vm_id)) == ["lo", tap_name(info.vm_id)]
-            sock = await service.open_frames(info.vm_id)
-            with sock:
-                sock.send(arp_request(GUEST_IP))
-                reply = await asyncio.to_thread(read_arp_reply, sock, 30.0)
-            assert reply == (bytes.fromhex(guest_mac(info.vm_id).replace(":", "")), GUEST_IP)
+            assert info.state is VmState.READY and info.mac == guest_mac(info.vm_id)
+            namespace = namespace_name(info.vm_id)
+            assert links_in(namespace) == ["lo", tap_name(info.vm_id)]
+            assert sysctl_in(namespace, "net.ipv6.conf.all.disable_ipv6") == "1"
+            assert addresses_in(namespace) == []
+            port = await service.open_frame_port(info.vm_id)
+            assert isinstance(port, FramePort) and port.mtu == settings.nic_mtu
+            frames: asyncio.Queue[bytes] = asyncio.Queue()
+            port.on_frames(frames.put_nowait)
+            mac = bytes.fromhex(guest_mac(info.vm_id).replace(":", ""))
+
+            async def discover() -> bytes:
+                while not is_dhcp_discover_from(frame := await frames.get(), mac):
+                    pass
+                return frame
+
+            await asyncio.wait_for(discover(), 60)
+            assert port.send(b"\xff" * 6 + b"\x02" + bytes(5) + b"\x88\xb5" + bytes(50))
+            assert not port.send(bytes(port.mtu + 15))
+            counters = port.counters()
+            assert counters["from_vm_frames"] >= 1 and counters["to_vm_frames"] == 1 and counters["dropped_size"] == 1
+            paused = await service.pause(info.vm_id)
+            assert paused.state is VmState.PAUSED
+            assert (await service.resume(info.vm_id)).state is VmState.READY
+            port.close()
             await service.destroy(info.vm_id)
             assert service.list() == []
         finally:
             await service.stop()
 
     asyncio.run(scenario())
+
+
+def sysctl_in(namespace: str, key: str) -> str:
+    argv = ["ip", "netns", "exec", namespace, "sysctl", "-n", key]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def addresses_in(namespace: str) -> list[str]:
+    out = subprocess.run(["ip", "-n", namespace, "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[3] for line in out.splitlines() if line.split()[1] != "lo"]
 
 
 def test_a_missing_libvirt_is_a_refusal_not_a_fake_vm(tmp_path: Path) -> None:

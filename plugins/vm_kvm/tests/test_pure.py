@@ -19,7 +19,7 @@ from omerta_vm_kvm.domain_xml import DomainSpec, domain_xml
 from omerta_vm_kvm.errors import AdmissionError, ImageNotFoundError, InvalidSshKeyError, RegistryDamagedError
 from omerta_vm_kvm.images import resolve_image
 from omerta_vm_kvm.registry import REGISTRY_FILE, Artefact, Registry, VmRow
-from omerta_vm_kvm.seed import meta_data, user_data, write_seed_iso
+from omerta_vm_kvm.seed import meta_data, network_config, user_data, write_seed_iso
 from omerta_vm_kvm.ssh_keys import validate_ssh_public_key
 
 from omerta_core.interfaces.common import PeerId
@@ -130,9 +130,12 @@ def test_cloud_init_seed_holds_only_the_consumers_key_and_no_password(tmp_path: 
     assert config["ssh_pwauth"] is False
     assert json.loads(meta_data("abc"))["instance-id"] == "abc"
     iso = tmp_path / "seed.iso"
-    write_seed_iso(iso, "abc", key, "omerta-guest-ready vm=abc")
+    write_seed_iso(iso, "abc", key, "omerta-guest-ready vm=abc", "52:54:00:ab:c0:00")
     listing = subprocess.run(["isoinfo", "-R", "-l", "-i", str(iso)], capture_output=True, check=True).stdout
-    assert b"user-data" in listing and b"meta-data" in listing
+    assert b"user-data" in listing and b"meta-data" in listing and b"network-config" in listing
+    (nic,) = json.loads(network_config("52:54:00:ab:c0:00"))["ethernets"].values()
+    assert nic["match"] == {"macaddress": "52:54:00:ab:c0:00"} and nic["dhcp4"] is True
+    assert nic["dhcp6"] is False and nic["accept-ra"] is False and nic["dhcp4-overrides"]["use-mtu"] is True
     volume = subprocess.run(["isoinfo", "-d", "-i", str(iso)], capture_output=True, check=True).stdout
     assert b"Volume id: cidata" in volume
 

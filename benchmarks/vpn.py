@@ -1,0 +1,486 @@
+"""The consumer-served VPN's cost: frames per second, added round trip, TCP against wireguard-go, a guest's TCP.
+
+Run as root with no arguments (``python benchmarks/vpn.py``); prints the headline figures last, one
+per line as ``name: value``. Two namespaces joined by a veth: the provider's and the consumer's. In
+the provider's, a TAP stands for the VM's NIC (its kernel side holds the VM's address); a tunnel
+endpoint (the udp transport and :class:`omerta_vpn.tunnel.ProviderTunnel`, exactly as the vpn
+service wires them) reads it. In the consumer's, the other endpoint (:class:`ConsumerLink`) feeds a
+real rootless :class:`omerta_vpn.gateway_linux.LinuxGateway`. Baselines from the same run:
+
+- frames/s: the transport's own encrypted datagrams of the same size between the same two endpoints;
+- round trip: ping over the plain veth between the two namespaces;
+- TCP: iperf3 through wireguard-go (userspace WireGuard, the tool a user would pick) on the same veth;
+- fit against fragment: the same iperf3 through the tunnel with the guest MTU made to fit (1229) and
+  with a 1500-byte MTU whose larger frames are split in two.
+
+TCP figures are medians of three interleaved rounds (the host's CPU is shared).
+
+Last, a real guest under TCG (the kvm plugin's test guest) downloads from the consumer's gateway.
+Touches namespaces and processes it creates (names ``ovb<pid>-*``), removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import os
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+import structlog
+from omerta_transport_udp.service import UdpTransport
+from omerta_vm_kvm.guest_builder import build_test_guest
+from omerta_vm_kvm.service import KvmHypervisor
+from omerta_vm_kvm.settings import parse_settings
+from omerta_vm_kvm.testing import SYSTEM_PYTHON, guest_shell
+from omerta_vpn import codec
+from omerta_vpn.gateway import GatewaySpec
+from omerta_vpn.gateway_linux import LinuxGateway
+from omerta_vpn.tap import TapFramePort
+from omerta_vpn.tun import open_tap
+from omerta_vpn.tunnel import ConsumerLink, FramesMode, ProviderTunnel, Timing
+
+from omerta_core.interfaces.common import Endpoint as UdpEndpoint
+from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.hypervisor import VmRequest
+from omerta_core.interfaces.vpn import GatewayMode
+
+TAG = f"ovb{os.getpid()}"
+PROVIDER_NS, CONSUMER_NS = f"{TAG}-prov", f"{TAG}-cons"
+PROVIDER_IP, CONSUMER_IP = "198.18.253.1", "198.18.253.2"
+WG_PROVIDER, WG_CONSUMER = "198.18.252.1", "198.18.252.2"
+SUBNET = "198.18.255.0/24"
+GATEWAY_IP, VM_IP = "198.18.255.1", "198.18.255.2"
+PORT = 51000
+FRAME_BYTES = 1000
+BLAST_S = 3.0
+IPERF_S = 4
+#: TCP measurements per variant; the median is reported.
+TCP_ROUNDS = 3
+PINGS = 50
+GUEST_DOWNLOAD_BYTES = 4 * 1024 * 1024
+PROVIDER_SEED, CONSUMER_SEED = bytes([1]) * 32, bytes([2]) * 32
+
+
+def peer_of(seed: bytes) -> str:
+    return str(PeerId.from_public_key(bytes(nacl.signing.SigningKey(seed).verify_key)))
+
+
+# -- the two tunnel endpoints (each runs in its own process and namespace) --------------------
+
+
+async def endpoint(role: str, options: dict[str, Any]) -> None:
+    """A tunnel endpoint driven by commands on stdin; answers each with one JSON line."""
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries answers
+    provider = role == "provider"
+    mine, other = (PROVIDER_SEED, CONSUMER_SEED) if provider else (CONSUMER_SEED, PROVIDER_SEED)
+    log = structlog.get_logger().bind(role=role)
+    transport = UdpTransport(
+        nacl.signing.SigningKey(mine), hosts=(PROVIDER_IP if provider else CONSUMER_IP,), port=PORT, log=log
+    )
+    await transport.start()
+    peer = PeerId(peer_of(other))
+    transport.add_peer(peer, [UdpEndpoint(CONSUMER_IP if provider else PROVIDER_IP, PORT)])
+    mode = FramesMode(options["frames"])
+    mtu = 1500 if mode is FramesMode.FRAGMENT else codec.fit_mtu(transport.max_datagram_size())
+    max_datagram = transport.max_datagram_size()
+    received = {"bench": 0}
+    transport.on_message("bench", lambda _p, _d: received.__setitem__("bench", received["bench"] + 1))
+    vm_id = "0123456789abcdef0123456789abcdef"
+    gateway = None
+    hypervisor = None
+    if provider and options.get("guest"):
+        state = Path(options["state_dir"])
+        settings = parse_settings(
+            {"images_dir": options["images_dir"], "domain_type": "qemu", "libvirt_netns": options["libvirt_netns"]},
+            state,
+        )
+        hypervisor = KvmHypervisor(settings, state, log)
+        await hypervisor.start()
+        info = await hypervisor.create(VmRequest(consumer=peer, image="omk-test", memory_mib=128, disk_gib=1))
+        vm_id = info.vm_id
+        port = await hypervisor.open_frame_port(vm_id)
+        mac = info.mac or ""
+    elif provider:
+        fd = open_tap("vm0")
+        for argv in (
+            ["ip", "link", "set", "vm0", "mtu", str(mtu), "address", "02:00:00:00:00:02", "up"],
+            ["ip", "addr", "add", f"{VM_IP}/24", "dev", "vm0"],
+        ):
+            subprocess.run(argv, check=True)
+        port = TapFramePort(fd, mtu)
+        mac = "02:00:00:00:00:02"
+    else:
+        vm_id = options.get("vm_id", vm_id)
+        spec = GatewaySpec(
+            vm_id,
+            peer,
+            GatewayMode.ISOLATED,
+            ipaddress.IPv4Network(SUBNET),
+            mtu,
+            Path(options["dir"]),
+            upstream_dns=False,
+        )
+        gateway = LinuxGateway(spec, log)
+        await gateway.start()
+        port = gateway.port
+    timing = Timing(keepalive_s=0.5, consumer_timeout_s=600, lease_grace_s=3600, delete_after_s=3600)
+    if provider:
+        core = ProviderTunnel(vm_id, mac, max_datagram=max_datagram, now=time.monotonic(), mode=mode, timing=timing)
+        core.vm_ready(time.monotonic())
+
+        def from_vm(frame: bytes) -> None:
+            for datagram in core.from_vm(frame, time.monotonic()):
+                transport.send_datagram(peer, codec.FRAMES_CHANNEL, datagram)
+
+        def from_consumer(_peer: PeerId, data: bytes) -> None:
+            frame = core.from_consumer(codec.decode(data), time.monotonic())
+            if frame is not None:
+                port.send(frame)
+
+        port.on_frames(from_vm)
+        transport.on_message(codec.FRAMES_CHANNEL, from_consumer)
+    else:
+        link = ConsumerLink(vm_id, max_datagram=max_datagram, mode=mode, timing=timing)
+
+        def from_gateway(frame: bytes) -> None:
+            for datagram in link.from_gateway(frame, time.monotonic()):
+                transport.send_datagram(peer, codec.FRAMES_CHANNEL, datagram)
+
+        def from_provider(_peer: PeerId, data: bytes) -> None:
+            frame = link.from_provider(codec.decode(data))
+            if frame is not None:
+                port.send(frame)
+
+        async def keepalives() -> None:
+            while True:
+                datagram = link.keepalive_due(time.monotonic())
+                if datagram is not None:
+                    transport.send_datagram(peer, codec.FRAMES_CHANNEL, datagram)
+                await asyncio.sleep(0.25)
+
+        port.on_frames(from_gateway)
+        transport.on_message(codec.FRAMES_CHANNEL, from_provider)
+        keeper = asyncio.create_task(keepalives())
+        del keeper
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def answer(value: Any) -> None:
+        sys.stdout.write(json.dumps(value) + "\n")
+        sys.stdout.flush()
+
+    answer({"ready": True, "vm_id": vm_id, "enter": list(gateway.info().enter) if gateway else []})
+    while line := await reader.readline():
+        command = line.decode().split()
+        if command[0] == "stats":
+            answer({"port": port.counters(), "bench": received["bench"], "transport": transport.status()["counters"]})
+        elif command[0] == "blast":
+            payload = secrets.token_bytes(int(command[1]))
+            deadline = time.monotonic() + float(command[2])
+            sent = 0
+            while time.monotonic() < deadline:
+                for _ in range(64):
+                    transport.send_datagram(peer, "bench", payload)
+                sent += 64
+                await asyncio.sleep(0)
+            answer({"sent": sent})
+        elif command[0] == "quit":
+            break
+    if gateway is not None:
+        await gateway.stop()
+    port.close()
+    if hypervisor is not None:
+        await hypervisor.stop()
+    await transport.stop()
+
+
+class TunnelEndpoint:
+    """A tunnel endpoint process inside a namespace."""
+
+    def __init__(self, role: str, namespace: str, options: dict[str, Any]) -> None:
+        argv = ["ip", "netns", "exec", namespace, sys.executable, __file__, "--endpoint", role, json.dumps(options)]
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ready = self.read()
+
+    def read(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("a tunnel endpoint exited")
+        return dict(json.loads(line))
+
+    def ask(self, command: str) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ask("quit")
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- the namespaces ---------------------------------------------------------------------------
+
+
+def run(*argv: str, check: bool = True, namespace: str | None = None) -> subprocess.CompletedProcess[str]:
+    prefix = ["ip", "netns", "exec", namespace] if namespace else []
+    return subprocess.run([*prefix, *argv], capture_output=True, text=True, check=check)
+
+
+@contextlib.contextmanager
+def namespaces() -> Iterator[None]:
+    try:
+        run("ip", "netns", "add", PROVIDER_NS)
+        run("ip", "netns", "add", CONSUMER_NS)
+        run("ip", "link", "add", "ovbp", "netns", PROVIDER_NS, "type", "veth", "peer", "ovbc", "netns", CONSUMER_NS)
+        for ns, link, address in ((PROVIDER_NS, "ovbp", PROVIDER_IP), (CONSUMER_NS, "ovbc", CONSUMER_IP)):
+            run("ip", "link", "set", "lo", "up", namespace=ns)
+            run("ip", "addr", "add", f"{address}/24", "dev", link, namespace=ns)
+            run("ip", "link", "set", link, "up", namespace=ns)
+        yield
+    finally:
+        for ns in (PROVIDER_NS, CONSUMER_NS):
+            for pid in run("ip", "netns", "pids", ns, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), 9)
+            run("ip", "netns", "delete", ns, check=False)
+
+
+@contextlib.contextmanager
+def tunnel(workdir: Path, frames: str, **provider_options: Any) -> Iterator[tuple[TunnelEndpoint, TunnelEndpoint]]:
+    provider = TunnelEndpoint("provider", PROVIDER_NS, {"frames": frames, **provider_options})
+    consumer = None
+    try:
+        directory = workdir / f"gateway-{frames}-{secrets.token_hex(3)}"
+        consumer = TunnelEndpoint(
+            "consumer", CONSUMER_NS, {"frames": frames, "dir": str(directory), "vm_id": provider.ready["vm_id"]}
+        )
+        yield provider, consumer
+    finally:
+        if consumer is not None:
+            consumer.close()
+        provider.close()
+
+
+def ping_ms(namespace: str, target: str) -> float:
+    """The median round trip of :data:`PINGS` pings, 20 ms apart (the median: the host's CPU is shared)."""
+    out = run("ping", "-c", str(PINGS), "-i", "0.02", "-W", "2", target, namespace=namespace).stdout
+    times = [float(t) for t in re.findall(r"time=([\d.]+) ms", out)]
+    if not times:
+        raise RuntimeError(f"no ping came back: {out}")
+    return statistics.median(times)
+
+
+def iperf_mbit(client_ns: str, server: str, server_enter: list[str] | None, server_ns: str | None) -> float:
+    prefix = [*(server_enter or [])]
+    argv = ["iperf3", "-s", "-1", "-B", server]
+    server_proc = subprocess.Popen(
+        (["ip", "netns", "exec", server_ns] if server_ns else []) + prefix + argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(50):
+            done = run("iperf3", "-c", server, "-t", str(IPERF_S), "-J", namespace=client_ns, check=False)
+            received = (
+                json.loads(done.stdout or "{}").get("end", {}).get("sum_received") if done.returncode == 0 else None
+            )
+            if received:
+                return float(received["bits_per_second"]) / 1e6
+            time.sleep(0.2)  # the server was not listening yet
+        raise RuntimeError(f"iperf3 failed: {done.stdout[-500:]} {done.stderr[-500:]}")
+    finally:
+        server_proc.kill()
+        server_proc.wait()
+
+
+def frames_per_second(workdir: Path) -> tuple[float, float]:
+    """(tunnel frames/s provider TAP -> consumer TAP, transport datagrams/s of the same size)."""
+    with tunnel(workdir, "fit") as (provider, consumer):
+        ping_ms(PROVIDER_NS, GATEWAY_IP)  # ARP and session settle
+        before = consumer.ask("stats")["port"].get("sent_frames", 0)
+        blaster = [
+            sys.executable,
+            "-c",
+            "import socket,sys,time\n"
+            "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);p=bytes(int(sys.argv[2]));end=time.monotonic()+float(sys.argv[3])\n"
+            "while time.monotonic()<end:\n"
+            "  for _ in range(200):\n"
+            "    try: s.sendto(p,(sys.argv[1],9))\n"
+            "    except OSError: pass\n",
+            GATEWAY_IP,
+            str(FRAME_BYTES - 42),
+            str(BLAST_S),
+        ]
+        run(*blaster, namespace=PROVIDER_NS)
+        time.sleep(0.5)
+        frames = consumer.ask("stats")["port"].get("sent_frames", 0) - before
+        before = consumer.ask("stats")["bench"]
+        provider.ask(f"blast {FRAME_BYTES + 5} {BLAST_S}")
+        time.sleep(0.5)
+        datagrams = consumer.ask("stats")["bench"] - before
+    return frames / BLAST_S, datagrams / BLAST_S
+
+
+def wireguard_mbit(workdir: Path) -> float:
+    keys = {}
+    for side in ("p", "c"):
+        private = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout.strip()
+        public = subprocess.run(["wg", "pubkey"], input=private, capture_output=True, text=True, check=True).stdout
+        (workdir / f"wg-{side}.key").write_text(private)
+        keys[side] = public.strip()
+    daemons = []
+    try:
+        for side, ns, address, peer_key, peer_ip in (  # one name per side: wireguard-go's UAPI socket is global
+            ("p", PROVIDER_NS, WG_PROVIDER, keys["c"], CONSUMER_IP),
+            ("c", CONSUMER_NS, WG_CONSUMER, keys["p"], PROVIDER_IP),
+        ):
+            env = {**os.environ, "WG_PROCESS_FOREGROUND": "1", "WG_SUDO": "1"}
+            daemons.append(
+                subprocess.Popen(
+                    ["ip", "netns", "exec", ns, "wireguard-go", "-f", f"ovbwg{side}"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            for _ in range(100):
+                if run("ip", "link", "show", f"ovbwg{side}", namespace=ns, check=False).returncode == 0:
+                    break
+                time.sleep(0.05)
+            run(
+                "wg",
+                "set",
+                f"ovbwg{side}",
+                "listen-port",
+                str(PORT + 1),
+                "private-key",
+                str(workdir / f"wg-{side}.key"),
+                "peer",
+                peer_key,
+                "allowed-ips",
+                "198.18.252.0/24",
+                "endpoint",
+                f"{peer_ip}:{PORT + 1}",
+                namespace=ns,
+            )
+            run("ip", "addr", "add", f"{address}/24", "dev", f"ovbwg{side}", namespace=ns)
+            run("ip", "link", "set", f"ovbwg{side}", "up", namespace=ns)
+        return iperf_mbit(PROVIDER_NS, WG_CONSUMER, None, CONSUMER_NS)
+    finally:
+        for daemon in daemons:
+            daemon.kill()
+            daemon.wait()
+
+
+def guest_tcp_mbit(workdir: Path) -> float:
+    cache = Path(os.environ.get("OMERTA_KVM_TEST_CACHE") or Path.home() / ".cache" / "omerta")
+    images_dir = build_test_guest(cache).parent
+    pid = run("pgrep", "-o", "-x", "libvirtd").stdout.split()[0]
+    state = workdir / "kvm"
+    state.mkdir()
+    options = {
+        "guest": True,
+        "images_dir": str(images_dir),
+        "libvirt_netns": f"/proc/{pid}/ns/net",
+        "state_dir": str(state),
+    }
+    with tunnel(workdir, "fit", **options) as (_provider, consumer):
+        enter = consumer.ready["enter"]
+        root = workdir / "www"
+        root.mkdir()
+        (root / "blob").write_bytes(secrets.token_bytes(GUEST_DOWNLOAD_BYTES))
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", CONSUMER_NS, *enter, SYSTEM_PYTHON, "-m", "http.server", "8000", "-d", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            shell = ["ip", "netns", "exec", CONSUMER_NS, *enter]
+            for _ in range(120):  # the guest asks for its lease every few seconds
+                rc, _out = guest_shell(shell, VM_IP, "true", 5) if _reachable(shell) else (1, "")
+                if rc == 0:
+                    break
+                time.sleep(1)
+            started = time.monotonic()
+            rc, out = guest_shell(shell, VM_IP, f"wget -q -O /dev/null http://{GATEWAY_IP}:8000/blob", 300)
+            elapsed = time.monotonic() - started
+            if rc != 0:
+                raise RuntimeError(f"the guest's download failed: {out}")
+        finally:
+            server.kill()
+            server.wait()
+    return GUEST_DOWNLOAD_BYTES * 8 / elapsed / 1e6
+
+
+def _reachable(shell: list[str]) -> bool:
+    done = subprocess.run([*shell, "ping", "-c", "1", "-W", "1", VM_IP], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the namespaces are removed on a kill too
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ovb-") as tmp, namespaces():
+        workdir = Path(tmp)
+        workdir.chmod(0o755)
+        print("tunnel frames/s against the transport's datagrams/s ...", flush=True)
+        frames, datagrams = frames_per_second(workdir)
+        print(f"  tunnel {frames:,.0f} frames/s of {FRAME_BYTES} bytes; transport {datagrams:,.0f} datagrams/s")
+        print("round trip: through the tunnel, over the plain veth ...", flush=True)
+        with tunnel(workdir, "fit"):
+            ping_ms(PROVIDER_NS, GATEWAY_IP)
+            through = ping_ms(PROVIDER_NS, GATEWAY_IP)
+        plain = ping_ms(PROVIDER_NS, CONSUMER_IP)
+        print(f"  tunnel {through:.3f} ms, veth {plain:.3f} ms")
+        print(f"TCP (iperf3), {TCP_ROUNDS} rounds: the tunnel fitting frames, fragmenting them; wireguard-go ...")
+        runs: dict[str, list[float]] = {"fit": [], "fragment": [], "wireguard-go": []}
+        for _ in range(TCP_ROUNDS):  # interleaved, so a busy spell of the shared host hits every variant
+            for frames_mode in ("fit", "fragment"):
+                with tunnel(workdir, frames_mode) as (_provider, consumer):
+                    ping_ms(PROVIDER_NS, GATEWAY_IP)
+                    runs[frames_mode].append(iperf_mbit(PROVIDER_NS, GATEWAY_IP, consumer.ready["enter"], CONSUMER_NS))
+            runs["wireguard-go"].append(wireguard_mbit(workdir))
+            print("  " + ", ".join(f"{name} {values[-1]:.0f} Mbit/s" for name, values in runs.items()), flush=True)
+        mbit = {name: statistics.median(values) for name, values in runs.items()}
+        wireguard = mbit["wireguard-go"]
+        print("  medians: " + ", ".join(f"{name} {value:.0f} Mbit/s" for name, value in mbit.items()))
+        print("a guest under TCG downloads from the consumer's gateway ...", flush=True)
+        guest = guest_tcp_mbit(workdir)
+        print(f"  guest {guest:.1f} Mbit/s")
+        results = {
+            "vpn_fragment_vs_fit_tcp_ratio": mbit["fragment"] / mbit["fit"],
+            "vpn_frames_vs_datagrams_ratio": frames / datagrams,
+            "vpn_rtt_added_ms": through - plain,
+            "vpn_tcp_vs_wireguard_go_ratio": mbit["fit"] / wireguard,
+            "vpn_guest_tcp_mbit_s": guest,
+        }
+    for name, value in results.items():
+        print(f"{name}: {value:.3f}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--endpoint":
+        asyncio.run(endpoint(sys.argv[2], json.loads(sys.argv[3])))
+    else:
+        main()

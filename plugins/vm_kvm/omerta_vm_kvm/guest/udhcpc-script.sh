@@ -1,0 +1,18 @@
+#!/bin/busybox sh
+# busybox udhcpc's hook: apply the lease (address, router, DNS and the MTU
+# option) and report it on the serial console.
+case "$1" in
+    deconfig)
+        ip addr flush dev "$interface"
+        ;;
+    bound|renew)
+        [ -n "$mtu" ] && ip link set "$interface" mtu "$mtu"
+        ip addr flush dev "$interface"
+        ip addr add "$ip/${subnet:-255.255.255.0}" dev "$interface"
+        for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+        : > /etc/resolv.conf
+        for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+        echo "omerta-guest-lease ip=$ip mtu=${mtu:-none} router=$router" > /dev/ttyS0
+        ;;
+esac
+exit 0

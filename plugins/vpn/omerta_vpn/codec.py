@@ -1,0 +1,155 @@
+"""The tunnel's datagrams: one Ethernet frame (or a piece of one) per transport datagram.
+
+Layout (all big-endian), carried on the transport's datagram channel
+:data:`FRAMES_CHANNEL` inside the end-to-end encrypted session:
+
+- ``0x01 FRAME``     kind(1) tunnel(4) frame...
+- ``0x02 FRAGMENT``  kind(1) tunnel(4) frame-id(2) index(1) count(1) piece...
+- ``0x03 KEEPALIVE`` kind(1) tunnel(4) (consumer to provider: "I am here")
+
+``tunnel`` is the first four bytes of the VM id, so both sides know it without
+a handshake. Pure: encoding, decoding (only :class:`CodecError`, bounded) and a
+bounded reassembler. Touches nothing.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass
+
+#: The transport datagram channel that carries every tunnel's frames.
+FRAMES_CHANNEL = "vpn.frames"
+#: The reliable channel for tunnel control messages (``vm.rogue`` reports).
+CONTROL_CHANNEL = "vpn.control"
+
+KIND_FRAME = 0x01
+KIND_FRAGMENT = 0x02
+KIND_KEEPALIVE = 0x03
+
+_HEADER = struct.Struct(">BI")
+_FRAGMENT = struct.Struct(">BIHBB")
+#: kind(1) tunnel(4): what every tunnel datagram starts with.
+HEADER_BYTES = _HEADER.size
+FRAGMENT_HEADER_BYTES = _FRAGMENT.size
+#: Ethernet header without VLAN tag or FCS.
+ETHERNET_HEADER = 14
+#: The largest frame the tunnel ever carries (a 1500-byte MTU plus header); bigger ones are dropped.
+MAX_FRAME = 1514
+#: A frame is split into at most this many pieces.
+MAX_FRAGMENTS = 4
+#: Frames being reassembled at once per tunnel; the oldest is dropped beyond that.
+MAX_PARTIAL_FRAMES = 64
+
+
+class CodecError(ValueError):
+    """A tunnel datagram that does not parse."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    tunnel: int
+    frame: bytes
+
+
+@dataclass(frozen=True)
+class Fragment:
+    tunnel: int
+    frame_id: int
+    index: int
+    count: int
+    piece: bytes
+
+
+@dataclass(frozen=True)
+class Keepalive:
+    tunnel: int
+
+
+Datagram = Frame | Fragment | Keepalive
+
+
+def tunnel_id(vm_id: str) -> int:
+    """The 32-bit tunnel number of a VM: the first four bytes of its (hex) id."""
+    try:
+        return int.from_bytes(bytes.fromhex(vm_id[:8]), "big")
+    except ValueError as exc:
+        raise CodecError(f"VM ids start with 8 hex digits, got {vm_id[:16]!r}") from exc
+
+
+def fit_mtu(max_datagram: int) -> int:
+    """The largest guest MTU whose every frame fits one datagram of ``max_datagram`` bytes."""
+    return max_datagram - HEADER_BYTES - ETHERNET_HEADER
+
+
+def encode_frame(tunnel: int, frame: bytes) -> bytes:
+    return _HEADER.pack(KIND_FRAME, tunnel) + frame
+
+
+def encode_keepalive(tunnel: int) -> bytes:
+    return _HEADER.pack(KIND_KEEPALIVE, tunnel)
+
+
+def encode_fragments(tunnel: int, frame_id: int, frame: bytes, max_datagram: int) -> list[bytes]:
+    """``frame`` in as few equal pieces as fit ``max_datagram``; empty if it fits whole or needs too many."""
+    room = max_datagram - FRAGMENT_HEADER_BYTES
+    count = -(-len(frame) // room) if room > 0 else 0
+    if not 2 <= count <= MAX_FRAGMENTS:
+        return []
+    size = -(-len(frame) // count)
+    return [
+        _FRAGMENT.pack(KIND_FRAGMENT, tunnel, frame_id & 0xFFFF, index, count)
+        + frame[index * size : (index + 1) * size]
+        for index in range(count)
+    ]
+
+
+def decode(datagram: bytes) -> Datagram:
+    """Parse one tunnel datagram; raises only :class:`CodecError`."""
+    if len(datagram) < HEADER_BYTES:
+        raise CodecError(f"tunnel datagrams have at least {HEADER_BYTES} bytes, got {len(datagram)}")
+    kind, tunnel = _HEADER.unpack_from(datagram)
+    if kind == KIND_FRAME:
+        frame = datagram[HEADER_BYTES:]
+        if not ETHERNET_HEADER <= len(frame) <= MAX_FRAME:
+            raise CodecError(f"a frame has {ETHERNET_HEADER}-{MAX_FRAME} bytes, got {len(frame)}")
+        return Frame(tunnel, frame)
+    if kind == KIND_KEEPALIVE:
+        return Keepalive(tunnel)
+    if kind == KIND_FRAGMENT:
+        if len(datagram) <= FRAGMENT_HEADER_BYTES:
+            raise CodecError("a fragment without a piece")
+        _, _, frame_id, index, count = _FRAGMENT.unpack_from(datagram)
+        if not 2 <= count <= MAX_FRAGMENTS or index >= count:
+            raise CodecError(f"fragment {index} of {count}: out of range")
+        return Fragment(tunnel, frame_id, index, count, datagram[FRAGMENT_HEADER_BYTES:])
+    raise CodecError(f"unknown tunnel datagram kind 0x{kind:02x}")
+
+
+class Reassembler:
+    """Joins fragments into frames, holding at most :data:`MAX_PARTIAL_FRAMES` partial ones."""
+
+    def __init__(self) -> None:
+        self._partial: OrderedDict[int, list[bytes | None]] = OrderedDict()
+        self.dropped = 0
+
+    def add(self, fragment: Fragment) -> bytes | None:
+        """The whole frame once its last piece arrives, else ``None``."""
+        pieces = self._partial.get(fragment.frame_id)
+        if pieces is None or len(pieces) != fragment.count:
+            if pieces is not None:
+                self.dropped += 1
+            pieces = [None] * fragment.count
+            self._partial[fragment.frame_id] = pieces
+            while len(self._partial) > MAX_PARTIAL_FRAMES:
+                self._partial.popitem(last=False)
+                self.dropped += 1
+        pieces[fragment.index] = fragment.piece
+        if any(piece is None for piece in pieces):
+            return None
+        del self._partial[fragment.frame_id]
+        frame = b"".join(piece for piece in pieces if piece is not None)
+        if len(frame) > MAX_FRAME:
+            self.dropped += 1
+            return None
+        return frame

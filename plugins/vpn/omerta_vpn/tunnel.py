@@ -1,0 +1,276 @@
+"""The sans-IO tunnel cores: the provider's end and the consumer's end of one VM's link.
+
+:class:`ProviderTunnel` is fed the VM's frames, the consumer's datagrams and
+the time; it returns the datagrams to send and queues what the node must do
+(:class:`Rogue` reports, :class:`PauseVm`, :class:`ResumeVm`, :class:`DeleteVm`)
+in :attr:`ProviderTunnel.actions`. It enforces: a frame whose source MAC is
+not the VM's is dropped and counted as rogue; frames while the consumer is not
+heard from are dropped and counted; a consumer gone longer than the grace
+pauses the VM, and longer still deletes it. :class:`ConsumerLink` is the
+consumer's end: datagrams from the provider in, frames for the gateway out, and
+keepalives. Both take ``now`` from their caller. Touches nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from omerta_core.interfaces.vpn import TunnelState
+from omerta_vpn import codec
+
+
+class RoguePolicy(enum.Enum):
+    """What the provider does once a VM has sent ``rogue_threshold`` rogue frames."""
+
+    KILL = "kill"
+    PAUSE = "pause"
+
+
+class FramesMode(enum.Enum):
+    """How frames larger than one datagram are treated."""
+
+    #: The guest's MTU makes every frame fit; a larger one is dropped and counted.
+    FIT = "fit"
+    #: Larger frames are split into up to four datagrams and joined again.
+    FRAGMENT = "fragment"
+
+
+@dataclass(frozen=True)
+class Timing:
+    #: The consumer sends a keepalive this often when it has nothing else to send.
+    keepalive_s: float = 1.0
+    #: Nothing heard from the consumer for this long: its session is not live, frames are dropped.
+    consumer_timeout_s: float = 3.0
+    #: Nothing heard for this long: the VM is paused (the lease's grace).
+    lease_grace_s: float = 30.0
+    #: Paused this long without the consumer coming back: the VM is deleted.
+    delete_after_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Rogue:
+    reason: str
+    count: int
+    action: str  # "none", "pause", "kill"
+
+
+@dataclass(frozen=True)
+class PauseVm:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResumeVm:
+    pass
+
+
+@dataclass(frozen=True)
+class DeleteVm:
+    reason: str
+
+
+Action = Rogue | PauseVm | ResumeVm | DeleteVm
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+class FrameCarrier:
+    """One direction's frames to datagrams (whole, or fragments) and the other's back, with counters.
+
+    Shared by both ends of a tunnel; ``sent`` and ``received`` name the counters of carried frames.
+    """
+
+    def __init__(
+        self, tunnel: int, max_datagram: int, mode: FramesMode, counters: Counter[str], sent: str, received: str
+    ) -> None:
+        self.tunnel = tunnel
+        self.max_datagram = max_datagram
+        self.mode = mode
+        self.counters = counters
+        self.sent = sent
+        self.received = received
+        self._max_whole = max_datagram - codec.HEADER_BYTES
+        self._frame_ids = 0
+        self._reassembler = codec.Reassembler()
+
+    def encode(self, frame: bytes) -> list[bytes]:
+        """The datagrams carrying ``frame``: none (dropped and counted) when it cannot be carried."""
+        if len(frame) <= self._max_whole:
+            self.counters[self.sent] += 1
+            return [codec.encode_frame(self.tunnel, frame)]
+        if self.mode is FramesMode.FRAGMENT and len(frame) <= codec.MAX_FRAME:
+            self._frame_ids += 1
+            pieces = codec.encode_fragments(self.tunnel, self._frame_ids, frame, self.max_datagram)
+            if pieces:
+                self.counters[self.sent] += 1
+                self.counters["fragmented_frames"] += 1
+                return pieces
+        self.counters["dropped_too_big"] += 1
+        return []
+
+    def decode(self, datagram: codec.Datagram) -> bytes | None:
+        """The whole frame ``datagram`` completes, if any (keepalives carry none)."""
+        if type(datagram) is codec.Frame:
+            self.counters[self.received] += 1
+            return datagram.frame
+        if type(datagram) is codec.Fragment:
+            frame = self._reassembler.add(datagram)
+            self.counters["dropped_fragments"] = self._reassembler.dropped
+            if frame is not None:
+                self.counters[self.received] += 1
+            return frame
+        return None
+
+
+class ProviderTunnel:
+    """One VM's tunnel on its provider."""
+
+    def __init__(
+        self,
+        vm_id: str,
+        vm_mac: str,
+        *,
+        max_datagram: int,
+        now: float,
+        mode: FramesMode = FramesMode.FIT,
+        timing: Timing | None = None,
+        policy: RoguePolicy = RoguePolicy.KILL,
+        rogue_threshold: int = 1,
+    ) -> None:
+        self.vm_id = vm_id
+        self.tunnel = codec.tunnel_id(vm_id)
+        self.vm_mac = mac_bytes(vm_mac)
+        self.max_datagram = max_datagram
+        self.mode = mode
+        self.timing = timing or Timing()
+        self.policy = policy
+        self.rogue_threshold = rogue_threshold
+        self.counters: Counter[str] = Counter()
+        self.actions: list[Action] = []
+        self.opened = now
+        #: When the VM became ready: the consumer's grace runs from then (a boot may take longer).
+        self.ready_at: float | None = None
+        self.last_heard: float | None = None
+        self.paused_at: float | None = None
+        self.acted_on_rogue = False
+        self.deleting = False
+        self.carrier = FrameCarrier(
+            self.tunnel, max_datagram, mode, self.counters, "frames_to_consumer", "frames_to_vm"
+        )
+
+    # -- state ---------------------------------------------------------------------
+
+    def live(self, now: float) -> bool:
+        return self.last_heard is not None and now - self.last_heard < self.timing.consumer_timeout_s
+
+    def state(self, now: float) -> TunnelState:
+        if self.deleting:
+            return TunnelState.CLOSED
+        if self.paused_at is not None:
+            return TunnelState.PAUSED
+        return TunnelState.UP if self.live(now) else TunnelState.WAITING
+
+    # -- frames from the VM --------------------------------------------------------
+
+    def from_vm(self, frame: bytes, now: float) -> list[bytes]:
+        """The datagrams that carry ``frame`` to the consumer (none if it is dropped)."""
+        counters = self.counters
+        if frame[6:12] != self.vm_mac:
+            counters["rogue_foreign_mac"] += 1
+            self._rogue("foreign-source-mac")
+            return []
+        if self.paused_at is not None or not self.live(now):
+            counters["dropped_no_session"] += 1
+            return []
+        return self.carrier.encode(frame)
+
+    def _rogue(self, reason: str) -> None:
+        count = self.counters["rogue_frames"] = self.counters["rogue_frames"] + 1
+        action = "none"
+        if count >= self.rogue_threshold and not self.acted_on_rogue:
+            self.acted_on_rogue = True
+            action = self.policy.value
+            if self.policy is RoguePolicy.KILL:
+                self.deleting = True
+                self.actions.append(DeleteVm("rogue"))
+            elif self.paused_at is None:
+                self.paused_at = math.inf  # paused for good: the consumer's return does not resume it
+                self.actions.append(PauseVm("rogue"))
+        # report the first rogue frame, the one acted on, then every power of two: bounded, still telling
+        if count == 1 or action != "none" or count & (count - 1) == 0:
+            self.actions.append(Rogue(reason, count, action))
+
+    # -- datagrams from the consumer -----------------------------------------------
+
+    def from_consumer(self, datagram: codec.Datagram, now: float) -> bytes | None:
+        """The frame to hand to the VM, if ``datagram`` carries a whole one."""
+        self._heard(now)
+        return self.carrier.decode(datagram)
+
+    def _heard(self, now: float) -> None:
+        self.last_heard = now
+        if self.paused_at is not None and self.paused_at != math.inf and not self.deleting:
+            self.paused_at = None
+            self.actions.append(ResumeVm())
+
+    # -- time ----------------------------------------------------------------------
+
+    def vm_ready(self, now: float) -> None:
+        """The VM finished booting: from now on a missing consumer costs it its grace."""
+        if self.ready_at is None:
+            self.ready_at = now
+
+    def tick(self, now: float) -> None:
+        if self.deleting or self.ready_at is None:
+            return
+        since = self.last_heard if self.last_heard is not None else self.ready_at
+        if self.paused_at is None and now - since >= self.timing.lease_grace_s:
+            self.paused_at = now
+            self.actions.append(PauseVm("consumer-gone"))
+        elif self.paused_at is not None and now - self.paused_at >= self.timing.delete_after_s:
+            self.deleting = True
+            self.actions.append(DeleteVm("consumer-gone"))
+
+    def next_deadline(self) -> float:
+        if self.deleting or self.ready_at is None:
+            return math.inf
+        if self.paused_at is not None:
+            return self.paused_at + self.timing.delete_after_s
+        since = self.last_heard if self.last_heard is not None else self.ready_at
+        return since + self.timing.lease_grace_s
+
+
+class ConsumerLink:
+    """The consumer's end of one VM's tunnel: frames for its gateway, keepalives for the provider."""
+
+    def __init__(
+        self, vm_id: str, *, max_datagram: int, mode: FramesMode = FramesMode.FIT, timing: Timing | None = None
+    ) -> None:
+        self.tunnel = codec.tunnel_id(vm_id)
+        self.max_datagram = max_datagram
+        self.mode = mode
+        self.timing = timing or Timing()
+        self.counters: Counter[str] = Counter()
+        self.last_sent = -math.inf
+        self.carrier = FrameCarrier(self.tunnel, max_datagram, mode, self.counters, "frames_to_vm", "frames_from_vm")
+
+    def from_gateway(self, frame: bytes, now: float) -> list[bytes]:
+        datagrams = self.carrier.encode(frame)
+        if datagrams:
+            self.last_sent = now
+        return datagrams
+
+    def from_provider(self, datagram: codec.Datagram) -> bytes | None:
+        return self.carrier.decode(datagram)
+
+    def keepalive_due(self, now: float) -> bytes | None:
+        """A keepalive to send now, if nothing else went to the provider for a keepalive interval."""
+        if now - self.last_sent < self.timing.keepalive_s:
+            return None
+        self.last_sent = now
+        return codec.encode_keepalive(self.tunnel)

@@ -1,0 +1,170 @@
+"""The sans-IO parts: the tunnel datagram codec, the provider's enforcement and timers, the consumer's link."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from omerta_vpn import codec, ruleset
+from omerta_vpn.errors import ControlMessageError
+from omerta_vpn.service import _parse_rogue
+from omerta_vpn.tunnel import (
+    ConsumerLink,
+    DeleteVm,
+    FramesMode,
+    PauseVm,
+    ProviderTunnel,
+    ResumeVm,
+    Rogue,
+    RoguePolicy,
+    Timing,
+)
+
+from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.vpn import TunnelState
+
+VM_ID = "0123456789abcdef0123456789abcdef"
+VM_MAC = "52:54:00:01:23:45"
+MAX_DATAGRAM = 1248
+PEER = PeerId.from_public_key(bytes(32))
+TIMING = Timing(keepalive_s=1, consumer_timeout_s=3, lease_grace_s=10, delete_after_s=20)
+
+
+def frame(size: int, source: str = VM_MAC) -> bytes:
+    return b"\xff" * 6 + bytes.fromhex(source.replace(":", "")) + b"\x08\x00" + bytes(size - 14)
+
+
+def provider(**kw: object) -> ProviderTunnel:
+    tunnel = ProviderTunnel(VM_ID, VM_MAC, max_datagram=MAX_DATAGRAM, now=0.0, timing=TIMING, **kw)  # type: ignore[arg-type]
+    tunnel.vm_ready(0.0)
+    return tunnel
+
+
+def test_the_fit_mtu_makes_a_full_frame_exactly_one_datagram() -> None:
+    mtu = codec.fit_mtu(MAX_DATAGRAM)
+    assert mtu == 1229
+    assert len(codec.encode_frame(1, frame(mtu + 14))) == MAX_DATAGRAM
+
+
+@given(st.binary(max_size=2000))
+def test_the_decoder_raises_only_its_own_error(data: bytes) -> None:
+    with contextlib.suppress(codec.CodecError):
+        codec.decode(data)
+
+
+@given(st.integers(min_value=MAX_DATAGRAM - codec.HEADER_BYTES + 1, max_value=codec.MAX_FRAME))
+def test_fragments_join_into_the_frame_in_any_order(size: int) -> None:
+    whole = bytes(range(256)) * 6
+    original = whole[:size]
+    pieces = codec.encode_fragments(7, 42, original, MAX_DATAGRAM)
+    assert pieces and all(len(p) <= MAX_DATAGRAM for p in pieces)
+    joiner = codec.Reassembler()
+    results = [joiner.add(codec.decode(p)) for p in reversed(pieces)]  # type: ignore[arg-type]
+    assert results[-1] == original and all(r is None for r in results[:-1])
+
+
+def test_the_reassembler_is_bounded() -> None:
+    joiner = codec.Reassembler()
+    for frame_id in range(codec.MAX_PARTIAL_FRAMES * 3):
+        first = codec.encode_fragments(1, frame_id, bytes(1500), MAX_DATAGRAM)[0]
+        joiner.add(codec.decode(first))  # type: ignore[arg-type]
+    assert len(joiner._partial) == codec.MAX_PARTIAL_FRAMES
+    assert joiner.dropped == codec.MAX_PARTIAL_FRAMES * 2
+
+
+def test_frames_go_to_the_consumer_only_while_it_is_heard() -> None:
+    tunnel = provider()
+    assert tunnel.from_vm(frame(100), 0.5) == []
+    assert tunnel.counters["dropped_no_session"] == 1 and tunnel.state(0.5) is TunnelState.WAITING
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 1.0)
+    assert tunnel.from_vm(frame(100), 1.5) == [codec.encode_frame(tunnel.tunnel, frame(100))]
+    assert tunnel.state(1.5) is TunnelState.UP
+    assert tunnel.from_vm(frame(100), 4.5) == []  # 3.5 s of silence: no live session
+    assert tunnel.counters["dropped_no_session"] == 2
+
+
+def test_a_frame_too_big_to_fit_is_dropped_and_counted_or_fragmented() -> None:
+    fit = provider()
+    fit.from_consumer(codec.Keepalive(fit.tunnel), 0.0)
+    assert fit.from_vm(frame(1514), 0.1) == []
+    assert fit.counters["dropped_too_big"] == 1
+    split = provider(mode=FramesMode.FRAGMENT)
+    split.from_consumer(codec.Keepalive(split.tunnel), 0.0)
+    assert len(split.from_vm(frame(1514), 0.1)) == 2
+    assert split.counters["fragmented_frames"] == 1
+
+
+def test_a_foreign_source_mac_is_rogue_and_kills_by_default() -> None:
+    tunnel = provider()
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 0.0)
+    assert tunnel.from_vm(frame(100, "02:00:00:00:be:ef"), 0.1) == []
+    assert tunnel.actions == [DeleteVm("rogue"), Rogue("foreign-source-mac", 1, "kill")]
+    assert tunnel.state(0.1) is TunnelState.CLOSED
+
+
+def test_the_pause_policy_acts_after_the_threshold_and_reports_are_bounded() -> None:
+    tunnel = provider(policy=RoguePolicy.PAUSE, rogue_threshold=3)
+    for _ in range(100):
+        tunnel.from_vm(frame(60, "02:00:00:00:be:ef"), 0.1)
+    reports = [a for a in tunnel.actions if isinstance(a, Rogue)]
+    assert [r.count for r in reports] == [1, 2, 3, 4, 8, 16, 32, 64]
+    assert [a for a in tunnel.actions if isinstance(a, PauseVm)] == [PauseVm("rogue")]
+    tunnel.actions.clear()
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 0.2)
+    assert tunnel.actions == []  # a rogue pause is not lifted by the consumer's return
+
+
+def test_a_consumer_gone_past_the_grace_pauses_then_deletes_and_a_return_resumes() -> None:
+    tunnel = provider()
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 1.0)
+    assert tunnel.next_deadline() == 11.0
+    tunnel.tick(10.9)
+    assert tunnel.actions == []
+    tunnel.tick(11.0)
+    assert tunnel.actions == [PauseVm("consumer-gone")] and tunnel.state(11.0) is TunnelState.PAUSED
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 12.0)
+    assert tunnel.actions[-1] == ResumeVm()
+    tunnel.actions.clear()
+    tunnel.tick(22.0)
+    tunnel.tick(42.0)
+    assert tunnel.actions == [PauseVm("consumer-gone"), DeleteVm("consumer-gone")]
+    assert tunnel.next_deadline() == math.inf
+
+
+def test_the_grace_only_runs_once_the_vm_is_ready() -> None:
+    tunnel = ProviderTunnel(VM_ID, VM_MAC, max_datagram=MAX_DATAGRAM, now=0.0, timing=TIMING)
+    tunnel.tick(1000.0)
+    assert tunnel.actions == [] and tunnel.next_deadline() == math.inf
+    tunnel.vm_ready(1000.0)
+    tunnel.tick(1010.0)
+    assert tunnel.actions == [PauseVm("consumer-gone")]
+
+
+def test_the_consumer_link_keeps_alive_and_fits_frames() -> None:
+    link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM, timing=TIMING)
+    assert link.keepalive_due(0.0) == codec.encode_keepalive(link.tunnel)
+    assert link.keepalive_due(0.5) is None
+    assert link.from_gateway(frame(100), 0.6) and link.keepalive_due(1.5) is None
+    assert link.keepalive_due(1.6) is not None
+    assert link.from_gateway(frame(1514), 2.0) == [] and link.counters["dropped_too_big"] == 1
+    assert link.from_provider(codec.Frame(link.tunnel, frame(60))) == frame(60)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff", b"[]", b'{"type": "other"}', b'{"type": "vm.rogue", "vm_id": 1}', b"x" * 5000],
+)
+def test_bad_control_messages_raise_one_error(data: bytes) -> None:
+    with pytest.raises(ControlMessageError):
+        _parse_rogue(PEER, data)
+
+
+def test_the_gateway_ruleset_forwards_only_in_internet_mode() -> None:
+    isolated = ruleset.nft_ruleset("isolated", "omvm0", 1229, "198.18.255.0/24")
+    internet = ruleset.nft_ruleset("internet", "omvm0", 1229, "198.18.255.0/24")
+    assert "policy drop" in isolated and "accept" not in isolated and "masquerade" not in isolated
+    assert "masquerade" in internet and "maxseg size set 1189" in internet
+    assert "net.ipv4.ip_forward=0" in ruleset.sysctls("isolated")
