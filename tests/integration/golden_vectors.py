@@ -19,6 +19,7 @@ import hashlib
 import json
 import struct
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ from omerta_transport_relay import punch, stun
 from omerta_transport_relay import wire as relay_wire
 from omerta_transport_udp import cookie, noise
 from omerta_transport_udp import wire as udp_wire
-from omerta_transport_udp.core import PROLOGUE
+from omerta_transport_udp.core import PROLOGUE, TransportCore
+from omerta_vpn import codec as vpn_codec
+from omerta_vpn import tunnel as vpn_tunnel
 
 from omerta_core.identity import Identity
 from omerta_core.interfaces.common import Endpoint, PeerId
@@ -866,6 +869,97 @@ def omt_vectors() -> dict[str, Any]:
     )
 
 
+# -- vpn tunnel (docs/vpn.md) ----------------------------------------------------------------
+
+#: A VM id as the kvm plugin makes them (``uuid4().hex``).
+VPN_VM_ID = "c0ffee5a1e0d4b7e9f3a2d1c0b9a8776"
+#: The VM's MAC and an Ethernet frame from it (ARP request, padded to the 60-byte minimum).
+VPN_VM_MAC = "52:54:00:12:34:56"
+VPN_ARP = (
+    bytes.fromhex("ffffffffffff")
+    + vpn_tunnel.mac_bytes(VPN_VM_MAC)
+    + bytes.fromhex("0806 0001 0800 06 04 0001")
+    + vpn_tunnel.mac_bytes(VPN_VM_MAC)
+    + bytes([198, 18, 255, 2])
+    + bytes(6)
+    + bytes([198, 18, 255, 1])
+).ljust(60, b"\x00")
+
+
+def _vpn_datagram_vector(name: str, datagram: bytes) -> Vector:
+    decoded = vpn_codec.decode(datagram)
+    fields = {key: value.hex() if isinstance(value, bytes) else value for key, value in vars(decoded).items()}
+    kind = next(k for k, v in vpn_codec.KINDS.items() if v == datagram[0])
+    return {
+        "name": name,
+        "type": f"datagram.{kind}",
+        "channel": vpn_codec.FRAMES_CHANNEL,
+        "fields": fields,
+        "hex": datagram.hex(),
+    }
+
+
+def vpn_vectors() -> dict[str, Any]:
+    max_datagram = TransportCore(ALICE.signing_key).max_datagram_size
+    tunnel = vpn_codec.tunnel_id(VPN_VM_ID)
+    vectors: list[Vector] = [
+        {
+            "name": "tunnel id of a VM: its id's first four bytes, big-endian",
+            "type": "tunnel_id",
+            "vm_id": VPN_VM_ID,
+            "tunnel": tunnel,
+            "hex": tunnel.to_bytes(4, "big").hex(),
+        },
+        {
+            "name": "guest MTU whose every frame fits one udp datagram (frames = fit)",
+            "type": "fit_mtu",
+            "udp_max_datagram": max_datagram,
+            "guest_mtu": vpn_codec.fit_mtu(max_datagram),
+        },
+    ]
+    fit = vpn_tunnel.FrameCarrier(tunnel, max_datagram, vpn_tunnel.FramesMode.FIT, Counter(), "sent", "received")
+    (whole,) = fit.encode(VPN_ARP)
+    vectors.append(_vpn_datagram_vector("FRAME: the VM's 60-byte ARP request, whole", whole))
+    big = VPN_ARP[:12] + bytes.fromhex("88b5") + bytes(i % 256 for i in range(vpn_codec.MAX_FRAME - 14))
+    fragment = vpn_tunnel.FrameCarrier(
+        tunnel, max_datagram, vpn_tunnel.FramesMode.FRAGMENT, Counter(), "sent", "received"
+    )
+    pieces = fragment.encode(big)
+    joined = vpn_codec.Reassembler()
+    assert [joined.add(p) for p in map(vpn_codec.decode, pieces)] == [None] * (len(pieces) - 1) + [big]
+    for piece in pieces:
+        index, count = piece[vpn_codec.FRAGMENT_HEADER_BYTES - 2], piece[vpn_codec.FRAGMENT_HEADER_BYTES - 1]
+        vectors.append(
+            _vpn_datagram_vector(
+                f"FRAGMENT {index + 1} of {count}: a {len(big)}-byte frame (frames = fragment, frame id 1; "
+                f"the frame's bytes after its header are 0x00, 0x01, ... mod 256)",
+                piece,
+            )
+        )
+    keepalive = vpn_tunnel.ConsumerLink(VPN_VM_ID, max_datagram=max_datagram).keepalive_due(0.0)
+    assert keepalive is not None
+    vectors.append(_vpn_datagram_vector("KEEPALIVE: consumer to provider", keepalive))
+    for message in vpn_codec.CONTROL_MESSAGES:
+        data = vpn_codec.encode_rogue(VPN_VM_ID, "foreign-source-mac", 1, vpn_tunnel.RoguePolicy.KILL.value)
+        assert json.loads(data)["type"] == message
+        vectors.append(
+            {
+                "name": f"{message}: the first foreign-MAC frame, acted on with policy kill",
+                "type": f"control.{message}",
+                "channel": vpn_codec.CONTROL_CHANNEL,
+                "text": data.decode(),
+                "hex": data.hex(),
+            }
+        )
+    return document(
+        f"the vpn plugin's tunnel datagrams on {vpn_codec.FRAMES_CHANNEL!r} and control messages on "
+        f"{vpn_codec.CONTROL_CHANNEL!r}, carried in the udp transport's session, docs/vpn.md",
+        vectors,
+        vm_id=VPN_VM_ID,
+        vm_mac=VPN_VM_MAC,
+    )
+
+
 #: Every vector file and its builder; ``test_vectors.py`` checks each against the code.
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "udp.json": udp_vectors,
@@ -873,6 +967,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "gossip.json": gossip_vectors,
     "ledger.json": ledger_vectors,
     "omt.json": omt_vectors,
+    "vpn.json": vpn_vectors,
 }
 
 

@@ -4,7 +4,8 @@
   a change of a wire format shows up here and in the documents' vectors together.
 * The message types are enumerated from the code's own registries (packet and frame kinds,
   relay kinds, gossip message and update classes, block and statement kinds, sync messages,
-  the messages each ``.omt`` spec declares); one without a vector fails.
+  the messages each ``.omt`` spec declares, the vpn tunnel's datagram kinds and control
+  messages); one without a vector fails.
 * The udp vectors are checked against a real :class:`TransportCore`: it accepts the golden
   initiation and delivers every golden data packet, and the initiation it builds itself has
   exactly the documented layout and payload.
@@ -34,6 +35,7 @@ from omerta_transport_relay import wire as relay_wire
 from omerta_transport_udp import cookie, noise
 from omerta_transport_udp import wire as udp_wire
 from omerta_transport_udp.core import PROLOGUE, Connected, Delivered, TransportCore
+from omerta_vpn import codec as vpn_codec
 
 from omerta_core.interfaces.common import Endpoint
 
@@ -82,6 +84,12 @@ def sent_message_types() -> dict[str, set[str]]:
             "settlement_split",
         },
         "omt.json": {*omt, "probe", "lock_result"},
+        "vpn.json": {
+            *(f"datagram.{name}" for name in vpn_codec.KINDS),
+            *(f"control.{message}" for message in vpn_codec.CONTROL_MESSAGES),
+            "tunnel_id",
+            "fit_mtu",
+        },
     }
 
 
@@ -123,6 +131,11 @@ def test_a_new_block_kind_without_a_vector_is_reported(monkeypatch: pytest.Monke
     members = {kind.name: kind.value for kind in BlockKind}
     monkeypatch.setitem(globals(), "BlockKind", enum.StrEnum("BlockKind", {**members, "LEASE": "lease"}))
     assert missing_vectors() == {"ledger.json": ["block.lease"]}
+
+
+def test_a_new_vpn_datagram_kind_without_a_vector_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(vpn_codec.KINDS, "PROBE", 0x04)
+    assert missing_vectors() == {"vpn.json": ["datagram.PROBE"]}
 
 
 # -- the udp vectors against the real transport core -------------------------------------------

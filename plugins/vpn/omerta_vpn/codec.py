@@ -8,12 +8,15 @@ Layout (all big-endian), carried on the transport's datagram channel
 - ``0x03 KEEPALIVE`` kind(1) tunnel(4) (consumer to provider: "I am here")
 
 ``tunnel`` is the first four bytes of the VM id, so both sides know it without
-a handshake. Pure: encoding, decoding (only :class:`CodecError`, bounded) and a
-bounded reassembler. Touches nothing.
+a handshake. The one message on :data:`CONTROL_CHANNEL` is a provider's
+``vm.rogue`` report (JSON, :func:`encode_rogue`). Pure: encoding, decoding
+(only :class:`CodecError`, bounded) and a bounded reassembler. Touches nothing.
+docs/vpn.md ("Wire format") specifies both channels.
 """
 
 from __future__ import annotations
 
+import json
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,6 +29,13 @@ CONTROL_CHANNEL = "vpn.control"
 KIND_FRAME = 0x01
 KIND_FRAGMENT = 0x02
 KIND_KEEPALIVE = 0x03
+#: Every tunnel datagram kind by name (the golden vectors enumerate these).
+KINDS: dict[str, int] = {"FRAME": KIND_FRAME, "FRAGMENT": KIND_FRAGMENT, "KEEPALIVE": KIND_KEEPALIVE}
+
+#: The ``type`` of a provider's report that a VM sent frames it may not send.
+ROGUE_MESSAGE = "vm.rogue"
+#: Every message type sent on :data:`CONTROL_CHANNEL`.
+CONTROL_MESSAGES = (ROGUE_MESSAGE,)
 
 _HEADER = struct.Struct(">BI")
 _FRAGMENT = struct.Struct(">BIHBB")
@@ -88,6 +98,13 @@ def encode_frame(tunnel: int, frame: bytes) -> bytes:
 
 def encode_keepalive(tunnel: int) -> bytes:
     return _HEADER.pack(KIND_KEEPALIVE, tunnel)
+
+
+def encode_rogue(vm_id: str, reason: str, count: int, action: str) -> bytes:
+    """A ``vm.rogue`` report for :data:`CONTROL_CHANNEL`: a JSON object, ASCII, keys in this order."""
+    return json.dumps(
+        {"type": ROGUE_MESSAGE, "vm_id": vm_id, "reason": reason, "count": count, "action": action}
+    ).encode()
 
 
 def encode_fragments(tunnel: int, frame_id: int, frame: bytes, max_datagram: int) -> list[bytes]:

@@ -231,17 +231,13 @@ class VpnService:
                 self._spawn(self._delete_vm(vm_id, action.reason))
 
     def _report_rogue(self, tunnel: _Tunnel, rogue: Rogue) -> None:
-        event = {
-            "type": "vm.rogue",
-            "vm_id": tunnel.core.vm_id,
-            "reason": rogue.reason,
-            "count": rogue.count,
-            "action": rogue.action,
-        }
-        self.rogue_events.append({**event, "consumer": str(tunnel.consumer), "at": time.time()})
-        self.log.warning("vm.rogue", consumer=tunnel.consumer.short, **{k: v for k, v in event.items() if k != "type"})
+        event = {"vm_id": tunnel.core.vm_id, "reason": rogue.reason, "count": rogue.count, "action": rogue.action}
+        self.rogue_events.append(
+            {"type": codec.ROGUE_MESSAGE, **event, "consumer": str(tunnel.consumer), "at": time.time()}
+        )
+        self.log.warning(codec.ROGUE_MESSAGE, consumer=tunnel.consumer.short, **event)
         if self._transport is not None:
-            data = json.dumps(event).encode()
+            data = codec.encode_rogue(tunnel.core.vm_id, rogue.reason, rogue.count, rogue.action)
             self._spawn(self._transport.send(tunnel.consumer, codec.CONTROL_CHANNEL, data, delivery=Delivery.RELIABLE))
 
     async def _vm_call(self, method: str, vm_id: str, reason: str) -> None:
@@ -354,7 +350,7 @@ class VpnService:
         if attached is None or attached.provider != peer:
             self._count("dropped_unknown_tunnel")
             return
-        self.rogue_events.append({"type": "vm.rogue", **vars(event), "provider": str(peer), "at": time.time()})
+        self.rogue_events.append({"type": codec.ROGUE_MESSAGE, **vars(event), "provider": str(peer), "at": time.time()})
         self.log.warning(
             "vm.rogue reported",
             vm_id=event.vm_id,
@@ -429,7 +425,7 @@ def _parse_rogue(peer: PeerId, data: bytes) -> RogueEvent:
         message = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ControlMessageError("a control message is not JSON") from exc
-    if not isinstance(message, dict) or message.get("type") != "vm.rogue":
+    if not isinstance(message, dict) or message.get("type") != codec.ROGUE_MESSAGE:
         raise ControlMessageError("unknown control message")
     fields = {"vm_id": str, "reason": str, "count": int, "action": str}
     for name, kind in fields.items():
