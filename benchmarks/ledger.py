@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from omerta_ledger_omt.ledger.blocks import Block
-from omerta_ledger_omt.ledger.chainstate import ChainState, Interaction, Parameters
+from omerta_ledger_omt.ledger.chainstate import AssertionFact, ChainState, Interaction, Parameters, VerificationFact
 from omerta_ledger_omt.ledger.local import LocalLedger
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.sync import SyncClient, SyncResponder, parse
@@ -31,6 +31,9 @@ APPEND_BLOCKS = 5000
 UDP_SYNC_BLOCKS = 2000
 CLI = "from omerta_core.cli import run; run()"
 EDGES_PER_IDENTITY = 12
+VERIFICATIONS_PER_IDENTITY = 2
+ASSERTIONS_PER_IDENTITY = 1
+SYBILS = 5
 START_MS = 1_700_000_000_000
 
 
@@ -135,11 +138,23 @@ def synthetic_states(identities: int, seed: int) -> tuple[list[ChainState], str]
         state = ChainState(name, params, genesis_ms=now - rng.randint(1, 400) * MS_PER_DAY)
         for _ in range(EDGES_PER_IDENTITY):
             when = now - rng.randint(0, 300) * MS_PER_DAY
-            state.interactions.append(
-                Interaction(names[rng.randrange(identities)], rng.randint(50, 2000), when, "session")
-            )
+            counterparty = names[rng.randrange(identities)]
+            state.interactions.append(Interaction(counterparty, rng.randint(50, 2000), when, "session"))
+            state.mentions.setdefault(counterparty, when)
+        for _ in range(VERIFICATIONS_PER_IDENTITY):
+            when = now - rng.randint(0, 300) * MS_PER_DAY
+            subject, session = names[rng.randrange(identities)], rng.randbytes(32)
+            state.verifications.append(VerificationFact(subject, session, rng.random() < 0.9, when))
+        for _ in range(ASSERTIONS_PER_IDENTITY):
+            when = now - rng.randint(0, 300) * MS_PER_DAY
+            state.assertions.append(AssertionFact(names[rng.randrange(identities)], rng.randint(-1000, 1000), "", when))
         states.append(state)
     states[5].accusations.append((names[7], "bench", None))
+    sybils = names[-SYBILS:]  # a cluster trading among itself, with one session with an honest identity
+    for state in states[-SYBILS:]:
+        for other in sybils:
+            if other != state.owner:
+                state.interactions.append(Interaction(other, 5000, now, "session"))
     return states, names[0]
 
 
@@ -167,7 +182,8 @@ def main() -> None:
     print(f"sync: {APPEND_BLOCKS + 1} blocks store to store in one process; {UDP_SYNC_BLOCKS + 1} blocks between two")
     print("      node processes over the udp transport on loopback (fetch, verify, store)")
     print(
-        f"trust (graph from replayed chains, then T(observer, *)): {EDGES_PER_IDENTITY} counterparties each; "
+        f"trust (graph from replayed chains, strong-tie clusters, then T(observer, *)): {EDGES_PER_IDENTITY}"
+        f" counterparties, {VERIFICATIONS_PER_IDENTITY} verifications and {ASSERTIONS_PER_IDENTITY} assertion each; "
         f"reached {reached_10k} / 10000 "
         f"and {reached_100k} / 100000 within 4 hops"
     )

@@ -58,6 +58,26 @@ class Interaction:
     kind: str
 
 
+@dataclass(frozen=True)
+class VerificationFact:
+    """A ``verification`` block: the owner (a witness) checked ``subject`` in a session."""
+
+    subject: str
+    session_id: bytes
+    passed: bool
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class AssertionFact:
+    """A ``trust_assertion`` block: the owner's signed opinion of ``subject`` in thousandths (-1000..1000)."""
+
+    subject: str
+    score_milli: int
+    reason: str
+    time_ms: int
+
+
 @dataclass
 class ChainState:
     """What one owner's chain says, replayed up to ``head_seq``."""
@@ -81,8 +101,10 @@ class ChainState:
     checkpoints: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     interactions: list[Interaction] = field(default_factory=list)
     accusations: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
-    assertions: list[tuple[str, int, str]] = field(default_factory=list)
-    verifications: list[tuple[str, bool]] = field(default_factory=list)
+    assertions: list[AssertionFact] = field(default_factory=list)
+    verifications: list[VerificationFact] = field(default_factory=list)
+    #: The first time this chain recorded each other identity: what its identity age is measured from.
+    mentions: dict[str, int] = field(default_factory=dict)
 
     @property
     def locked(self) -> int:
@@ -105,6 +127,11 @@ class ChainState:
     def available(self) -> int:
         return self.balance
 
+    def _saw(self, peer: str, time_ms: int) -> None:
+        """This chain records ``peer`` at ``time_ms``: evidence, from someone else, that ``peer`` existed then."""
+        if peer != self.owner and time_ms < self.mentions.get(peer, time_ms + 1):
+            self.mentions[peer] = time_ms
+
     # -- rules, one per block kind; each checks everything before changing anything ----------
 
     def _identity(self, block: Block) -> None:
@@ -116,6 +143,7 @@ class ChainState:
             raise ChainRuleError(f"checkpoint {block.ref} records its own chain")
         for peer, seq, head in heads:
             self.checkpoints[peer] = (seq, head)
+            self._saw(peer, block.time_ms)
 
     def _mint(self, block: Block) -> None:
         if self.owner not in self.params.mint_authorities:
@@ -134,6 +162,7 @@ class ChainState:
     def _propose(self, block: Block) -> None:
         self._check_addressee(block)
         self.proposals[block.hash] = (str(block.kind), block.payload["to"], block.payload["amount"])
+        self._saw(block.payload["to"], block.time_ms)
 
     def _agreement(self, block: Block) -> None:
         proposal = Block.from_wire(block.payload["proposal"])
@@ -147,6 +176,7 @@ class ChainState:
             raise ChainRuleError(f"agreement {block.ref} accepts proposal {proposal.ref} a second time")
         amount = proposal.payload["amount"]
         self.accepted_proposals.add(proposal.hash)
+        self._saw(proposal.owner, block.time_ms)
         self.balance += amount
         if proposal.kind == BlockKind.MINT:
             self.minted_accepted += amount
@@ -178,6 +208,7 @@ class ChainState:
                 f"{self.balance} ({self.locked} already locked in {len(self.locks)} escrow(s))"
             )
         self.balance -= facts.amount
+        self._saw(facts.provider, block.time_ms)
         self.locks[session] = EscrowLock(
             session, facts.lock_hash, self.owner, facts.provider, facts.amount, facts.witnesses, facts.threshold,
             block.payload["lock"],
@@ -240,18 +271,26 @@ class ChainState:
         if body["session_id"] in self.paid_sessions:
             raise ChainRuleError(f"payment {block.ref} claims session {body['session_id'].hex()[:16]} twice")
         self.paid_sessions.add(body["session_id"])
+        self._saw(facts.consumer, block.time_ms)
         self.balance += body["provider_payment"]
         paid = body["provider_payment"] + body["burn"]
         self.interactions.append(Interaction(facts.consumer, paid, block.time_ms, "session"))
 
     def _record(self, block: Block) -> None:
         payload = block.payload
+        for key in ("subject", "counterparty", "consumer", "provider"):
+            if key in payload:
+                self._saw(payload[key], block.time_ms)
         if block.kind == BlockKind.ACCUSATION:
             self.accusations.append((payload["subject"], payload["reason"], payload.get("proof")))
         elif block.kind == BlockKind.TRUST_ASSERTION:
-            self.assertions.append((payload["subject"], payload["score_milli"], payload["reason"]))
+            self.assertions.append(
+                AssertionFact(payload["subject"], payload["score_milli"], payload["reason"], block.time_ms)
+            )
         elif block.kind == BlockKind.VERIFICATION:
-            self.verifications.append((payload["subject"], payload["passed"]))
+            self.verifications.append(
+                VerificationFact(payload["subject"], payload["session_id"], payload["passed"], block.time_ms)
+            )
 
 
 def _statement(wire: Any, kind: StatementKind) -> Statement:

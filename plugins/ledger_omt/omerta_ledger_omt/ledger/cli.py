@@ -112,16 +112,18 @@ def balance_command(peer: str | None, state_dir: Path | None, as_json: bool) -> 
 
 @ledger_group.command(name="trust")
 @click.argument("peer")
+@click.option("--explain", is_flag=True, help="Show each input (path, evidence, age, cluster, misbehaviour).")
 @state_dir_option
 @json_option
-def trust_command(peer: str, state_dir: Path | None, as_json: bool) -> None:
-    """This node's trust in PEER, and how the number was reached."""
+def trust_command(peer: str, explain: bool, state_dir: Path | None, as_json: bool) -> None:
+    """This node's trust in PEER (0..1); --explain shows how the number was reached."""
     subject = str(PeerId(peer))
     result = _query(state_dir, "ledger.trust", {"peer": subject}, lambda led: views.trust(led, subject))
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    for line in explanation_text(result):
+    lines = explanation_text(result)
+    for line in lines if explain else lines[:1]:
         click.echo(line)
 
 

@@ -19,8 +19,8 @@ def graph(edges: dict[tuple[str, str], float], ages: dict[str, int] | None = Non
     for (a, b), weight in edges.items():
         g.add_value(a, b, value_for(weight))
     for node in {n for pair in edges for n in pair}:
-        g.genesis_ms[node] = OLD
-    g.genesis_ms.update(ages or {})
+        g.first_seen_ms[node] = OLD
+    g.first_seen_ms.update(ages or {})
     return g
 
 
@@ -51,7 +51,7 @@ def test_young_identities_are_derated_not_credited() -> None:
     g = graph({("alice", "bob"): 0.8, ("alice", "newbie"): 0.8}, ages={"newbie": NOW - 30 * MS_PER_DAY})
     trust = TrustModel(g).trust_all("alice", NOW)
     assert trust["newbie"] == pytest.approx(0.8 * 30 / 90)
-    g.genesis_ms.pop("newbie")
+    g.first_seen_ms.pop("newbie")
     assert TrustModel(g).trust_all("alice", NOW)["newbie"] == 0.0
 
 
