@@ -7,7 +7,8 @@
   (its own ``witness_commitment`` block), so a witness that has not synced the lock knows whom to ask.
 * :func:`verification_payload` is the ``verification`` block a witness writes for spec 01's
   ``ATTESTATION``; :func:`session_end_payload` the ``vm_session`` end block a party writes when a
-  valid attestation reaches it; :func:`attested_duration_ms` reads that block back for settlement.
+  valid attestation reaches it; :func:`attested_duration_ms` reads that block back for settlement, and
+  :func:`witnessed_duration_ms` a witness's own attested duration, which spec 02 holds a settlement to.
 * A witness asks the provider whether the session's VM runs and the consumer whether it is
   connected (``probe``) on the transport channel ``ledger.omt.probe``; the answer is what the node
   knows from its own records of the session. Touches nothing (reads the chain store it is given).
@@ -71,12 +72,23 @@ def verification_payload(store: dict[str, Any], session: str) -> dict[str, Any]:
     """The ``verification`` block a witness writes for spec 01's ``ATTESTATION``."""
     attestation = store["final_attestation"]["attestation"]
     reason = str(attestation["termination_reason"])
+    attested = duration_ms(attestation["duration"])
     return {
         "subject": store["provider"],
         "session_id": bytes.fromhex(session),
         "passed": reason != UNREACHABLE,
-        "detail": f"{reason} duration_ms={duration_ms(attestation['duration'])}",
+        "detail": f"{reason} duration_ms={attested}",
+        "duration_ms": attested,
     }
+
+
+def witnessed_duration_ms(store: ChainStore, me: str, session_id: bytes) -> int | None:
+    """The duration of ``session_id`` this witness attested (its own ``verification`` block), or None."""
+    for block in reversed(store.blocks(me)):
+        payload = block.payload
+        if block.kind == BlockKind.VERIFICATION and payload["session_id"] == session_id and "duration_ms" in payload:
+            return int(payload["duration_ms"])
+    return None
 
 
 def session_end_payload(store: dict[str, Any], session: str, role: str) -> dict[str, Any]:

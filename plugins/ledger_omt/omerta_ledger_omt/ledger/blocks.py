@@ -87,6 +87,7 @@ PAYLOAD_SCHEMAS: dict[BlockKind, dict[str, schema.Field]] = {
         "session_id": schema.HASH,
         "passed": schema.FLAG,
         "detail": schema.optional(schema.TEXT),
+        "duration_ms": schema.optional(schema.COUNT),
     },
     BlockKind.TRUST_ASSERTION: {
         "subject": schema.PEER,

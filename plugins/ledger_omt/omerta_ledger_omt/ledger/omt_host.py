@@ -4,7 +4,8 @@
   ``head_hash`` and ``head_seq`` (head of a held chain), ``available`` (available balance at that
   head as this node replays it), ``balance`` (the same minus locks this node has voted to accept
   and that are not on the chain yet), ``held_requests`` (the consumer's signed requests of those
-  locks), ``trust`` (local trust in [0, 1]) and ``trust_milli`` (the same in integer thousandths).
+  locks), ``trust`` (local trust in [0, 1]), ``trust_milli`` (the same in integer thousandths) and, for a
+  session id in place of the peer, ``attested_duration_ms`` (the duration this node attested as a witness).
 * :func:`block_for` turns an ``APPEND(chain, ...)`` of spec 00 into a ledger block: ``BALANCE_LOCK``
   becomes ``escrow_lock`` carrying the witness-signed lock result, ``BALANCE_TOPUP`` ``escrow_topup``
   carrying the witness-signed top-up result, ``WITNESS_COMMITMENT`` becomes
@@ -24,7 +25,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from omerta_ledger_omt.ledger.attestations import verification_payload
+from omerta_ledger_omt.ledger.attestations import verification_payload, witnessed_duration_ms
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
@@ -68,6 +69,12 @@ class ChainLedgerView:
             return self.ledger.trust(peer, self.now_ms())
         if key == "trust_milli":
             return round(self.ledger.trust(peer, self.now_ms()) * 1000)
+        if key == "attested_duration_ms":  # ``peer`` is a session id here: spec 02 holds a settlement to it
+            try:
+                session_id = bytes.fromhex(peer)
+            except ValueError:
+                return None
+            return witnessed_duration_ms(store, self.ledger.me, session_id)
         return None
 
     def chain_head(self) -> str:

@@ -8,7 +8,8 @@
 * A double-lock proof is two lock requests signed by one consumer (spec 00's
   ``lock_request``) for different sessions, bound to one chain head, whose amounts
   together exceed the available balance the consumer itself stated at that head:
-  the same funds promised twice. It needs no chain to check.
+  the same funds promised twice. Two tries of one lock (same provider and amount,
+  a retry after a timeout) are not one. It needs no chain to check.
 
 Touches nothing.
 """
@@ -166,6 +167,20 @@ class SignedLockRequest:
         return {"request": self.request, "signature": self.signature}
 
 
+#: Fields two lock requests share when they are tries of one lock (a retry after a timeout), not two locks.
+RETRY_TERMS = ("consumer", "provider", "amount", "head_seq", "head_hash", "available")
+
+
+def same_terms(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two lock requests are tries of one lock: same consumer, provider, amount, head and balance.
+
+    Such a pair cannot lock the funds twice: the chain rules let one lock of ``amount`` at that head
+    through and refuse (or prove) a second beyond the balance, and the one provider serves only locks
+    on the consumer's chain. So a retry is not a double lock.
+    """
+    return all(a[key] == b[key] for key in RETRY_TERMS)
+
+
 @dataclass(frozen=True)
 class DoubleLockProof:
     first: SignedLockRequest
@@ -188,6 +203,8 @@ class DoubleLockProof:
         for which, signed in (("first", self.first), ("second", self.second)):
             if not signed.signed_by_consumer():
                 raise InvalidProofError(f"double-lock proof's {which} request has a bad signature")
+        if same_terms(a, b):
+            raise InvalidProofError("double-lock proof requests are two tries of one lock (same provider and amount)")
         available = min(a["available"], b["available"])
         if a["amount"] + b["amount"] <= available:
             raise InvalidProofError(

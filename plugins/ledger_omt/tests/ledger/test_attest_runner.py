@@ -36,7 +36,7 @@ class Clock:
 
 
 def attest_and_settle(
-    net: Network, end_by: str = "consumer"
+    net: Network, end_by: str = "consumer", duration_ms: int | None = None
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     async def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
         clock = Clock()
@@ -52,7 +52,7 @@ def attest_and_settle(
             if ended["state"] not in ("ATTESTED", "SESSION_COMPLETE"):
                 return started, ended, None
             await asyncio.sleep(0.5)  # the other party's attestation result
-            settled = await nodes["consumer"].settle(locked["session"], None, 100, TIMEOUT_S)
+            settled = await nodes["consumer"].settle(locked["session"], duration_ms, 100, TIMEOUT_S)
             return started, ended, settled
 
     return asyncio.run(run())
@@ -100,6 +100,19 @@ def test_the_provider_may_end_the_session(network: Network) -> None:
     _started, ended, settled = attest_and_settle(net, end_by="provider")
     assert ended["state"] == "SESSION_COMPLETE" and ended["termination_reason"] == "PROVIDER_REQUEST", ended
     assert settled is not None and settled["settlement"]["duration_ms"] == SESSION_MS
+
+
+def test_witnesses_refuse_to_settle_a_duration_they_did_not_attest(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    net.sync()
+    started, ended, settled = attest_and_settle(net, duration_ms=2 * SESSION_MS)  # the consumer asks for double
+    assert ended["state"] == "ATTESTED" and ended["duration_ms"] == SESSION_MS, ended
+    assert settled is not None and settled["state"] == "UNSETTLED", settled
+    assert settled["failure_reason"] == "witnesses_refused_duration" and settled["signatures"] == 0
+    assert not blocks_of(net, "consumer", BlockKind.ESCROW_SETTLE)
+    assert net["consumer"].state(net.peer("consumer")).locked == 600  # the escrow stays locked
+    assert len(started["witnesses"]) == 5
 
 
 def test_too_few_witnesses_leave_no_attested_duration_to_settle(network: Network) -> None:

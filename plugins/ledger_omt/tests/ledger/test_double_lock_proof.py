@@ -45,7 +45,9 @@ def proof_wire(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
 
 def test_two_requests_at_one_head_beyond_the_balance_prove_a_double_lock(tmp_path: Path) -> None:
     consumer = identity("consumer")
-    wire = proof_wire(signed(consumer, request(consumer, "1", 600)), signed(consumer, request(consumer, "2", 600)))
+    elsewhere = str(identity("another provider").peer_id)
+    second = request(consumer, "2", 600, provider=elsewhere)
+    wire = proof_wire(signed(consumer, request(consumer, "1", 600)), signed(consumer, second))
     proof = verified_proof(wire, Parameters())
     assert isinstance(proof, DoubleLockProof)
     assert proof.subject == str(consumer.peer_id)
@@ -90,6 +92,17 @@ def test_forged_double_lock_proofs_are_refused_with_a_reason() -> None:
     assert "'amount'" in reason(proof_wire(first, signed(consumer, request(consumer, "2", -5))))
     assert "'what'" in reason(proof_wire(first, signed(consumer, request(consumer, "2", 600, what="lock"))))
     assert "{request, signature}" in reason(proof_wire(first, {"request": first["request"]}))
+
+
+def test_a_retry_of_one_lock_is_not_a_double_lock() -> None:
+    """Same provider, amount, head and balance under a new session: the consumer retried a timed-out lock."""
+    consumer = identity("consumer")
+    first, retry = signed(consumer, request(consumer, "1", 600)), signed(consumer, request(consumer, "2", 600))
+    assert "two tries of one lock" in reason(proof_wire(first, retry))
+    # change any term and the same pair proves a double lock again
+    for override in ({"amount": 601}, {"provider": str(identity("another provider").peer_id)}):
+        other = signed(consumer, request(consumer, "2", 600) | override)
+        assert isinstance(verified_proof(proof_wire(first, other), Parameters()), DoubleLockProof)
 
 
 def test_signed_request_round_trips() -> None:

@@ -10,7 +10,10 @@ import asyncio
 from typing import Any
 
 from omerta_ledger_omt.ledger.blocks import BlockKind
+from omerta_ledger_omt.ledger.omt_host import decode_envelope
 from omerta_ledger_omt.ledger.proofs import DoubleLockProof
+
+from omerta_core.interfaces.common import PeerId
 
 from .conftest import DAY_MS, NOW_MS, Network
 from .runners import running
@@ -94,3 +97,46 @@ def test_a_witness_behind_the_consumer_catches_up_before_judging(network: Networ
     locked = asyncio.run(run(with_catch_up=True))
     assert locked["state"] == "LOCKED", locked
     assert set(caught_up) == {net.peer("consumer")}
+
+
+def test_a_lock_retried_after_a_timeout_is_not_a_double_lock(network: Network) -> None:
+    """The witnesses' results never reach the consumer, its wait ends, it asks again on the same terms at the
+    same head: the retry locks, nobody accuses, and the chain holds one lock."""
+    net = network
+    net.fund("consumer", 1000)
+    net.sync()
+    consumer_peer = net.peer("consumer")
+
+    def holding_the_request() -> int:
+        return sum(1 for ledger in net.ledgers.values() if ledger.store.witnessed_requests(consumer_peer))
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with running(net) as nodes:
+            consumer = nodes["consumer"]
+            hear = consumer.on_envelope
+
+            async def deaf_to_results(peer: PeerId, data: bytes) -> None:
+                if decode_envelope(data).type != "LOCK_RESULT_FOR_SIGNATURE":
+                    await hear(peer, data)
+
+            consumer.on_envelope = deaf_to_results  # type: ignore[method-assign]
+            first = await consumer.lock(net.peer("provider"), 600, 0.0)
+            async with asyncio.timeout(LOCK_TIMEOUT_S):
+                while holding_the_request() < 5:  # every witness accepted the first try and kept its request
+                    await asyncio.sleep(0.05)
+            consumer.on_envelope = hear  # type: ignore[method-assign]
+            retry = await consumer.lock(net.peer("provider"), 600, LOCK_TIMEOUT_S)
+            return first, retry
+
+    first, retry = asyncio.run(run())
+    assert retry["state"] == "LOCKED", retry
+    assert first["state"] != "LOCKED"
+    accusations = [
+        block
+        for ledger in net.ledgers.values()
+        for block in ledger.store.blocks(ledger.me)
+        if block.kind == BlockKind.ACCUSATION
+    ]
+    assert accusations == [] and all(not ledger.store.proofs() for ledger in net.ledgers.values())
+    locks = net["consumer"].state(consumer_peer).locks
+    assert [lock.total for lock in locks.values()] == [600]
