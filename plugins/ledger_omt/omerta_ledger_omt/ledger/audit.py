@@ -1,0 +1,215 @@
+"""Transaction 04's pure part: audit one identity's chain and list what is wrong, with proofs.
+
+:func:`audit_chain` takes the blocks a subject served (wire maps, sequence 0 on), the copies of
+its blocks others hold (the auditor's store, counterparties' confirmations), the chains of its
+counterparties that the auditor could fetch, proofs already held about it (e.g. a witness's
+double-lock accusation) and signed state answers about it (transaction 03). It verifies every
+block, compares each with the copies held elsewhere, replays balance and the facts trust uses,
+checks that counterparties hold their half, and returns an :class:`AuditResult` whose
+discrepancies each carry what a third party needs to check them offline (with the network's
+parameters and nothing else):
+
+* ``signature_invalid``: a served block does not verify. No proof against the owner: the served
+  bytes are corrupt (what an edited store serves); the finding names the block.
+* ``chain_fork``: a served block differs from a copy held elsewhere at its sequence. Fork proof.
+* ``double_spend``: the replay breaks an amount rule (a spend or lock beyond the balance), or a
+  double-lock proof about the subject is held. Chain-rule proof or double-lock proof.
+* ``value_mismatch``: the replay breaks any other chain rule. Chain-rule proof.
+* ``missing_counterparty``: a transfer to a counterparty whose held chain goes on past it without
+  the agreement. No proof: the counterparty may not have synced.
+* ``attestation_false``: a HIGH-confidence state answer about the chain disagrees with the replay
+  at the head it named. False-answer proof, against the witness.
+
+Touches nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from omerta_ledger_omt.ledger.blocks import Block, BlockKind
+from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
+from omerta_ledger_omt.ledger.encoding import hash_value
+from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidProofError
+from omerta_ledger_omt.ledger.proofs import ChainRuleProof, DoubleLockProof, ForkProof, Proof, verified_proof
+from omerta_ledger_omt.ledger.state_query import (
+    CHAIN_QUERIES,
+    Answer,
+    Confidence,
+    FalseAnswerProof,
+    chain_value,
+    false_answer_from_wire,
+)
+
+#: Words of a chain-rule refusal that mean value was spent or locked twice.
+DOUBLE_SPEND_MARKS = ("exceeds the available balance", "double lock")
+
+
+class Discrepancy(enum.StrEnum):
+    MISSING_COUNTERPARTY = "missing_counterparty"
+    SIGNATURE_INVALID = "signature_invalid"
+    VALUE_MISMATCH = "value_mismatch"
+    DOUBLE_SPEND = "double_spend"
+    ATTESTATION_FALSE = "attestation_false"
+    CHAIN_FORK = "chain_fork"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: Discrepancy
+    seq: int | None
+    detail: str
+    proof: Proof | FalseAnswerProof | None = None
+
+    @property
+    def against(self) -> str | None:
+        """Whom the proof convicts (the subject, or a witness for a false answer); None without proof."""
+        return None if self.proof is None else self.proof.subject
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "kind": str(self.kind),
+            "seq": self.seq,
+            "detail": self.detail,
+            "proof": None if self.proof is None else self.proof.to_wire(),
+        }
+
+
+@dataclass
+class AuditResult:
+    subject: str
+    blocks_checked: int = 0
+    head_seq: int = -1
+    head_hash: str = ""
+    balance: int = 0
+    locked: int = 0
+    burned: int = 0
+    verified_value_out: int = 0
+    verifications: tuple[int, int] = (0, 0)  # passed, failed (as the subject's own chain records them)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "blocks_checked": self.blocks_checked,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "balance": self.balance,
+            "locked": self.locked,
+            "burned": self.burned,
+            "verified_value_out": self.verified_value_out,
+            "verifications": list(self.verifications),
+            "discrepancies": [f.to_wire() for f in self.findings],
+        }
+
+    @property
+    def hash(self) -> str:
+        return hash_value(self.to_wire()).hex()
+
+
+def audit_chain(
+    subject: str,
+    served: Sequence[Any],
+    params: Parameters,
+    *,
+    held: Iterable[Block] = (),
+    counterparties: Mapping[str, ChainState] | None = None,
+    proofs: Iterable[Proof] = (),
+    answers: Iterable[Answer] = (),
+) -> AuditResult:
+    """Audit ``subject``'s chain as served (wire maps in sequence order from 0)."""
+    result = AuditResult(subject)
+    copies = {b.seq: b for b in held if b.owner == subject}
+    blocks: list[Block] = []
+    state = ChainState(subject, params)
+    prefix: list[Block] = []
+    for raw in served:
+        result.blocks_checked += 1
+        try:
+            block = Block.from_wire(raw)
+        except InvalidBlockError as exc:
+            seq = raw.get("seq") if isinstance(raw, dict) else None
+            result.findings.append(Finding(Discrepancy.SIGNATURE_INVALID, seq if type(seq) is int else None, str(exc)))
+            break
+        if block.owner != subject:
+            result.findings.append(
+                Finding(Discrepancy.VALUE_MISMATCH, block.seq, f"block {block.ref} is not the subject's")
+            )
+            break
+        copy = copies.get(block.seq)
+        if copy is not None and copy.hash != block.hash:
+            fork = ForkProof(copy, block)
+            result.findings.append(Finding(Discrepancy.CHAIN_FORK, block.seq, fork.describe(), fork))
+        blocks.append(block)
+        try:
+            state.apply(block)
+        except ChainRuleError as exc:
+            kind = (
+                Discrepancy.DOUBLE_SPEND
+                if any(m in str(exc) for m in DOUBLE_SPEND_MARKS)
+                else Discrepancy.VALUE_MISMATCH
+            )
+            result.findings.append(Finding(kind, block.seq, str(exc), ChainRuleProof((*prefix, block))))
+            break
+        prefix.append(block)
+    result.head_seq, result.head_hash = state.head_seq, state.head_hash.hex()
+    result.balance, result.locked, result.burned = state.available(), state.locked, state.burned
+    result.verified_value_out = sum(fact.value for fact in state.interactions)
+    passed = sum(1 for v in state.verifications if v.passed)
+    result.verifications = (passed, len(state.verifications) - passed)
+    result.findings += _missing_counterparties(prefix, counterparties or {})
+    for proof in proofs:
+        if proof.subject == subject and isinstance(proof, DoubleLockProof):
+            result.findings.append(Finding(Discrepancy.DOUBLE_SPEND, None, proof.describe(), proof))
+    result.findings += _false_answers(subject, prefix, answers, params)
+    return result
+
+
+def _missing_counterparties(blocks: list[Block], counterparties: Mapping[str, ChainState]) -> list[Finding]:
+    findings = []
+    for block in blocks:
+        if block.kind != BlockKind.TRANSFER:
+            continue
+        other = counterparties.get(block.payload["to"])
+        if other is not None and other.last_time_ms > block.time_ms and block.hash not in other.accepted_proposals:
+            findings.append(
+                Finding(Discrepancy.MISSING_COUNTERPARTY, block.seq, f"{block.payload['to'][:12]} holds no agreement")
+            )
+    return findings
+
+
+def _false_answers(subject: str, blocks: list[Block], answers: Iterable[Answer], params: Parameters) -> list[Finding]:
+    findings = []
+    for item in answers:
+        s = item.statement
+        head = s["head_seq"]
+        if s["subject"] != subject or s["query"] not in CHAIN_QUERIES or item.confidence != Confidence.HIGH:
+            continue
+        if not 0 <= head < len(blocks) or not item.signed():
+            continue
+        state = ChainState(subject, params)
+        for block in blocks[: head + 1]:
+            state.apply(block)
+        if state.head_hash.hex() == s["evidence"] and chain_value(state, s["query"]) != s["value"]:
+            proof = FalseAnswerProof(item, tuple(blocks[: head + 1]))
+            findings.append(Finding(Discrepancy.ATTESTATION_FALSE, head, proof.describe(), proof))
+    return findings
+
+
+def verify_finding(wire: Any, params: Parameters) -> Proof | FalseAnswerProof:
+    """Check a published discrepancy's proof with no other data; raise :class:`InvalidProofError` if it fails."""
+    if not isinstance(wire, dict) or not isinstance(wire.get("proof"), dict):
+        raise InvalidProofError("discrepancy carries no proof")
+    proof = wire["proof"]
+    if proof.get("kind") == FalseAnswerProof.kind:
+        checked = false_answer_from_wire(proof)
+        checked.verify(params)
+        return checked
+    return verified_proof(proof, params)
