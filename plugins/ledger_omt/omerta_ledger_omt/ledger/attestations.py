@@ -6,8 +6,9 @@
 * :func:`committed_consumer` names the consumer of a session this node committed to witness
   (its own ``witness_commitment`` block), so a witness that has not synced the lock knows whom to ask.
 * :func:`verification_payload` is the ``verification`` block a witness writes for spec 01's
-  ``ATTESTATION``; :func:`session_end_payload` the ``vm_session`` end block a party writes when a
-  valid attestation reaches it; :func:`attested_duration_ms` reads that block back for settlement, and
+  ``ATTESTATION``, :func:`misuse_verdict_payload` the one it writes for a ``MISUSE_VERDICT``;
+  :func:`session_end_payload` the ``vm_session`` end block a party writes when a valid attestation
+  reaches it; :func:`attested_duration_ms` reads that block back for settlement, and
   :func:`witnessed_duration_ms` a witness's own attested duration, which spec 02 holds a settlement to.
 * A witness asks the provider whether the session's VM runs and the consumer whether it is
   connected (``probe``) on the transport channel ``ledger.omt.probe``; the answer is what the node
@@ -79,6 +80,21 @@ def verification_payload(store: dict[str, Any], session: str) -> dict[str, Any]:
         "passed": reason != UNREACHABLE,
         "detail": f"{reason} duration_ms={attested}",
         "duration_ms": attested,
+    }
+
+
+def misuse_verdict_payload(store: dict[str, Any], session: str) -> dict[str, Any]:
+    """The ``verification`` block a witness writes for spec 01's ``MISUSE_VERDICT``.
+
+    Guilty: a failed verification of the consumer. Acquitted: a failed verification of the accuser,
+    whose accusation did not hold, so a false accusation costs the accuser trust (docs/ledger.md §5).
+    """
+    guilty = bool(store["guilty"])
+    return {
+        "subject": store["accused"] if guilty else store["accuser"],
+        "session_id": bytes.fromhex(session),
+        "passed": False,
+        "detail": f"{'CONSUMER_MISUSE' if guilty else 'FALSE_ACCUSATION'} evidence={store['evidence_hash']}",
     }
 
 

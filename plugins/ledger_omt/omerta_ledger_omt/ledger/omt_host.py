@@ -12,7 +12,8 @@
   ``witness_commitment``, ``DOUBLE_LOCK_ACCUSATION`` becomes an ``accusation`` carrying the proof;
   of spec 02, ``BALANCE_UNLOCK`` becomes ``escrow_settle`` and ``PAYMENT_RECEIVED`` ``escrow_payment``,
   each carrying the witness-signed settlement (the payment also the lock evidence from the consumer's chain);
-  of spec 01, a witness's ``ATTESTATION`` becomes ``verification`` (:mod:`.attestations`).
+  of spec 01, a witness's ``ATTESTATION`` and ``MISUSE_VERDICT`` become ``verification`` blocks
+  (:mod:`.attestations`).
 * Envelopes travel as the runtime's canonical JSON on the transport channels ``ledger.omt`` (spec 00),
   ``ledger.omt.attest`` (spec 01) and ``ledger.omt.settle`` (spec 02).
 
@@ -25,7 +26,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from omerta_ledger_omt.ledger.attestations import verification_payload, witnessed_duration_ms
+from omerta_ledger_omt.ledger.attestations import misuse_verdict_payload, verification_payload, witnessed_duration_ms
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
@@ -117,6 +118,7 @@ BLOCK_AUTHORS = {
     "BALANCE_UNLOCK": "Consumer",
     "PAYMENT_RECEIVED": "Provider",
     "ATTESTATION": "Witness",
+    "MISUSE_VERDICT": "Witness",
 }
 
 #: The accusation reason a witness writes with a double-lock proof.
@@ -129,6 +131,8 @@ def block_for(
     """The ledger block an ``APPEND(chain, NAME)`` of spec 00, 01 or 02 stands for, or None for one not kept."""
     if name == "ATTESTATION":
         return BlockKind.VERIFICATION, verification_payload(store, session)
+    if name == "MISUSE_VERDICT":
+        return BlockKind.VERIFICATION, misuse_verdict_payload(store, session)
     if name == "BALANCE_LOCK":
         return BlockKind.ESCROW_LOCK, {"lock": store["lock_result"]}
     if name == "BALANCE_TOPUP":

@@ -153,7 +153,11 @@ class TransactionRunner:
         self.observations: dict[str, dict[str, bool]] = {}  # session -> probe subject -> answer
         self._probes: dict[int, tuple[str, asyncio.Future[bool]]] = {}  # nonce -> (asked peer, answer)
         self.attest_natives = standard_natives().with_natives(
-            {"check_vm_connectivity": self._observed("vm"), "check_consumer_connected": self._observed("consumer")}
+            {
+                "check_vm_connectivity": self._observed("vm"),
+                "check_consumer_connected": self._observed("consumer"),
+                "judge_misuse": self._observed("misuse"),
+            }
         )
         self._ticker: asyncio.Task[None] | None = None
 

@@ -122,7 +122,7 @@ def _attestation_setup(**overrides: Any) -> dict[str, Any]:
     setup: dict[str, Any] = {
         "peers": {"alice": "Consumer", "bob": "Provider", **dict.fromkeys(WITNESSES, "Witness")},
         "triggers": triggers,
-        "native_results": {"check_vm_connectivity": True, "check_consumer_connected": True},
+        "native_results": {"check_vm_connectivity": True, "check_consumer_connected": True, "judge_misuse": False},
     }
     setup.update(overrides)
     return setup
@@ -131,6 +131,7 @@ def _attestation_setup(**overrides: Any) -> dict[str, Any]:
 def _cabal_attestation() -> dict[str, Scenario]:
     allocate = ScheduledTrigger(10.0, "bob", "allocate_vm", {"vm_endpoint": "198.18.0.10:51820"})
     cancel = ScheduledTrigger(3610.0, "alice", "request_cancel", {})
+    accuse = ScheduledTrigger(1800.0, "bob", "accuse_misuse", {"evidence": {"what": "port scan", "flows": 5000}})
     base = _attestation_setup()
     out = [
         Scenario(
@@ -145,9 +146,23 @@ def _cabal_attestation() -> dict[str, Scenario]:
         ),
         Scenario(
             "vm_unreachable", "witnesses cannot reach the VM: they attest VM_UNREACHABLE and the provider cancels",
-            **{**_attestation_setup(native_results={"check_vm_connectivity": False, "check_consumer_connected": True}),
+            **{**_attestation_setup(native_results={"check_vm_connectivity": False, "check_consumer_connected": True,
+                                                    "judge_misuse": False}),
                "triggers": [*base["triggers"], allocate]},
             expect={"alice": "ATTESTED", "bob": "SESSION_COMPLETE", **dict.fromkeys(WITNESSES, "DONE")},
+        ),
+        Scenario(
+            "misuse_guilty", "the provider accuses the consumer of misuse; the witnesses find it guilty and abort",
+            **{**_attestation_setup(native_results={"check_vm_connectivity": True, "check_consumer_connected": True,
+                                                    "judge_misuse": True}),
+               "triggers": [*base["triggers"], allocate, accuse]},
+            expect={"alice": "ATTESTED", "bob": "SESSION_COMPLETE", **dict.fromkeys(WITNESSES, "DONE")},
+        ),
+        Scenario(
+            "misuse_false", "a false accusation: the witnesses acquit, the session goes on and ends normally",
+            **{**base, "triggers": [*base["triggers"], allocate, accuse, cancel]},
+            expect={"alice": "ATTESTED", "bob": "SESSION_COMPLETE", **dict.fromkeys(WITNESSES, "DONE")},
+            until=7200.0,
         ),
         Scenario(
             "too_few_witnesses", "three witnesses are down: the attestation never reaches its threshold",

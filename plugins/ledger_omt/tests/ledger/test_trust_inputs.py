@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omerta_ledger_omt.ledger.attestations import misuse_verdict_payload
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.chainstate import AssertionFact, ChainState, Interaction, Parameters, VerificationFact
 from omerta_ledger_omt.ledger.local import LocalLedger
@@ -189,3 +190,17 @@ def test_trust_explain_on_the_command_line(tmp_path: Path) -> None:
     as_json = json.loads(subprocess.run([*cli, "--json", "--state-dir", str(state)], capture_output=True, text=True,
                                         check=True).stdout)  # fmt: skip
     assert as_json["evidence"][0]["kind"] == "verification" and as_json["evidence"][0]["score"] < 0
+
+
+def test_a_misuse_verdict_costs_the_guilty_consumer_or_the_false_accuser() -> None:
+    store = {"accuser": "p", "accused": "c", "evidence_hash": "ee" * 32}
+    guilty = misuse_verdict_payload({**store, "guilty": True}, SESSION.hex())
+    acquitted = misuse_verdict_payload({**store, "guilty": False}, SESSION.hex())
+    assert (guilty["subject"], guilty["passed"]) == ("c", False)
+    assert (acquitted["subject"], acquitted["passed"]) == ("p", False)
+    for payload, loser in ((guilty, "c"), (acquitted, "p")):
+        world = honest_world()
+        world.trade("o", "c", 0.5)
+        before = world.trust("o", loser)
+        world.chain("w").verifications.append(VerificationFact(payload["subject"], SESSION, False, NOW))
+        assert world.trust("o", loser) < before

@@ -122,3 +122,28 @@ def test_settlement_failure_paths() -> None:
     assert forged.stores["alice"]["failure_reason"] == "too_few_trust_reports"
     short = _play("02_escrow_settle", "too_few_witnesses")
     assert short.stores["w1"]["failure_reason"] == "no_settlement_request"
+
+
+def test_a_true_misuse_accusation_aborts_the_session_and_costs_the_consumer() -> None:
+    result = _play("01_cabal_attestation", "misuse_guilty")
+    attestation = result.stores["alice"]["final_attestation"]["attestation"]
+    assert attestation["termination_reason"] == "CONSUMER_MISUSE"
+    assert attestation["duration"] == pytest.approx(1790.2, abs=1.0)  # charged up to the abort, then settled by 02
+    for w in ("w1", "w2", "w3", "w4", "w5"):
+        blocks = [b["type"] for b in result.ledgers[w].blocks]
+        assert blocks[-2:] == ["MISUSE_VERDICT", "ATTESTATION"]
+        assert (
+            result.stores[w]["misuse_verdict"] == "guilty"
+            and result.stores[w]["accused"] == result.stores[w]["consumer"]
+        )
+
+
+def test_a_false_misuse_accusation_is_acquitted_and_the_session_goes_on() -> None:
+    result = _play("01_cabal_attestation", "misuse_false")
+    attestation = result.stores["alice"]["final_attestation"]["attestation"]
+    assert attestation["termination_reason"] == "CONSUMER_REQUEST"
+    assert attestation["duration"] == pytest.approx(3600.1)
+    for w in ("w1", "w2", "w3", "w4", "w5"):
+        assert result.stores[w]["misuse_verdict"] == "acquitted" and result.stores[w]["guilty"] is False
+        assert "MISUSE_VERDICT" in [b["type"] for b in result.ledgers[w].blocks]
+    assert result.stores["bob"]["termination_reason"] == "CONSUMER_REQUEST"
