@@ -209,10 +209,101 @@ def _escrow_settle() -> dict[str, Scenario]:
     return {s.name: s for s in out}
 
 
+def _query_setup(balances: dict[str, int] | None = None, *, min_confidence: str = "HIGH") -> dict[str, Any]:
+    """Carol asks five witnesses for alice's balance; each holds alice's chain at head 3, synced just now."""
+    witness_ids = [f"@{w}" for w in WITNESSES]
+    knowledge = {
+        w: {"@alice": {"head_seq": 3, "head_hash": "ab" * 32, "balance": (balances or {}).get(w, 700), "synced_at": 0}}
+        for w in WITNESSES
+    }
+    ask = {"subject": "@alice", "query": "balance", "min_confidence": min_confidence, "witnesses": witness_ids}
+    return {
+        "peers": {"carol": "Requester", "alice": "Requester", **dict.fromkeys(WITNESSES, "Witness")},
+        "triggers": [ScheduledTrigger(1.0, "carol", "ask", ask)],
+        "knowledge": knowledge if balances is not None or min_confidence == "HIGH" else {},
+    }
+
+
+def _state_query() -> dict[str, Scenario]:
+    answered = dict.fromkeys(WITNESSES, "ANSWERED")
+    unknown = _query_setup(min_confidence="LOW")
+    unknown["knowledge"] = {}
+    out = [
+        Scenario("happy", "five witnesses synced alice just now and agree on her balance",
+                 expect={"carol": "ATTESTED", **answered}, **_query_setup()),
+        Scenario("two_liars", "two witnesses claim a higher balance: the honest three still attest",
+                 expect={"carol": "ATTESTED", **answered}, **_query_setup({"w4": 5000, "w5": 5000})),
+        Scenario("unknown_subject", "nobody holds alice's chain: the answer is unknown, not zero",
+                 expect={"carol": "ATTESTED", **answered}, **unknown),
+        Scenario("disagreement", "the witnesses' views differ too much: no value reaches the threshold",
+                 expect={"carol": "FAILED", **answered}, **_query_setup({"w1": 1, "w2": 2, "w3": 3})),
+        Scenario("timeout", "no witness answers", silent=set(WITNESSES), expect={"carol": "FAILED"},
+                 **_query_setup()),
+    ]  # fmt: skip
+    return {s.name: s for s in out}
+
+
+def _audit_setup() -> dict[str, Any]:
+    """Carol audits alice's chain and asks bob, alice's counterparty, to confirm his halves."""
+    return {
+        "peers": {"carol": "Auditor", "alice": "Subject", "bob": "Counterparty"},
+        "triggers": [ScheduledTrigger(1.0, "carol", "audit", {"subject": "@alice", "counterparties": ["@bob"]})],
+        "native_results": {"audit_chain": {"subject": "alice", "discrepancies": []}, "halves_held": {"held": []}},
+    }
+
+
+def _state_audit() -> dict[str, Scenario]:
+    out = [
+        Scenario("happy", "alice serves her chain, bob confirms his halves, carol records a clean audit",
+                 expect={"carol": "COMPLETE", "alice": "SERVED", "bob": "CONFIRMED"}, **_audit_setup()),
+        Scenario("timeout", "alice does not answer: carol records that she did not", silent={"alice"},
+                 expect={"carol": "COMPLETE", "bob": "IDLE"}, **_audit_setup()),
+    ]  # fmt: skip
+    return {s.name: s for s in out}
+
+
+def _check_setup(initiator_view: dict[str, Any], cabal_view: dict[str, Any], clean: bool = True) -> dict[str, Any]:
+    """Carol asks five cabal members to check alice; what each knows of alice's last check and suspicion."""
+    witness_ids = [f"@{w}" for w in WITNESSES]
+    return {
+        "peers": {"carol": "Initiator", "alice": "Initiator", **dict.fromkeys(WITNESSES, "Cabal")},
+        "triggers": [ScheduledTrigger(40 * 86400.0, "carol", "request_check", {"subject": "@alice",
+                                                                              "cabal": witness_ids})],
+        "knowledge": {"carol": {"@alice": initiator_view}, **{w: {"@alice": cabal_view} for w in WITNESSES}},
+        "native_results": {"run_audit": {"discrepancies": [] if clean else [{"kind": "chain_fork"}]},
+                           "suspicion_after": 0.0 if clean else 1.0},
+        "until": 41 * 86400.0,
+    }  # fmt: skip
+
+
+def _health_check() -> dict[str, Scenario]:
+    long_ago = {"last_health_check_at": 0.0, "suspicion": 0.0}  # checked at day 0: due at day 30
+    recent = {"last_health_check_at": 35 * 86400.0, "suspicion": 0.0}  # checked at day 35: not due at day 40
+    recorded = dict.fromkeys(WITNESSES, "RECORDED")
+    out = [
+        Scenario("happy", "alice was last checked 40 days ago: the cabal audits her and records the result",
+                 expect={"carol": "CHECKED", **recorded}, **_check_setup(long_ago, long_ago)),
+        Scenario("suspect", "the audit finds a fork: the cabal records it and alice's suspicion rises",
+                 expect={"carol": "CHECKED", **recorded}, **_check_setup(long_ago, long_ago, clean=False)),
+        Scenario("not_due", "alice was checked five days ago: the initiator cannot even ask",
+                 expect={"carol": "REFUSED", **dict.fromkeys(WITNESSES, "IDLE")}, **_check_setup(recent, recent)),
+        Scenario("refused", "the initiator says alice is due, the cabal's chains say not: every member refuses",
+                 expect={"carol": "REFUSED", **dict.fromkeys(WITNESSES, "REFUSED")},
+                 **_check_setup(long_ago, recent)),
+        Scenario("too_few_witnesses", "three members are down: no result reaches the threshold",
+                 silent={"w3", "w4", "w5"}, expect={"carol": "REFUSED", "w1": "INCONCLUSIVE", "w2": "INCONCLUSIVE"},
+                 **_check_setup(long_ago, long_ago)),
+    ]  # fmt: skip
+    return {s.name: s for s in out}
+
+
 BUILTIN: dict[str, Any] = {
     "00_escrow_lock": _escrow_lock,
     "01_cabal_attestation": _cabal_attestation,
     "02_escrow_settle": _escrow_settle,
+    "03_state_query": _state_query,
+    "04_state_audit": _state_audit,
+    "05_health_check": _health_check,
 }
 
 

@@ -11,7 +11,14 @@ from omerta_ledger_omt.omt.loader import shipped_specs_dir
 
 from omerta_core.cli import main
 
-SPECS = ["00_escrow_lock", "01_cabal_attestation", "02_escrow_settle"]
+SPECS = [
+    "00_escrow_lock",
+    "01_cabal_attestation",
+    "02_escrow_settle",
+    "03_state_query",
+    "04_state_audit",
+    "05_health_check",
+]
 
 
 def _omt(*args: str) -> tuple[int, str]:
@@ -126,3 +133,14 @@ def test_specs_lists_shipped_specs_as_json() -> None:
     code, out = _omt("specs", "--json")
     assert code == 0
     assert [r["name"] for r in json.loads(out)] == SPECS
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_generated_spec_documents_are_current(spec: str, tmp_path: Path) -> None:
+    """docs/transactions/ holds what ``omerta omt doc`` renders from each shipped spec."""
+    out = tmp_path / f"{spec}.md"
+    assert _omt("doc", spec, "-o", str(out))[0] == 0
+    committed = Path(__file__).resolve().parents[4] / "docs" / "transactions" / f"{spec}.md"
+    assert committed.read_text(encoding="utf-8") == out.read_text(encoding="utf-8"), (
+        f"run: omerta omt doc {spec} -o {committed}"
+    )

@@ -24,7 +24,14 @@ def _play(spec: str, scenario: str) -> PlayResult:
 
 CASES = [
     (spec, name)
-    for spec in ("00_escrow_lock", "01_cabal_attestation", "02_escrow_settle")
+    for spec in (
+        "00_escrow_lock",
+        "01_cabal_attestation",
+        "02_escrow_settle",
+        "03_state_query",
+        "04_state_audit",
+        "05_health_check",
+    )
     for name in scenarios_for(spec)
 ]
 
@@ -147,3 +154,31 @@ def test_a_false_misuse_accusation_is_acquitted_and_the_session_goes_on() -> Non
         assert result.stores[w]["misuse_verdict"] == "acquitted" and result.stores[w]["guilty"] is False
         assert "MISUSE_VERDICT" in [b["type"] for b in result.ledgers[w].blocks]
     assert result.stores["bob"]["termination_reason"] == "CONSUMER_REQUEST"
+
+
+def test_state_query_attests_the_honest_value_and_unknown_is_not_zero() -> None:
+    liars = _play("03_state_query", "two_liars").stores["carol"]
+    assert liars["value"] == 700 and liars["confidence"] == "HIGH" and len(liars["attestation"]) == 3
+    assert {a["answer"]["value"] for a in liars["answers"]} == {700, 5000}  # the liars' signed answers are kept
+    unknown = _play("03_state_query", "unknown_subject").stores["carol"]
+    assert unknown["value"] == "unknown" and unknown["confidence"] == "LOW"
+    assert _play("03_state_query", "disagreement").stores["carol"]["failure_reason"] == "disagreement"
+
+
+def test_state_audit_records_a_result_or_a_non_answer() -> None:
+    happy = _play("04_state_audit", "happy")
+    assert [b["type"] for b in happy.ledgers["carol"].blocks][-1] == "AUDIT_RESULT"
+    assert happy.stores["carol"]["confirmations"][0]["halves"] == {"held": []}
+    silent = _play("04_state_audit", "timeout").stores["carol"]
+    assert silent["failure_reason"] == "subject_did_not_answer" and silent["result"]["answered"] is False
+
+
+def test_health_check_runs_only_when_due_and_records_the_new_suspicion() -> None:
+    suspect = _play("05_health_check", "suspect")
+    for w in ("w1", "w2", "w3", "w4", "w5"):
+        assert suspect.stores[w]["clean"] is False and suspect.stores[w]["suspicion"] == 1.0
+        assert [b["type"] for b in suspect.ledgers[w].blocks][-1] == "CHECK_RESULT"
+    assert _play("05_health_check", "not_due").stores["carol"]["failure_reason"] == "not_due"
+    refused = _play("05_health_check", "refused")
+    assert refused.stores["carol"]["failure_reason"] == "not_due"
+    assert all(refused.stores[w]["failure_reason"] == "not_due" for w in ("w1", "w2", "w3", "w4", "w5"))
