@@ -44,6 +44,7 @@ from omerta_ledger_omt.ledger.proofs import (
     verified_proof,
 )
 from omerta_ledger_omt.ledger.settlement import MS_PER_HOUR, split_settlement
+from omerta_ledger_omt.ledger.state_query import Answer, FalseAnswerProof
 from omerta_ledger_omt.ledger.statements import Statement, StatementKind
 from omerta_ledger_omt.ledger.transactions import SPECS, load_spec
 from omerta_ledger_omt.omt import ast
@@ -731,10 +732,23 @@ def _proof_vectors(session_id: bytes) -> list[Vector]:
             **head,
         }
         requests.append(SignedLockRequest(request, ALICE.sign(canonical_bytes(request)).hex()))
+    answer = {
+        "what": "state_answer",
+        "session_id": session_id.hex(),
+        "subject": str(ALICE.peer_id),
+        "query": "chain_length",
+        "value": 5,
+        "confidence": "HIGH",
+        "head_seq": 0,
+        "evidence": genesis.hash.hex(),
+        "witness": str(BOB.peer_id),
+    }
+    false_answer = FalseAnswerProof(Answer(answer, BOB.sign(canonical_bytes(answer)).hex()), (genesis,))
     proofs = [
         ("fork: two different blocks of alice at sequence 1", ForkProof(burn_10, burn_20)),
         ("chain rule: alice burns what she does not have", ChainRuleProof((genesis, burn_10))),
         ("double lock: 300 + 400 promised at one head with 500 available", DoubleLockProof(*requests)),
+        ("false answer: bob said alice's chain is 5 blocks long at her genesis", false_answer),
     ]
     out = []
     for name, proof in proofs:

@@ -41,7 +41,6 @@ from omerta_ledger_omt.ledger.state_query import (
     Confidence,
     FalseAnswerProof,
     chain_value,
-    false_answer_from_wire,
 )
 
 #: Words of a chain-rule refusal that mean value was spent or locked twice.
@@ -62,7 +61,7 @@ class Finding:
     kind: Discrepancy
     seq: int | None
     detail: str
-    proof: Proof | FalseAnswerProof | None = None
+    proof: Proof | None = None
 
     @property
     def against(self) -> str | None:
@@ -203,13 +202,8 @@ def _false_answers(subject: str, blocks: list[Block], answers: Iterable[Answer],
     return findings
 
 
-def verify_finding(wire: Any, params: Parameters) -> Proof | FalseAnswerProof:
+def verify_finding(wire: Any, params: Parameters) -> Proof:
     """Check a published discrepancy's proof with no other data; raise :class:`InvalidProofError` if it fails."""
     if not isinstance(wire, dict) or not isinstance(wire.get("proof"), dict):
         raise InvalidProofError("discrepancy carries no proof")
-    proof = wire["proof"]
-    if proof.get("kind") == FalseAnswerProof.kind:
-        checked = false_answer_from_wire(proof)
-        checked.verify(params)
-        return checked
-    return verified_proof(proof, params)
+    return verified_proof(wire["proof"], params)

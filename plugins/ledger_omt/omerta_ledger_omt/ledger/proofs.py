@@ -10,6 +10,9 @@
   together exceed the available balance the consumer itself stated at that head:
   the same funds promised twice. Two tries of one lock (same provider and amount,
   a retry after a timeout) are not one. It needs no chain to check.
+* A false-answer proof (:mod:`.state_query`) is a witness's signed HIGH-confidence
+  answer about a chain and that chain up to the head it named, replaying to another
+  value; it is against the witness.
 
 Touches nothing.
 """
@@ -17,7 +20,7 @@ Touches nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from omerta_core.identity import verify
 from omerta_core.interfaces.common import PeerId
@@ -26,6 +29,7 @@ from omerta_ledger_omt.ledger.blocks import Block
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.encoding import hash_value
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidProofError
+from omerta_ledger_omt.ledger.state_query import FalseAnswerProof, false_answer_from_wire
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes, digest
 
 #: Longest chain prefix accepted as a chain-rule proof; a proof must stay small enough to gossip and check.
@@ -227,11 +231,13 @@ class DoubleLockProof:
         )
 
 
-Proof = ForkProof | ChainRuleProof | DoubleLockProof
+Proof: TypeAlias = ForkProof | ChainRuleProof | DoubleLockProof | FalseAnswerProof
 
 
 def proof_from_wire(obj: Any) -> Proof:
     """Parse a proof; every block inside is signature-checked. Call ``verify`` to check what it proves."""
+    if isinstance(obj, dict) and obj.get("kind") == FalseAnswerProof.kind:
+        return false_answer_from_wire(obj)
     if isinstance(obj, dict) and obj.get("kind") == DoubleLockProof.kind:
         if set(obj) != {"kind", "requests"} or not isinstance(obj["requests"], list) or len(obj["requests"]) != 2:
             raise InvalidProofError("double-lock proof is not a {kind, requests} map with two requests")

@@ -24,6 +24,7 @@ from omerta_core.identity import Identity, verify
 from omerta_core.interfaces.common import PeerId
 from omerta_ledger_omt.ledger.blocks import Block
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
+from omerta_ledger_omt.ledger.encoding import hash_value
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidProofError
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
@@ -38,6 +39,9 @@ QUERIES = (*CHAIN_QUERIES, "age", "trust")
 
 #: The value of an answer about a subject the witness has never seen.
 UNKNOWN = "unknown"
+
+#: Longest chain a false-answer proof may carry (the chain-rule proof's bound: small enough to gossip).
+MAX_ANSWER_PROOF_BLOCKS = 4096
 
 #: The ``what`` of a signed answer, so no other signed value can pass for one.
 ANSWER = "state_answer"
@@ -233,6 +237,11 @@ class FalseAnswerProof:
     def to_wire(self) -> dict[str, Any]:
         return {"kind": self.kind, "answer": self.answer.to_wire(), "blocks": [b.to_wire() for b in self.blocks]}
 
+    @property
+    def hash(self) -> bytes:
+        answer = hash_value(self.answer.to_wire())
+        return hash_value({"kind": self.kind, "answer": answer, "blocks": [b.hash for b in self.blocks]})
+
     def describe(self) -> str:
         s = self.answer.statement
         return f"false answer: {s['query']} of {s['subject'][:12]} at #{s['head_seq']} is not {s['value']!r}"
@@ -241,8 +250,8 @@ class FalseAnswerProof:
 def false_answer_from_wire(obj: Any) -> FalseAnswerProof:
     if not isinstance(obj, dict) or set(obj) != {"kind", "answer", "blocks"} or obj["kind"] != FalseAnswerProof.kind:
         raise InvalidProofError("false-answer proof is not a {kind, answer, blocks} map")
-    if not isinstance(obj["blocks"], list):
-        raise InvalidProofError("false-answer proof's blocks are not a list")
+    if not isinstance(obj["blocks"], list) or len(obj["blocks"]) > MAX_ANSWER_PROOF_BLOCKS:
+        raise InvalidProofError(f"false-answer proof's blocks are not a list of at most {MAX_ANSWER_PROOF_BLOCKS}")
     try:
         blocks = tuple(Block.from_wire(b) for b in obj["blocks"])
     except InvalidBlockError as exc:

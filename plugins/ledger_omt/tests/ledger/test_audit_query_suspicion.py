@@ -250,3 +250,28 @@ def test_audit_state_is_a_replay(network: Network) -> None:
     state: ChainState = net["w1"].state(subject)
     assert (result.balance, result.head_hash) == (state.available(), state.head_hash.hex())
     assert isinstance(ChainStore, type)
+
+
+def test_a_false_answer_proof_is_kept_synced_and_costs_the_witness_trust(tmp_path: Path, network: Network) -> None:
+    net = network
+    net.fund("consumer", 300)
+    # the observer accepted a payment from the witness: it trusts it somewhat
+    net.fund("w4", 100)
+    proposal = net["w4"].transfer(net.peer("w1"), 50, START_MS + 2 * DAY_MS)
+    net["w1"].agree(proposal, START_MS + 2 * DAY_MS)
+    net.sync()
+    subject, liar = net.peer("consumer"), identity("w4")
+    before = net["w1"].trust(str(liar.peer_id), NOW_MS)
+    assert before > 0
+    lie = resigned(answer(liar, SESSION, subject, "balance", net["w4"].state(subject), NOW_MS, NOW_MS), liar, 9)
+    [finding] = audit_chain(subject, wire_chain(net["w1"], subject), net.params, answers=[lie]).findings
+    assert finding.proof is not None and net["w1"].store.add_proof(finding.proof)
+    assert net["w1"].store.proof_counts() == {str(liar.peer_id): 1}
+    assert net["w1"].trust(str(liar.peer_id), NOW_MS) == pytest.approx(before * 0.1)
+    # it travels like any proof: parsed back from the store's wire form on another node
+    observer = ChainStore(tmp_path / "observer", net.params)
+    try:
+        [kept] = net["w1"].store.proofs(str(liar.peer_id))
+        assert observer.add_proof(kept) and observer.proof_counts() == {str(liar.peer_id): 1}
+    finally:
+        observer.close()
