@@ -112,6 +112,22 @@ class AuditResult:
     def hash(self) -> str:
         return hash_value(self.to_wire()).hex()
 
+    def summary(self) -> dict[str, Any]:
+        """The result for people and JSON: each finding with whom its proof convicts and the proof's hash."""
+        wire = self.to_wire()
+        wire["discrepancies"] = [
+            {
+                "kind": str(f.kind),
+                "seq": f.seq,
+                "detail": f.detail,
+                "against": f.against,
+                "proof": None if f.proof is None else {"kind": f.proof.kind, "hash": f.proof.hash.hex()},
+            }
+            for f in self.findings
+        ]
+        wire["audit_hash"] = self.hash
+        return wire
+
 
 def audit_chain(
     subject: str,

@@ -1,7 +1,7 @@
-"""``omerta ledger show|verify|balance|trust|sync``: read chains, balances and trust; sync a running node.
+"""``omerta ledger show|verify|balance|trust|audit|sync``: read and audit chains, balances and trust; sync a node.
 
 With a node running on the state directory the commands ask it over the
-control socket; without one, ``show``, ``verify``, ``balance`` and ``trust``
+control socket; without one, ``show``, ``verify``, ``balance``, ``trust`` and ``audit``
 open the chain store directly (``sync`` needs the node). Touches the control
 socket or the chain store.
 """
@@ -125,6 +125,33 @@ def trust_command(peer: str, explain: bool, state_dir: Path | None, as_json: boo
     lines = explanation_text(result)
     for line in lines if explain else lines[:1]:
         click.echo(line)
+
+
+@ledger_group.command(name="audit")
+@click.argument("peer", required=False)
+@state_dir_option
+@json_option
+def audit_command(peer: str | None, state_dir: Path | None, as_json: bool) -> None:
+    """Audit PEER's chain as held here (this node's own by default): every block, replay, proofs.
+
+    Exits 1 when a discrepancy is found.
+    """
+    subject = _peer(peer)
+    result = _query(state_dir, "ledger.audit_chain", {"peer": subject},
+                    lambda led: views.audit(led, subject or led.me))  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(
+            f"{result['subject'][:12]}: {result['blocks_checked']} blocks checked, head #{result['head_seq']}, "
+            f"balance {result['balance']}, locked {result['locked']}; audit {result['audit_hash'][:16]}"
+        )
+        for finding in result["discrepancies"]:
+            against = f" (proof against {finding['against'][:12]})" if finding["against"] else ""
+            where = "" if finding["seq"] is None else f" at #{finding['seq']}"
+            click.echo(f"  {finding['kind']}{where}: {finding['detail']}{against}")
+    if result["discrepancies"]:
+        raise SystemExit(1)
 
 
 @ledger_group.command(name="sync")

@@ -1,6 +1,6 @@
 """Control-API methods of the ``omt`` ledger for a running node.
 
-``ledger.show|balance|trust|verify|sync|run|audit`` read and sync chains;
+``ledger.show|balance|trust|verify|sync|run|audit|audit_chain`` read, audit and sync chains;
 ``ledger.lock`` runs transaction 00 as the consumer; ``ledger.vm_start`` (provider) and ``ledger.attest``
 (consumer or provider, ending the session) run transaction 01; ``ledger.settle`` settles a lock
 through transaction 02, for the attested duration unless ``duration_ms`` is given.
@@ -98,6 +98,14 @@ def audit(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return _backend(node).audit()
 
 
+def audit_chain(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    ledger = _backend(node).ledger
+    peer = params.get("peer") or ledger.me
+    if not isinstance(peer, str):
+        raise LedgerError("ledger.audit_chain takes a peer id")
+    return views.audit(ledger, peer)
+
+
 METHODS = {
     "ledger.show": show,
     "ledger.balance": balance,
@@ -106,6 +114,7 @@ METHODS = {
     "ledger.sync": sync,
     "ledger.run": run,
     "ledger.audit": audit,
+    "ledger.audit_chain": audit_chain,
     "ledger.lock": lock,
     "ledger.topup": topup,
     "ledger.settle": settle,

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from omerta_ledger_omt.ledger.audit import audit_chain
 from omerta_ledger_omt.ledger.backend import block_summary, now_ms
+from omerta_ledger_omt.ledger.encoding import decode
+from omerta_ledger_omt.ledger.errors import EncodingError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
 
 #: Most blocks one ``show`` returns unless asked for more.
@@ -48,3 +51,16 @@ def verify(ledger: LocalLedger) -> dict[str, Any]:
     report = ledger.verify_all()
     report["proofs_by_subject"] = ledger.store.proof_counts()
     return report
+
+
+def audit(ledger: LocalLedger, peer: str) -> dict[str, Any]:
+    """Transaction 04's audit of ``peer``'s chain as this node holds it, against everything else it holds."""
+    served: list[Any] = []
+    for raw in ledger.store.raw_blocks(peer, 0, 1 << 62, 1 << 30):
+        try:
+            served.append(decode(raw))
+        except EncodingError:
+            served.append(None)
+    counterparties = {owner: ledger.state(owner) for owner in ledger.store.owners() if owner != peer}
+    result = audit_chain(peer, served, ledger.params, counterparties=counterparties, proofs=ledger.store.proofs(peer))
+    return result.summary()

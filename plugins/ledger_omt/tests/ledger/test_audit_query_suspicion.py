@@ -3,6 +3,10 @@ and the suspicion that sets when a health check is due."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,6 +38,7 @@ from omerta_ledger_omt.ledger.suspicion import (
 )
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
+from omerta_core import identity as identity_mod
 from omerta_core.identity import Identity
 
 from .conftest import DAY_MS, NOW_MS, START_MS, Network, identity
@@ -275,3 +280,27 @@ def test_a_false_answer_proof_is_kept_synced_and_costs_the_witness_trust(tmp_pat
         assert observer.add_proof(kept) and observer.proof_counts() == {str(liar.peer_id): 1}
     finally:
         observer.close()
+
+
+def test_omerta_ledger_audit_finds_a_block_edited_in_the_sqlite_file(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    me = identity_mod.load_or_create(state)
+    store = ChainStore(state / "plugins" / "omt", Parameters())
+    ledger = LocalLedger(me, store)
+    ledger.ensure_identity(START_MS)
+    other = str(identity("other").peer_id)
+    ledger.append(BlockKind.TRUST_ASSERTION, {"subject": other, "score_milli": 100, "reason": "slow"}, START_MS + 1)
+    store.close()
+    cli = [sys.executable, "-c", "from omerta_core.cli import run; run()", "ledger", "audit", "--state-dir", str(state)]
+    clean = subprocess.run(cli, check=False, capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0 and "2 blocks checked" in clean.stdout, clean
+    db = sqlite3.connect(state / "plugins" / "omt" / "chains.sqlite3")
+    (wire,) = db.execute("SELECT wire FROM blocks WHERE seq = 1").fetchone()
+    db.execute("UPDATE blocks SET wire = ? WHERE seq = 1", (wire.replace(b"slow", b"fast"),))
+    db.commit()
+    db.close()
+    edited = subprocess.run([*cli, "--json"], check=False, capture_output=True, text=True, timeout=120)
+    assert edited.returncode == 1, edited
+    [finding] = json.loads(edited.stdout)["discrepancies"]
+    assert finding["kind"] == "signature_invalid" and finding["seq"] == 1 and "bad signature" in finding["detail"]
