@@ -11,14 +11,7 @@ from omerta_ledger_omt.omt.loader import shipped_specs_dir
 
 from omerta_core.cli import main
 
-SPECS = [
-    "00_escrow_lock",
-    "01_cabal_attestation",
-    "02_escrow_settle",
-    "03_state_query",
-    "04_state_audit",
-    "05_health_check",
-]
+SPECS = sorted(path.stem for path in shipped_specs_dir().glob("*.omt"))
 
 
 def _omt(*args: str) -> tuple[int, str]:

@@ -8,7 +8,7 @@ import pytest
 from omerta_ledger_omt.omt.loader import shipped_spec
 from omerta_ledger_omt.omt.player import PlayResult, play
 from omerta_ledger_omt.omt.runtime import Program
-from omerta_ledger_omt.omt.scenarios import scenarios_for
+from omerta_ledger_omt.omt.scenarios import BUILTIN, scenarios_for
 
 
 @functools.cache
@@ -22,18 +22,7 @@ def _play(spec: str, scenario: str) -> PlayResult:
     return play(_program(spec), sc)
 
 
-CASES = [
-    (spec, name)
-    for spec in (
-        "00_escrow_lock",
-        "01_cabal_attestation",
-        "02_escrow_settle",
-        "03_state_query",
-        "04_state_audit",
-        "05_health_check",
-    )
-    for name in scenarios_for(spec)
-]
+CASES = [(spec, name) for spec in BUILTIN for name in scenarios_for(spec)]
 
 
 @pytest.mark.parametrize(("spec", "scenario"), CASES, ids=[f"{s}-{n}" for s, n in CASES])
