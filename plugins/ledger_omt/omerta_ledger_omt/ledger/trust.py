@@ -106,11 +106,6 @@ class TrustGraph:
             row = self.edges[truster]
             row[trusted] = row.get(trusted, 0.0) + value
 
-    def saw(self, subject: str, time_ms: int) -> None:
-        """Another identity recorded ``subject`` at ``time_ms``."""
-        if time_ms < self.first_seen_ms.get(subject, time_ms + 1):
-            self.first_seen_ms[subject] = time_ms
-
     @classmethod
     def from_states(
         cls,
