@@ -22,6 +22,7 @@ from typing import Any
 
 from omerta_core.identity import Identity, verify
 from omerta_core.interfaces.common import PeerId
+from omerta_ledger_omt.ledger import schema
 from omerta_ledger_omt.ledger.blocks import Block
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.encoding import hash_value
@@ -112,8 +113,16 @@ class Answer:
             raise InvalidProofError(f"state answer statement fields must be {sorted(expected)}")
         if statement["what"] != ANSWER or statement["query"] not in QUERIES:
             raise InvalidProofError("state answer is not an answer to a known question")
-        if statement["confidence"] not in Confidence.__members__:
+        if not isinstance(statement["confidence"], str) or statement["confidence"] not in Confidence.__members__:
             raise InvalidProofError("state answer has no confidence level")
+        if type(statement["head_seq"]) is not int or statement["head_seq"] < -1:
+            raise InvalidProofError("state answer's head_seq is not an integer of at least -1")
+        for name in ("session_id", "evidence"):
+            if not isinstance(statement[name], str):
+                raise InvalidProofError(f"state answer's {name} is not text")
+        for name in ("subject", "witness"):
+            if schema.PEER.check(statement[name]):
+                raise InvalidProofError(f"state answer's {name} is not a peer id")
         return cls(dict(statement), signature)
 
 

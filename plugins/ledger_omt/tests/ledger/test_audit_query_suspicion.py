@@ -15,7 +15,7 @@ from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.errors import InvalidProofError
 from omerta_ledger_omt.ledger.local import LocalLedger
-from omerta_ledger_omt.ledger.proofs import ChainRuleProof
+from omerta_ledger_omt.ledger.proofs import ChainRuleProof, proof_from_wire
 from omerta_ledger_omt.ledger.state_query import (
     UNKNOWN,
     Answer,
@@ -304,3 +304,28 @@ def test_omerta_ledger_audit_finds_a_block_edited_in_the_sqlite_file(tmp_path: P
     assert edited.returncode == 1, edited
     [finding] = json.loads(edited.stdout)["discrepancies"]
     assert finding["kind"] == "signature_invalid" and finding["seq"] == 1 and "bad signature" in finding["detail"]
+
+
+def test_a_mangled_false_answer_proof_raises_only_its_own_error(network: Network) -> None:
+    """Every field of a valid false-answer proof replaced by junk: parsing and checking raise InvalidProofError."""
+    net = network
+    net.fund("consumer", 300)
+    net.sync()
+    subject, liar = net.peer("consumer"), identity("w4")
+    lie = resigned(answer(liar, SESSION, subject, "balance", net["w4"].state(subject), NOW_MS, NOW_MS), liar, 9)
+    wire = FalseAnswerProof(lie, tuple(net["w1"].store.blocks(subject))).to_wire()
+    junk: list[object] = [None, 1, -5, "x", [], {}, [1], {"a": 1}, 2**70, True, b"xx"]
+    places = [("answer", "statement", key) for key in wire["answer"]["statement"]]
+    places += [("answer", "signature"), ("answer", "statement"), ("blocks",), ("kind",), ("answer",)]
+    for place in places:
+        for value in junk:
+            mangled = json.loads(json.dumps(wire, default=lambda b: b.hex()))  # a deep copy
+            mangled["blocks"] = [b.to_wire() for b in net["w1"].store.blocks(subject)]
+            target = mangled
+            for key in place[:-1]:
+                target = target[key]
+            target[place[-1]] = value
+            if target.get(place[-1]) == value:
+                continue  # not a change
+            with pytest.raises(InvalidProofError):
+                proof_from_wire(mangled).verify(net.params)
