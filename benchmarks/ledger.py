@@ -207,7 +207,7 @@ def main() -> None:
         f"trust (graph from replayed chains, strong-tie clusters, then T(observer, *)): {EDGES_PER_IDENTITY}"
         f" counterparties, {VERIFICATIONS_PER_IDENTITY} verifications and {ASSERTIONS_PER_IDENTITY} assertion each; "
         f"reached {reached_10k} / 10000 "
-        f"and {reached_100k} / 100000 within 4 hops"
+        f"and {reached_100k} / 100000 (by a path of at most 4 hops or a credible author's statement)"
     )
     print(f"audit: {AUDIT_BLOCKS} blocks served as wire maps; every signature verified, every 100th block compared")
     print("       with a held copy, the chain replayed (balance, locks, trust facts)")
