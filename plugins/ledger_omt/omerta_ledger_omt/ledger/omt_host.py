@@ -21,7 +21,6 @@ Touches the chain store (reads; pending witnessed locks).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from omerta_ledger_omt.ledger.attestations import verification_payload
@@ -42,9 +41,13 @@ MAX_ENVELOPE_BYTES = 1024 * 1024
 
 
 class ChainLedgerView:
-    """The runtime's read-only view of this node's chains (deterministic for a given store state)."""
+    """The runtime's read-only view of this node's chains (deterministic for a given store state and time).
 
-    def __init__(self, ledger: LocalLedger, now_ms: Callable[[], int]) -> None:
+    ``now_ms`` is the time of the event being handled, set by the host before each step: trust
+    depends on time (decay, identity age), so a replayed event reads the trust it read first.
+    """
+
+    def __init__(self, ledger: LocalLedger, now_ms: int = 0) -> None:
         self.ledger = ledger
         self.now_ms = now_ms
 
@@ -65,9 +68,9 @@ class ChainLedgerView:
             pending = sum(amount for _session, amount in store.witnessed_pending(peer))
             return max(0, store.state(peer).available() - pending)
         if key == "trust":
-            return self.ledger.trust(peer, self.now_ms())
+            return self.ledger.trust(peer, self.now_ms)
         if key == "trust_milli":
-            return round(self.ledger.trust(peer, self.now_ms()) * 1000)
+            return round(self.ledger.trust(peer, self.now_ms) * 1000)
         return None
 
     def chain_head(self) -> str:
