@@ -265,7 +265,7 @@ class Membership:
         probe = self._probe
         if probe is not None and not probe.acked and not probe.indirect_sent:
             best = min(best, probe.sent_at + self.settings.probe_timeout)
-        return min(best, *self._suspects.values(), *self._tombstones.values())
+        return min((best, *self._suspects.values(), *self._tombstones.values()))
 
     def receive(self, sender: PeerId, frame: bytes, now: float, source: Endpoint | None = None) -> list[Action]:
         """Handle one frame from ``sender`` (authenticated by the transport) seen from ``source``."""

@@ -64,8 +64,10 @@ from omerta_ledger_omt.omt.runtime import (
 
 #: Seconds an ended session instance is kept, so late duplicates find it instead of opening a new one.
 TERMINAL_RETENTION_S = 120.0
-#: Seconds a resting instance (a lock in force, waiting for top-ups) is kept without any step.
-RESTING_RETENTION_S = 3600.0
+#: Seconds a resting instance (a lock in force waiting for top-ups, a witness monitoring a running VM) is
+#: kept without any step: as long as a rental may last (a week), not an hour, or a VM's witnesses would
+#: forget it mid-session. The session table's size bounds the memory either way.
+RESTING_RETENTION_S = 7 * 86400.0
 
 ROLES = frozenset({"Consumer", "Provider", "Witness"})
 

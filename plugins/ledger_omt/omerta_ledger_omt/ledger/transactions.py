@@ -244,7 +244,9 @@ class TransactionRunner:
     def _outcome(self, channel: str, session: str, actor: str) -> str | None:
         return self.outcomes.get((channel, session, actor))
 
-    async def _until(self, channel: str, session: str, actor: str, outcomes: Collection[str], timeout: float) -> bool:
+    async def wait_outcome(
+        self, channel: str, session: str, actor: str, outcomes: Collection[str], timeout: float
+    ) -> bool:
         """Whether ``actor``'s instance of ``session`` reports one of ``outcomes`` (or comes to, within ``timeout``)."""
 
         def there() -> bool:
@@ -353,7 +355,7 @@ class TransactionRunner:
         if instance is not None and str(peer) not in instance.store.get("witnesses", []):
             self.engine.dropped += 1
             return
-        found = await self._until(ATTEST_CHANNEL, session, role, outcomes, PROBE_TIMEOUT_S / 2)
+        found = await self.wait_outcome(ATTEST_CHANNEL, session, role, outcomes, PROBE_TIMEOUT_S / 2)
         instance = self.engine.instance(ATTEST_CHANNEL, session, role)
         asked_by_witness = instance is not None and str(peer) in instance.store.get("witnesses", [])
         await self.send(
@@ -384,7 +386,7 @@ class TransactionRunner:
         instance = self.engine.instance(CHANNEL, session, "Consumer")
         assert instance is not None
         await self._apply(actions)
-        await self._until(CHANNEL, session, "Consumer", LOCK_DONE, timeout)
+        await self.wait_outcome(CHANNEL, session, "Consumer", LOCK_DONE, timeout)
         store = instance.store
         return {
             "session": session,
@@ -402,7 +404,7 @@ class TransactionRunner:
         total = instance.store["total_escrowed"]
         await self._apply(self.engine.fire(CHANNEL, session, "Consumer", "initiate_topup", {"topup_amount": amount},
                                            self._now()))  # fmt: skip
-        await self._until(CHANNEL, session, "Consumer", {"locked"}, timeout)
+        await self.wait_outcome(CHANNEL, session, "Consumer", {"locked"}, timeout)
         topped_up = instance.store["total_escrowed"] == total + amount
         return {
             "session": session,
@@ -436,7 +438,7 @@ class TransactionRunner:
         endpoint = vm_endpoint or f"{self.ledger.me}/{session}"
         await self._apply(self.engine.fire(ATTEST_CHANNEL, session, "Provider", "allocate_vm",
                                            {"vm_endpoint": endpoint}, self._now()))  # fmt: skip
-        await self._until(ATTEST_CHANNEL, session, "Provider", VM_START_DONE, timeout)
+        await self.wait_outcome(ATTEST_CHANNEL, session, "Provider", VM_START_DONE, timeout)
         return {
             "session": session,
             "state": instance.state,
@@ -456,7 +458,7 @@ class TransactionRunner:
         instance = self.engine.instance(ATTEST_CHANNEL, session, actor)
         assert instance is not None
         await self._apply(self.engine.fire(ATTEST_CHANNEL, session, actor, trigger, {}, self._now()))
-        await self._until(ATTEST_CHANNEL, session, actor, ATTEST_DONE, timeout)
+        await self.wait_outcome(ATTEST_CHANNEL, session, actor, ATTEST_DONE, timeout)
         final = instance.store.get("final_attestation") or {}
         attestation = final.get("attestation") or {}
         return {
@@ -498,7 +500,7 @@ class TransactionRunner:
         instance = self.engine.instance(SETTLE_CHANNEL, session, "Consumer")
         assert instance is not None
         await self._apply(actions)
-        await self._until(SETTLE_CHANNEL, session, "Consumer", SETTLE_DONE, timeout)
+        await self.wait_outcome(SETTLE_CHANNEL, session, "Consumer", SETTLE_DONE, timeout)
         store = instance.store
         final = store.get("final_settlement") or {}
         settlement = final.get("settlement") or {}
