@@ -227,7 +227,8 @@ class TransportCore:
         self._channel_tags: dict[int, str] = {}
         self._datagram_prefixes: dict[str, bytes] = {}
         self._paths: dict[str, Callable[[PeerId], bool]] = {}
-        self._dirty: set[PeerState] = set()
+        #: Peers with reliable frames or acks to flush, in the order they became so (a dict: determinism).
+        self._dirty: dict[PeerState, None] = {}
         self.outputs: list[tuple[Route, bytes]] = []
         self.events: list[Event] = []
         self.counters: Counter[str] = Counter()
@@ -288,7 +289,7 @@ class TransportCore:
         peer.want_until = now + self.settings.give_up_s
         if delivery is Delivery.RELIABLE:
             peer.link.queue(channel, data)
-            self._dirty.add(peer)
+            self._dirty[peer] = None
             return
         prefix = self._datagram_prefixes.get(channel)
         if prefix is None:
@@ -437,10 +438,10 @@ class TransportCore:
                 for channel, data in peer.link.on_frame(frame):
                     self.counters["messages_received"] += 1
                     self.events.append(Delivered(peer.peer_id, channel, data))
-                self._dirty.add(peer)
+                self._dirty[peer] = None
             elif type(frame) is wire.AckFrame:
                 peer.link.on_ack(frame, now)
-                self._dirty.add(peer)
+                self._dirty[peer] = None
 
     def _set_route(self, peer: PeerState, source: Endpoint | None, path: str | None) -> None:
         route: Route | None = PathRoute(path, peer.peer_id) if path is not None else source
@@ -594,7 +595,7 @@ class TransportCore:
         assert keypair is not None
         while peer.datagrams:
             self._send_data(peer, keypair, peer.datagrams.popleft(), now)
-        self._dirty.add(peer)
+        self._dirty[peer] = None
         self._flush_peer(peer, now)
         if keypair.initiator and peer.last_sent < now:
             self._send_data(peer, keypair, b"", now)  # confirms the new keys to the responder at once
@@ -703,7 +704,7 @@ class TransportCore:
 
     def flush(self, now: float) -> None:
         """Turn pending reliable fragments and acknowledgements into packets."""
-        dirty, self._dirty = self._dirty, set()
+        dirty, self._dirty = self._dirty, {}
         for peer in dirty:
             self._flush_peer(peer, now)
 
@@ -759,7 +760,7 @@ class TransportCore:
                 self._start_handshake(peer, now)
             self._maybe_rekey(peer, keypair, now)  # idle sessions too, so keepalives never stop
             if peer.link.has_due(now):
-                self._dirty.add(peer)
+                self._dirty[peer] = None
             elif peer.route is not None and now >= peer.last_sent + settings.keepalive_s:
                 self._send_data(peer, keypair, b"", now)
                 self.counters["keepalives_sent"] += 1

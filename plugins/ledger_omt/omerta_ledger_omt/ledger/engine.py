@@ -117,7 +117,13 @@ SPECS: dict[str, Spec] = {spec.channel: spec for spec in (SPEC_00, SPEC_01, SPEC
 
 
 def load_program(spec: Spec) -> Program:
-    path = importlib.resources.files("omerta_ledger_omt") / "specs" / spec.file
+    return _load_spec_file(spec.file)
+
+
+@functools.cache
+def _load_spec_file(name: str) -> Program:
+    """Parse and check a packaged spec once per process (programs are immutable; instances share them)."""
+    path = importlib.resources.files("omerta_ledger_omt") / "specs" / name
     with importlib.resources.as_file(path) as file:
         return Program.load(file)
 
