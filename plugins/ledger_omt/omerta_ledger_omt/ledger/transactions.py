@@ -102,6 +102,7 @@ class TransactionRunner:
         catch_up: CatchUpFunction | None = None,
         *,
         rng: RandomSource | None = None,
+        engine: TransactionEngine | None = None,
     ) -> None:
         self.ledger = ledger
         self.catch_up = catch_up
@@ -113,7 +114,7 @@ class TransactionRunner:
         attest_natives = standard_natives().with_natives(
             {"check_vm_connectivity": self._observed("vm"), "check_consumer_connected": self._observed("consumer")}
         )
-        self.engine = TransactionEngine(
+        self.engine = engine or TransactionEngine(
             ledger, rng=child_random(self.rng, "sessions"), natives={ATTEST_CHANNEL: attest_natives}
         )
         self.engine.on_forget = self._forgotten
