@@ -220,17 +220,22 @@ class GossipDiscovery:
                 self._save_cache()
                 next_save = now + self.cache_every_s
             self._wake.clear()
-            self._sleep_until = max(min(next_save, self._next_deadline()), now + MIN_TICK_GAP_S)
+            self._sleep_until = self._next_deadline()
+            wake_at = max(min(next_save, self._sleep_until), now + MIN_TICK_GAP_S)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(self._sleep_until):
+                async with asyncio.timeout_at(wake_at):
                     await self._wake.wait()  # the loop's clock is time.monotonic, the cores' clock
 
     def _next_deadline(self) -> float:
         return min((core.next_deadline() for core in self._cores.values()), default=float("inf"))
 
     def _poke(self) -> None:
-        """Wake the ticker if a core now needs to run before it planned to wake."""
-        if self._next_deadline() < self._sleep_until:
+        """Wake the ticker to sleep again until the cores' new next deadline, earlier or later than planned.
+
+        Later matters as much as earlier: an ack that answers the round's probe cancels its timeout,
+        and an idle node should not wake up for a timeout that no longer exists.
+        """
+        if self._next_deadline() != self._sleep_until:
             self._wake.set()
 
     async def _send_forever(self) -> None:

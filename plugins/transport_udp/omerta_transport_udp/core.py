@@ -226,7 +226,7 @@ class TransportCore:
         self._pending: dict[int, PeerState] = {}
         self._channel_tags: dict[int, str] = {}
         self._datagram_prefixes: dict[str, bytes] = {}
-        self._paths: dict[str, Callable[[PeerId], bool]] = {}
+        self._paths: dict[str, Callable[[PeerId, float], bool]] = {}
         #: Peers with reliable frames or acks to flush, in the order they became so (a dict: determinism).
         self._dirty: dict[PeerState, None] = {}
         self.outputs: list[tuple[Route, bytes]] = []
@@ -248,7 +248,7 @@ class TransportCore:
         if existing != name:
             raise BadChannelError(f"channel {name!r} has the same wire tag as {existing!r}; pick another name")
 
-    def register_path(self, name: str, can_reach: Callable[[PeerId], bool]) -> None:
+    def register_path(self, name: str, can_reach: Callable[[PeerId, float], bool]) -> None:
         self._paths[name] = can_reach
 
     def unregister_path(self, name: str) -> None:
@@ -621,7 +621,7 @@ class TransportCore:
         fresh = now - peer.cookie_time < cookie.COOKIE_SECRET_LIFETIME_S
         return peer.cookie if fresh else None
 
-    def _handshake_targets(self, peer: PeerState) -> list[Route]:
+    def _handshake_targets(self, peer: PeerState, now: float) -> list[Route]:
         targets: list[Route] = []
         if peer.route is not None:
             targets.append(peer.route)
@@ -630,14 +630,14 @@ class TransportCore:
         if not direct or peer.handshake_attempts >= 2:
             for name, reach in self._paths.items():
                 route = PathRoute(name, peer.peer_id)
-                if route not in targets and reach(peer.peer_id):
+                if route not in targets and reach(peer.peer_id, now):
                     targets.append(route)
         return targets
 
     def _start_handshake(self, peer: PeerState, now: float, *, force: bool = False) -> None:
         if not force and peer.handshake is not None and now < self._retry_at(peer.handshake, peer):
             return
-        targets = self._handshake_targets(peer)
+        targets = self._handshake_targets(peer, now)
         if not targets:
             self.counters["handshakes_without_route"] += 1
             peer.next_route_try = now + self.settings.handshake_retry_s

@@ -179,14 +179,16 @@ class UdpTransport:
         """Sleep until the core's next deadline (the event loop's clock is ``time.monotonic``)."""
         if self._loop is None or not self._sockets:
             return
-        deadline = self.core.next_deadline()
-        if deadline == float("inf") or deadline >= self._timer_at:
-            return  # an earlier timer is set already: it ticks, finds nothing due and re-arms
+        when = max(self.core.next_deadline(), self._last_timer + MIN_TIMER_GAP_S)
+        if when == self._timer_at:
+            return
+        # also when the deadline moved later (an ack arrived before a retransmission): no idle wake-up
         if self._timer is not None:
             self._timer.cancel()
-        when = max(deadline, self._last_timer + MIN_TIMER_GAP_S)
+            self._timer = None
         self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
+        if when != float("inf"):
+            self._timer = self._loop.call_at(when, self._on_timer)
 
     # -- Transport ---------------------------------------------------------------
 
