@@ -142,6 +142,8 @@ class ReliableLink:
         """When :meth:`due` next returns fragments without any input (``-inf``: now; ``inf``: never)."""
         if self._unsent and self._window_open():
             return float("-inf")
+        if not self._in_flight:
+            return float("inf")  # everything acknowledged: the retransmission timer is moot
         return self._next_deadline
 
     def _window_open(self) -> bool:
