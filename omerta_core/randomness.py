@@ -39,7 +39,7 @@ class RandomSource(Protocol):
     def choice(self, seq: Sequence[T]) -> T:
         """One element of a non-empty sequence."""
 
-    def shuffle(self, x: MutableSequence[object]) -> None:
+    def shuffle(self, x: MutableSequence[T]) -> None:
         """Shuffle ``x`` in place."""
 
     def sample(self, population: Sequence[T], k: int) -> list[T]:
