@@ -9,6 +9,9 @@ twice gives byte-identical event logs; another seed gives another run that reach
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 
 import pytest
 from omerta_discovery_gossip.network import Network
@@ -212,6 +215,16 @@ def test_the_same_seed_gives_the_same_event_log(seed_1: tuple[Simulation, list[S
     again, _, session_again = run(1)
     assert session_again == session
     assert again.event_log() == first.event_log()
+    # and in another process, whose string hashing (so set order) differs
+    script = (
+        f"import runpy, hashlib; m = runpy.run_path({__file__!r}); "
+        "print(hashlib.sha256(m['run'](1)[0].event_log()).hexdigest())"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    other = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=300
+    )
+    assert other.stdout.strip() == hashlib.sha256(first.event_log()).hexdigest()
 
 
 def test_another_seed_gives_another_valid_run(seed_1: tuple[Simulation, list[SimNode], str]) -> None:
