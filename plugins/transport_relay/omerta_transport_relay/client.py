@@ -127,6 +127,15 @@ class RelayPool:
     def link_at(self, endpoint: Endpoint) -> RelayLink | None:
         return next((link for link in self.links if link.endpoint == endpoint), None)
 
+    def next_deadline(self) -> float:
+        """When :meth:`poll` next has work: an allocation request due, or a relay going silent for too long."""
+        best = float("inf")
+        for link in self.links:
+            best = min(best, link.next_request)
+            if self._was_healthy.get(link.endpoint) and link.last_answer is not None:
+                best = min(best, link.last_answer + DEAD_AFTER_S)
+        return best
+
     def poll(self, now: float) -> list[tuple[Endpoint, bytes]]:
         """Allocation requests that are due, and failover bookkeeping."""
         out = []

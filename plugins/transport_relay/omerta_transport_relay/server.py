@@ -101,6 +101,10 @@ class RelayServer:
         self.counters["dropped_unexpected"] += 1
         return []
 
+    def next_deadline(self) -> float:
+        """When :meth:`expire` next has an allocation to forget."""
+        return min((a.expires for a in self.by_peer.values()), default=float("inf"))
+
     def expire(self, now: float) -> None:
         """Forget allocations that were not refreshed in time."""
         for allocation in [a for a in self.by_peer.values() if a.expires <= now]:

@@ -37,8 +37,10 @@ from omerta_transport_relay import client, stun, traversal, wire
 from omerta_transport_relay import punch as holepunch
 from omerta_transport_relay.server import RelayServer
 
-#: Timer resolution: refreshes, probes, STUN retransmissions and punch schedules.
-TICK_S = 0.05
+#: Longest sleep of the timer: relay allocations this node serves expire at most this late.
+MAX_TICK_SLEEP_S = 1.0
+#: Shortest time between two timer runs: bounds the cost of a deadline that stays due.
+MIN_TICK_GAP_S = 0.001
 #: Relays given without a peer id are identified at start; this many tries each.
 IDENTIFY_TRIES = 3
 #: Largest datagram read from the relay's second socket (STUN requests are small).
@@ -104,6 +106,8 @@ class RelayService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._sleep_until = float("inf")
         self._punch_waiters: dict[PeerId, list[asyncio.Future[Endpoint | None]]] = {}
 
     @property
@@ -284,6 +288,8 @@ class RelayService:
                 self.transport.send_raw(link.endpoint, reply)
             if isinstance(event, client.Delivered):
                 self.transport.deliver_packet(event.packet, self, event.source)
+            else:
+                self._wake.set()  # an allocation answered: its refresh is planned, classification may start
             return
         if self.server is not None:
             self._serve(data, source, now)
@@ -348,6 +354,7 @@ class RelayService:
                 self.transport.probe(action.peer, action.endpoint)
             else:
                 self._punch_finished(action)
+        self._poke()  # new attempts, probes or STUN transactions may be due sooner than planned
 
     def _send_signal(self, peer: PeerId, data: bytes) -> None:
         assert self._loop is not None
@@ -369,13 +376,28 @@ class RelayService:
     # -- timer ----------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
+        """Run the cores when their next deadline comes (at least every MAX_TICK_SLEEP_S); inputs wake it earlier."""
         while True:
-            await asyncio.sleep(TICK_S)
+            now = time.monotonic()
             try:
-                self._tick(time.monotonic())
+                self._tick(now)
             except Exception:
                 self.counters["tick_errors"] += 1
                 self.log.exception("relay tick failed")
+            self._wake.clear()
+            self._sleep_until = min(self._next_deadline(), now + MAX_TICK_SLEEP_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(max(self._sleep_until, now + MIN_TICK_GAP_S)):
+                    await self._wake.wait()  # the loop's clock is time.monotonic, the cores' clock
+
+    def _next_deadline(self) -> float:
+        """The client side's next deadline (the server's expiries wait for the next regular run)."""
+        return min(self.pool.next_deadline(), self.classifier.next_deadline(), self.punches.next_deadline())
+
+    def _poke(self) -> None:
+        """After an input: wake the timer if a core now needs to run before it planned to wake."""
+        if self._next_deadline() < self._sleep_until:
+            self._wake.set()
 
     def _tick(self, now: float) -> None:
         for endpoint, data in self.pool.poll(now):

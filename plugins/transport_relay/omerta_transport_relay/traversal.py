@@ -94,12 +94,14 @@ class NatClassifier:
         self._filter_probe: tuple[bytes, float] | None = None
         self._filter_results: dict[str, bool] = {}
         self._next_classify = 0.0
+        #: Classification is due but waits for a relay to answer (the caller runs us again when one does).
+        self._waiting_for_relay = False
 
     def observed_endpoints(self) -> list[Endpoint]:
         return [o.mapped for o in self.observations.values()]
 
     def next_deadline(self) -> float:
-        best = self._next_classify
+        best = float("inf") if self._waiting_for_relay else self._next_classify
         if self._filter_probe is not None:
             best = min(best, self._filter_probe[1])
         for txn, _ in self._stun:
@@ -118,9 +120,11 @@ class NatClassifier:
             self._filter_probe = None
             self._filter_results["other_port"] = False
             out += self._start_stun(now, pool)
-        if now >= self._next_classify and (pool.healthy_links(now) or not pool.links):
-            out += self._start_discovery(now, pool)
-            self._next_classify = now + CLASSIFY_INTERVAL_S
+        if now >= self._next_classify:
+            self._waiting_for_relay = bool(pool.links) and not pool.healthy_links(now)
+            if not self._waiting_for_relay:
+                out += self._start_discovery(now, pool)
+                self._next_classify = now + CLASSIFY_INTERVAL_S
         self.classify(pool, local_port)
         return out
 
