@@ -58,7 +58,9 @@ def attest_and_settle(
             ended = await nodes[end_by].end_vm(locked["session"], timeout=TIMEOUT_S)
             if ended["state"] not in ("ATTESTED", "SESSION_COMPLETE"):
                 return started, ended, None
-            await asyncio.sleep(0.5)  # the other party's attestation result
+            other, actor = ("provider", "Provider") if end_by == "consumer" else ("consumer", "Consumer")
+            session = locked["session"]  # the other party records its attestation result too
+            assert await nodes[other].wait_outcome(ATTEST_CHANNEL, session, actor, {"attested"}, TIMEOUT_S)
             settled = await nodes["consumer"].settle(locked["session"], None, 100, TIMEOUT_S)
             return started, ended, settled
 
