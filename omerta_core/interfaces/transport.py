@@ -96,8 +96,11 @@ class PacketPath(Protocol):
     def name(self) -> str:
         """A short unique name for this path, such as ``"relay"``."""
 
-    def can_reach(self, peer: PeerId) -> bool:
-        """True when this path can currently carry packets to ``peer``."""
+    def can_reach(self, peer: PeerId, now: float) -> bool:
+        """True when this path can carry packets to ``peer`` at ``now`` (the transport's monotonic seconds).
+
+        The transport's core passes its own time, so a core under virtual time asks about virtual time.
+        """
 
     def send_packet(self, peer: PeerId, packet: bytes) -> None:
         """Carry one session packet to ``peer``; must not block (queue or drop)."""

@@ -35,6 +35,7 @@ from omerta_ledger_omt.ledger import encoding, escrow, sync, witnesses
 from omerta_ledger_omt.ledger.attestations import encode_probe
 from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import Parameters
+from omerta_ledger_omt.ledger.engine import SPECS, load_program
 from omerta_ledger_omt.ledger.omt_host import encode_envelope
 from omerta_ledger_omt.ledger.proofs import (
     ChainRuleProof,
@@ -46,7 +47,6 @@ from omerta_ledger_omt.ledger.proofs import (
 from omerta_ledger_omt.ledger.settlement import MS_PER_HOUR, split_settlement
 from omerta_ledger_omt.ledger.state_query import Answer, FalseAnswerProof
 from omerta_ledger_omt.ledger.statements import Statement, StatementKind
-from omerta_ledger_omt.ledger.transactions import SPECS, load_spec
 from omerta_ledger_omt.omt import ast
 from omerta_ledger_omt.omt.runtime import Envelope
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes, digest
@@ -812,8 +812,9 @@ def _sample(type_ref: ast.TypeRef, field: str, enums: dict[str, ast.EnumDecl]) -
 def omt_vectors() -> dict[str, Any]:
     vectors: list[Vector] = []
     session = escrow.session_id_for(str(ALICE.peer_id), str(BOB.peer_id), SESSION_NONCE).hex()
-    for channel, spec in sorted(SPECS.items()):
-        program = load_spec(spec)
+    for channel, declared in sorted(SPECS.items()):
+        spec = declared.file
+        program = load_program(declared)
         for message in program.symbols.messages.values():
             payload = {f.name: _sample(f.type, f.name, program.symbols.enums) for f in message.fields}
             envelope = Envelope(message.name, session, str(ALICE.peer_id), str(BOB.peer_id), payload)

@@ -26,10 +26,10 @@ import pytest
 from omerta_discovery_gossip import wire as gossip_wire
 from omerta_ledger_omt.ledger import sync
 from omerta_ledger_omt.ledger.blocks import BlockKind
+from omerta_ledger_omt.ledger.engine import SPECS, load_program
 from omerta_ledger_omt.ledger.omt_host import PROBE_CHANNEL
 from omerta_ledger_omt.ledger.proofs import Proof
 from omerta_ledger_omt.ledger.statements import StatementKind
-from omerta_ledger_omt.ledger.transactions import SPECS, load_spec
 from omerta_transport_relay import punch, stun
 from omerta_transport_relay import wire as relay_wire
 from omerta_transport_udp import cookie, noise
@@ -59,7 +59,7 @@ def sent_message_types() -> dict[str, set[str]]:
     A new protocol (the rental protocol, say) adds its file here with its registry of kinds,
     and a builder to ``golden_vectors.FILES``.
     """
-    omt = {f"{spec}:{name}" for spec in SPECS.values() for name in load_spec(spec).symbols.messages}
+    omt = {f"{spec.file}:{name}" for spec in SPECS.values() for name in load_program(spec).symbols.messages}
     assert PROBE_CHANNEL  # the probe messages travel there
     return {
         "udp.json": {*udp_wire.PACKET_TYPES, *(f"frame_{name}" for name in udp_wire.FRAME_KINDS), "keepalive"},

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.discovery import Liveness, PeerInfo, PeerListener
 from omerta_core.interfaces.transport import Delivery, Transport
 from omerta_core.node import NodeContext
+from omerta_core.randomness import child_random, system_random
 from omerta_discovery_gossip.errors import GossipError
 from omerta_discovery_gossip.invite import parse_bootstrap
 from omerta_discovery_gossip.network import Network, frame_network_id, public_network
@@ -31,8 +31,8 @@ from omerta_discovery_gossip.swim import Action, Membership, PeerChanged, Send, 
 CHANNEL = "gossip"
 #: Sends waiting for the transport; beyond this the newest are dropped and counted (gossip tolerates loss).
 MAX_PENDING_SENDS = 4096
-#: The cores are ticked this many times per probe interval: fine enough for the probe timeout.
-TICKS_PER_INTERVAL = 10
+#: Least time between two ticks of the cores: bounds the cost of a deadline that stays due.
+MIN_TICK_GAP_S = 0.001
 #: Bootstrap retries back off from 1 s up to this.
 MAX_BOOTSTRAP_BACKOFF_S = 30.0
 
@@ -54,6 +54,10 @@ class GossipDiscovery:
         self._transport: Transport | None = None
         self._cache: PeerCache | None = None
         self._store = NetworkStore(node.plugin_state_dir("gossip"))
+        self._rng = system_random()
+        #: Set when an input may have moved a core's next deadline earlier than the ticker sleeps until.
+        self._wake = asyncio.Event()
+        self._sleep_until = float("inf")
 
     # -- Service ------------------------------------------------------------------
 
@@ -116,6 +120,7 @@ class GossipDiscovery:
         now = time.monotonic()
         for core in self._cores.values():
             core.update_self(now, capabilities=capabilities, relays=None if relays is None else tuple(relays))
+        self._poke()
 
     # -- networks -------------------------------------------------------------------
 
@@ -139,6 +144,7 @@ class GossipDiscovery:
                     self._bootstrap(entry)
         if added or removed:
             self.log.info("networks changed", added=added, removed=removed)
+            self._poke()
         return {"added": added, "removed": removed}
 
     def own_endpoints(self) -> list[str]:
@@ -157,7 +163,7 @@ class GossipDiscovery:
             now=now,
             settings=self.settings,
             local_endpoints=tuple(self._transport.local_endpoints()),
-            rng=random.Random(),
+            rng=child_random(self._rng, "swim"),
         )
         self._cores[network.id] = core
         self._cache.set_own_version(network.id, version)
@@ -197,22 +203,40 @@ class GossipDiscovery:
         now = time.monotonic()
         for core in self._cores.values():
             self._run_actions(core.join(peer, now))
+        self._poke()
         self.log.info("bootstrapping", bootstrap=peer.short, endpoint=str(endpoint))
 
     # -- the loops ---------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
-        interval = self.settings.probe_interval / TICKS_PER_INTERVAL
-        last_save = time.monotonic()
+        """Tick the cores at their next deadline (or when an input moved it earlier); save the cache now and then."""
+        next_save = time.monotonic() + self.cache_every_s
         while True:
             now = time.monotonic()
             for core in list(self._cores.values()):
                 self._run_actions(core.tick(now))
-            if now - last_save >= self.cache_every_s:
+            if now >= next_save:
                 self._refresh_local_endpoints(now)
                 self._save_cache()
-                last_save = now
-            await asyncio.sleep(interval)
+                next_save = now + self.cache_every_s
+            self._wake.clear()
+            self._sleep_until = self._next_deadline()
+            wake_at = max(min(next_save, self._sleep_until), now + MIN_TICK_GAP_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(wake_at):
+                    await self._wake.wait()  # the loop's clock is time.monotonic, the cores' clock
+
+    def _next_deadline(self) -> float:
+        return min((core.next_deadline() for core in self._cores.values()), default=float("inf"))
+
+    def _poke(self) -> None:
+        """Wake the ticker to sleep again until the cores' new next deadline, earlier or later than planned.
+
+        Later matters as much as earlier: an ack that answers the round's probe cancels its timeout,
+        and an idle node should not wake up for a timeout that no longer exists.
+        """
+        if self._next_deadline() != self._sleep_until:
+            self._wake.set()
 
     async def _send_forever(self) -> None:
         assert self._transport is not None
@@ -233,6 +257,7 @@ class GossipDiscovery:
             return
         source = self._transport.endpoint_of(peer) if self._transport is not None else None
         self._run_actions(core.receive(peer, frame, time.monotonic(), source))
+        self._poke()
 
     def _run_actions(self, actions: list[Action]) -> None:
         for action in actions:

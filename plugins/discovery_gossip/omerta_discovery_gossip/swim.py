@@ -3,9 +3,10 @@
 ``Membership`` owns one node's view of one network: the signed records of the
 members, their liveness, the probe in flight, and the queue of updates still
 to disseminate. The caller feeds it received frames (``receive``), the passing
-of time (``tick``) and bootstrap peers (``join``), always with ``now``; it
-returns actions (``Send`` a frame to a peer; ``PeerChanged``). No sockets, no
-clocks, no asyncio: the asyncio adapter and the simulator drive it alike.
+of time (``tick``, due at ``next_deadline()``) and bootstrap peers (``join``),
+always with ``now``, and a random source; it returns actions (``Send`` a frame
+to a peer; ``PeerChanged``). No sockets, no clocks, no asyncio: the asyncio
+adapter and the simulator drive it alike.
 
 The protocol, per period of ``probe_interval`` (one *round*):
 
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 from omerta_core.identity import Identity
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.discovery import Liveness, PeerInfo
+from omerta_core.randomness import RandomSource, system_random
 from omerta_discovery_gossip import wire
 from omerta_discovery_gossip.errors import WireError
 from omerta_discovery_gossip.network import Network
@@ -153,14 +154,14 @@ class Membership:
         now: float,
         settings: SwimSettings | None = None,
         local_endpoints: tuple[Endpoint, ...] = (),
-        rng: random.Random | None = None,
+        rng: RandomSource | None = None,
     ) -> None:
         self.identity = identity
         self.network = network
         self.settings = settings or SwimSettings()
         self.counters: Counter[str] = Counter()
         self.rounds = 0
-        self._rng = rng or random.Random()
+        self._rng = rng or system_random()
         self._self = _Self(local=_usable(local_endpoints))
         self._record = self._sign(version)
         self._members: dict[PeerId, Member] = {}
@@ -257,6 +258,14 @@ class Membership:
         if now >= self._next_round_at:
             actions += self._start_round(now)
         return actions
+
+    def next_deadline(self) -> float:
+        """When :meth:`tick` next has work to do: the next round, probe timeout, suspicion or tombstone expiry."""
+        best = self._next_round_at
+        probe = self._probe
+        if probe is not None and not probe.acked and not probe.indirect_sent:
+            best = min(best, probe.sent_at + self.settings.probe_timeout)
+        return min((best, *self._suspects.values(), *self._tombstones.values()))
 
     def receive(self, sender: PeerId, frame: bytes, now: float, source: Endpoint | None = None) -> list[Action]:
         """Handle one frame from ``sender`` (authenticated by the transport) seen from ``source``."""

@@ -10,12 +10,12 @@ returns datagrams to send. Touches nothing.
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from omerta_core.interfaces.common import Endpoint, PeerId
+from omerta_core.randomness import RandomSource, system_random
 from omerta_transport_relay import wire
 
 #: How often a held allocation is refreshed (also the relay liveness probe).
@@ -63,7 +63,8 @@ class RelayLink:
     last_answer: float | None = None
     next_request: float = 0.0
     refused: wire.RefusalReason | None = None
-    _txid: bytes = field(default_factory=lambda: secrets.token_bytes(wire.TXID_LEN))
+    rng: RandomSource = field(default_factory=system_random)
+    _txid: bytes = b""
 
     def healthy(self, now: float) -> bool:
         return self.allocated_at is not None and self.last_answer is not None and now - self.last_answer < DEAD_AFTER_S
@@ -77,7 +78,7 @@ class RelayLink:
 
     def allocate_request(self) -> bytes:
         nonce = self.nonce or bytes(wire.NONCE_LEN)
-        self._txid = secrets.token_bytes(wire.TXID_LEN)
+        self._txid = self.rng.randbytes(wire.TXID_LEN)
         statement = wire.allocation_statement(self.relay, self._txid, nonce, self.me)
         return wire.encode(wire.Allocate(self._txid, nonce, self.me, self.sign(statement)))
 
@@ -115,15 +116,25 @@ class RelayPool:
     counters: Counter[str] = field(default_factory=Counter)
     _no_route: dict[tuple[PeerId, PeerId], float] = field(default_factory=dict)
     _was_healthy: dict[Endpoint, bool] = field(default_factory=dict)
+    rng: RandomSource = field(default_factory=system_random)
 
     def add_relay(self, relay: PeerId, endpoint: Endpoint) -> None:
         """Hold an allocation on ``relay`` at ``endpoint`` (one relay may be reached over IPv4 and IPv6)."""
         if relay == self.me or any(link.endpoint == endpoint for link in self.links):
             return
-        self.links.append(RelayLink(relay, endpoint, self.me, self.sign))
+        self.links.append(RelayLink(relay, endpoint, self.me, self.sign, rng=self.rng))
 
     def link_at(self, endpoint: Endpoint) -> RelayLink | None:
         return next((link for link in self.links if link.endpoint == endpoint), None)
+
+    def next_deadline(self) -> float:
+        """When :meth:`poll` next has work: an allocation request due, or a relay going silent for too long."""
+        best = float("inf")
+        for link in self.links:
+            best = min(best, link.next_request)
+            if self._was_healthy.get(link.endpoint) and link.last_answer is not None:
+                best = min(best, link.last_answer + DEAD_AFTER_S)
+        return best
 
     def poll(self, now: float) -> list[tuple[Endpoint, bytes]]:
         """Allocation requests that are due, and failover bookkeeping."""

@@ -15,12 +15,12 @@ a later attempt is scheduled with a growing back-off. Touches nothing.
 from __future__ import annotations
 
 import enum
-import secrets
 import struct
 from dataclasses import dataclass, field
 
 from omerta_core.interfaces.common import Endpoint
 from omerta_core.interfaces.nat import NatFiltering, NatMapping
+from omerta_core.randomness import RandomSource, system_random
 from omerta_transport_relay import wire
 
 #: The transport channel carrying offers and answers.
@@ -111,8 +111,8 @@ class Attempt:
     confirmations_sent: int = 0
 
     @classmethod
-    def offer(cls, now: float) -> Attempt:
-        return cls(secrets.token_bytes(ATTEMPT_ID_LEN), now)
+    def offer(cls, now: float, rng: RandomSource | None = None) -> Attempt:
+        return cls((rng or system_random()).randbytes(ATTEMPT_ID_LEN), now)
 
     def start_probing(self, remote: tuple[Endpoint, ...], now: float) -> None:
         self.remote = remote

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 
 from omerta_core.identity import verify
 from omerta_core.interfaces.common import Endpoint, PeerId
+from omerta_core.randomness import RandomSource, system_random
 from omerta_transport_relay import stun, wire
 from omerta_transport_relay.ratelimit import TokenBucket
 
@@ -66,10 +66,12 @@ class Allocation:
 class RelayServer:
     """The state of one relay: allocations by peer and by endpoint, budgets, counters."""
 
-    def __init__(self, relay: PeerId, *, other_port: int = 0, secret: bytes | None = None) -> None:
+    def __init__(
+        self, relay: PeerId, *, other_port: int = 0, secret: bytes | None = None, rng: RandomSource | None = None
+    ) -> None:
         self.relay = relay
         self.other_port = other_port
-        self._secret = secret or secrets.token_bytes(32)
+        self._secret = secret or (rng or system_random()).randbytes(32)
         self.by_peer: dict[PeerId, Allocation] = {}
         self.by_endpoint: dict[Endpoint, Allocation] = {}
         self._control: dict[str, TokenBucket] = {}
@@ -98,6 +100,10 @@ class RelayServer:
                 return self._probe(message, source, now)
         self.counters["dropped_unexpected"] += 1
         return []
+
+    def next_deadline(self) -> float:
+        """When :meth:`expire` next has an allocation to forget."""
+        return min((a.expires for a in self.by_peer.values()), default=float("inf"))
 
     def expire(self, now: float) -> None:
         """Forget allocations that were not refreshed in time."""

@@ -8,8 +8,10 @@ come back through ``on_raw_datagram``; session packets for peers without a
 direct path are handed to this object as a ``PacketPath`` and travel
 unchanged inside SEND/DATA; punch signalling rides on the transport's
 reliable channel and probes are the transport's own authenticated packets.
-Protocol decisions live in the sans-IO modules; this one moves bytes, keeps
-the clock and runs the timers. Touches the transport (through its interface)
+Protocol decisions live in the sans-IO cores (:mod:`.traversal` drives the
+NAT classification and the punches, :mod:`.client` the relay allocations,
+:mod:`.server` the relay); this one moves bytes, keeps the clock, runs the
+timer and carries out the cores' actions. Touches the transport (through its interface)
 and, when serving, one extra UDP socket (the relay's second port).
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import secrets
 import socket
 import time
 from collections import Counter
@@ -31,17 +32,15 @@ from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.nat import NatFiltering, NatMapping
 from omerta_core.interfaces.transport import PathHostTransport, Transport
 from omerta_core.node import NodeContext
-from omerta_transport_relay import client, stun, wire
+from omerta_core.randomness import child_random, system_random
+from omerta_transport_relay import client, stun, traversal, wire
 from omerta_transport_relay import punch as holepunch
-from omerta_transport_relay.classify import Observation, classify_filtering, classify_mapping, direct_possible
 from omerta_transport_relay.server import RelayServer
 
-#: Timer resolution: refreshes, probes, STUN retransmissions and punch schedules.
-TICK_S = 0.05
-#: Re-learn the NAT's behaviour this often (a laptop changes networks).
-CLASSIFY_INTERVAL_S = 300.0
-#: How long a filtering probe may take to come back before it counts as filtered.
-FILTER_PROBE_WAIT_S = 2.0
+#: Longest sleep of the timer: relay allocations this node serves expire at most this late.
+MAX_TICK_SLEEP_S = 1.0
+#: Shortest time between two timer runs: bounds the cost of a deadline that stays due.
+MIN_TICK_GAP_S = 0.001
 #: Relays given without a peer id are identified at start; this many tries each.
 IDENTIFY_TRIES = 3
 #: Largest datagram read from the relay's second socket (STUN requests are small).
@@ -94,7 +93,12 @@ class RelayService:
         except ValueError as exc:
             raise ConfigError(f"plugins.relay.stun_servers: {exc}") from exc
         self._other_port_wanted = other_port
-        self.pool = client.RelayPool(self.me, node.identity.sign)
+        self._rng = system_random()
+        self.pool = client.RelayPool(self.me, node.identity.sign, rng=child_random(self._rng, "relay client"))
+        self.classifier = traversal.NatClassifier(
+            self._stun_servers, _local_address_for, child_random(self._rng, "classifier")
+        )
+        self.punches = traversal.PunchCoordinator(child_random(self._rng, "punch"))
         self.server: RelayServer | None = None
         self.counters: Counter[str] = Counter()
         self._transport: PathHostTransport | None = None
@@ -102,13 +106,8 @@ class RelayService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._stun: list[tuple[stun.BindingTransaction, Endpoint]] = []
-        self._observations: dict[Endpoint, Observation] = {}
-        self._filter_probe: tuple[bytes, float] | None = None
-        self._filter_results: dict[str, bool] = {}
-        self._behaviour: tuple[NatMapping, NatFiltering] = (NatMapping.UNKNOWN, NatFiltering.UNKNOWN)
-        self._next_classify = 0.0
-        self._punching: dict[PeerId, holepunch.PeerPunching] = {}
+        self._wake = asyncio.Event()
+        self._sleep_until = float("inf")
         self._punch_waiters: dict[PeerId, list[asyncio.Future[Endpoint | None]]] = {}
 
     @property
@@ -131,7 +130,7 @@ class RelayService:
         if self.serve:
             self._open_other_port()
             other = self._other_socket.getsockname()[1] if self._other_socket else 0
-            self.server = RelayServer(self.me, other_port=other)
+            self.server = RelayServer(self.me, other_port=other, rng=child_random(self._rng, "relay server"))
         for configured, endpoint in self._relay_entries:
             relay = configured or await self._identify(endpoint)
             if relay is not None:
@@ -193,8 +192,8 @@ class RelayService:
 
     # -- PacketPath --------------------------------------------------------------------
 
-    def can_reach(self, peer: PeerId) -> bool:
-        return self.pool.route(PeerId(peer), time.monotonic()) is not None
+    def can_reach(self, peer: PeerId, now: float) -> bool:
+        return self.pool.route(PeerId(peer), now) is not None
 
     def send_packet(self, peer: PeerId, packet: bytes) -> None:
         now = time.monotonic()
@@ -203,16 +202,19 @@ class RelayService:
         if out is not None:
             self.transport.send_raw(*out)
         if self.punching:
-            self._maybe_start_punch(peer, now)
+            direct = self.transport.endpoint_of(peer) is not None
+            self._carry_out(
+                self.punches.relayed(peer, now, direct=direct, ours=self.behaviour(), candidates=self._candidates())
+            )
 
     # -- NatTraversal --------------------------------------------------------------
 
     def observed_endpoints(self) -> list[Endpoint]:
         from_relays = [link.observed for link in self.pool.links if link.observed is not None]
-        return list(dict.fromkeys([*from_relays, *(o.mapped for o in self._observations.values())]))
+        return list(dict.fromkeys([*from_relays, *self.classifier.observed_endpoints()]))
 
     def behaviour(self) -> tuple[NatMapping, NatFiltering]:
-        return self._behaviour
+        return self.classifier.behaviour
 
     async def punch(self, peer: PeerId, rendezvous: PeerId) -> Endpoint | None:
         """Punch towards ``peer`` now; signalling goes through whichever relay carries the session.
@@ -223,19 +225,21 @@ class RelayService:
         """
         assert self._loop is not None
         peer = PeerId(peer)
-        history = self._punching.setdefault(peer, holepunch.PeerPunching())
-        history.not_before = 0.0
-        history.hopeless = False
         waiter: asyncio.Future[Endpoint | None] = self._loop.create_future()
         self._punch_waiters.setdefault(peer, []).append(waiter)
-        self._maybe_start_punch(peer, time.monotonic())
+        direct = self.transport.endpoint_of(peer) is not None
+        self._carry_out(
+            self.punches.request(
+                peer, time.monotonic(), direct=direct, ours=self.behaviour(), candidates=self._candidates()
+            )
+        )
         return await waiter
 
     # -- status ----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
-        mapping, filtering = self._behaviour
+        mapping, filtering = self.classifier.behaviour
         return {
             "peer_id": self.me,
             "observed": [str(e) for e in self.observed_endpoints()],
@@ -243,7 +247,7 @@ class RelayService:
             "filtering": filtering.value,
             "relays": self.pool.status(now),
             "client_counters": dict(self.pool.counters),
-            "counters": dict(self.counters),
+            "counters": dict(self.counters + self.punches.counters),
             "punching": {
                 peer: {
                     "state": h.current.state.value if h.current else None,
@@ -251,7 +255,7 @@ class RelayService:
                     "probes_sent": h.current.probes_sent if h.current else 0,
                     "direct": self._transport.endpoint_of(peer) is not None if self._transport else False,
                 }
-                for peer, h in self._punching.items()
+                for peer, h in self.punches.peers.items()
             },
             "server": self.server.status() if self.server else None,
         }
@@ -264,7 +268,7 @@ class RelayService:
             if self.server is not None and int.from_bytes(data[:2], "big") == stun.BINDING_REQUEST:
                 self._serve(data, source, now)
             else:
-                self._on_stun_answer(data, source)
+                self.classifier.on_stun_answer(data, source, self._local_port())
             return
         if not wire.is_relay_datagram(data):
             self.counters["dropped_unknown"] += 1
@@ -275,7 +279,7 @@ class RelayService:
             self.counters["dropped_malformed"] += 1
             return
         if isinstance(message, wire.Probed):
-            self._on_probed(message.txid)
+            self._carry_out(self.classifier.on_probed(message.txid, now, self.pool))
             return
         link = self.pool.link_at(source)
         if link is not None and not isinstance(message, wire.Send | wire.Allocate | wire.ProbeMe):
@@ -284,6 +288,8 @@ class RelayService:
                 self.transport.send_raw(link.endpoint, reply)
             if isinstance(event, client.Delivered):
                 self.transport.deliver_packet(event.packet, self, event.source)
+            else:
+                self._wake.set()  # an allocation answered: its refresh is planned, classification may start
             return
         if self.server is not None:
             self._serve(data, source, now)
@@ -323,180 +329,85 @@ class RelayService:
         except OSError:
             self.counters["socket_errors"] += 1
 
-    # -- reflection and classification ---------------------------------------------
+    # -- the cores' actions ------------------------------------------------------------
 
-    def _on_stun_answer(self, data: bytes, source: Endpoint) -> None:
-        for txn, observer in self._stun:
-            if txn.receive(data, source) and txn.result is not None:
-                self._observe(observer, txn.result)
-                return
-
-    def _observe(self, observer: Endpoint, mapped: Endpoint) -> None:
-        known = self._observations.get(observer)
-        if known is not None and known.mapped == mapped:
-            return
-        port = self.transport.local_endpoints()[0].port
-        self._observations[observer] = Observation(observer, Endpoint(_local_address_for(observer), port), mapped)
-
-    def _classify(self, now: float) -> None:
-        for link in self.pool.links:
-            if link.observed is not None:
-                self._observe(link.endpoint, link.observed)
-        by_family = [o for o in self._observations.values() if not o.observer.is_ipv6]
-        local_addresses = {o.local.host for o in by_family}
-        mapping = classify_mapping(by_family, local_addresses)
-        filtering = classify_filtering(
-            mapping,
-            from_other_port=self._filter_results.get("other_port"),
-            from_other_address=None,
-        )
-        if (mapping, filtering) != self._behaviour:
-            self.log.info("nat classified", mapping=mapping.value, filtering=filtering.value)
-        self._behaviour = (mapping, filtering)
-
-    def _start_discovery(self, now: float) -> None:
-        """Ask the first healthy relay for a filtering probe from its second port.
-
-        The STUN requests to the relays' second ports (more observers for the
-        mapping) wait until that probe is decided: sending to the second port
-        first would open the NAT's filter for it and spoil the test.
-        """
-        self._filter_results.clear()
-        healthy = self.pool.healthy_links(now)
-        self._stun = []
-        if healthy and healthy[0].other_port:
-            txid = secrets.token_bytes(wire.TXID_LEN)
-            self._filter_probe = (txid, now + FILTER_PROBE_WAIT_S)
-            self.transport.send_raw(healthy[0].endpoint, wire.encode(wire.ProbeMe(txid)))
-        else:
-            self._start_stun(now)
-
-    def _start_stun(self, now: float) -> None:
-        observers = list(self._stun_servers)
-        observers += [Endpoint(link.endpoint.host, link.other_port) for link in self.pool.links if link.other_port]
-        self._stun = [(stun.BindingTransaction(o, now), o) for o in observers if not o.is_ipv6]
-
-    def _on_probed(self, txid: bytes) -> None:
-        if self._filter_probe is not None and self._filter_probe[0] == txid:
-            self._filter_probe = None
-            self._filter_results["other_port"] = True
-            self._start_stun(time.monotonic())
-
-    # -- hole punching ----------------------------------------------------------------
+    def _local_port(self) -> int:
+        return int(self.transport.local_endpoints()[0].port)
 
     def _candidates(self) -> tuple[Endpoint, ...]:
         local = [e for e in self.transport.local_endpoints() if not ipaddress.ip_address(e.host).is_unspecified]
         return tuple(dict.fromkeys([*self.observed_endpoints(), *local]))[: holepunch.MAX_CANDIDATES]
 
-    def _maybe_start_punch(self, peer: PeerId, now: float) -> None:
-        history = self._punching.setdefault(peer, holepunch.PeerPunching())
-        if not history.may_start(now) or self.transport.endpoint_of(peer) is not None:
-            return
-        candidates = self._candidates()
-        if not candidates:
-            return  # nothing to offer yet; the next relayed packet tries again
-        attempt = holepunch.Attempt.offer(now)
-        history.current = attempt
-        self.counters["punch_offers_sent"] += 1
-        mapping, filtering = self._behaviour
-        offer = holepunch.Signal(holepunch.Kind.OFFER, attempt.attempt, mapping, filtering, candidates)
-        self._send_signal(peer, offer)
+    def _on_signal(self, peer: PeerId, data: bytes) -> None:
+        actions = self.punches.on_signal(
+            PeerId(peer), data, time.monotonic(), ours=self.behaviour(), candidates=self._candidates()
+        )
+        self._carry_out(actions)
 
-    def _send_signal(self, peer: PeerId, signal: holepunch.Signal) -> None:
+    def _carry_out(self, actions: list[traversal.Action]) -> None:
+        for action in actions:
+            if isinstance(action, traversal.SendRaw):
+                self.transport.send_raw(action.endpoint, action.data)
+            elif isinstance(action, traversal.SendSignal):
+                self._send_signal(action.peer, action.data)
+            elif isinstance(action, traversal.Probe):
+                self.transport.probe(action.peer, action.endpoint)
+            else:
+                self._punch_finished(action)
+        self._poke()  # new attempts, probes or STUN transactions may be due sooner than planned
+
+    def _send_signal(self, peer: PeerId, data: bytes) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(self.transport.send(peer, holepunch.CHANNEL, signal.encode()))
+        task = self._loop.create_task(self.transport.send(peer, holepunch.CHANNEL, data))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _on_signal(self, peer: PeerId, data: bytes) -> None:
-        now = time.monotonic()
-        try:
-            signal = holepunch.Signal.decode(data)
-        except holepunch.PunchError:
-            self.counters["dropped_malformed_signal"] += 1
-            return
-        peer = PeerId(peer)
-        history = self._punching.setdefault(peer, holepunch.PeerPunching())
-        history.remote_behaviour = (signal.mapping, signal.filtering)
-        possible = direct_possible(self._behaviour, history.remote_behaviour)
-        if signal.kind is holepunch.Kind.OFFER:
-            self.counters["punch_offers_received"] += 1
-            current = history.current
-            if current is None or current.state not in (holepunch.State.OFFERED, holepunch.State.PROBING):
-                current = history.current = holepunch.Attempt(signal.attempt, now)
-            mapping, filtering = self._behaviour
-            answer = holepunch.Signal(holepunch.Kind.ANSWER, signal.attempt, mapping, filtering, self._candidates())
-            self._send_signal(peer, answer)
-        else:
-            current = history.current
-            if current is None or current.attempt != signal.attempt:
-                self.counters["dropped_stale_answer"] += 1
-                return
-        if not possible:
-            self.counters["punch_skipped_hopeless"] += 1
-            current.state, current.finished = holepunch.State.FAILED, now
-            history.record_failure(now)
-            history.not_before = now + holepunch.RETRY_MAX_S
-            self._finish_waiters(peer, None)
-            return
-        current.start_probing(signal.candidates, now)
-
-    def _run_punches(self, now: float) -> None:
-        for peer, history in self._punching.items():
-            attempt = history.current
-            if attempt is None or attempt.state is holepunch.State.FAILED:
-                continue
-            if attempt.state is holepunch.State.DIRECT:
-                direct = self.transport.endpoint_of(peer)
-                if direct is not None and attempt.confirmation_due(now):
-                    self.transport.probe(peer, direct)
-                continue
-            for endpoint in attempt.due_probes(now):
-                self.transport.probe(peer, endpoint)
-            state = attempt.check(now, direct=self.transport.endpoint_of(peer) is not None)
-            if state is holepunch.State.DIRECT:
-                history.record_success()
-                self.counters["punches_succeeded"] += 1
-                self.log.info("direct path", peer=peer.short, endpoint=str(self.transport.endpoint_of(peer)))
-                self._finish_waiters(peer, self.transport.endpoint_of(peer))
-            elif state is holepunch.State.FAILED:
-                history.record_failure(now)
-                self.counters["punches_failed"] += 1
-                self.log.info("punch failed; staying on the relay", peer=peer.short, failures=history.failures)
-                self._finish_waiters(peer, None)
-
-    def _finish_waiters(self, peer: PeerId, result: Endpoint | None) -> None:
+    def _punch_finished(self, finished: traversal.PunchFinished) -> None:
+        peer = finished.peer
+        if finished.endpoint is not None:
+            self.log.info("direct path", peer=peer.short, endpoint=str(finished.endpoint))
+        elif finished.reason == "timeout":
+            failures = self.punches.peers[peer].failures
+            self.log.info("punch failed; staying on the relay", peer=peer.short, failures=failures)
         for waiter in self._punch_waiters.pop(peer, []):
             if not waiter.done():
-                waiter.set_result(result)
+                waiter.set_result(finished.endpoint)
 
     # -- timer ----------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
+        """Run the cores when their next deadline comes (at least every MAX_TICK_SLEEP_S); inputs wake it earlier."""
         while True:
-            await asyncio.sleep(TICK_S)
+            now = time.monotonic()
             try:
-                self._tick(time.monotonic())
+                self._tick(now)
             except Exception:
                 self.counters["tick_errors"] += 1
                 self.log.exception("relay tick failed")
+            self._wake.clear()
+            self._sleep_until = min(self._next_deadline(), now + MAX_TICK_SLEEP_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(max(self._sleep_until, now + MIN_TICK_GAP_S)):
+                    await self._wake.wait()  # the loop's clock is time.monotonic, the cores' clock
+
+    def _next_deadline(self) -> float:
+        """The client side's next deadline (the server's expiries wait for the next regular run)."""
+        return min(self.pool.next_deadline(), self.classifier.next_deadline(), self.punches.next_deadline())
+
+    def _poke(self) -> None:
+        """After an input: wake the timer if a core now needs to run before it planned to wake."""
+        if self._next_deadline() < self._sleep_until:
+            self._wake.set()
 
     def _tick(self, now: float) -> None:
         for endpoint, data in self.pool.poll(now):
             self.transport.send_raw(endpoint, data)
-        for txn, observer in self._stun:
-            request = txn.poll(now)
-            if request is not None:
-                self.transport.send_raw(observer, request)
-        if self._filter_probe is not None and now >= self._filter_probe[1]:
-            self._filter_probe = None
-            self._filter_results["other_port"] = False
-            self._start_stun(now)
-        if now >= self._next_classify and (self.pool.healthy_links(now) or not self.pool.links):
-            self._start_discovery(now)
-            self._next_classify = now + CLASSIFY_INTERVAL_S
-        self._classify(now)
-        self._run_punches(now)
+        before = self.classifier.behaviour
+        self._carry_out(self.classifier.tick(now, self.pool, self._local_port()))
+        if self.classifier.behaviour != before:
+            mapping, filtering = self.classifier.behaviour
+            self.log.info("nat classified", mapping=mapping.value, filtering=filtering.value)
+        self._carry_out(self.punches.tick(now, self.transport.endpoint_of))
         if self.server is not None:
             self.server.expire(now)
 

@@ -9,13 +9,13 @@ Pure functions and a sans-IO state machine; touches nothing.
 from __future__ import annotations
 
 import ipaddress
-import secrets
 import struct
 import zlib
 from dataclasses import dataclass, field
 
 from omerta_core.errors import OmertaError
 from omerta_core.interfaces.common import Endpoint
+from omerta_core.randomness import RandomSource, system_random
 
 MAGIC_COOKIE = 0x2112A442
 HEADER = struct.Struct("!HHI12s")
@@ -73,8 +73,8 @@ def looks_like_stun(data: bytes) -> bool:
     return len(data) >= HEADER_LEN and data[0] & 0xC0 == 0 and data[4:8] == MAGIC_COOKIE.to_bytes(4, "big")
 
 
-def new_transaction_id() -> bytes:
-    return secrets.token_bytes(TRANSACTION_ID_LEN)
+def new_transaction_id(rng: RandomSource | None = None) -> bytes:
+    return (rng or system_random()).randbytes(TRANSACTION_ID_LEN)
 
 
 def encode_binding_request(transaction_id: bytes) -> bytes:
@@ -163,9 +163,9 @@ class BindingTransaction:
     transmission went unanswered.
     """
 
-    def __init__(self, server: Endpoint, now: float) -> None:
+    def __init__(self, server: Endpoint, now: float, rng: RandomSource | None = None) -> None:
         self.server = server
-        self.transaction_id = new_transaction_id()
+        self.transaction_id = new_transaction_id(rng)
         self.request = encode_binding_request(self.transaction_id)
         self.result: Endpoint | None = None
         self.failed = False

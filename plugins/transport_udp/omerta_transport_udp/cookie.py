@@ -6,7 +6,7 @@ a cookie proving the sender owns its source address). When the handshakes a
 node receives exceed :data:`UNDER_LOAD_PER_S`, it answers messages whose mac2
 is missing or stale with an encrypted cookie instead of doing any Diffie-Hellman,
 and processes only those that prove their address; each source address is then
-held to a token bucket. Pure; ``now`` is passed in. Touches nothing.
+held to a token bucket. Pure; ``now`` and the random source are passed in. Touches nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections import OrderedDict
 
 import nacl.bindings
 import nacl.exceptions
-import nacl.utils
 
+from omerta_core.randomness import RandomSource, system_random
 from omerta_transport_udp import wire
 
 MAC1_LABEL = b"mac1----"
@@ -61,10 +61,11 @@ def source_bytes(host: str, port: int) -> bytes:
 class CookieChecker:
     """The responder's side: verifies macs and makes cookie replies."""
 
-    def __init__(self, static_public: bytes) -> None:
+    def __init__(self, static_public: bytes, rng: RandomSource | None = None) -> None:
+        self._rng = rng or system_random()
         self._mac1_key = mac1_key(static_public)
         self._cookie_key = cookie_key(static_public)
-        self._secret = nacl.utils.random(32)
+        self._secret = self._rng.randbytes(32)
         self._secret_born = float("-inf")
 
     def mac1_valid(self, body: bytes, mac1: bytes) -> bool:
@@ -72,7 +73,7 @@ class CookieChecker:
 
     def _cookie(self, source: bytes, now: float) -> bytes:
         if now - self._secret_born > COOKIE_SECRET_LIFETIME_S:
-            self._secret = nacl.utils.random(32)
+            self._secret = self._rng.randbytes(32)
             self._secret_born = now
         return _keyed(self._secret, source)
 
@@ -80,7 +81,7 @@ class CookieChecker:
         return hmac.compare_digest(_keyed(self._cookie(source, now), body_with_mac1), mac2)
 
     def cookie_reply(self, receiver_index: int, mac1: bytes, source: bytes, now: float) -> bytes:
-        nonce = nacl.utils.random(wire.COOKIE_NONCE_LEN)
+        nonce = self._rng.randbytes(wire.COOKIE_NONCE_LEN)
         sealed = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
             self._cookie(source, now), mac1, nonce, self._cookie_key
         )

@@ -4,12 +4,14 @@
 ticks (``now``, monotonic seconds) and leaves packets to transmit in
 :attr:`TransportCore.outputs` and happenings in :attr:`TransportCore.events`.
 It owns every piece of protocol state; the asyncio adapter only moves bytes.
+Randomness (indices, ephemeral keys, cookies, the incarnation) comes from an injected
+:class:`~omerta_core.randomness.RandomSource`; :meth:`TransportCore.next_deadline` says
+when :meth:`TransportCore.tick` is next due, so callers sleep instead of polling.
 Touches nothing.
 """
 
 from __future__ import annotations
 
-import secrets
 import struct
 import time
 from collections import Counter, deque
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.transport import Delivery, PathState
+from omerta_core.randomness import RandomSource, system_random
 from omerta_transport_udp import cookie, noise, wire
 from omerta_transport_udp.errors import BadChannelError, BadPeerError, MessageTooLargeError
 from omerta_transport_udp.reliable import ReliableLink
@@ -180,6 +183,8 @@ class PeerState:
     last_received: float = float("-inf")
     last_sent: float = float("-inf")
     want_until: float = float("-inf")
+    #: With no route to try, the next handshake attempt waits until then (no busy retry).
+    next_route_try: float = float("-inf")
     ever_connected: bool = False
     datagrams: deque[bytes] = field(default_factory=deque)
 
@@ -194,6 +199,7 @@ class TransportCore:
         *,
         clock_ns: Callable[[], int] = time.time_ns,
         incarnation: bytes | None = None,
+        rng: RandomSource | None = None,
     ) -> None:
         self.settings = settings or Settings()
         self._max_plaintext = self.settings.max_plaintext
@@ -205,11 +211,12 @@ class TransportCore:
         self.peer_id = PeerId.from_public_key(self.public_key)
         self._static_private = bytes(signing_key.to_curve25519_private_key())
         self.static_public = noise.public_key(self._static_private)
+        self._rng = rng or system_random()
         #: A random id for this process's life: peers notice a restart by its change.
-        self.incarnation = incarnation or secrets.token_bytes(wire.INCARNATION_LEN)
+        self.incarnation = incarnation or self._rng.randbytes(wire.INCARNATION_LEN)
         self._clock_ns = clock_ns
         self._last_timestamp = 0
-        self._cookies = cookie.CookieChecker(self.static_public)
+        self._cookies = cookie.CookieChecker(self.static_public, self._rng)
         self._load = cookie.LoadMeter(self.settings.under_load_per_s)
         self._handshake_limit = cookie.SourceRateLimiter(self.settings.source_rate_per_s, self.settings.source_burst)
         self._identify_limit = cookie.SourceRateLimiter(self.settings.source_rate_per_s, self.settings.source_burst)
@@ -219,8 +226,9 @@ class TransportCore:
         self._pending: dict[int, PeerState] = {}
         self._channel_tags: dict[int, str] = {}
         self._datagram_prefixes: dict[str, bytes] = {}
-        self._paths: dict[str, Callable[[PeerId], bool]] = {}
-        self._dirty: set[PeerState] = set()
+        self._paths: dict[str, Callable[[PeerId, float], bool]] = {}
+        #: Peers with reliable frames or acks to flush, in the order they became so (a dict: determinism).
+        self._dirty: dict[PeerState, None] = {}
         self.outputs: list[tuple[Route, bytes]] = []
         self.events: list[Event] = []
         self.counters: Counter[str] = Counter()
@@ -240,7 +248,7 @@ class TransportCore:
         if existing != name:
             raise BadChannelError(f"channel {name!r} has the same wire tag as {existing!r}; pick another name")
 
-    def register_path(self, name: str, can_reach: Callable[[PeerId], bool]) -> None:
+    def register_path(self, name: str, can_reach: Callable[[PeerId, float], bool]) -> None:
         self._paths[name] = can_reach
 
     def unregister_path(self, name: str) -> None:
@@ -281,7 +289,7 @@ class TransportCore:
         peer.want_until = now + self.settings.give_up_s
         if delivery is Delivery.RELIABLE:
             peer.link.queue(channel, data)
-            self._dirty.add(peer)
+            self._dirty[peer] = None
             return
         prefix = self._datagram_prefixes.get(channel)
         if prefix is None:
@@ -315,7 +323,7 @@ class TransportCore:
 
     def identify_request(self, endpoint: Endpoint) -> bytes:
         """Ask whoever listens at ``endpoint`` for its peer id; returns the nonce to match."""
-        nonce = secrets.token_bytes(wire.IDENTIFY_NONCE_LEN)
+        nonce = self._rng.randbytes(wire.IDENTIFY_NONCE_LEN)
         self.outputs.append((endpoint, wire.encode_identify_request(nonce)))
         return nonce
 
@@ -430,10 +438,10 @@ class TransportCore:
                 for channel, data in peer.link.on_frame(frame):
                     self.counters["messages_received"] += 1
                     self.events.append(Delivered(peer.peer_id, channel, data))
-                self._dirty.add(peer)
+                self._dirty[peer] = None
             elif type(frame) is wire.AckFrame:
                 peer.link.on_ack(frame, now)
-                self._dirty.add(peer)
+                self._dirty[peer] = None
 
     def _set_route(self, peer: PeerState, source: Endpoint | None, path: str | None) -> None:
         route: Route | None = PathRoute(path, peer.peer_id) if path is not None else source
@@ -463,7 +471,9 @@ class TransportCore:
             if not self._handshake_limit.allow(origin, now):
                 self._drop("rate_limited")
                 return
-        state = noise.IKHandshake(initiator=False, static_private=self._static_private, prologue=PROLOGUE)
+        state = noise.IKHandshake(
+            initiator=False, static_private=self._static_private, prologue=PROLOGUE, rng=self._rng
+        )
         try:
             payload = state.read_message_1(init.noise_message)
         except noise.NoiseError:
@@ -585,7 +595,7 @@ class TransportCore:
         assert keypair is not None
         while peer.datagrams:
             self._send_data(peer, keypair, peer.datagrams.popleft(), now)
-        self._dirty.add(peer)
+        self._dirty[peer] = None
         self._flush_peer(peer, now)
         if keypair.initiator and peer.last_sent < now:
             self._send_data(peer, keypair, b"", now)  # confirms the new keys to the responder at once
@@ -593,13 +603,13 @@ class TransportCore:
     def _usable(self, keypair: Keypair | None, now: float) -> bool:
         return (
             keypair is not None
-            and now - keypair.created < self.settings.reject_after_s
+            and now < keypair.created + self.settings.reject_after_s
             and keypair.send_counter < REJECT_AFTER_MESSAGES
         )
 
     def _new_index(self) -> int:
         while True:
-            index = secrets.randbits(32)
+            index = self._rng.getrandbits(32)
             if index not in self._by_index and index not in self._pending:
                 return index
 
@@ -611,7 +621,7 @@ class TransportCore:
         fresh = now - peer.cookie_time < cookie.COOKIE_SECRET_LIFETIME_S
         return peer.cookie if fresh else None
 
-    def _handshake_targets(self, peer: PeerState) -> list[Route]:
+    def _handshake_targets(self, peer: PeerState, now: float) -> list[Route]:
         targets: list[Route] = []
         if peer.route is not None:
             targets.append(peer.route)
@@ -620,21 +630,28 @@ class TransportCore:
         if not direct or peer.handshake_attempts >= 2:
             for name, reach in self._paths.items():
                 route = PathRoute(name, peer.peer_id)
-                if route not in targets and reach(peer.peer_id):
+                if route not in targets and reach(peer.peer_id, now):
                     targets.append(route)
         return targets
 
     def _start_handshake(self, peer: PeerState, now: float, *, force: bool = False) -> None:
-        if not force and peer.handshake is not None and now - peer.handshake.sent_at < self._retry_delay(peer):
+        if not force and peer.handshake is not None and now < self._retry_at(peer.handshake, peer):
             return
-        targets = self._handshake_targets(peer)
+        targets = self._handshake_targets(peer, now)
         if not targets:
             self.counters["handshakes_without_route"] += 1
+            peer.next_route_try = now + self.settings.handshake_retry_s
+            if peer.handshake is not None:
+                peer.handshake.sent_at = now  # the retry waits a full delay again
             return
         if peer.handshake is not None:
             self._pending.pop(peer.handshake.index, None)
         state = noise.IKHandshake(
-            initiator=True, static_private=self._static_private, prologue=PROLOGUE, remote_static=peer.static_public
+            initiator=True,
+            static_private=self._static_private,
+            prologue=PROLOGUE,
+            remote_static=peer.static_public,
+            rng=self._rng,
         )
         index = self._new_index()
         payload = self.public_key + self.incarnation + struct.pack("<Q", self._timestamp())
@@ -652,11 +669,16 @@ class TransportCore:
         exponent = max(0, peer.handshake_attempts - 1)
         return min(self.settings.max_handshake_retry_s, self.settings.handshake_retry_s * 2**exponent)
 
-    def _maybe_rekey(self, peer: PeerState, keypair: Keypair, now: float) -> None:
+    def _retry_at(self, handshake: PendingHandshake, peer: PeerState) -> float:
+        return handshake.sent_at + self._retry_delay(peer)
+
+    def _rekey_at(self, keypair: Keypair) -> float:
         # The initiator rekeys first; the responder a little later, so both rarely race.
-        after = self.settings.rekey_after_s * (1.0 if keypair.initiator else 1.1)
-        due = now - keypair.created >= after or keypair.send_counter >= REKEY_AFTER_MESSAGES
-        if due and peer.handshake is None:
+        return keypair.created + self.settings.rekey_after_s * (1.0 if keypair.initiator else 1.1)
+
+    def _maybe_rekey(self, peer: PeerState, keypair: Keypair, now: float) -> None:
+        due = now >= self._rekey_at(keypair) or keypair.send_counter >= REKEY_AFTER_MESSAGES
+        if due and peer.handshake is None and now >= peer.next_route_try:
             self.counters["rekeys"] += 1
             self._start_handshake(peer, now)
 
@@ -682,14 +704,14 @@ class TransportCore:
 
     def flush(self, now: float) -> None:
         """Turn pending reliable fragments and acknowledgements into packets."""
-        dirty, self._dirty = self._dirty, set()
+        dirty, self._dirty = self._dirty, {}
         for peer in dirty:
             self._flush_peer(peer, now)
 
     def _flush_peer(self, peer: PeerState, now: float) -> None:
         keypair = peer.current
         if not self._usable(keypair, now) or peer.route is None:
-            if peer.link.unacked and peer.handshake is None:
+            if peer.link.unacked and peer.handshake is None and now >= peer.next_route_try:
                 self._start_handshake(peer, now)
             return
         assert keypair is not None
@@ -712,7 +734,7 @@ class TransportCore:
     # -- timers ----------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Retransmit, retry handshakes, send keepalives, rekey and expire; call every few tens of ms."""
+        """Retransmit, retry handshakes, send keepalives, rekey and expire: call at :meth:`next_deadline`."""
         settings = self.settings
         for peer in self.peers.values():
             keypair = peer.current
@@ -721,7 +743,7 @@ class TransportCore:
                 keypair = None
             waiting = bool(peer.link.unacked or peer.datagrams)
             wanted = waiting or now < peer.want_until
-            if peer.handshake is not None and now - peer.handshake.sent_at >= self._retry_delay(peer):
+            if peer.handshake is not None and now >= self._retry_at(peer.handshake, peer):
                 if wanted:
                     self._start_handshake(peer, now)
                 else:
@@ -729,29 +751,59 @@ class TransportCore:
                     peer.handshake = None
                     peer.handshake_attempts = 0
             if keypair is None:
-                if waiting and peer.handshake is None:
+                if waiting and peer.handshake is None and now >= peer.next_route_try:
                     self._start_handshake(peer, now)
                 continue
             # a live session keeps working (retransmissions, keepalives) while a handshake runs
-            silent_for = now - peer.last_received
-            unanswered = (
-                peer.link.unacked
-                and peer.link.max_retries >= DEGRADED_AFTER_RETRIES
-                and silent_for > settings.stale_after_s
-            )
-            # the peer sends keepalives, so this much silence while we send means the path is dead
-            sending = now - peer.last_sent < settings.keepalive_s
-            lost = sending and silent_for > 2 * settings.keepalive_s + settings.stale_after_s
-            if peer.handshake is None and (unanswered or lost):
+            if peer.handshake is None and now >= peer.next_route_try and now >= self._reconnect_at(peer):
                 self.counters["reconnects"] += 1
                 self._start_handshake(peer, now)
             self._maybe_rekey(peer, keypair, now)  # idle sessions too, so keepalives never stop
             if peer.link.has_due(now):
-                self._dirty.add(peer)
-            elif now - peer.last_sent >= settings.keepalive_s and peer.route is not None:
+                self._dirty[peer] = None
+            elif peer.route is not None and now >= peer.last_sent + settings.keepalive_s:
                 self._send_data(peer, keypair, b"", now)
                 self.counters["keepalives_sent"] += 1
         self.flush(now)
+
+    def _reconnect_at(self, peer: PeerState) -> float:
+        """When a session's silence means the path is stale or dead and a new handshake is due."""
+        settings = self.settings
+        at = float("inf")
+        if peer.link.unacked and peer.link.max_retries >= DEGRADED_AFTER_RETRIES:
+            # reliable data unanswered: the peer may have restarted or moved
+            at = peer.last_received + settings.stale_after_s
+        # the peer sends keepalives, so this much silence while we send means the path is dead
+        lost = peer.last_received + 2 * settings.keepalive_s + settings.stale_after_s
+        if lost < peer.last_sent + settings.keepalive_s:
+            at = min(at, lost)
+        return at
+
+    def next_deadline(self) -> float:
+        """The time :meth:`tick` next has work to do; ``inf`` when only an input can create any.
+
+        A caller sleeps until this time or the next packet, whichever comes first, then calls
+        :meth:`tick`. The value may lie in the past (work is due now).
+        """
+        if self._dirty:
+            return float("-inf")
+        settings = self.settings
+        best = float("inf")
+        for peer in self.peers.values():
+            if peer.handshake is not None:
+                best = min(best, self._retry_at(peer.handshake, peer))
+            keypair = peer.current
+            if keypair is None:
+                if peer.handshake is None and (peer.link.unacked or peer.datagrams):
+                    best = min(best, peer.next_route_try)
+                continue
+            best = min(best, keypair.created + settings.reject_after_s)
+            if peer.handshake is None:
+                due = min(self._reconnect_at(peer), self._rekey_at(keypair))
+                best = min(best, max(due, peer.next_route_try))
+            if peer.route is not None:
+                best = min(best, peer.link.next_deadline(), peer.last_sent + settings.keepalive_s)
+        return best
 
     def _expire(self, peer: PeerState) -> None:
         for old in (peer.current, peer.previous):

@@ -2,7 +2,8 @@
 
 A direct reading of the Noise specification (revision 34) for the one pattern
 this transport uses, built on pynacl (X25519, ChaCha20-Poly1305 IETF) and
-hashlib (BLAKE2s, HMAC). Pure computation; touches nothing.
+hashlib (BLAKE2s, HMAC). Pure computation: the ephemeral key comes from the caller's
+random source; touches nothing.
 
     IK:
       <- s
@@ -19,7 +20,8 @@ import struct
 
 import nacl.bindings
 import nacl.exceptions
-import nacl.utils
+
+from omerta_core.randomness import RandomSource, system_random
 
 PROTOCOL_NAME = b"Noise_IK_25519_ChaChaPoly_BLAKE2s"
 HASHLEN = 32
@@ -49,8 +51,9 @@ def public_key(private: bytes) -> bytes:
     return nacl.bindings.crypto_scalarmult_base(private)
 
 
-def generate_private_key() -> bytes:
-    return nacl.utils.random(DHLEN)
+def generate_private_key(rng: RandomSource | None = None) -> bytes:
+    """A fresh X25519 private key drawn from ``rng`` (the operating system's by default)."""
+    return (rng or system_random()).randbytes(DHLEN)
 
 
 def blake2s(data: bytes) -> bytes:
@@ -151,13 +154,14 @@ class IKHandshake:
         prologue: bytes,
         remote_static: bytes | None = None,
         ephemeral_private: bytes | None = None,
+        rng: RandomSource | None = None,
     ) -> None:
         if initiator and remote_static is None:
             raise NoiseError("an IK initiator needs the responder's static key")
         self.initiator = initiator
         self.s = static_private
         self.s_pub = public_key(static_private)
-        self.e = ephemeral_private if ephemeral_private is not None else generate_private_key()
+        self.e = ephemeral_private if ephemeral_private is not None else generate_private_key(rng)
         self.e_pub = public_key(self.e)
         self.rs = remote_static
         self.re: bytes | None = None

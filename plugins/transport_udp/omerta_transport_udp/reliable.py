@@ -138,6 +138,14 @@ class ReliableLink:
             return True
         return now >= self._next_deadline
 
+    def next_deadline(self) -> float:
+        """When :meth:`due` next returns fragments without any input (``-inf``: now; ``inf``: never)."""
+        if self._unsent and self._window_open():
+            return float("-inf")
+        if not self._in_flight:
+            return float("inf")  # everything acknowledged: the retransmission timer is moot
+        return self._next_deadline
+
     def _window_open(self) -> bool:
         if not self._in_flight:
             return True

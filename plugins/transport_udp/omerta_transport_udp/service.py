@@ -34,8 +34,8 @@ from omerta_core.services import Claims
 from omerta_transport_udp.core import Connected, Delivered, Identified, PathRoute, RawDatagram, Settings, TransportCore
 from omerta_transport_udp.errors import IdentifyTimeoutError, NotStartedError, TransportError
 
-#: Timer resolution for retransmissions, handshake retries and keepalives.
-TICK_S = 0.02
+#: Least time between two timer wake-ups: bounds the cost of a deadline that stays due.
+MIN_TIMER_GAP_S = 0.001
 #: Socket buffers large enough for a full send window plus bursts.
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 #: Datagrams read per readiness callback before the core's output is flushed.
@@ -97,7 +97,9 @@ class UdpTransport:
         self._paths: dict[str, PacketPath] = {}
         self._identify_waiters: dict[bytes, asyncio.Future[PeerId]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._ticker: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._last_timer = float("-inf")
         self._drain_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -121,7 +123,6 @@ class UdpTransport:
             else:
                 self._v4 = self._v4 or sock
         self.port = port
-        self._ticker = self._loop.create_task(self._tick_forever())
         for entry in self._configured_peers:
             peer_text, _, address = entry.partition("@")
             self.add_peer(PeerId(peer_text), [Endpoint.parse(address)] if address else [])
@@ -149,11 +150,10 @@ class UdpTransport:
         return sock
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = float("inf")
         for sock in self._sockets:
             if self._loop is not None:
                 self._loop.remove_reader(sock.fileno())
@@ -168,11 +168,27 @@ class UdpTransport:
         for task in list(self._tasks):
             task.cancel()
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_S)
-            self.core.tick(time.monotonic())
-            self._drain()
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        self._last_timer = now = time.monotonic()
+        self.core.tick(now)
+        self._drain()
+
+    def _rearm(self) -> None:
+        """Sleep until the core's next deadline (the event loop's clock is ``time.monotonic``)."""
+        if self._loop is None or not self._sockets:
+            return
+        when = max(self.core.next_deadline(), self._last_timer + MIN_TIMER_GAP_S)
+        if when == self._timer_at:
+            return
+        # also when the deadline moved later (an ack arrived before a retransmission): no idle wake-up
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when != float("inf"):
+            self._timer = self._loop.call_at(when, self._on_timer)
 
     # -- Transport ---------------------------------------------------------------
 
@@ -189,8 +205,7 @@ class UdpTransport:
         self.core.send(peer, channel, data, delivery, time.monotonic())
         if delivery is Delivery.DATAGRAM:
             self._transmit()
-        else:
-            self._schedule_drain()
+        self._schedule_drain()
 
     def send_datagram(self, peer: PeerId, channel: str, data: bytes) -> None:
         if self._loop is None or not self._sockets:
@@ -205,6 +220,7 @@ class UdpTransport:
         """Start a fresh handshake with ``peer`` now; the current session serves until it completes."""
         self.core.connect(PeerId(peer), time.monotonic())
         self._transmit()
+        self._schedule_drain()
 
     def on_message(self, channel: str, handler: MessageHandler) -> None:
         """Register ``handler`` for ``channel``; a second registration is a :class:`ConflictError` naming both
@@ -272,6 +288,7 @@ class UdpTransport:
     def probe(self, peer: PeerId, endpoint: Endpoint) -> None:
         self.core.probe(PeerId(peer), endpoint, time.monotonic())
         self._transmit()
+        self._schedule_drain()
 
     # -- plumbing ----------------------------------------------------------------
 
@@ -326,6 +343,7 @@ class UdpTransport:
             elif type(event) is Connected:
                 self.log.info("session established", peer=event.peer.short, peer_restarted=event.restarted)
         self._transmit()
+        self._rearm()
 
     def _dispatch(self, handler: MessageHandler, channel: str, peer: PeerId, data: bytes) -> None:
         """Run a channel's handler; its failure (at once or, for a coroutine, later) is logged and counted."""

@@ -289,7 +289,7 @@ def test_dead_direct_path_falls_back_to_packet_path(pair) -> None:
 
     pair.connect()
     for core in (pair.a, pair.b):
-        core.register_path("relay", lambda peer: True)
+        core.register_path("relay", lambda peer, now: True)
     pair.a.send(pair.b.peer_id, "ctl", b"through the relay", Delivery.RELIABLE, pair.now)
 
     def relay_only() -> None:  # the direct path is dead; only relayed packets get through

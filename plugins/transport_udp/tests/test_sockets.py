@@ -135,7 +135,7 @@ class LoopPath:
         self.target: UdpTransport | None = None
         self.carried = 0
 
-    def can_reach(self, peer: PeerId) -> bool:
+    def can_reach(self, peer: PeerId, now: float) -> bool:
         return self.target is not None
 
     def send_packet(self, peer: PeerId, packet: bytes) -> None:

@@ -133,8 +133,9 @@ class OmtLedger:
             "proofs": len(self.store.proofs()),
             "syncs": self.syncs,
             "sync_malformed": self.malformed,
-            "sessions": 0 if self.runner is None else sum(len(t.instances) for t in self.runner.tables.values()),
+            "sessions": 0 if self.runner is None else self.runner.engine.session_count(),
             "transaction_messages_dropped": 0 if self.runner is None else self.runner.dropped,
+            "transaction_action_failures": 0 if self.runner is None else self.runner.action_failures,
         }
 
     @property

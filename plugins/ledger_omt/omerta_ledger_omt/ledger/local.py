@@ -97,7 +97,7 @@ class LocalLedger:
     def accuse(self, subject: str, reason: str, now_ms: int, proof: Proof | None = None) -> Block:
         payload: dict[str, Any] = {"subject": subject, "reason": reason}
         if proof is not None:
-            self.store.add_proof(proof)
+            self.store.add_proof(proof, now_ms)
             payload["proof"] = proof.to_wire()
         return self.append(BlockKind.ACCUSATION, payload, now_ms)
 
@@ -120,7 +120,7 @@ class LocalLedger:
                 f"lock refused: {decision.reason} (available {decision.available}, "
                 f"{decision.pending} pending in other locks this witness signed)"
             )
-        self.store.record_witnessed_lock(lock.body["session_id"], consumer, lock.body["amount"], lock.hash)
+        self.store.record_witnessed_lock(lock.body["session_id"], consumer, lock.body["amount"], lock.hash, now_ms)
         signed = lock.signed_by(self.identity)
         self.append(
             BlockKind.WITNESS_COMMITMENT,

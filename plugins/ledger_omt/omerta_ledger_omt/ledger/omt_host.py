@@ -23,7 +23,6 @@ Touches the chain store (reads; pending witnessed locks).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from omerta_ledger_omt.ledger.attestations import misuse_verdict_payload, verification_payload, witnessed_duration_ms
@@ -44,9 +43,13 @@ MAX_ENVELOPE_BYTES = 1024 * 1024
 
 
 class ChainLedgerView:
-    """The runtime's read-only view of this node's chains (deterministic for a given store state)."""
+    """The runtime's read-only view of this node's chains (deterministic for a given store state and time).
 
-    def __init__(self, ledger: LocalLedger, now_ms: Callable[[], int]) -> None:
+    ``now_ms`` is the time of the event being handled, set by the host before each step: trust
+    depends on time (decay, identity age), so a replayed event reads the trust it read first.
+    """
+
+    def __init__(self, ledger: LocalLedger, now_ms: int = 0) -> None:
         self.ledger = ledger
         self.now_ms = now_ms
 
@@ -67,9 +70,9 @@ class ChainLedgerView:
             pending = sum(amount for _session, amount in store.witnessed_pending(peer))
             return max(0, store.state(peer).available() - pending)
         if key == "trust":
-            return self.ledger.trust(peer, self.now_ms())
+            return self.ledger.trust(peer, self.now_ms)
         if key == "trust_milli":
-            return round(self.ledger.trust(peer, self.now_ms()) * 1000)
+            return round(self.ledger.trust(peer, self.now_ms) * 1000)
         if key == "attested_duration_ms":  # ``peer`` is a session id here: spec 02 holds a settlement to it
             try:
                 session_id = bytes.fromhex(peer)

@@ -9,15 +9,15 @@ stops before it. Witnesses also record here the locks they signed and that have
 not reached the consumer's chain yet, with the consumer's signed request, so a
 second lock on the same funds is refused and, when both requests are bound to one
 chain head, proven (a double-lock proof). Proofs carried by accusation blocks are
-verified and kept when the accuser's chain is replayed. Touches only the database
-file ``chains.sqlite3`` and its WAL files.
+verified and kept when the accuser's chain is replayed. It reads no clock: times come from
+the blocks or from the caller. :meth:`ChainStore.in_memory` keeps the same store in memory
+(tests, simulation). Touches only the database file ``chains.sqlite3`` and its WAL files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,14 +102,27 @@ class ChainStore:
         if must_exist and not self.path.exists():
             raise LedgerError(f"no chain store at {self.path} (has a node with the omt plugin run here?)")
         directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._open(db)
         except sqlite3.DatabaseError as exc:
-            self._db.close()
+            db.close()
             raise LedgerError(f"chain store {self.path} is damaged ({exc}); move it away to start afresh") from exc
+
+    @classmethod
+    def in_memory(cls, params: Parameters) -> ChainStore:
+        """The same store with nothing on disk: for tests and simulation (one process, no WAL)."""
+        store = cls.__new__(cls)
+        store.path = Path(":memory:")
+        store.params = params
+        store._open(sqlite3.connect(":memory:", isolation_level=None))
+        return store
+
+    def _open(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._db.executescript(SCHEMA)
         self._states: dict[str, ChainState] = {}
         self._heads: dict[str, Head] = {}
 
@@ -250,7 +263,7 @@ class ChainStore:
                 except ChainRuleError:
                     # the replay stops here either way; a prefix too long to gossip is kept as no proof
                     with contextlib.suppress(InvalidProofError):
-                        self.add_proof(ChainRuleProof(tuple(self.blocks(owner, 0, block.seq))))
+                        self.add_proof(ChainRuleProof(tuple(self.blocks(owner, 0, block.seq))), block.time_ms)
                     break
         self._states[owner] = state
         return state
@@ -259,7 +272,7 @@ class ChainStore:
         """An accusation's proof reaches every node that holds the accuser's chain; a false one is ignored."""
         if block.kind == BlockKind.ACCUSATION and "proof" in block.payload:
             with contextlib.suppress(InvalidProofError):
-                self.add_proof(proof_from_wire(block.payload["proof"]))
+                self.add_proof(proof_from_wire(block.payload["proof"]), block.time_ms)
 
     def _links(self, state: ChainState) -> bool:
         held = self._link(state.owner, state.head_seq)
@@ -270,17 +283,17 @@ class ChainStore:
 
     # -- proofs --------------------------------------------------------------------------
 
-    def add_proof(self, proof: Proof) -> bool:
-        """Verify and keep a proof; return False when it was already held."""
+    def add_proof(self, proof: Proof, found_ms: int = 0) -> bool:
+        """Verify and keep a proof found at ``found_ms`` (the time of the block that showed it); False if held."""
         proof.verify(self.params)
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO proofs (hash, subject, kind, wire, found_ms) VALUES (?, ?, ?, ?, ?)",
-            (proof.hash, proof.subject, proof.kind, canonical(proof.to_wire()), int(time.time() * 1000)),
+            (proof.hash, proof.subject, proof.kind, canonical(proof.to_wire()), found_ms),
         )
         return cursor.rowcount > 0
 
     def proofs(self, subject: str | None = None) -> list[Proof]:
-        query = "SELECT wire FROM proofs" + (" WHERE subject = ?" if subject else "") + " ORDER BY found_ms"
+        query = "SELECT wire FROM proofs" + (" WHERE subject = ?" if subject else "") + " ORDER BY found_ms, rowid"
         rows = self._db.execute(query, (subject,) if subject else ())
         return [proof_from_wire(decode(row[0])) for row in rows]
 
@@ -289,10 +302,12 @@ class ChainStore:
 
     # -- locks this node witnessed -----------------------------------------------------------
 
-    def record_witnessed_lock(self, session_id: bytes, consumer: str, amount: int, lock_hash: bytes) -> None:
+    def record_witnessed_lock(
+        self, session_id: bytes, consumer: str, amount: int, lock_hash: bytes, signed_ms: int
+    ) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO witnessed_locks VALUES (?, ?, ?, ?, ?)",
-            (session_id, consumer, amount, lock_hash, int(time.time() * 1000)),
+            (session_id, consumer, amount, lock_hash, signed_ms),
         )
 
     def record_witnessed_topup(self, session_id: bytes, consumer: str, amount: int, new_total: int) -> None:

@@ -1,11 +1,13 @@
 """Running transactions between real nodes: specs 00 (escrow lock), 01 (cabal attestation) and 02 (escrow settle).
 
-:class:`TransactionRunner` is the asyncio adapter around the sans-IO runtime: it keeps one
-:class:`SessionTable` of actor instances keyed by session id per spec, feeds it envelopes from
-the spec's transport channel (``ledger.omt`` for 00, ``ledger.omt.attest`` for 01,
-``ledger.omt.settle`` for 02) and clock
-ticks, sends what the actors send, and writes the blocks they append through
-:func:`omt_host.block_for`. A witness records a lock (or top-up) as pending, with the
+:class:`TransactionRunner` is the asyncio adapter around the sans-IO
+:class:`~.engine.TransactionEngine`: it feeds the engine envelopes from each spec's transport
+channel (``ledger.omt`` for 00, ``ledger.omt.attest`` for 01, ``ledger.omt.settle`` for 02), its
+timeouts (sleeping until the engine's next deadline) and local requests, and applies the actions
+it returns: sends, blocks to append, outcomes to report to waiting callers. Each action is applied
+on its own: a failed send or block is logged with its peer and session, counted
+(``action_failures`` in ``omerta status``), and the rest go on, so one broken peer cannot stop
+other sessions' timeouts. A witness records a lock (or top-up) as pending, with the
 consumer's signed request, the moment it votes to accept it, so a second lock on the same funds
 is refused; when both requests are bound to one chain head the spec has the witness write an
 accusation carrying the double-lock proof, which this adapter verifies and keeps (sync spreads
@@ -31,77 +33,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import importlib.resources
-import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
+from omerta_core.randomness import RandomSource, child_random, system_random
 from omerta_ledger_omt.ledger import attestations
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.chainstate import EscrowLock
-from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
+from omerta_ledger_omt.ledger.engine import (
+    AppendBlock,
+    Dropped,
+    EngineAction,
+    Outcome,
+    Send,
+    Step,
+    TransactionEngine,
+    append_block,
+)
+from omerta_ledger_omt.ledger.errors import LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
-from omerta_ledger_omt.ledger.omt_host import (
-    ATTEST_CHANNEL,
-    BLOCK_AUTHORS,
-    CHANNEL,
-    PROBE_CHANNEL,
-    SETTLE_CHANNEL,
-    ChainLedgerView,
-    block_for,
-    decode_envelope,
-    encode_envelope,
-)
-from omerta_ledger_omt.ledger.proofs import verified_proof
-from omerta_ledger_omt.omt.errors import OmtError
-from omerta_ledger_omt.omt.runtime import (
-    Action,
-    ActorInstance,
-    AppendBlockAction,
-    Envelope,
-    FireTrigger,
-    MessageDropped,
-    NativeContext,
-    Program,
-    SendAction,
-    SessionTable,
-    StateChanged,
-    Tick,
-    standard_natives,
-)
+from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.omt.runtime import ActorInstance, Envelope, NativeContext, standard_natives
 from omerta_ledger_omt.omt.runtime.values import digest
 
-SPECS = {
-    CHANNEL: "00_escrow_lock.omt",
-    ATTEST_CHANNEL: "01_cabal_attestation.omt",
-    SETTLE_CHANNEL: "02_escrow_settle.omt",
-}
-
-#: Seconds between timeout checks of open sessions; timeouts in the specs are tens of seconds.
-TICK_INTERVAL_S = 0.25
-
-#: Seconds an ended session instance is kept, so late duplicates find it instead of opening a new one.
-TERMINAL_RETENTION_S = 120.0
-
-#: Seconds a resting instance (a lock in force, waiting for top-ups) is kept without any step.
-RESTING_RETENTION_S = 3600.0
+#: Longest sleep of the timeout ticker: wall-clock time (the specs' clock) may jump while it sleeps.
+MAX_TICK_SLEEP_S = 30.0
+#: Shortest sleep between two ticks: bounds the cost of a timeout that stays due.
+MIN_TICK_GAP_S = 0.01
 
 #: Seconds ``settle`` waits for spec 02 to end: its report and signature timeouts are 30 s and 180 s.
 SETTLE_WAIT_S = 240.0
 
-ROLES = frozenset({"Consumer", "Provider", "Witness"})
-CONSUMER_DONE = frozenset({"LOCKED", "FAILED"})
-SETTLE_DONE = frozenset({"SETTLED", "UNSETTLED"})
-#: Spec 01 states in which ``start_vm`` stops waiting: the VM verified, or the session over and attested (or not).
-VM_START_DONE = frozenset({"VM_RUNNING", "SESSION_COMPLETE", "SESSION_ABORTED"})
-#: Spec 01 states of a consumer or provider in which ``end_vm`` stops waiting.
-ATTEST_DONE = frozenset({"ATTESTED", "UNATTESTED", "SESSION_COMPLETE", "SESSION_ABORTED"})
-#: The spec 01 state in which a party holds a valid attestation, and the role it writes it in.
-ATTESTED_ROLES = {"ATTESTED": ("Consumer", "consumer"), "SESSION_COMPLETE": ("Provider", "provider")}
-#: Spec 01 states in which the provider's records say the VM runs.
-VM_UP = frozenset({"WAITING_FOR_VERIFICATION", "VM_RUNNING"})
+#: Outcomes after which ``lock``, ``start_vm``, ``end_vm`` and ``settle`` stop waiting (see engine.SPECS).
+LOCK_DONE = frozenset({"locked", "failed"})
+VM_START_DONE = frozenset({"vm_verified", "attested", "aborted"})
+ATTEST_DONE = frozenset({"attested", "unattested", "aborted"})
+SETTLE_DONE = frozenset({"settled", "unsettled"})
+#: The outcomes in which a probe's answer is yes: the provider's VM runs, the consumer is connected.
+VM_UP = frozenset({"vm_up", "vm_verified"})
+CONNECTED = frozenset({"connected"})
+#: Who writes the attested end of a VM session, in which role.
+ATTESTED_ROLES = {"Consumer": "consumer", "Provider": "provider"}
 
 #: Seconds a witness waits for a probe answer; spec 01's witnesses vote within CONNECTIVITY_VOTE_TIMEOUT = 30 s.
 PROBE_TIMEOUT_S = 10.0
@@ -117,12 +90,6 @@ SendFunction = Callable[[PeerId, str, bytes], Awaitable[None]]
 CatchUpFunction = Callable[[str], Awaitable[object]]
 
 
-def load_spec(name: str) -> Program:
-    spec = importlib.resources.files("omerta_ledger_omt") / "specs" / name
-    with importlib.resources.as_file(spec) as path:
-        return Program.load(path)
-
-
 class TransactionRunner:
     """The node's open transaction sessions and their I/O."""
 
@@ -133,33 +100,43 @@ class TransactionRunner:
         log: Any,
         now_ms: Callable[[], int],
         catch_up: CatchUpFunction | None = None,
+        *,
+        rng: RandomSource | None = None,
+        engine: TransactionEngine | None = None,
     ) -> None:
         self.ledger = ledger
         self.catch_up = catch_up
         self.send = send
         self.log = log
         self.now_ms = now_ms
-        self.programs = {channel: load_spec(name) for channel, name in SPECS.items()}
-        self.view = ChainLedgerView(ledger, now_ms)
-        self.tables = {
-            channel: SessionTable(program, set(ROLES), functools.partial(self._new_instance, program))
-            for channel, program in self.programs.items()
-        }
-        self.table = self.tables[CHANNEL]
-        self.changed = asyncio.Condition()
-        self.dropped = 0
-        self.block_failures: list[str] = []
-        self.written: dict[tuple[str, str], str] = {}  # (session, spec block) -> block ref
+        self.rng = rng or system_random()
         self.observations: dict[str, dict[str, bool]] = {}  # session -> probe subject -> answer
-        self._probes: dict[int, tuple[str, asyncio.Future[bool]]] = {}  # nonce -> (asked peer, answer)
-        self.attest_natives = standard_natives().with_natives(
+        attest_natives = standard_natives().with_natives(
             {
                 "check_vm_connectivity": self._observed("vm"),
                 "check_consumer_connected": self._observed("consumer"),
                 "judge_misuse": self._observed("misuse"),
             }
         )
+        self.engine = engine or TransactionEngine(
+            ledger, rng=child_random(self.rng, "sessions"), natives={ATTEST_CHANNEL: attest_natives}
+        )
+        self.engine.on_forget = self._forgotten
+        self.tables = self.engine.tables
+        self.table = self.tables[CHANNEL]
+        self.changed = asyncio.Condition()
+        self.block_failures: list[str] = []
+        self.action_failures = 0
+        self.written: dict[tuple[str, str], str] = {}  # (session, spec block) -> block ref
+        #: (channel, session, actor) -> the outcome its current state reports (None: none).
+        self.outcomes: dict[tuple[str, str, str], str | None] = {}
+        self._probes: dict[int, tuple[str, asyncio.Future[bool]]] = {}  # nonce -> (asked peer, answer)
+        self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
+
+    @property
+    def dropped(self) -> int:
+        return self.engine.dropped
 
     def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_forever())
@@ -174,16 +151,6 @@ class TransactionRunner:
     def _now(self) -> float:
         return self.now_ms() / 1000.0
 
-    def _new_instance(self, program: Program, session: str, actor: str, now: float) -> ActorInstance:
-        store: dict[str, Any] = {}
-        if actor == "Provider" and program is self.programs[CHANNEL]:
-            store["known_peers"] = sorted(self.ledger.store.owners())
-        natives = self.attest_natives if program is self.programs[ATTEST_CHANNEL] else None
-        return ActorInstance(
-            program, actor, signer=self.ledger.identity, ledger=self.view, session=session, now=now, store=store,
-            natives=natives,
-        )  # fmt: skip
-
     def _observed(self, subject: str) -> Any:
         """Spec 01's native for ``subject``: the probe answer recorded for the session before the vote."""
 
@@ -192,7 +159,12 @@ class TransactionRunner:
 
         return native
 
-    # -- the runtime's I/O ------------------------------------------------------------------
+    def _forgotten(self, channel: str, instance: ActorInstance) -> None:
+        self.outcomes.pop((channel, instance.session, instance.actor), None)
+        if channel == ATTEST_CHANNEL and instance.actor == "Witness":
+            self.observations.pop(instance.session, None)
+
+    # -- the engine's I/O -----------------------------------------------------------------
 
     async def on_envelope(self, peer: PeerId, data: bytes) -> None:
         """A message of spec 00 (transport channel ``ledger.omt``)."""
@@ -207,38 +179,114 @@ class TransactionRunner:
         await self._receive(ATTEST_CHANNEL, peer, data)
 
     async def _receive(self, channel: str, peer: PeerId, data: bytes) -> None:
-        table = self.tables[channel]
-        try:
-            envelope = decode_envelope(data)
-        except EncodingError:
-            self.dropped += 1
-            return
-        if envelope.sender != str(peer) or envelope.recipient != self.ledger.me:
-            self.dropped += 1
+        envelope = self.engine.decode(channel, str(peer), data)
+        if envelope is None:
             return
         if channel == CHANNEL and envelope.type == "WITNESS_REQUEST":
             await self._catch_up_with(envelope)
         opened = channel == ATTEST_CHANNEL and await self._open_attestation(envelope)
+        actions = self.engine.receive(channel, envelope, self._now())
+        if opened:
+            actions += self.engine.release_held(channel, envelope.session, self._now())
+        await self._apply(actions)
+
+    async def _tick_forever(self) -> None:
+        """Fire the engine's timeouts when due; inputs wake it to look at a new deadline."""
+        while True:
+            self._wake.clear()
+            delay = min(MAX_TICK_SLEEP_S, max(MIN_TICK_GAP_S, self.engine.next_deadline() - self._now()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
+            await self.on_timer(self._now())
+
+    async def on_timer(self, now: float) -> None:
+        """Fire every timeout due at ``now`` (the ticker calls this; tests may too, with their own time)."""
+        await self._apply(self.engine.tick(now))
+
+    async def _apply(self, actions: list[EngineAction]) -> None:
+        """Carry out the engine's actions one by one: a failing one is logged and counted, the rest go on."""
+        for action in actions:
+            try:
+                await self._apply_one(action)
+            except Exception as exc:
+                self.action_failures += 1
+                self.log.warning("transaction action failed", session=action.session[:12],
+                                 peer=str(getattr(action, "peer", ""))[:12], action=type(action).__name__,
+                                 reason=str(exc) or type(exc).__name__)  # fmt: skip
+        self._wake.set()
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def _apply_one(self, action: EngineAction) -> None:
+        if isinstance(action, Send):
+            await self.send(PeerId(action.peer), action.channel, action.data)
+        elif isinstance(action, AppendBlock):
+            self._append(action)
+        elif isinstance(action, Step):
+            self.outcomes[(action.channel, action.session, action.actor)] = None
+            self.log.info("transaction step", session=action.session[:12], old=action.old, new=action.new,
+                          cause=action.cause)  # fmt: skip
+        elif isinstance(action, Outcome):
+            self.outcomes[(action.channel, action.session, action.actor)] = action.name
+            if action.channel == ATTEST_CHANNEL and action.name == "attested":
+                self._write_session_end(action.session, action.actor)
+        elif isinstance(action, Dropped):
+            self.log.info("transaction message dropped", session=action.session[:12], type=action.type,
+                          reason=action.reason)  # fmt: skip
+
+    def _append(self, action: AppendBlock) -> None:
         try:
-            actions = table.deliver(envelope, self._now())
-            if opened:
-                for held in table.held.pop(envelope.session, []):
-                    actions += table.deliver(held, self._now())
-        except OmtError as exc:
-            self.dropped += 1
-            self.log.warning("transaction message refused", session=envelope.session[:12], reason=str(exc))
+            block = append_block(self.ledger, action, self.now_ms())
+        except LedgerError as exc:
+            self.block_failures.append(f"{action.block}: {exc}")
+            self.log.warning("transaction block refused", session=action.session[:12], block=action.block,
+                             reason=str(exc))  # fmt: skip
             return
-        await self._apply(channel, envelope.session, actions)
+        self.written[(action.session, action.block)] = block.ref
+        self.log.info("transaction block written", session=action.session[:12], block=block.ref, kind=str(action.kind))
+
+    def _outcome(self, channel: str, session: str, actor: str) -> str | None:
+        return self.outcomes.get((channel, session, actor))
+
+    async def wait_outcome(
+        self, channel: str, session: str, actor: str, outcomes: Collection[str], timeout: float
+    ) -> bool:
+        """Whether ``actor``'s instance of ``session`` reports one of ``outcomes`` (or comes to, within ``timeout``)."""
+
+        def there() -> bool:
+            return self._outcome(channel, session, actor) in outcomes
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                async with self.changed:
+                    await self.changed.wait_for(there)
+        return there()
+
+    # -- spec 00 and 01: what the engine needs from the network first ------------------------
+
+    async def _catch_up_with(self, envelope: Envelope) -> None:
+        """A lock request bound to a head beyond the consumer's chain as held here: fetch the newer blocks first."""
+        request = envelope.payload.get("lock_request")
+        claimed = request.get("head_seq") if isinstance(request, dict) else None
+        head = self.ledger.store.head(envelope.sender)
+        if self.catch_up is None or type(claimed) is not int or (head is not None and head.seq >= claimed):
+            return
+        try:
+            async with asyncio.timeout(CATCH_UP_TIMEOUT_S):
+                await self.catch_up(envelope.sender)
+        except (TimeoutError, LedgerError) as exc:
+            self.log.info("catching up with a consumer failed", peer=envelope.sender[:12], reason=str(exc))
 
     async def _open_attestation(self, envelope: Envelope) -> bool:
         """Open this node's spec 01 instance from the lock when the provider's announcement reaches it."""
-        table, program, now = self.tables[ATTEST_CHANNEL], self.programs[ATTEST_CHANNEL], self._now()
+        engine = self.engine
         session = envelope.session
         try:
             session_id = bytes.fromhex(session)
         except ValueError:
             return False
-        if envelope.type == "VM_ALLOCATED" and table.get(session, "Witness") is None:
+        if envelope.type == "VM_ALLOCATED" and engine.instance(ATTEST_CHANNEL, session, "Witness") is None:
             lock = await self._witnessed_lock(session_id)
             if lock is None or lock.provider != envelope.sender or self.ledger.me not in lock.witnesses:
                 return False
@@ -246,7 +294,7 @@ class TransactionRunner:
                 self._probe(lock.provider, session, "vm"), self._probe(lock.consumer, session, "consumer")
             )
             self.observations[session] = {"vm": vm, "consumer": connected}
-            if table.get(session, "Witness") is not None:
+            if engine.instance(ATTEST_CHANNEL, session, "Witness") is not None:
                 return False
             actor = "Witness"
             inputs: dict[str, Any] = {
@@ -255,16 +303,15 @@ class TransactionRunner:
                 "witnesses": list(lock.witnesses),
                 "lock_result_hash": digest(attestations.lock_summary(lock)),
             }
-        elif envelope.type == "VM_READY" and table.get(session, "Consumer") is None:
-            lock = self.ledger.state(self.ledger.me).locks.get(session_id)
-            if lock is None or lock.provider != envelope.sender:
+        elif envelope.type == "VM_READY" and engine.instance(ATTEST_CHANNEL, session, "Consumer") is None:
+            found = self.ledger.state(self.ledger.me).locks.get(session_id)
+            if found is None or found.provider != envelope.sender:
                 return False
-            actor, inputs = "Consumer", {"provider": lock.provider, "witnesses": list(lock.witnesses)}
+            actor, inputs = "Consumer", {"provider": found.provider, "witnesses": list(found.witnesses)}
         else:
             return False
-        instance = self._new_instance(program, session, actor, now)
-        table.add(instance)
-        await self._apply(ATTEST_CHANNEL, session, instance.handle(FireTrigger("setup_session", inputs), now))
+        _, actions = engine.open(ATTEST_CHANNEL, actor, "setup_session", inputs, self._now(), session=session)
+        await self._apply(actions)
         return True
 
     async def _witnessed_lock(self, session_id: bytes) -> EscrowLock | None:
@@ -282,7 +329,7 @@ class TransactionRunner:
 
     async def _probe(self, peer: str, session: str, subject: str) -> bool:
         """Ask ``peer`` about the session's VM (``vm``) or its consumer's connection (``consumer``)."""
-        nonce = secrets.randbits(62)
+        nonce = self.rng.getrandbits(62)
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._probes[nonce] = (peer, answer)
         try:
@@ -298,46 +345,33 @@ class TransactionRunner:
         """A probe or a probe answer (transport channel ``ledger.omt.probe``)."""
         try:
             session, subject, nonce, answer = attestations.decode_probe(data)
-        except EncodingError:
-            self.dropped += 1
+        except LedgerError:
+            self.engine.dropped += 1
             return
         if answer is not None:
             pending = self._probes.get(nonce)
             if pending is None or pending[0] != str(peer):
-                self.dropped += 1
+                self.engine.dropped += 1
             elif not pending[1].done():
                 pending[1].set_result(answer)
             return
-        role, states = ("Provider", VM_UP) if subject == "vm" else ("Consumer", frozenset({"CONNECTED"}))
-        instance = self.tables[ATTEST_CHANNEL].get(session, role)
+        role, outcomes = ("Provider", VM_UP) if subject == "vm" else ("Consumer", CONNECTED)
+        instance = self.engine.instance(ATTEST_CHANNEL, session, role)
         if instance is not None and str(peer) not in instance.store.get("witnesses", []):
-            self.dropped += 1
+            self.engine.dropped += 1
             return
-        found = await self._reaches(session, role, states, PROBE_TIMEOUT_S / 2)
-        instance = self.tables[ATTEST_CHANNEL].get(session, role)
+        found = await self.wait_outcome(ATTEST_CHANNEL, session, role, outcomes, PROBE_TIMEOUT_S / 2)
+        instance = self.engine.instance(ATTEST_CHANNEL, session, role)
         asked_by_witness = instance is not None and str(peer) in instance.store.get("witnesses", [])
         await self.send(
             peer, PROBE_CHANNEL, attestations.encode_probe(session, subject, nonce, found and asked_by_witness)
         )
 
-    async def _reaches(self, session: str, role: str, states: frozenset[str], timeout: float) -> bool:
-        """Whether our spec 01 ``role`` instance of ``session`` is (or gets within ``timeout``) in ``states``."""
-
-        def there() -> bool:
-            instance = self.tables[ATTEST_CHANNEL].get(session, role)
-            return instance is not None and instance.state in states
-
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                async with self.changed:
-                    await self.changed.wait_for(there)
-        return there()
-
-    def _write_session_end(self, session: str, state: str) -> None:
+    def _write_session_end(self, session: str, actor: str) -> None:
         """A party holding the valid attestation records the session's end with the attested duration."""
-        actor, role = ATTESTED_ROLES[state]
-        instance = self.tables[ATTEST_CHANNEL].get(session, actor)
-        if instance is None or not instance.store.get("final_attestation"):
+        role = ATTESTED_ROLES.get(actor)
+        instance = self.engine.instance(ATTEST_CHANNEL, session, actor)
+        if role is None or instance is None or not instance.store.get("final_attestation"):
             return
         try:
             payload = attestations.session_end_payload(instance.store, session, role)
@@ -348,131 +382,16 @@ class TransactionRunner:
             return
         self.written[(session, "VM_SESSION")] = block.ref
 
-    async def _catch_up_with(self, envelope: Envelope) -> None:
-        """A lock request bound to a head beyond the consumer's chain as held here: fetch the newer blocks first."""
-        request = envelope.payload.get("lock_request")
-        claimed = request.get("head_seq") if isinstance(request, dict) else None
-        head = self.ledger.store.head(envelope.sender)
-        if self.catch_up is None or type(claimed) is not int or (head is not None and head.seq >= claimed):
-            return
-        try:
-            async with asyncio.timeout(CATCH_UP_TIMEOUT_S):
-                await self.catch_up(envelope.sender)
-        except (TimeoutError, LedgerError) as exc:
-            self.log.info("catching up with a consumer failed", peer=envelope.sender[:12], reason=str(exc))
-
-    async def _apply(self, channel: str, session: str, actions: list[Action]) -> None:
-        for action in actions:
-            if isinstance(action, SendAction):
-                if channel == CHANNEL:
-                    self._note_vote(session, action)
-                envelope = action.envelope
-                await self.send(PeerId(envelope.recipient), channel, encode_envelope(envelope))
-            elif isinstance(action, AppendBlockAction):
-                self._append(channel, session, action)
-            elif isinstance(action, StateChanged):
-                self.log.info("transaction step", session=session[:12], old=action.old, new=action.new,
-                              cause=action.cause)  # fmt: skip
-                if channel == ATTEST_CHANNEL and action.new in ATTESTED_ROLES:
-                    self._write_session_end(session, action.new)
-                if channel != CHANNEL:
-                    continue
-                if action.new == "DONE" or self._rejected_by_witnesses(session, action.new):
-                    self.ledger.store.forget_witnessed_lock(bytes.fromhex(session))
-            elif isinstance(action, MessageDropped):
-                self.dropped += 1
-                self.log.info("transaction message dropped", session=session[:12], type=action.envelope.type,
-                              reason=action.reason)  # fmt: skip
-        async with self.changed:
-            self.changed.notify_all()
-
-    def _rejected_by_witnesses(self, session: str, state: str) -> bool:
-        if state != "AWAITING_CONSUMER_SIGNATURE":
-            return False
-        witness = self.table.get(session, "Witness")
-        return witness is not None and witness.store.get("consensus") == "REJECTED"
-
-    def _note_vote(self, session: str, action: SendAction) -> None:
-        """A witness that votes to accept a lock or a top-up counts it against the consumer's funds from now on."""
-        envelope = action.envelope
-        witness = self.table.get(session, "Witness")
-        if witness is None:
-            return
-        if envelope.type == "TOPUP_VOTE" and envelope.payload.get("topup_verdict") == "ACCEPT":
-            store = witness.store
-            new_total = store["total_escrowed"] + store["topup_amount"]
-            self.ledger.store.record_witnessed_topup(
-                bytes.fromhex(session), store["consumer"], store["topup_amount"], new_total
-            )
-        if envelope.type == "WITNESS_PRELIMINARY" and envelope.payload.get("verdict") == "ACCEPT":
-            store = witness.store
-            session_id = bytes.fromhex(session)
-            self.ledger.store.record_witnessed_lock(session_id, store["consumer"], store["amount"], b"")
-            signed_request = {"request": store["lock_request"], "signature": store["request_signature"]}
-            self.ledger.store.record_witnessed_request(session_id, store["consumer"], signed_request)
-
-    def _append(self, channel: str, session: str, action: AppendBlockAction) -> None:
-        instance = self.tables[channel].get(session, BLOCK_AUTHORS.get(action.block, ""))
-        if instance is None:
-            return
-        try:
-            mapped = block_for(action.block, instance.store, session, self.ledger.store)
-            if mapped is None:
-                return
-            kind, payload = mapped
-            if kind == BlockKind.ACCUSATION:
-                proof = verified_proof(payload["proof"], self.ledger.params)
-                block = self.ledger.accuse(payload["subject"], payload["reason"], self.now_ms(), proof)
-            else:
-                block = self.ledger.append(kind, payload, self.now_ms())
-        except LedgerError as exc:
-            self.block_failures.append(f"{action.block}: {exc}")
-            self.log.warning("transaction block refused", session=session[:12], block=action.block, reason=str(exc))
-            return
-        self.written[(session, action.block)] = block.ref
-        self.log.info("transaction block written", session=session[:12], block=block.ref, kind=str(kind))
-
-    def _forget_finished(self, table: SessionTable, now: float) -> None:
-        """Drop instances that ended (after a grace period for late messages) or rested too long."""
-        for instance in list(table):
-            idle = now - instance.entered_at
-            resting = instance.next_deadline() is None
-            if (instance.terminal and idle > TERMINAL_RETENTION_S) or (resting and idle > RESTING_RETENTION_S):
-                table.instances.pop((instance.session, instance.actor), None)
-                if instance.actor == "Witness" and instance.program is self.programs[ATTEST_CHANNEL]:
-                    self.observations.pop(instance.session, None)
-
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_INTERVAL_S)
-            now = self._now()
-            for channel, table in self.tables.items():
-                self._forget_finished(table, now)
-                for instance in list(table):
-                    deadline = instance.next_deadline()
-                    if deadline is not None and deadline <= now:
-                        try:
-                            actions = instance.handle(Tick(), now)
-                        except OmtError as exc:
-                            self.log.warning("transaction instance failed", session=instance.session[:12],
-                                             reason=str(exc))  # fmt: skip
-                            table.close(instance.session)
-                            continue
-                        await self._apply(channel, instance.session, actions)
-
     # -- transaction 00 -------------------------------------------------------------------------
 
     async def lock(self, provider: str, amount: int, timeout: float) -> dict[str, Any]:
-        """Run spec 00 as the consumer; return when LOCKED or FAILED (or after ``timeout``)."""
-        session = secrets.token_hex(32)
-        instance = self._new_instance(self.programs[CHANNEL], session, "Consumer", self._now())
-        self.table.add(instance)
-        trigger = FireTrigger("initiate_lock", {"provider": provider, "amount": amount})
-        await self._apply(CHANNEL, session, instance.handle(trigger, self._now()))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                async with self.changed:
-                    await self.changed.wait_for(lambda: instance.state in CONSUMER_DONE)
+        """Run spec 00 as the consumer; return when it reports ``locked`` or ``failed`` (or after ``timeout``)."""
+        inputs = {"provider": provider, "amount": amount}
+        session, actions = self.engine.open(CHANNEL, "Consumer", "initiate_lock", inputs, self._now())
+        instance = self.engine.instance(CHANNEL, session, "Consumer")
+        assert instance is not None
+        await self._apply(actions)
+        await self.wait_outcome(CHANNEL, session, "Consumer", LOCK_DONE, timeout)
         store = instance.store
         return {
             "session": session,
@@ -484,24 +403,20 @@ class TransactionRunner:
 
     async def topup(self, session: str, amount: int, timeout: float) -> dict[str, Any]:
         """Add ``amount`` to this consumer's lock ``session`` through spec 00; return when the round ends."""
-        instance = self.table.get(session, "Consumer")
-        if instance is None or instance.state != "LOCKED":
+        instance = self.engine.instance(CHANNEL, session, "Consumer")
+        if instance is None or self._outcome(CHANNEL, session, "Consumer") != "locked":
             raise LedgerError(f"no locked spec 00 session {session[:16]} here to top up")
         total = instance.store["total_escrowed"]
-        await self._apply(CHANNEL, session, instance.handle(FireTrigger("initiate_topup", {"topup_amount": amount}),
-                                                           self._now()))  # fmt: skip
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                async with self.changed:
-                    await self.changed.wait_for(lambda: instance.state == "LOCKED")
+        await self._apply(self.engine.fire(CHANNEL, session, "Consumer", "initiate_topup", {"topup_amount": amount},
+                                           self._now()))  # fmt: skip
+        await self.wait_outcome(CHANNEL, session, "Consumer", {"locked"}, timeout)
+        topped_up = instance.store["total_escrowed"] == total + amount
         return {
             "session": session,
             "state": instance.state,
             "total_escrowed": instance.store["total_escrowed"],
-            "topped_up": instance.store["total_escrowed"] == total + amount,
-            "failure_reason": None
-            if instance.store["total_escrowed"] == total + amount
-            else instance.store.get("failure_reason"),
+            "topped_up": topped_up,
+            "failure_reason": None if topped_up else instance.store.get("failure_reason"),
             "block": self.written.get((session, "BALANCE_TOPUP")),
         }
 
@@ -513,21 +428,22 @@ class TransactionRunner:
         lock = attestations.find_lock(self.ledger.store, bytes.fromhex(session))
         if lock is None or lock.provider != self.ledger.me:
             raise LedgerError(f"no open escrow lock for session {session[:16]} with this node as provider (sync first)")
-        table = self.tables[ATTEST_CHANNEL]
-        if table.get(session, "Provider") is not None:
+        if self.engine.instance(ATTEST_CHANNEL, session, "Provider") is not None:
             raise LedgerError(f"the VM of session {session[:16]} was started already")
-        instance = self._new_instance(self.programs[ATTEST_CHANNEL], session, "Provider", self._now())
-        table.add(instance)
         inputs = {
             "consumer": lock.consumer,
             "witnesses": list(lock.witnesses),
             "lock_result": attestations.lock_summary(lock),
         }
-        await self._apply(ATTEST_CHANNEL, session, instance.handle(FireTrigger("start_session", inputs), self._now()))
+        _, actions = self.engine.open(ATTEST_CHANNEL, "Provider", "start_session", inputs, self._now(),
+                                      session=session)  # fmt: skip
+        instance = self.engine.instance(ATTEST_CHANNEL, session, "Provider")
+        assert instance is not None
+        await self._apply(actions)
         endpoint = vm_endpoint or f"{self.ledger.me}/{session}"
-        allocate = FireTrigger("allocate_vm", {"vm_endpoint": endpoint})
-        await self._apply(ATTEST_CHANNEL, session, instance.handle(allocate, self._now()))
-        await self._reaches(session, "Provider", VM_START_DONE, timeout)
+        await self._apply(self.engine.fire(ATTEST_CHANNEL, session, "Provider", "allocate_vm",
+                                           {"vm_endpoint": endpoint}, self._now()))  # fmt: skip
+        await self.wait_outcome(ATTEST_CHANNEL, session, "Provider", VM_START_DONE, timeout)
         return {
             "session": session,
             "state": instance.state,
@@ -538,16 +454,16 @@ class TransactionRunner:
 
     async def end_vm(self, session: str, timeout: float = ATTEST_WAIT_S) -> dict[str, Any]:
         """End the VM session as its consumer or provider and wait for the witnesses' attestation."""
-        table = self.tables[ATTEST_CHANNEL]
-        consumer, provider = table.get(session, "Consumer"), table.get(session, "Provider")
-        if consumer is not None and consumer.state == "CONNECTED":
-            instance, trigger = consumer, FireTrigger("request_cancel", {})
-        elif provider is not None and provider.state == "VM_RUNNING":
-            instance, trigger = provider, FireTrigger("cancel_session", {})
+        if self._outcome(ATTEST_CHANNEL, session, "Consumer") == "connected":
+            actor, trigger = "Consumer", "request_cancel"
+        elif self._outcome(ATTEST_CHANNEL, session, "Provider") == "vm_verified":
+            actor, trigger = "Provider", "cancel_session"
         else:
             raise LedgerError(f"no running VM session {session[:16]} here to end")
-        await self._apply(ATTEST_CHANNEL, session, instance.handle(trigger, self._now()))
-        await self._reaches(session, instance.actor, ATTEST_DONE, timeout)
+        instance = self.engine.instance(ATTEST_CHANNEL, session, actor)
+        assert instance is not None
+        await self._apply(self.engine.fire(ATTEST_CHANNEL, session, actor, trigger, {}, self._now()))
+        await self.wait_outcome(ATTEST_CHANNEL, session, actor, ATTEST_DONE, timeout)
         final = instance.store.get("final_attestation") or {}
         attestation = final.get("attestation") or {}
         return {
@@ -563,7 +479,7 @@ class TransactionRunner:
 
     async def settle(self, session: str, duration_ms: int | None, hourly_rate: int, timeout: float = SETTLE_WAIT_S
                      ) -> dict[str, Any]:  # fmt: skip
-        """Run spec 02 as the consumer of the open lock ``session``; return when SETTLED or UNSETTLED.
+        """Run spec 02 as the consumer of the open lock ``session``; return when it reports settled or unsettled.
 
         ``duration_ms`` None settles the duration the witnesses attested (spec 01) as recorded on this chain.
         """
@@ -575,10 +491,8 @@ class TransactionRunner:
         lock = state.locks.get(bytes.fromhex(session))
         if lock is None:
             raise LedgerError(f"no open escrow lock for session {session[:16]} on this chain")
-        if self.tables[SETTLE_CHANNEL].get(session, "Consumer") is not None:
+        if self.engine.instance(SETTLE_CHANNEL, session, "Consumer") is not None:
             raise LedgerError(f"session {session[:16]} is being settled already")
-        instance = self._new_instance(self.programs[SETTLE_CHANNEL], session, "Consumer", self._now())
-        self.tables[SETTLE_CHANNEL].add(instance)
         inputs = {
             "provider": lock.provider,
             "witnesses": list(lock.witnesses),
@@ -587,16 +501,16 @@ class TransactionRunner:
             "duration_ms": duration_ms,
             "hourly_rate": hourly_rate,
         }
-        await self._apply(SETTLE_CHANNEL, session, instance.handle(FireTrigger("settle", inputs), self._now()))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                async with self.changed:
-                    await self.changed.wait_for(lambda: instance.state in SETTLE_DONE)
+        _, actions = self.engine.open(SETTLE_CHANNEL, "Consumer", "settle", inputs, self._now(), session=session)
+        instance = self.engine.instance(SETTLE_CHANNEL, session, "Consumer")
+        assert instance is not None
+        await self._apply(actions)
+        await self.wait_outcome(SETTLE_CHANNEL, session, "Consumer", SETTLE_DONE, timeout)
         store = instance.store
         final = store.get("final_settlement") or {}
         settlement = final.get("settlement") or {}
         block = self.written.get((session, "BALANCE_UNLOCK"))
-        if instance.state == "SETTLED" and block is None:
+        if self._outcome(SETTLE_CHANNEL, session, "Consumer") == "settled" and block is None:
             raise LedgerError(f"settlement of {session[:16]} was signed but not written: {self.block_failures[-1:]}")
         return {
             "session": session,

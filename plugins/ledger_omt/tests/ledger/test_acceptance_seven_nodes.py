@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,6 +29,21 @@ def introduce(nodes: dict[str, LedgerNode], ids: dict[str, str]) -> None:
         for other, port in ports.items():
             if other != name:
                 nodes[name].call("udp.add_peer", {"peer": ids[other], "endpoints": [f"127.0.0.1:{port}"]})
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+
+
+def mature(node: LedgerNode, peer: str) -> bool:
+    return node.peer_id == peer or node.call("ledger.trust", {"peer": peer})["age_derate"] >= 1.0
+
+
+def sessions(node: LedgerNode) -> int:
+    return int(node.status()["services"]["ledger"]["omt"]["sessions"])
 
 
 def balances(node: LedgerNode) -> dict[str, Any]:
@@ -51,7 +67,8 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     for name in WITNESSES:
         nodes["provider"].call("ledger.run", {"name": "transfer", "params": {"to": ids[name], "amount": 100}})
     sync_everyone(nodes, ids, rounds=2)
-    time.sleep(MATURITY_DAYS * 86400)
+    # every identity the lock will use has come of age (as the consumer and the provider see it)
+    wait_until(lambda: all(mature(nodes[judge], ids[peer]) for judge in ("consumer", "provider") for peer in ids))
 
     # lock 600 with five witnesses; witness w5 is frozen (SIGSTOP) so that the requests reach it but are never
     # handled, then killed with SIGKILL while the others wait for it: the lock completes with the remaining four
@@ -65,7 +82,8 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     w5.process.send_signal(signal.SIGSTOP)
     locker = threading.Thread(target=run_lock)
     locker.start()
-    time.sleep(2.0)
+    # the four live witnesses hold the session and have voted; only the frozen one is missing
+    wait_until(lambda: all(sessions(nodes[w]) > 0 for w in WITNESSES[:4]))
     assert locker.is_alive(), "the lock waits for the silent witness"
     w5.kill9()
     locker.join(timeout=300)

@@ -14,6 +14,7 @@ from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.errors import LedgerError
 from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL
 from omerta_ledger_omt.ledger.settlement import split_settlement
+from omerta_ledger_omt.ledger.transactions import TransactionRunner
 
 from omerta_core.interfaces.common import PeerId
 
@@ -23,6 +24,12 @@ from .runners import runners, running
 TIMEOUT_S = 60.0
 #: The session's length on the runners' clock: two hours.
 SESSION_MS = 7_200_000
+
+
+async def fire_timeouts(nodes: dict[str, TransactionRunner], clock: Clock) -> None:
+    """Every runner fires the timeouts due at the clock's (moved) time now, instead of waiting for its ticker."""
+    for runner in nodes.values():
+        await runner.on_timer(clock() / 1000)
 
 
 class Clock:
@@ -51,7 +58,9 @@ def attest_and_settle(
             ended = await nodes[end_by].end_vm(locked["session"], timeout=TIMEOUT_S)
             if ended["state"] not in ("ATTESTED", "SESSION_COMPLETE"):
                 return started, ended, None
-            await asyncio.sleep(0.5)  # the other party's attestation result
+            other, actor = ("provider", "Provider") if end_by == "consumer" else ("consumer", "Consumer")
+            session = locked["session"]  # the other party records its attestation result too
+            assert await nodes[other].wait_outcome(ATTEST_CHANNEL, session, actor, {"attested"}, TIMEOUT_S)
             settled = await nodes["consumer"].settle(locked["session"], duration_ms, 100, TIMEOUT_S)
             return started, ended, settled
 
@@ -131,11 +140,14 @@ def test_too_few_witnesses_leave_no_attested_duration_to_settle(network: Network
             session = locked["session"]
             started = await nodes["provider"].start_vm(session, timeout=3.0)
             clock.ms += 61_000  # past CONNECTIVITY_CHECK_TIMEOUT: both votes received were positive
-            await asyncio.sleep(1.0)
+            await fire_timeouts(nodes, clock)
+            assert await nodes["provider"].wait_outcome(ATTEST_CHANNEL, session, "Provider", {"vm_verified"}, 5.0)
             clock.ms += SESSION_MS
             ended = await nodes["consumer"].end_vm(session, timeout=3.0)
             clock.ms += 181_000  # past ATTESTATION_WAIT_TIMEOUT: two signatures never make an attestation
-            await asyncio.sleep(1.0)
+            await fire_timeouts(nodes, clock)
+            assert await nodes["consumer"].wait_outcome(ATTEST_CHANNEL, session, "Consumer", {"unattested"}, 5.0)
+            assert await nodes["provider"].wait_outcome(ATTEST_CHANNEL, session, "Provider", {"aborted"}, 5.0)
             consumer = nodes["consumer"].tables[ATTEST_CHANNEL].get(session, "Consumer")
             provider = nodes["provider"].tables[ATTEST_CHANNEL].get(session, "Provider")
             assert consumer is not None and provider is not None

@@ -247,7 +247,7 @@ class ActorInstance:
             self._action(action, env, sources, out)
         ev = tr.event
         cause = {"auto": "auto", "timeout": f"timeout({ev.name})"}.get(ev.kind, f"on {ev.name}")
-        out.append(StateChanged(self.state, target, cause))
+        out.append(StateChanged(self.state, target, cause, self.session, self.actor))
         if target != self.state:
             self.entered_at = self._now
         self.state = target
@@ -282,7 +282,7 @@ class ActorInstance:
                     out.append(SendAction(self._envelope(action.message, str(peer))))
         elif isinstance(action, ast.AppendBlock):
             block = self.program.symbols.blocks[action.block]
-            out.append(AppendBlockAction(block.name, self._payload(block.fields)))
+            out.append(AppendBlockAction(block.name, self._payload(block.fields), self.session, self.actor))
 
     def _payload(self, fields: tuple[ast.FieldDecl, ...]) -> dict[str, Any]:
         payload = {}

@@ -1,4 +1,8 @@
-"""Events an actor instance consumes and actions it returns (plain data)."""
+"""Events an actor instance consumes and actions it returns (plain data).
+
+Every action names its session (a send through its envelope), and a state change or block also its actor,
+so a host driving many instances can tell whose action it applies.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +60,8 @@ class SendAction:
 class AppendBlockAction:
     block: str
     payload: dict[str, Any]
+    session: str = ""
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class StateChanged:
     old: str
     new: str
     cause: str  # "auto", "timeout(P)", "on M", "on trigger"
+    session: str = ""
+    actor: str = ""
 
 
 @dataclass(frozen=True)
