@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +21,35 @@ from omerta_core import __version__, logs
 from omerta_core import config as config_mod
 from omerta_core import identity as identity_mod
 from omerta_core.control import client
-from omerta_core.errors import ConflictError, OmertaError, PluginLoadError
+from omerta_core.errors import ConflictError, ControlError, OmertaError, PluginLoadError, UnknownMethodError
 from omerta_core.node import run_node
 from omerta_core.paths import ensure_state_dir
 from omerta_core.plugins import PluginHost, installed_plugins
 from omerta_core.services import Claims
 
+#: ``ctx.meta`` key naming the plugin whose command runs, for "plugin not loaded" messages.
+PLUGIN_META = "omerta.plugin"
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class OmertaGroup(click.Group):
-    """The root group: kernel commands plus every installed plugin's commands."""
+    """The root group: kernel commands plus every installed plugin's commands.
+
+    Every failure ends as one line on standard error and a non-zero exit:
+    usage mistakes (exit 2) with a pointer to ``--help``, errors raised as
+    :class:`OmertaError` (exit 1), Ctrl-C (exit 130), and, should a bug slip
+    through, an unexpected exception without its Python name
+    (``OMERTA_TRACEBACK=1`` shows the traceback).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plugin_commands: dict[str, click.Command] | None = None
+        self._plugin_commands: dict[str, tuple[str, click.Command]] | None = None
         self._conflicts: dict[str, str] = {}
         self._load_errors: list[str] = []
 
-    def _load_plugin_commands(self) -> dict[str, click.Command]:
+    def _load_plugin_commands(self) -> dict[str, tuple[str, click.Command]]:
         if self._plugin_commands is None:
             self._plugin_commands = {}
             host = PluginHost()
@@ -57,7 +67,7 @@ class OmertaGroup(click.Group):
                 except ConflictError as exc:
                     self._conflicts[command.name or name] = str(exc)
                     continue
-                self._plugin_commands[command.name or name] = command
+                self._plugin_commands[command.name or name] = (name, command)
         return self._plugin_commands
 
     def _warn_load_errors(self) -> None:
@@ -75,16 +85,70 @@ class OmertaGroup(click.Group):
         commands = self._load_plugin_commands()
         if cmd_name in self._conflicts:
             raise click.ClickException(f"{self._conflicts[cmd_name]}; uninstall one of them")
-        kernel_command = super().get_command(ctx, cmd_name)
-        if kernel_command is None:
-            self._warn_load_errors()
-        return kernel_command or commands.get(cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        self._warn_load_errors()
+        found = commands.get(cmd_name)
+        if found is None:
+            return None
+        ctx.meta[PLUGIN_META] = found[0]
+        return found[1]
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except UnknownMethodError as exc:
+            raise click.ClickException(not_loaded_message(exc, ctx.meta.get(PLUGIN_META))) from exc
         except OmertaError as exc:
             raise click.ClickException(str(exc)) from exc
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _fail(f"{exc.format_message()}{where}", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("interrupted", 130)
+        except Exception as exc:
+            if os.environ.get("OMERTA_TRACEBACK"):
+                raise
+            _fail(f"unexpected failure ({exc}); this is a bug: rerun with OMERTA_TRACEBACK=1 and report it", 1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"Error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def not_loaded_message(exc: UnknownMethodError, plugin: str | None) -> str:
+    """Say which plugins the node runs, and how to restart it with the one a command needs."""
+    try:
+        running = list(client.call(exc.state_dir, "status")["plugins"])
+    except ControlError:
+        running = []
+    wanted = plugin or exc.method.split(".")[0]
+    listed = ", ".join(running) or "none"
+    restart = ",".join([*running, wanted])
+    return (
+        f"the node on {exc.state_dir} does not run plugin {wanted!r} (it runs {listed}); "
+        f"stop it and start it again with `omerta node --plugins {restart}`"
+    )
+
+
+def root_state_dir() -> Path | None:
+    """The global ``omerta --state-dir`` given before the command, if any."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    value = ctx.find_root().params.get("state_dir")
+    return Path(value) if value else None
 
 
 def plugin_commands(host: PluginHost) -> list[tuple[str, click.Command]]:
@@ -106,7 +170,8 @@ def state_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:
         "--state-dir",
         type=click.Path(file_okay=False, path_type=Path),
         envvar="OMERTA_STATE_DIR",
-        help="Node state directory [default: $XDG_DATA_HOME/omerta].",
+        show_envvar=True,
+        help="Node state directory [default: the global --state-dir, else $XDG_DATA_HOME/omerta].",
     )(func)
 
 
@@ -120,13 +185,14 @@ def config_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text.")(func)
 
 
 def resolve_state_dir(state_dir: Path | None) -> Path:
+    """The command's ``--state-dir``, else the global one, else the configured one."""
     if state_dir is not None:
         return state_dir
-    return config_mod.load().state_dir
+    return root_state_dir() or config_mod.load().state_dir
 
 
 def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
@@ -134,15 +200,30 @@ def parse_sets(values: tuple[str, ...]) -> dict[str, Any]:
     for item in values:
         key, sep, raw = item.partition("=")
         if not sep or "." not in key:
-            raise click.BadParameter(f"expected SECTION.KEY=VALUE, got {item!r}", param_hint="--set")
+            raise click.BadParameter(f"expected SECTION.KEY=VALUE, got {item!r}", param_hint="'--set'")
         overrides[key.strip()] = config_mod.parse_value(raw)
     return overrides
 
 
 @click.group(cls=OmertaGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="omerta")
-def main() -> None:
-    """Omerta: share idle computers as ephemeral VMs over an encrypted P2P mesh."""
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="OMERTA_STATE_DIR",
+    show_envvar=True,
+    help="Node state directory for every command [default: $XDG_DATA_HOME/omerta].",
+)
+def main(state_dir: Path | None) -> None:
+    """Omerta: share idle computers as ephemeral VMs over an encrypted P2P mesh.
+
+    \b
+    Start here:
+      omerta node                      run a node (Ctrl-C stops it)
+      omerta network create NAME       make a network; `network invite NAME` to share it
+      omerta peers                     who the node knows
+      omerta ping PEER                 is a peer reachable, and how
+    """
 
 
 @main.command()
@@ -153,7 +234,15 @@ def main() -> None:
 )
 @state_dir_option
 @config_option
-@click.option("--bootstrap", multiple=True, metavar="HOST:PORT", help="Bootstrap peer (repeatable).")
+@click.option(
+    "--bootstrap", multiple=True, metavar="[PEERID@]HOST:PORT", help="Peer to start from (repeatable)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port the transport listens on (0: any free one) [default: plugins.udp.port, 7700].",
+)
 @click.option("--log-json", is_flag=True, default=None, help="Log JSON lines instead of readable text.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default=None)
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override one setting.")
@@ -162,29 +251,60 @@ def node(
     state_dir: Path | None,
     config_file: Path | None,
     bootstrap: tuple[str, ...],
+    port: int | None,
     log_json: bool | None,
     log_level: str | None,
     sets: tuple[str, ...],
 ) -> None:
-    """Run a node with the selected plugins until SIGINT or SIGTERM."""
+    """Run a node with the selected plugins until SIGINT or SIGTERM.
+
+    Settings come from defaults, the config file, OMERTA_* variables and these
+    flags; `omerta config show` lists them. A mistyped setting is an error.
+    """
     overrides = parse_sets(sets)
+    chosen_dir = state_dir or root_state_dir()
     flags = {
         "node.plugins": plugin_names,
-        "node.state_dir": str(state_dir) if state_dir else None,
+        "node.state_dir": str(chosen_dir) if chosen_dir else None,
         "node.bootstrap": list(bootstrap) or None,
+        "node.port": port,
         "node.log_json": log_json,
         "node.log_level": log_level,
     }
     overrides.update({k: v for k, v in flags.items() if v is not None})
     preliminary = config_mod.load(config_file=config_file, overrides=overrides)
+    for entry in preliminary.node("bootstrap"):
+        config_mod.check_bootstrap_entry(entry)
     selected = preliminary.node("plugins")
     host = PluginHost.load(selected, defaults=preliminary.table("node.defaults"))
-    if selected:
+    explicit = bool(selected)
+    if explicit:
         host.require_usable(selected)
     check_command_conflicts(host)
     config = config_mod.load(config_file=config_file, plugin_defaults=host.config_defaults(), overrides=overrides)
+    config_mod.check(config, installed_plugins())
     logs.configure(config.node("log_level"), json_output=bool(config.node("log_json")))
+    if not explicit:
+        drop_unusable(host)
     run_node(config, host)
+
+
+def drop_unusable(host: PluginHost) -> None:
+    """Leave out installed plugins that cannot run here, so the node neither starts nor lists them.
+
+    A plugin for another platform (macOS's on Linux) is expected and only
+    logged at debug level; any other reason is a warning.
+    """
+    log = structlog.get_logger("omerta.node")
+    for name in list(host.loaded):
+        reason = host.why_unusable(name)
+        if reason is None:
+            continue
+        host.drop(name)
+        if host.for_other_platform(name):
+            log.debug("plugin not for this platform; not loaded", plugin=name, reason=reason)
+        else:
+            log.warning("plugin cannot run here; not loaded", plugin=name, reason=reason)
 
 
 @main.command()
@@ -237,15 +357,66 @@ def status(state_dir: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"peer     {result['peer_id']}")
-    click.echo(f"pid      {result['pid']}   uptime {result['uptime_s']:.0f} s")
-    click.echo(f"state    {result['state_dir']}")
-    click.echo("plugins  " + ", ".join(f"{n} {v}" for n, v in result["plugins"].items()))
+    for line in status_lines(result):
+        click.echo(line)
+
+
+def status_lines(result: Mapping[str, Any]) -> list[str]:
+    """A readable summary of ``status``: the node, then one block per running backend and plugin section."""
+    lines = [
+        f"peer      {result['peer_id']}",
+        f"pid       {result['pid']}, up {_duration(float(result['uptime_s']))}",
+        f"state     {result['state_dir']}",
+        "plugins   " + (", ".join(f"{n} {v}" for n, v in result["plugins"].items()) or "none"),
+    ]
     for kind, running in result["services"].items():
         for name, detail in running.items():
-            click.echo(f"{kind:<9}{name}  {json.dumps(detail, sort_keys=True)}")
+            lines += ["", f"{kind.replace('_', ' ')}: {name}", *_detail_lines(detail)]
     for plugin, section in result.get("plugin_status", {}).items():
-        click.echo(f"{plugin:<9}{json.dumps(section, sort_keys=True)}")
+        lines += ["", f"plugin {plugin}", *_detail_lines(section)]
+    control = result.get("control", {})
+    if any(control.values()):
+        lines += ["", "control   " + _inline(control)]
+    return lines
+
+
+def _detail_lines(detail: Any, indent: str = "  ") -> list[str]:
+    if not isinstance(detail, Mapping):
+        return [f"{indent}{_scalar(detail)}"]
+    lines = []
+    for key, value in detail.items():
+        label = f"{indent}{key.replace('_', ' ')}"
+        if isinstance(value, Mapping) and value and all(not isinstance(v, Mapping | list) for v in value.values()):
+            lines.append(f"{label}: {_inline(value)}")
+        elif isinstance(value, Mapping) and value:
+            lines += [f"{label}:", *_detail_lines(value, indent + "  ")]
+        elif isinstance(value, list) and any(isinstance(v, Mapping) for v in value):
+            lines.append(f"{label}: {len(value)} (--json lists them)")
+        else:
+            lines.append(f"{label}: {_scalar(value)}")
+    return lines
+
+
+def _inline(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {_scalar(v)}" for k, v in values.items()) or "-"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_scalar(v) for v in value) or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == {}:
+        return "-"
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @main.group(name="config")
@@ -262,6 +433,7 @@ def config_show(config_file: Path | None, plugin_names: str | None, as_json: boo
     names = config_mod.split_names(plugin_names) if plugin_names else None
     host = PluginHost.load(names)
     config = config_mod.load(config_file=config_file, plugin_defaults=host.config_defaults())
+    config_mod.check(config, installed_plugins())
     if as_json:
         click.echo(
             json.dumps(

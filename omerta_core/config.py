@@ -15,20 +15,22 @@ Touches only the configuration file it is asked to read.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omerta_core.errors import ConfigError
+from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.paths import default_config_file, default_state_dir
 
 ENV_PREFIX = "OMERTA_"
 #: Environment variables the kernel reads itself rather than as configuration keys.
-ENV_RESERVED = {"OMERTA_CONFIG"}
+ENV_RESERVED = {"OMERTA_CONFIG", "OMERTA_TRACEBACK"}
 
 NODE_DEFAULTS: dict[str, Any] = {
     "state_dir": str(default_state_dir()),
@@ -36,6 +38,8 @@ NODE_DEFAULTS: dict[str, Any] = {
     "log_level": "info",
     "log_json": False,
     "bootstrap": [],
+    # The port the node's transport listens on; None: the transport's own setting (plugins.udp.port).
+    "port": None,
     "shutdown_timeout_s": 1.5,
     # Per service kind, the plugin that fills a need for it and that node.service(kind) prefers
     # when several run: [node] defaults = {transport = "udp"}. Empty: see omerta_core.hookspecs.
@@ -154,7 +158,9 @@ def load(
     for key, value in (overrides or {}).items():
         config.set(key, value, "flag")
 
-    config.set("node.plugins", split_names(config.node("plugins")), config.settings["node.plugins"].source)
+    for listed in ("plugins", "bootstrap"):  # "a,b" from a flag or the environment
+        key = f"node.{listed}"
+        config.set(key, split_names(config.get(key) or []), config.settings[key].source)
     return config
 
 
@@ -167,3 +173,93 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: {reason}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+#: Settings of ``[node]`` that take a table of their own (``node.defaults.transport``).
+NODE_TABLES = ("defaults",)
+
+
+def check(config: Config, installed: Collection[str]) -> None:
+    """Refuse settings nobody reads and values of the wrong type, naming the nearest valid key.
+
+    Only keys set by a file, the environment or a flag are checked: defaults
+    define what is valid. A ``[plugins.<name>]`` section of a plugin that is
+    installed but not loaded is left alone (its keys cannot be known);
+    one of a plugin nobody installed is an error.
+    """
+    defaults = {k: s.value for k, s in config.settings.items() if s.source == "default" or s.source.startswith("plugin ")}
+    loaded_sections = {k.split(".")[1] for k in defaults if k.startswith("plugins.")}
+    for key, setting in sorted(config.settings.items()):
+        if setting.source == "default" or setting.source.startswith("plugin "):
+            continue
+        _check_key(key, setting, defaults, loaded_sections, installed)
+        if key in defaults:
+            _check_value(key, setting, defaults[key])
+    for entry in split_names(config.node("bootstrap") or []):
+        check_bootstrap_entry(entry)
+    port = config.node("port")
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536):
+        raise ConfigError(f"node.port must be a port number 0-65535, got {port!r}")
+
+
+def check_bootstrap_entry(entry: str) -> None:
+    """``HOST:PORT`` or ``PEERID@HOST:PORT``, else a :class:`ConfigError` saying so."""
+    peer, sep, address = entry.strip().rpartition("@")
+    try:
+        Endpoint.parse(address)
+        if sep:
+            PeerId(peer)
+    except ValueError as exc:
+        raise ConfigError(f"bad bootstrap entry {entry!r}: expected HOST:PORT or PEERID@HOST:PORT") from exc
+
+
+def _check_key(
+    key: str, setting: Setting, defaults: Mapping[str, Any], loaded: Collection[str], installed: Collection[str]
+) -> None:
+    parts = key.split(".")
+    if parts[0] == "node" and len(parts) == 3 and parts[1] in NODE_TABLES:
+        return
+    if parts[0] == "plugins" and len(parts) > 2 and parts[1] not in loaded:
+        if parts[1] in installed:
+            return
+        known = ", ".join(sorted(installed)) or "none"
+        raise ConfigError(
+            f"unknown setting {key} ({_where(setting)}): no plugin {parts[1]!r} is installed (installed: {known})"
+        )
+    if key in defaults:
+        return
+    nearest = difflib.get_close_matches(key, list(defaults), n=1, cutoff=0.6)
+    hint = f"; did you mean {nearest[0]}?" if nearest else _sections_hint(parts[0], loaded)
+    raise ConfigError(f"unknown setting {key} ({_where(setting)}){hint}")
+
+
+def _sections_hint(section: str, loaded: Collection[str]) -> str:
+    if section not in {"node", "plugins"}:
+        return "; settings live under [node] and [plugins.<name>]"
+    return " (see `omerta config show` for every valid key)"
+
+
+def _where(setting: Setting) -> str:
+    return "from --set" if setting.source == "flag" else f"from {setting.source}"
+
+
+_EXPECTED: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_value(key: str, setting: Setting, default: Any) -> None:
+    value = setting.value
+    if default is None or isinstance(default, Mapping):
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(default, str | list):  # a list may be given as "a,b"; a host as a list of hosts
+        ok = isinstance(value, str | list)
+    else:
+        return
+    if not ok:
+        expected = _EXPECTED.get(type(default), "a list")
+        raise ConfigError(f"{key} ({_where(setting)}) must be {expected}, got {value!r}")

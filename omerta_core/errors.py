@@ -3,6 +3,8 @@
 Every message is one line a user can act on; the CLI prints it as is.
 """
 
+from pathlib import Path
+
 
 class OmertaError(Exception):
     """Base of every error the kernel or a plugin raises on purpose."""
@@ -50,3 +52,20 @@ class DependencyCycleError(OmertaError):
 
 class ConflictError(OmertaError):
     """Two plugins claim the same thing: a backend name, a control method, a command or a channel."""
+
+
+class UnknownMethodError(ControlError):
+    """The running node serves no such control method: the plugin behind it is not loaded there."""
+
+    def __init__(self, method: str, state_dir: Path) -> None:
+        super().__init__(f"the running node does not serve {method!r}")
+        self.method = method
+        self.state_dir = state_dir
+
+
+class UnknownIdError(OmertaError, LookupError):
+    """An id, or id prefix, that matches nothing known."""
+
+
+class AmbiguousIdError(OmertaError, LookupError):
+    """An id prefix that matches more than one known id."""

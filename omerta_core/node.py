@@ -29,7 +29,7 @@ from omerta_core.control.server import ControlServer
 from omerta_core.errors import OmertaError, UnmetNeedError
 from omerta_core.identity import Identity
 from omerta_core.interfaces.common import PeerId, Service
-from omerta_core.paths import control_socket_path, ensure_state_dir
+from omerta_core.paths import control_socket_path, ensure_plugin_dir, ensure_state_dir
 from omerta_core.plugins import PluginHost
 from omerta_core.records import ServiceRecord
 from omerta_core.services import Claims, KindKey, ServiceTable, acting_for, start_order
@@ -74,7 +74,7 @@ class NodeContext:
 
     def plugin_state_dir(self, name: str) -> Path:
         """A directory of the state directory reserved for one plugin."""
-        return ensure_state_dir(self.state_dir / "plugins" / name)
+        return ensure_plugin_dir(self.state_dir, name)
 
     def service(self, kind: KindKey[T], name: str | None = None) -> T:
         """The running backend of ``kind`` (a Protocol class): by name, else ``[node] defaults``, else the first

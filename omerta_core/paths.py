@@ -28,6 +28,18 @@ def ensure_state_dir(path: Path) -> Path:
     return path
 
 
+def ensure_plugin_dir(state_dir: Path, plugin: str) -> Path:
+    """Create ``plugins/<plugin>`` inside the state directory, every level of it mode 0700.
+
+    Creating only the innermost directory with ``parents=True`` would leave the
+    state directory itself at the umask's 0755.
+    """
+    path = ensure_state_dir(state_dir)
+    for part in ("plugins", plugin):
+        path = ensure_state_dir(path / part)
+    return path
+
+
 def control_socket_path(state_dir: Path) -> Path:
     return state_dir / "control.sock"
 

@@ -239,6 +239,17 @@ class PluginHost:
             return "; ".join(str(r) for r in reasons)
         return None
 
+    def for_other_platform(self, name: str, platform: str = sys.platform) -> bool:
+        """True when every backend of the plugin declares platforms other than this one."""
+        backends = self.records_of(name)
+        return bool(backends) and all(platform not in r.platforms for r in backends)
+
+    def drop(self, name: str) -> None:
+        """Unload a plugin selected implicitly that cannot run here (its hooks stop being called)."""
+        self.manager.unregister(name=name)
+        self.loaded.pop(name, None)
+        self._records.pop(name, None)
+
     def require_usable(self, names: list[str]) -> None:
         for name in names:
             reason = self.why_unusable(name)

@@ -4,6 +4,9 @@ A frame is a 4-byte big-endian length followed by that many bytes of UTF-8
 JSON. A request is ``{"v": 1, "id": N, "method": "...", "params": {...}}``; a
 response is ``{"v": 1, "id": N, "ok": true, "result": ...}`` or
 ``{"v": 1, "id": N, "ok": false, "error": {"code": "...", "message": "..."}}``.
+While a slow method runs, the server may send any number of progress notes
+first, ``{"v": 1, "id": N, "progress": "..."}``; a client that hangs up before
+the response cancels the method (a half-created VM is rolled back).
 No I/O here; the server and client adapters feed and drain it.
 """
 
@@ -52,6 +55,15 @@ def error(request_id: Any, code: str, message: str) -> dict[str, Any]:
         "ok": False,
         "error": {"code": code, "message": message},
     }
+
+
+def progress(request_id: Any, note: str) -> dict[str, Any]:
+    """A note on what a slow request is doing; the response still follows."""
+    return {"v": PROTOCOL_VERSION, "id": request_id, "progress": note}
+
+
+def is_progress(message: dict[str, Any]) -> bool:
+    return "progress" in message and "ok" not in message
 
 
 @dataclass

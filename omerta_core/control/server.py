@@ -7,6 +7,7 @@ and dispatches requests to control methods. Touches only that socket file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import socket
@@ -18,6 +19,7 @@ from typing import Any
 import structlog
 
 from omerta_core.control import protocol
+from omerta_core.control.progress import reporting_to
 from omerta_core.errors import OmertaError, ProtocolError
 
 SOCKET_MODE = 0o600
@@ -84,7 +86,12 @@ class ControlServer:
 
     async def _serve_requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = protocol.FrameDecoder()
-        while data := await reader.read(READ_CHUNK):
+        unread = bytearray()
+        while True:
+            data = bytes(unread) or await reader.read(READ_CHUNK)
+            unread.clear()
+            if not data:
+                break
             try:
                 messages = decoder.feed(data)
             except ProtocolError as exc:
@@ -95,7 +102,10 @@ class ControlServer:
                 await writer.drain()
                 return
             for message in messages:
-                writer.write(self._encode_reply(await self._dispatch(message)))
+                response = await self._answer(message, reader, writer, unread)
+                if response is None:
+                    return
+                writer.write(self._encode_reply(response))
             await writer.drain()
         if decoder.buffer:
             self.malformed += 1
@@ -111,6 +121,42 @@ class ControlServer:
             self.unsendable += 1
             log.warning("control reply not sendable", reason=str(exc))
             return protocol.encode_frame(protocol.error(reply.get("id"), "protocol", f"reply not sent: {exc}"))
+
+    async def _answer(
+        self,
+        message: dict[str, Any],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        unread: bytearray,
+    ) -> dict[str, Any] | None:
+        """Run one request while watching the connection; ``None`` when the client hung up first.
+
+        A client that goes away (Ctrl-C on ``omerta vm create``) cancels its
+        request, so a method can roll back what it had half made. Bytes of
+        pipelined requests that arrive meanwhile are kept in ``unread``.
+        """
+        request_id = protocol.reply_id(message)
+
+        def send_progress(note: str) -> None:
+            writer.write(self._encode_reply(protocol.progress(request_id, note)))
+
+        with reporting_to(send_progress):
+            task = asyncio.ensure_future(self._dispatch(message))
+        while not task.done():
+            more = asyncio.ensure_future(reader.read(READ_CHUNK))
+            await asyncio.wait({task, more}, return_when=asyncio.FIRST_COMPLETED)
+            if not more.done():
+                more.cancel()
+                continue
+            if more.result():
+                unread += more.result()
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            log.info("control client hung up; request cancelled", method=message.get("method"))
+            return None
+        return task.result()
 
     async def _dispatch(self, message: dict[str, Any]) -> dict[str, Any]:
         request_id = protocol.reply_id(message)
@@ -128,7 +174,7 @@ class ControlServer:
                 result = await result
         except OmertaError as exc:
             return protocol.error(request_id, "failed", str(exc))
-        except Exception as exc:
+        except Exception:
             log.exception("control method failed", method=method_name)
-            return protocol.error(request_id, "internal", f"{type(exc).__name__}: {exc}")
+            return protocol.error(request_id, "internal", "the node failed to carry this out; its log says why")
         return protocol.ok(request_id, result)

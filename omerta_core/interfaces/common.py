@@ -19,6 +19,10 @@ class InvalidPeerIdError(OmertaError, ValueError):
     """A string that is not a well-formed peer id."""
 
 
+class InvalidEndpointError(OmertaError, ValueError):
+    """A string that is not ``HOST:PORT``."""
+
+
 class PeerId(str):
     """A peer's identity: the lowercase, unpadded base32 of its Ed25519 public key.
 
@@ -68,13 +72,13 @@ class Endpoint(NamedTuple):
         """Parse ``HOST:PORT`` or ``[V6HOST]:PORT``."""
         host, sep, port = text.rpartition(":")
         if not sep or not port.isdigit():
-            raise ValueError(f"expected HOST:PORT, got {text!r}")
+            raise InvalidEndpointError(f"expected HOST:PORT, got {text!r}")
         host = host.strip("[]")
         if not host:
-            raise ValueError(f"expected HOST:PORT, got {text!r}")
+            raise InvalidEndpointError(f"expected HOST:PORT, got {text!r}")
         number = int(port)
         if not 0 < number < 65536:
-            raise ValueError(f"port out of range in {text!r}")
+            raise InvalidEndpointError(f"port out of range in {text!r} (1-65535)")
         return cls(host, number)
 
     @property
