@@ -459,4 +459,4 @@ def run() -> None:
     """Console-script entry point."""
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    main()
+    main(prog_name="omerta")

@@ -59,6 +59,8 @@ class Config:
 
     settings: dict[str, Setting] = field(default_factory=dict)
     file: Path | None = None
+    #: Every key a default defines (kernel and loaded plugins), with its default value.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         setting = self.settings.get(key)
@@ -138,6 +140,7 @@ def load(
     config.merge(NODE_DEFAULTS, "default", "node.")
     for plugin, defaults in (plugin_defaults or {}).items():
         config.merge(defaults, f"plugin {plugin}", f"plugins.{plugin}.")
+    config.defaults = {key: setting.value for key, setting in config.settings.items()}
 
     explicit = config_file or (Path(environ["OMERTA_CONFIG"]) if "OMERTA_CONFIG" in environ else None)
     path = explicit or default_config_file()
@@ -187,7 +190,7 @@ def check(config: Config, installed: Collection[str]) -> None:
     installed but not loaded is left alone (its keys cannot be known);
     one of a plugin nobody installed is an error.
     """
-    defaults = {k: s.value for k, s in config.settings.items() if s.source == "default" or s.source.startswith("plugin ")}
+    defaults = config.defaults
     loaded_sections = {k.split(".")[1] for k in defaults if k.startswith("plugins.")}
     for key, setting in sorted(config.settings.items()):
         if setting.source == "default" or setting.source.startswith("plugin "):

@@ -12,6 +12,8 @@ from collections import deque
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from omerta_core.control.progress import report
+from omerta_core.ids import resolve_prefix
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.transport import Delivery, Transport
 from omerta_core.node import NodeContext
@@ -20,6 +22,8 @@ from omerta_transport_udp.service import UdpTransport
 
 #: Messages a mailbox keeps per channel before dropping the oldest.
 MAILBOX_LIMIT = 200_000
+#: Most pings one ``omerta ping`` sends (one a second).
+MAX_PINGS = 100
 
 _mailboxes: WeakKeyDictionary[UdpTransport, dict[str, deque[tuple[str, bytes]]]] = WeakKeyDictionary()
 
@@ -87,7 +91,28 @@ def peers(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
 
 async def identify(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     """Ask who listens at ``endpoint`` (HOST:PORT)."""
-    return {"peer": await _transport(node).identify(Endpoint.parse(params["endpoint"]))}
+    return {"peer": await _transport(node).identify(Endpoint.parse(str(params.get("endpoint", ""))))}
+
+
+def known_peers(node: NodeContext, transport: UdpTransport) -> set[str]:
+    """Peer ids the transport or discovery knows: what a prefix may name."""
+    known = {str(row["peer"]) for row in transport.status()["peers"]}
+    if node.has_service("discovery"):
+        known |= {str(info.peer) for info in node.service("discovery").peers()}
+    return known
+
+
+async def ping(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Ping ``peer`` (an id or a unique prefix) ``count`` times; the first ping carries ``message``."""
+    transport = _transport(node)
+    if transport.pinger is None:
+        raise TransportError("the udp transport is not running")
+    peer = PeerId(resolve_prefix(str(params.get("peer", "")), known_peers(node, transport), "peer"))
+    count = params.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_PINGS:
+        raise TransportError(f"count must be 1-{MAX_PINGS}")
+    report(f"pinging {peer.short}")
+    return await transport.pinger.ping_many(peer, count, str(params.get("message") or ""), lambda: transport.core.route_of(peer))
 
 
 METHODS: dict[str, Any] = {
@@ -97,4 +122,5 @@ METHODS: dict[str, Any] = {
     "udp.add_peer": add_peer,
     "udp.peers": peers,
     "udp.identify": identify,
+    "udp.ping": ping,
 }

@@ -108,10 +108,12 @@ class RawDatagram:
 
 @dataclass(frozen=True)
 class Connected:
-    """A session to ``peer`` was established (``restarted``: the peer is a new incarnation)."""
+    """A session to ``peer`` was established (``restarted``: the peer is a new incarnation;
+    ``rekey``: it replaces a working session, the routine renewal every ``rekey_after_s``)."""
 
     peer: PeerId
     restarted: bool
+    rekey: bool = False
 
 
 Event = Delivered | Identified | RawDatagram | Connected
@@ -580,6 +582,7 @@ class TransportCore:
             peer.current = peer.previous = None
             peer.link.reset()
             self.counters["peer_restarts"] += 1
+        rekey = peer.current is not None
         if peer.previous is not None:
             self._by_index.pop(peer.previous.local_index, None)
         peer.previous = peer.current
@@ -588,7 +591,7 @@ class TransportCore:
         peer.ever_connected = True
         peer.last_received = now
         self._by_index[keypair.local_index] = keypair
-        self.events.append(Connected(peer.peer_id, restarted))
+        self.events.append(Connected(peer.peer_id, restarted, rekey))
 
     def _after_connect(self, peer: PeerState, now: float) -> None:
         keypair = peer.current

@@ -44,7 +44,8 @@ def build(node: NodeContext) -> UdpTransport:
             rekey_after_s=float(config["rekey_after_s"]),
             reject_after_s=float(config["reject_after_s"]),
         )
-        port = int(config["port"])
+        chosen = node.config.node("port")  # omerta node --port, over plugins.udp.port
+        port = int(config["port"] if chosen is None else chosen)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"plugins.udp: {exc}") from exc
     if not 0 <= port < 65536:

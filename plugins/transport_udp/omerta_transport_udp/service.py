@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import inspect
 import ipaddress
@@ -22,6 +23,7 @@ from typing import Any
 import nacl.signing
 import structlog
 
+from omerta_core.control.progress import report
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.transport import (
     Delivery,
@@ -33,6 +35,7 @@ from omerta_core.interfaces.transport import (
 from omerta_core.services import Claims
 from omerta_transport_udp.core import Connected, Delivered, Identified, PathRoute, RawDatagram, Settings, TransportCore
 from omerta_transport_udp.errors import IdentifyTimeoutError, NotStartedError, TransportError
+from omerta_transport_udp.ping import Pinger
 
 #: Least time between two timer wake-ups: bounds the cost of a deadline that stays due.
 MIN_TIMER_GAP_S = 0.001
@@ -102,6 +105,7 @@ class UdpTransport:
         self._last_timer = float("-inf")
         self._drain_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.pinger: Pinger | None = None
 
     @property
     def peer_id(self) -> PeerId:
@@ -123,6 +127,7 @@ class UdpTransport:
             else:
                 self._v4 = self._v4 or sock
         self.port = port
+        self.pinger = Pinger(self, self.log)
         for entry in self._configured_peers:
             peer_text, _, address = entry.partition("@")
             self.add_peer(PeerId(peer_text), [Endpoint.parse(address)] if address else [])
@@ -146,7 +151,12 @@ class UdpTransport:
             sock.close()
             if host == "::":  # no IPv6 on this machine: IPv4 only
                 return self._bind("0.0.0.0", port)
-            raise TransportError(f"cannot listen on {Endpoint(host, port or 1).host} port {port}: {exc}") from exc
+            if exc.errno == errno.EADDRINUSE:
+                raise TransportError(
+                    f"UDP port {port} is already in use on {host} (another node?); "
+                    f"choose another with `omerta node --port N`"
+                ) from exc
+            raise TransportError(f"cannot listen on {host} port {port}: {exc.strerror}") from exc
         return sock
 
     async def stop(self) -> None:
@@ -240,7 +250,9 @@ class UdpTransport:
 
     async def identify(self, endpoint: Endpoint) -> PeerId:
         loop = asyncio.get_running_loop()
-        for _ in range(IDENTIFY_ATTEMPTS):
+        for attempt in range(IDENTIFY_ATTEMPTS):
+            if attempt:
+                report(f"no answer from {endpoint} yet (attempt {attempt + 1} of {IDENTIFY_ATTEMPTS})")
             nonce = self.core.identify_request(endpoint)
             waiter: asyncio.Future[PeerId] = loop.create_future()
             self._identify_waiters[nonce] = waiter
@@ -341,7 +353,8 @@ class UdpTransport:
                 for raw_handler in self._raw_handlers:
                     raw_handler(event.data, event.source)
             elif type(event) is Connected:
-                self.log.info("session established", peer=event.peer.short, peer_restarted=event.restarted)
+                level = self.log.debug if event.rekey else self.log.info
+                level("session established", peer=event.peer.short, peer_restarted=event.restarted, rekey=event.rekey)
         self._transmit()
         self._rearm()
 
