@@ -17,7 +17,7 @@ from omerta_core import identity as identity_mod
 from omerta_core.cli import json_option, print_table, resolve_state_dir, state_dir_option
 from omerta_core.control import client
 from omerta_core.errors import ControlError
-from omerta_core.paths import ensure_state_dir
+from omerta_core.paths import ensure_plugin_dir, ensure_state_dir
 from omerta_discovery_gossip.errors import GossipError
 from omerta_discovery_gossip.invite import create_invite, parse_bootstrap, parse_invite
 from omerta_discovery_gossip.network import Network
@@ -26,8 +26,10 @@ from omerta_discovery_gossip.network_store import NetworkStore
 DEFAULT_INVITE_TTL_S = 24 * 3600
 
 
-def _plugin_dir(state_dir: Path | None) -> Path:
-    return ensure_state_dir(resolve_state_dir(state_dir) / "plugins" / "gossip")
+def _plugin_dir(state_dir: Path | None, *, create: bool = True) -> Path:
+    """The plugin's directory; read-only commands pass ``create=False`` and make nothing."""
+    directory = resolve_state_dir(state_dir)
+    return ensure_plugin_dir(directory, "gossip") if create else directory / "plugins" / "gossip"
 
 
 def _live(state_dir: Path | None, method: str, params: dict[str, Any] | None = None) -> Any | None:
@@ -61,7 +63,7 @@ def create(name: str, state_dir: Path | None, as_json: bool) -> None:
 @json_option
 def list_networks(state_dir: Path | None, as_json: bool) -> None:
     """List joined networks (with live member counts when a node runs)."""
-    joined = NetworkStore(_plugin_dir(state_dir)).load()
+    joined = NetworkStore(_plugin_dir(state_dir, create=False)).load()
     live = {n["id"]: n for n in _live(state_dir, "gossip.networks") or []}
     rows = [
         {
@@ -108,14 +110,33 @@ def list_networks(state_dir: Path | None, as_json: bool) -> None:
     help="Bootstrap entry to put in the invite (repeatable) [default: the running node's endpoints].",
 )
 @state_dir_option
-def invite(network: str, ttl_s: float, bootstrap: tuple[str, ...], state_dir: Path | None) -> None:
-    """Print a signed invite link to NETWORK (name or id)."""
+@json_option
+def invite(network: str, ttl_s: float, bootstrap: tuple[str, ...], state_dir: Path | None, as_json: bool) -> None:
+    """Print a signed invite link to NETWORK (name or id prefix)."""
+    if ttl_s <= 0:
+        raise click.BadParameter(f"must be more than 0 seconds, got {ttl_s:g}", param_hint="'--ttl'")
+    for entry in bootstrap:
+        parse_bootstrap(entry)
     directory = ensure_state_dir(resolve_state_dir(state_dir))
-    joined = NetworkStore(_plugin_dir(state_dir)).find(network)
+    joined = NetworkStore(_plugin_dir(state_dir, create=False)).find(network)
     entries = list(bootstrap) or _live(state_dir, "gossip.endpoints") or []
     if not entries:
         raise GossipError("no bootstrap endpoints: start the node first, or pass --bootstrap HOST:PORT")
-    click.echo(create_invite(identity_mod.load_or_create(directory), joined.network, entries, ttl_s).link())
+    made = create_invite(identity_mod.load_or_create(directory), joined.network, entries, ttl_s)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "link": made.link(),
+                    "network": joined.network.name,
+                    "id": joined.network.id_hex,
+                    "bootstrap": entries,
+                    "expires_at": made.expires_at,
+                }
+            )
+        )
+    else:
+        click.echo(made.link())
 
 
 @network_group.command(name="join")
@@ -136,11 +157,15 @@ def join(link: str, state_dir: Path | None, as_json: bool) -> None:
 @network_group.command(name="leave")
 @click.argument("network")
 @state_dir_option
-def leave(network: str, state_dir: Path | None) -> None:
-    """Leave NETWORK (name or id): forget its key and its cached peers."""
-    gone = NetworkStore(_plugin_dir(state_dir)).remove(network)
+@json_option
+def leave(network: str, state_dir: Path | None, as_json: bool) -> None:
+    """Leave NETWORK (name or id prefix): forget its key and its cached peers."""
+    gone = NetworkStore(_plugin_dir(state_dir, create=False)).remove(network)
     _live(state_dir, "gossip.reload")
-    click.echo(f"left network {gone.network.name} ({gone.network.id_hex})")
+    if as_json:
+        click.echo(json.dumps({"left": True, "name": gone.network.name, "id": gone.network.id_hex}))
+    else:
+        click.echo(f"left network {gone.network.name} ({gone.network.id_hex})")
 
 
 @click.command(name="peers")

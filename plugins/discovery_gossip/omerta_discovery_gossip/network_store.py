@@ -38,6 +38,20 @@ class JoinedNetwork:
         }
 
 
+#: Longest network name accepted (it travels in invites and shows in tables).
+MAX_NAME_CHARS = 64
+
+
+def check_name(name: str) -> None:
+    """A network name must be non-empty, printable and short."""
+    if not name.strip():
+        raise NetworkError("a network needs a name: `omerta network create NAME`")
+    if name != name.strip() or not name.isprintable() or len(name) > MAX_NAME_CHARS:
+        raise NetworkError(
+            f"network name {name!r} must be printable, at most {MAX_NAME_CHARS} characters, without outer spaces"
+        )
+
+
 class NetworkStore:
     """Reads and writes the joined networks of one state directory."""
 
@@ -55,17 +69,28 @@ class NetworkStore:
             raise NetworkError(f"{self.path} is damaged ({reason}); fix or remove it") from exc
 
     def find(self, name_or_id: str) -> JoinedNetwork:
-        matches = [m for m in self.load() if name_or_id in (m.network.name, m.network.id_hex)]
+        """The joined network called ``name_or_id``, or whose id is or starts with it."""
+        joined = self.load()
+        matches = [m for m in joined if m.network.name == name_or_id] or [
+            m for m in joined if name_or_id and m.network.id_hex.startswith(name_or_id.lower())
+        ]
         if not matches:
             raise NetworkError(f"not a member of a network called {name_or_id!r} (see `omerta network list`)")
         if len(matches) > 1:
-            raise NetworkError(f"several networks are called {name_or_id!r}; give the id instead")
+            raise NetworkError(f"{name_or_id!r} names several networks; give more of the id instead")
         return matches[0]
 
     def add(self, network: Network, bootstrap: tuple[str, ...] = ()) -> JoinedNetwork:
+        """Join ``network``; names are unique among joined networks and never empty."""
         current = self.load()
         if any(m.network.id == network.id for m in current):
             raise NetworkError(f"already a member of network {network.name!r} ({network.id_hex})")
+        check_name(network.name)
+        if any(m.network.name == network.name for m in current):
+            raise NetworkError(
+                f"a network called {network.name!r} is already joined; choose another name "
+                f"(or `omerta network leave {network.name}` first)"
+            )
         membership = JoinedNetwork(network, bootstrap, time.time())
         self._write([*current, membership])
         return membership

@@ -62,6 +62,8 @@ class GossipDiscovery:
     # -- Service ------------------------------------------------------------------
 
     async def start(self) -> None:
+        for entry in self.node.config.node("bootstrap") or []:
+            parse_bootstrap(str(entry))  # a bad entry stops the node with one line, not a warning later
         self._transport = self.node.service(Transport)
         self._cache = PeerCache(self.node.plugin_state_dir("gossip"))
         self._transport.on_message(CHANNEL, self._on_frame)
