@@ -1,4 +1,4 @@
-"""``omerta vm``: list, show, create, destroy and clean up this provider's VMs.
+"""``omerta vm``: list, show, create, renew, destroy and clean up this provider's VMs; build the test image.
 
 Talks to the running node over its control socket. ``vm cleanup`` also works
 with no node running: it then takes the node's lock itself and deletes every
@@ -8,6 +8,7 @@ a node) the registry and the artefacts it names.
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import json
 import os
@@ -17,17 +18,31 @@ from typing import Any
 
 import click
 
+from omerta_core import config as config_mod
 from omerta_core.cli import json_option, print_table, resolve_state_dir, state_dir_option
+from omerta_core.console import progress
 from omerta_core.control import client
 from omerta_core.errors import ControlError
 from omerta_core.node import LOCK_FILE
 from omerta_vm_kvm import libvirt_host
 from omerta_vm_kvm.errors import KvmError
+from omerta_vm_kvm.guest_builder import GuestBuildError, build_image
 from omerta_vm_kvm.registry import REGISTRY_FILE, Registry
 from omerta_vm_kvm.teardown import delete_artefact
 
 #: Creating waits for the guest to boot; under TCG on a busy host that takes a while.
 CREATE_TIMEOUT_S = 600.0
+#: Fields of ``vm show`` that are Unix times, shown as local dates with "in"/"ago".
+TIME_FIELDS = ("created_at", "expires_at")
+
+
+def readable_time(epoch: float, now: float) -> str:
+    """``2026-11-29 18:02:11 (in 59 min)`` or ``(3 s ago)``."""
+    stamp = datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+    delta = epoch - now
+    span = abs(delta)
+    amount = f"{span:.0f} s" if span < 120 else f"{span / 60:.0f} min" if span < 7200 else f"{span / 3600:.1f} h"
+    return f"{stamp} ({'in ' + amount if delta >= 0 else amount + ' ago'})"
 
 
 @click.group(name="vm")
@@ -68,13 +83,16 @@ def vm_list(state_dir: Path | None, as_json: bool) -> None:
 @state_dir_option
 @json_option
 def vm_show(vm_id: str, state_dir: Path | None, as_json: bool) -> None:
-    """Show one VM with every artefact the registry records for it."""
+    """Show one VM (VM_ID: the id or a unique prefix) with every artefact the registry records for it."""
     detail = client.call(resolve_state_dir(state_dir), "vm.show", {"vm_id": vm_id})
     if as_json:
         click.echo(json.dumps(detail, indent=2))
         return
+    now = time.time()
     for key, value in detail.items():
-        if key != "artefacts":
+        if key in TIME_FIELDS and isinstance(value, int | float):
+            click.echo(f"{key:<12} {readable_time(value, now)}")
+        elif key != "artefacts":
             click.echo(f"{key:<12} {value}")
     for artefact in detail["artefacts"]:
         click.echo(f"{'artefact':<12} {artefact['kind']:<7} {artefact['name']}")
@@ -82,10 +100,10 @@ def vm_show(vm_id: str, state_dir: Path | None, as_json: bool) -> None:
 
 @vm_group.command(name="create")
 @click.option("--image", required=True, help="Image name (a directory of the images directory).")
-@click.option("--vcpus", type=int, default=1, show_default=True)
-@click.option("--memory", "memory_mib", type=int, default=512, show_default=True, help="MiB.")
-@click.option("--disk", "disk_gib", type=int, default=4, show_default=True, help="GiB.")
-@click.option("--lease", "lease_seconds", type=int, default=3600, show_default=True, help="Seconds.")
+@click.option("--vcpus", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--memory", "memory_mib", type=click.IntRange(min=1), default=512, show_default=True, help="MiB.")
+@click.option("--disk", "disk_gib", type=click.IntRange(min=1), default=4, show_default=True, help="GiB.")
+@click.option("--lease", "lease_seconds", type=click.IntRange(min=1), default=3600, show_default=True, help="Seconds.")
 @click.option(
     "--ssh-key", "ssh_key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Public key file."
 )
@@ -101,7 +119,11 @@ def vm_create(
     state_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Create a VM on the running node (for the operator; consumers request over the mesh)."""
+    """Create a VM on the running node (for the operator; consumers request over the mesh).
+
+    Shows what the node is doing while the VM boots. Ctrl-C before it is ready
+    rolls the VM back: nothing is left running.
+    """
     params: dict[str, Any] = {
         "image": image,
         "vcpus": vcpus,
@@ -111,8 +133,28 @@ def vm_create(
     }
     if ssh_key_file is not None:
         params["ssh_public_key"] = ssh_key_file.read_text()
-    row = client.call(resolve_state_dir(state_dir), "vm.create", params, timeout=CREATE_TIMEOUT_S)
+    try:
+        with progress("creating VM") as note:
+            row = client.call(
+                resolve_state_dir(state_dir), "vm.create", params, timeout=CREATE_TIMEOUT_S, on_progress=note
+            )
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted: the node is deleting the VM it was creating") from None
     click.echo(json.dumps(row, indent=2) if as_json else row["vm_id"])
+
+
+@vm_group.command(name="renew")
+@click.argument("vm_id")
+@click.argument("seconds", type=click.IntRange(min=1))
+@state_dir_option
+@json_option
+def vm_renew(vm_id: str, seconds: int, state_dir: Path | None, as_json: bool) -> None:
+    """Extend VM_ID's lease to end no sooner than SECONDS from now."""
+    row = client.call(resolve_state_dir(state_dir), "vm.renew", {"vm_id": vm_id, "seconds": seconds})
+    if as_json:
+        click.echo(json.dumps(row, indent=2))
+    else:
+        click.echo(f"{row['vm_id']} expires {readable_time(row['expires_at'], time.time())}")
 
 
 @vm_group.command(name="destroy")
@@ -120,9 +162,9 @@ def vm_create(
 @state_dir_option
 @json_option
 def vm_destroy(vm_id: str, state_dir: Path | None, as_json: bool) -> None:
-    """Delete a VM and every artefact it had."""
+    """Delete a VM (VM_ID: the id or a unique prefix) and every artefact it had."""
     result = client.call(resolve_state_dir(state_dir), "vm.destroy", {"vm_id": vm_id}, timeout=60)
-    click.echo(json.dumps(result) if as_json else f"deleted {vm_id}")
+    click.echo(json.dumps(result) if as_json else f"deleted {result['vm_id']}")
 
 
 @vm_group.command(name="cleanup")
@@ -136,6 +178,34 @@ def vm_cleanup(state_dir: Path | None, as_json: bool) -> None:
     except ControlError:
         result = {"removed_artefacts": sweep_offline(directory)}
     click.echo(json.dumps(result) if as_json else f"removed {result['removed_artefacts']} artefacts")
+
+
+@vm_group.group(name="image")
+def image_group() -> None:
+    """Images VMs boot from."""
+
+
+@image_group.command(name="build")
+@click.option("--name", default="omk-test", show_default=True, help="Image name (its directory).")
+@click.option(
+    "--images-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where images live [default: plugins.kvm.images_dir, else <state>/plugins/kvm/images].",
+)
+@state_dir_option
+@json_option
+def image_build(name: str, images_dir: Path | None, state_dir: Path | None, as_json: bool) -> None:
+    """Build the minimal test guest (a Debian cloud kernel and a busybox initramfs); cached once built."""
+    if images_dir is None:
+        directory = resolve_state_dir(state_dir)
+        configured = config_mod.load(overrides={"node.state_dir": str(directory)}).get("plugins.kvm.images_dir")
+        images_dir = Path(configured) if configured else directory / "plugins" / "kvm" / "images"
+    try:
+        with progress(f"building image {name} (downloads a Debian kernel the first time)"):
+            built = build_image(images_dir, name)
+    except GuestBuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"name": name, "path": str(built)}) if as_json else str(built))
 
 
 def sweep_offline(state_dir: Path) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from omerta_core.hookspecs import ControlMethod
+from omerta_core.ids import resolve_prefix
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.hypervisor import Hypervisor, VmRequest
 from omerta_core.node import NodeContext
@@ -25,11 +26,12 @@ def _hypervisor(node: NodeContext) -> KvmHypervisor:
     return service
 
 
-def _vm_id(params: dict[str, Any]) -> str:
+def _vm_id(params: dict[str, Any], hypervisor: KvmHypervisor) -> str:
+    """The full id of the VM that ``vm_id`` (a whole id or a unique prefix) names."""
     vm_id = params.get("vm_id")
     if not isinstance(vm_id, str) or not vm_id:
         raise AdmissionError("vm_id is required")
-    return vm_id
+    return resolve_prefix(vm_id, [row.vm_id for row in hypervisor.rows()], "VM id")
 
 
 def parse_request(params: dict[str, Any], default_consumer: str) -> VmRequest:
@@ -62,15 +64,16 @@ def vm_list(node: NodeContext, _params: dict[str, Any]) -> list[dict[str, Any]]:
 
 def vm_show(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     hypervisor = _hypervisor(node)
-    vm_id = _vm_id(params)
+    vm_id = _vm_id(params, hypervisor)
     detail = hypervisor.row(vm_id).as_json()
     detail["artefacts"] = [{"kind": a.kind, "name": a.name} for a in hypervisor.artefacts(vm_id)]
     return detail
 
 
 async def vm_destroy(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
-    vm_id = _vm_id(params)
-    await _hypervisor(node).destroy(vm_id)
+    hypervisor = _hypervisor(node)
+    vm_id = _vm_id(params, hypervisor)
+    await hypervisor.destroy(vm_id)
     return {"vm_id": vm_id, "deleted": True}
 
 
@@ -79,7 +82,7 @@ async def vm_renew(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     seconds = params.get("seconds")
     if not isinstance(seconds, int) or isinstance(seconds, bool):
         raise AdmissionError("seconds must be an integer")
-    info = await hypervisor.renew(_vm_id(params), seconds)
+    info = await hypervisor.renew(_vm_id(params, hypervisor), seconds)
     return hypervisor.row(info.vm_id).as_json()
 
 

@@ -48,7 +48,12 @@ GUEST_VERSION = "3"
 
 def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:
     """Return the image directory ``cache_dir/images/<name>``, building it if missing."""
-    image_dir = cache_dir / "images" / name
+    return build_image(cache_dir / "images", name)
+
+
+def build_image(images_dir: Path, name: str = "omk-test") -> Path:
+    """Return the image directory ``images_dir/<name>``, building the test guest there if missing."""
+    image_dir = images_dir / name
     version = image_dir / "guest-version"
     if all((image_dir / f).exists() for f in IMAGE_FILES) and version.exists() and version.read_text() == GUEST_VERSION:
         return image_dir

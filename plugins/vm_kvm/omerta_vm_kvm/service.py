@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from omerta_core.control.progress import report
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.hypervisor import FramePort, VmInfo, VmRequest, VmState
 from omerta_vm_kvm import libvirt_host, network, probe, seed
@@ -171,11 +172,11 @@ class KvmHypervisor:
         try:
             await self._build(row, image, ssh_key, request.lease_seconds)
         except BaseException as exc:
-            self.events.step("failed", vm_id, reason=str(exc) or type(exc).__name__)
+            self.events.step("failed", vm_id, reason=str(exc) or ("interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__))
             await asyncio.shield(self._teardown(vm_id, "failed"))
             if isinstance(exc, KvmError | asyncio.CancelledError):
                 raise
-            raise KvmError(f"creating VM {vm_id} failed: {type(exc).__name__}: {exc}") from exc
+            raise KvmError(f"creating VM {vm_id} failed: {exc or 'unexpected error'} (see the node's log)") from exc
         return self._row(vm_id).info()
 
     async def destroy(self, vm_id: str) -> None:
@@ -263,7 +264,10 @@ class KvmHypervisor:
         registry = self._registry()
         vm_id = row.vm_id
         registry.set_state(vm_id, VmState.CREATING)
+        if self._kvm_works is None and self.settings.domain_type == "auto" and not probe.cached_verdict(self.state_dir):
+            report("checking whether KVM works here (first VM only, up to half a minute)")
         domain_type = await self._domain_type(image)
+        report(f"preparing disk, network and domain ({domain_type})")
         registry.set_domain_type(vm_id, domain_type)
         vm_dir = self.vms_dir / vm_id
         await self._make(Artefact(vm_id, "dir", str(vm_dir)), vm_dir.mkdir, 0o700)
@@ -301,6 +305,7 @@ class KvmHypervisor:
         await asyncio.to_thread(network.move_tap_into, tap_artefact, namespace, self.settings.nic_mtu)
         registry.set_state(vm_id, VmState.BOOTING)
         self.events.step("boot", vm_id)
+        report(f"VM {vm_id[:8]} is booting; waiting for it to signal readiness")
         started = time.monotonic()
         await self._wait_ready(vm_id, spec.name, console)
         expires_at = time.time() + lease_s  # the lease runs from the moment the consumer can use the VM
