@@ -139,7 +139,9 @@ def vm_create(
                 resolve_state_dir(state_dir), "vm.create", params, timeout=CREATE_TIMEOUT_S, on_progress=note
             )
     except KeyboardInterrupt:
-        raise click.ClickException("interrupted: the node is deleting the VM it was creating") from None
+        interrupted = click.ClickException("interrupted: the node is deleting the VM it was creating")
+        interrupted.exit_code = 130
+        raise interrupted from None
     click.echo(json.dumps(row, indent=2) if as_json else row["vm_id"])
 
 

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from omerta_core.control.progress import report
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.discovery import Discovery
+from omerta_core.interfaces.discovery import Discovery, Liveness
 from omerta_core.interfaces.transport import Transport
 from omerta_core.node import NodeContext
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
@@ -229,11 +230,16 @@ class OmtLedger:
         summary["seconds"] = round(time.monotonic() - started, 3)
         return summary
 
-    def known_peers(self) -> list[str]:
+    def known_peers(self, *, live_only: bool = False) -> list[str]:
+        """Peers discovery knows (``live_only``: leaving out those it has found dead)."""
         peers: set[str] = set()
         discovery = self.node.find(Discovery)
         if discovery is not None:
-            peers |= {str(info.peer) for info in discovery.peers()}
+            peers |= {
+                str(info.peer)
+                for info in discovery.peers()
+                if not live_only or info.liveness is not Liveness.DEAD
+            }
         peers.discard(self.ledger.me)
         return sorted(peers)
 
@@ -242,12 +248,21 @@ class OmtLedger:
         await self.sync_all([peer])
 
     async def sync_all(self, peers: list[str] | None = None, timeout: float | None = None) -> dict[str, Any]:
-        targets = peers or self.known_peers()
-        results = await asyncio.gather(*(self.sync_with(p, timeout) for p in targets), return_exceptions=True)
+        targets = peers or self.known_peers(live_only=True)
+        if targets:
+            budget = timeout if timeout is not None else self.config["ledger_sync_timeout_s"]
+            report(f"syncing with {len(targets)} peer(s), up to {float(budget):.0f} s each")
+        results = await asyncio.gather(*(self._sync_reporting(p, timeout) for p in targets), return_exceptions=True)
         return {
             peer: (result if isinstance(result, dict) else {"error": str(result)})
             for peer, result in zip(targets, results, strict=True)
         }
+
+    async def _sync_reporting(self, peer: str, timeout: float | None) -> dict[str, Any]:
+        summary = await self.sync_with(peer, timeout)
+        outcome = summary.get("error") or f"{summary.get('blocks_added', 0)} block(s) added"
+        report(f"{peer[:12]}: {outcome}")
+        return summary
 
     async def _sync_forever(self, interval: float) -> None:
         while True:

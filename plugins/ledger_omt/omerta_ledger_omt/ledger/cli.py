@@ -1,9 +1,10 @@
-"""``omerta ledger show|verify|balance|trust|audit|sync``: read and audit chains, balances and trust; sync a node.
+"""``omerta ledger``: read and audit chains, balances and trust; sync; transfer, lock, top up and settle.
 
 With a node running on the state directory the commands ask it over the
 control socket; without one, ``show``, ``verify``, ``balance``, ``trust`` and ``audit``
-open the chain store directly (``sync`` needs the node). Touches the control
-socket or the chain store.
+open the chain store directly (``sync`` and the operations need the node).
+Peer ids may be given as any unique prefix. Touches the control socket or the
+chain store.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import click
 from omerta_core import config as config_mod
 from omerta_core import identity as identity_mod
 from omerta_core.cli import json_option, resolve_state_dir, state_dir_option
+from omerta_core.console import progress
 from omerta_core.control import client
+from omerta_core.ids import resolve_prefix
 from omerta_core.interfaces.common import PeerId
 from omerta_core.paths import control_socket_path, identity_key_path
 from omerta_ledger_omt.ledger import views
@@ -43,8 +46,33 @@ def _query(state_dir: Path | None, method: str, params: dict[str, Any], offline:
         store.close()
 
 
-def _peer(text: str | None) -> str | None:
-    return str(PeerId(text)) if text else None
+def _offline_peer(led: LocalLedger, text: str | None) -> str | None:
+    """Without a node: a full peer id, or the one chain held whose owner starts with ``text``."""
+    if not text:
+        return None
+    try:
+        return str(PeerId(text))
+    except ValueError:
+        return resolve_prefix(text, led.store.owners(), "peer")
+
+
+#: Escrow operations wait for witnesses; the node's own timeouts bound them, this bounds the wait for a reply.
+OPERATION_TIMEOUT_S = 300.0
+
+
+def _operate(state_dir: Path | None, title: str, method: str, params: dict[str, Any]) -> Any:
+    with progress(title) as note:
+        return client.call(
+            resolve_state_dir(state_dir), method, params, timeout=OPERATION_TIMEOUT_S, on_progress=note
+        )
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        click.echo(f"{key:<14} {json.dumps(value) if isinstance(value, dict | list) else value}")
 
 
 @click.group(name="ledger")
@@ -60,9 +88,10 @@ def ledger_group() -> None:
 @json_option
 def show_command(peer: str | None, start: int, limit: int, state_dir: Path | None, as_json: bool) -> None:
     """Show the blocks of PEER's chain (this node's own chain by default)."""
-    owner = _peer(peer)
-    params = {"peer": owner, "start": start, "limit": limit}
-    result = _query(state_dir, "ledger.show", params, lambda led: views.show(led, owner, start, limit))
+    params = {"peer": peer, "start": start, "limit": limit}
+    result = _query(
+        state_dir, "ledger.show", params, lambda led: views.show(led, _offline_peer(led, peer), start, limit)
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -98,8 +127,9 @@ def verify_command(state_dir: Path | None, as_json: bool) -> None:
 @json_option
 def balance_command(peer: str | None, state_dir: Path | None, as_json: bool) -> None:
     """Balances derived from the chains held (of PEER, or of every chain with a supply audit)."""
-    owner = _peer(peer)
-    result = _query(state_dir, "ledger.balance", {"peer": owner}, lambda led: views.balances(led, owner))
+    result = _query(
+        state_dir, "ledger.balance", {"peer": peer}, lambda led: views.balances(led, _offline_peer(led, peer))
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -117,8 +147,9 @@ def balance_command(peer: str | None, state_dir: Path | None, as_json: bool) -> 
 @json_option
 def trust_command(peer: str, explain: bool, state_dir: Path | None, as_json: bool) -> None:
     """This node's trust in PEER (0..1); --explain shows how the number was reached."""
-    subject = str(PeerId(peer))
-    result = _query(state_dir, "ledger.trust", {"peer": subject}, lambda led: views.trust(led, subject))
+    result = _query(
+        state_dir, "ledger.trust", {"peer": peer}, lambda led: views.trust(led, str(_offline_peer(led, peer)))
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
@@ -136,9 +167,9 @@ def audit_command(peer: str | None, state_dir: Path | None, as_json: bool) -> No
 
     Exits 1 when a discrepancy is found.
     """
-    subject = _peer(peer)
-    result = _query(state_dir, "ledger.audit_chain", {"peer": subject},
-                    lambda led: views.audit(led, subject or led.me))  # fmt: skip
+    result = _query(
+        state_dir, "ledger.audit_chain", {"peer": peer}, lambda led: views.audit(led, _offline_peer(led, peer) or led.me)
+    )
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -156,25 +187,99 @@ def audit_command(peer: str | None, state_dir: Path | None, as_json: bool) -> No
 
 @ledger_group.command(name="sync")
 @click.argument("peers", nargs=-1)
-@click.option("--timeout", type=float, default=None, help="Seconds per peer [default: ledger_sync_timeout_s].")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds per peer [default: ledger_sync_timeout_s].",
+)
 @state_dir_option
 @json_option
 def sync_command(peers: tuple[str, ...], timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
-    """Ask the running node to sync chains now with PEERS (default: every peer discovery knows)."""
-    directory = resolve_state_dir(state_dir)
-    params = {"peers": [str(PeerId(p)) for p in peers], "timeout": timeout}
-    result = client.call(directory, "ledger.sync", params, timeout=600.0)
+    """Ask the running node to sync chains now with PEERS (default: every peer discovery does not know dead).
+
+    Exit 1 when a sync with any peer failed.
+    """
+    result = _operate(state_dir, "syncing chains", "ledger.sync", {"peers": list(peers), "timeout": timeout})
+    failed = [peer for peer, summary in result.items() if "error" in summary]
     if as_json:
         click.echo(json.dumps(result, indent=2))
-        return
-    if not result:
-        click.echo("no peers to sync with")
-    for peer, summary in result.items():
-        error = f"  error: {summary['error']}" if "error" in summary else ""
-        click.echo(
-            f"{peer[:12]}  received {summary.get('blocks_received', 0)}  added {summary.get('blocks_added', 0)}"
-            f"  rejected {summary.get('blocks_rejected', 0)}  forks {summary.get('forks', 0)}{error}"
-        )
+    else:
+        if not result:
+            click.echo("no live peers to sync with")
+        for peer, summary in result.items():
+            error = f"  error: {summary['error']}" if "error" in summary else ""
+            click.echo(
+                f"{peer[:12]}  received {summary.get('blocks_received', 0)}  added {summary.get('blocks_added', 0)}"
+                f"  rejected {summary.get('blocks_rejected', 0)}  forks {summary.get('forks', 0)}{error}"
+            )
+    if failed:
+        raise click.ClickException(f"sync failed with {len(failed)} of {len(result)} peer(s)")
+
+
+@ledger_group.command(name="transfer")
+@click.argument("peer")
+@click.argument("amount", type=click.IntRange(min=1))
+@state_dir_option
+@json_option
+def transfer_command(peer: str, amount: int, state_dir: Path | None, as_json: bool) -> None:
+    """Transfer AMOUNT to PEER: a proposal on this chain that PEER's node agrees to when it syncs."""
+    _print_result(_operate(state_dir, "transferring", "ledger.transfer", {"to": peer, "amount": amount}), as_json)
+
+
+@ledger_group.command(name="lock")
+@click.argument("provider")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the witnesses.")
+@state_dir_option
+@json_option
+def lock_command(provider: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
+    """Lock AMOUNT in escrow for PROVIDER (transaction 00); prints the session to top up and settle."""
+    params = {"provider": provider, "amount": amount, "timeout": timeout}
+    _print_result(_operate(state_dir, "locking escrow (waiting for witnesses)", "ledger.lock", params), as_json)
+
+
+def _topup(session: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
+    params = {"session": session, "amount": amount, "timeout": timeout}
+    _print_result(_operate(state_dir, "topping up escrow (waiting for witnesses)", "ledger.topup", params), as_json)
+
+
+@ledger_group.command(name="topup")
+@click.argument("session")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the witnesses.")
+@state_dir_option
+@json_option
+def topup_command(session: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
+    """Add AMOUNT to the escrow of lock SESSION (transaction 00's top-up round)."""
+    _topup(session, amount, timeout, state_dir, as_json)
+
+
+@ledger_group.command(name="renew")
+@click.argument("session")
+@click.argument("amount", type=click.IntRange(min=1))
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the witnesses.")
+@state_dir_option
+@json_option
+def renew_command(session: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
+    """Renew SESSION for longer use: top its escrow up by AMOUNT (the same round as `topup`)."""
+    _topup(session, amount, timeout, state_dir, as_json)
+
+
+@ledger_group.command(name="settle")
+@click.argument("session")
+@click.option("--rate", "hourly_rate", type=click.IntRange(min=0), required=True, help="Price per hour of use.")
+@click.option(
+    "--duration-ms", type=click.IntRange(min=0), help="Milliseconds used [default: what the witnesses attested]."
+)
+@state_dir_option
+@json_option
+def settle_command(
+    session: str, hourly_rate: int, duration_ms: int | None, state_dir: Path | None, as_json: bool
+) -> None:
+    """Settle lock SESSION (transaction 02): pay the provider for the time used, refund the rest."""
+    params = {"session": session, "hourly_rate": hourly_rate, "duration_ms": duration_ms}
+    _print_result(_operate(state_dir, "settling (waiting for witnesses)", "ledger.settle", params), as_json)
 
 
 COMMANDS = [ledger_group]

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from omerta_core.ids import resolve_prefix
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.ledger import Ledger
 from omerta_core.node import NodeContext
 from omerta_ledger_omt.ledger import views
-from omerta_ledger_omt.ledger.backend import OmtLedger
+from omerta_ledger_omt.ledger.backend import OmtLedger, block_summary, now_ms
 from omerta_ledger_omt.ledger.errors import LedgerError
 
 
@@ -28,23 +29,45 @@ def _backend(node: NodeContext) -> OmtLedger:
     return backend
 
 
-def _peer(params: dict[str, Any]) -> str | None:
+def known_ids(backend: OmtLedger) -> set[str]:
+    """Every peer id a prefix may name: chains held and peers discovery knows."""
+    return {*backend.ledger.store.owners(), *backend.known_peers(), backend.ledger.me}
+
+
+def peer_arg(backend: OmtLedger, text: Any) -> str:
+    """A full peer id, or the one known peer whose id starts with ``text``."""
+    if not isinstance(text, str) or not text:
+        raise LedgerError("a peer id (or a unique prefix of one) is required")
+    try:
+        return str(PeerId(text))
+    except ValueError:
+        return resolve_prefix(text, known_ids(backend), "peer")
+
+
+def _peer(node: NodeContext, params: dict[str, Any]) -> str | None:
     value = params.get("peer")
-    return str(PeerId(value)) if value else None
+    return peer_arg(_backend(node), value) if value else None
+
+
+def _amount(params: dict[str, Any]) -> int:
+    amount = params.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise LedgerError(f"amount must be a whole number above 0, got {amount!r}")
+    return amount
 
 
 def show(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     start = int(params.get("start", 0))
     limit = int(params.get("limit", views.DEFAULT_SHOW_LIMIT))
-    return views.show(_backend(node).ledger, _peer(params), start, limit)
+    return views.show(_backend(node).ledger, _peer(node, params), start, limit)
 
 
 def balance(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
-    return views.balances(_backend(node).ledger, _peer(params))
+    return views.balances(_backend(node).ledger, _peer(node, params))
 
 
 def trust(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
-    peer = _peer(params)
+    peer = _peer(node, params)
     if peer is None:
         raise LedgerError("ledger.trust needs a peer")
     return views.trust(_backend(node).ledger, peer)
@@ -55,26 +78,38 @@ def verify(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def sync(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
-    peers = [str(PeerId(p)) for p in params.get("peers") or []]
+    backend = _backend(node)
+    peers = [peer_arg(backend, p) for p in params.get("peers") or []]
     timeout = params.get("timeout")
-    return await _backend(node).sync_all(peers or None, None if timeout is None else float(timeout))
+    return await backend.sync_all(peers or None, None if timeout is None else float(timeout))
 
 
 async def run(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return await _backend(node).run_transaction(str(params["name"]), dict(params.get("params") or {}))
 
 
+def transfer(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Propose a transfer of ``amount`` to ``to`` (an id or a unique prefix) on this node's chain."""
+    backend = _backend(node)
+    to = peer_arg(backend, params.get("to"))
+    if to == backend.ledger.me:
+        raise LedgerError("a transfer to yourself changes nothing")
+    block = backend.ledger.transfer(to, _amount(params), now_ms())
+    return block_summary(block)
+
+
 async def lock(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     timeout = params.get("timeout")
-    return await _backend(node).lock(
-        str(PeerId(params["provider"])), int(params["amount"]), None if timeout is None else float(timeout)
+    backend = _backend(node)
+    return await backend.lock(
+        peer_arg(backend, params.get("provider")), _amount(params), None if timeout is None else float(timeout)
     )
 
 
 async def topup(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     timeout = params.get("timeout")
     return await _backend(node).topup(
-        str(params["session"]), int(params["amount"]), None if timeout is None else float(timeout)
+        str(params["session"]), _amount(params), None if timeout is None else float(timeout)
     )
 
 
@@ -113,6 +148,7 @@ METHODS = {
     "ledger.verify": verify,
     "ledger.sync": sync,
     "ledger.run": run,
+    "ledger.transfer": transfer,
     "ledger.audit": audit,
     "ledger.audit_chain": audit_chain,
     "ledger.lock": lock,
