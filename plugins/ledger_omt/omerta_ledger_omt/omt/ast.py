@@ -233,6 +233,9 @@ class Transition(Node):
     actions: tuple[Action, ...] = ()
     else_target: str | None = None
     else_actions: tuple[Action, ...] = ()
+    #: Where the target state's name is written, so a wrong one is reported there.
+    target_line: int = field(default=0, compare=False, kw_only=True, repr=False)
+    target_column: int = field(default=0, compare=False, kw_only=True, repr=False)
 
 
 @dataclass(frozen=True)

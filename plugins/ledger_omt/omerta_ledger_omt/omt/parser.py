@@ -8,6 +8,7 @@ except through :func:`parse_file`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,14 @@ from lark.lexer import Lexer
 
 from omerta_ledger_omt.omt import ast
 from omerta_ledger_omt.omt.errors import OmtSyntaxError
-from omerta_ledger_omt.omt.lexer import Comment, tokenize
+from omerta_ledger_omt.omt.lexer import (
+    ANY_CASE_KEYWORDS,
+    LOWER_KEYWORDS,
+    TOP_LEVEL_KEYWORDS,
+    UPPER_KEYWORDS,
+    Comment,
+    tokenize,
+)
 
 # How expected terminals read in an error message.
 TOKEN_DESCRIPTIONS = {
@@ -287,7 +295,7 @@ class _ToAst(Transformer[Token, ast.Module]):
     def transition(self, meta: Any, c: list[Any]) -> ast.Transition:
         source, target, event = str(c[0]), str(c[2]), c[3]
         rest = c[4] if len(c) > 4 else None
-        pos = _pos(meta)
+        pos = {**_pos(meta), "target_line": c[2].line or 0, "target_column": c[2].column or 0}
         if isinstance(rest, dict):
             return ast.Transition(source, target, event, **rest, **pos)
         return ast.Transition(source, target, event, actions=tuple(rest or ()), **pos)
@@ -435,14 +443,7 @@ def parse_with_comments(text: str, path: str = "<string>") -> tuple[ast.Module, 
     try:
         module = _lark().parse(tokens)
     except UnexpectedToken as exc:
-        tok = exc.token
-        expected = sorted({_describe(t) for t in exc.expected})
-        if tok.type == "$END":
-            lines = text.splitlines() or [""]
-            line, column, found = len(lines), len(lines[-1]) + 1, "end of file"
-        else:
-            line, column, found = tok.line, tok.column, repr(str(tok))
-        raise OmtSyntaxError(f"unexpected {found}; expected {' or '.join(expected)}", line, column, path) from None
+        raise _syntax_error(exc, tokens, text, path) from None
     except UnexpectedInput as exc:
         raise OmtSyntaxError(f"unexpected input: {exc}", exc.line, exc.column, path) from None
     except _SemanticSyntaxError as exc:
@@ -450,6 +451,76 @@ def parse_with_comments(text: str, path: str = "<string>") -> tuple[ast.Module, 
     assert isinstance(module, ast.Module)
     _check_depth(module, path)
     return module, comments
+
+
+#: Words a mistyped keyword is compared with, for "did you mean".
+_KEYWORDS = sorted(TOP_LEVEL_KEYWORDS | LOWER_KEYWORDS | ANY_CASE_KEYWORDS | set(UPPER_KEYWORDS))
+
+
+def _syntax_error(exc: UnexpectedToken, tokens: list[Token], text: str, path: str) -> OmtSyntaxError:
+    """Point at the mistake, not past it.
+
+    A word that is nearly a keyword (``stat``, ``mesage``) is reported at that
+    word with the keyword it resembles; a token missing at the end of a line
+    (a ``)``) is reported where that line ends rather than at the next one.
+    """
+    tok = exc.token
+    expected = sorted({_describe(t) for t in exc.expected})
+    wanted = " or ".join(expected)
+    index = next((i for i, t in enumerate(tokens) if t is tok), len(tokens))
+    previous = tokens[index - 1] if index > 0 else None
+    for word in (tok, previous):
+        if word is not None and word.type == "IDENT" and _line_start(tokens, word):
+            keyword = difflib.get_close_matches(str(word), _KEYWORDS, n=1, cutoff=0.75)
+            if keyword and keyword[0] != str(word):
+                return OmtSyntaxError(
+                    f"unknown keyword {str(word)!r}; did you mean {keyword[0]!r}?", word.line, word.column, path
+                )
+    unclosed = _unclosed_paren(tokens, index)
+    if unclosed is not None:
+        opened, before = unclosed
+        return OmtSyntaxError(
+            f"missing ')' to close the '(' opened at line {opened.line}, column {opened.column}",
+            before.end_line or before.line,
+            (before.end_column or before.column or 0),
+            path,
+        )
+    if tok.type == "$END":
+        lines = text.splitlines() or [""]
+        return OmtSyntaxError(f"unexpected end of file; expected {wanted}", len(lines), len(lines[-1]) + 1, path)
+    closes = tok.type in {"RPAR", "RSQB", "RBRACE"}  # an empty body: the closer itself is the surprise
+    if previous is not None and previous.end_line is not None and tok.line > previous.end_line and not closes:
+        return OmtSyntaxError(
+            f"expected {wanted} after {str(previous)!r} at the end of the line",
+            previous.end_line,
+            (previous.end_column or previous.column or 0),
+            path,
+        )
+    return OmtSyntaxError(f"unexpected {str(tok)!r}; expected {wanted}", tok.line, tok.column, path)
+
+
+def _unclosed_paren(tokens: list[Token], index: int) -> tuple[Token, Token] | None:
+    """The ``(`` left open when a declaration keyword starts a new line before ``index``.
+
+    Returns that ``(`` and the token after which its ``)`` is missing.
+    """
+    depth: list[Token] = []
+    for i, token in enumerate(tokens[: index + 1]):
+        if token.type == "LPAR":
+            depth.append(token)
+        elif token.type == "RPAR" and depth:
+            depth.pop()
+        elif depth and i > 0 and str(token) in TOP_LEVEL_KEYWORDS - {"from", "to", "by", "signed"} and _line_start(
+            tokens, token
+        ):
+            return depth[-1], tokens[i - 1]
+    return None
+
+
+def _line_start(tokens: list[Token], word: Token) -> bool:
+    """True when ``word`` is the first token on its line (where a keyword would stand)."""
+    index = next((i for i, t in enumerate(tokens) if t is word), 0)
+    return index == 0 or tokens[index - 1].end_line != word.line
 
 
 def parse(text: str, path: str = "<string>") -> ast.Module:

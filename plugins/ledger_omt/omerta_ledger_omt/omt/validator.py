@@ -249,12 +249,17 @@ class _Checker:
         triggers: dict[str, ast.TriggerDecl],
         store_types: dict[str, ast.TypeRef | None],
     ) -> None:
-        for name, what in ((tr.source, "source"), (tr.target, "target"), (tr.else_target, "else target")):
+        target_at = ast.Name(tr.target, line=tr.target_line, column=tr.target_column) if tr.target_line else tr
+        for name, what, at in (
+            (tr.source, "source", tr),
+            (tr.target, "target", target_at),
+            (tr.else_target, "else target", tr),
+        ):
             if name is not None and name not in states:
                 self.emit(
                     "error", "unknown-state",
                     f"transition {what} '{name}' is not a state of actor {actor.name}" + suggestion_text(name, states),
-                    tr, obvious_fix(name, states, tr.line, tr.column),
+                    at, obvious_fix(name, states, at.line, at.column),
                 )  # fmt: skip
         if tr.source in states and states[tr.source].terminal:
             self.emit("warning", "terminal-has-exit", f"terminal state {tr.source} has an outgoing transition", tr)
