@@ -7,12 +7,14 @@ usage errors. Reads the named files; ``fmt`` and ``lint --fix`` rewrite them.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from pathlib import Path
 
 import click
 
+from omerta_ledger_omt.omt.ast import Module
 from omerta_ledger_omt.omt.diagnostics import Diagnostic
 from omerta_ledger_omt.omt.docgen import markdown, mermaid
 from omerta_ledger_omt.omt.errors import OmtError, OmtSyntaxError
@@ -35,7 +37,7 @@ def _check_report(path: Path) -> LintReport:
     return LintReport(str(path), validate(module, imported))
 
 
-def _emit(reports: list[LintReport], as_json: bool, strict: bool) -> None:
+def _emit(reports: list[LintReport], as_json: bool, strict: bool, fix_hint: str = "omerta omt lint --fix") -> None:
     if as_json:
         items = [d.to_json(r.path) for r in reports for d in r.diagnostics]
         click.echo(json.dumps(items, indent=2))
@@ -45,7 +47,7 @@ def _emit(reports: list[LintReport], as_json: bool, strict: bool) -> None:
                 click.echo(d.render(r.path))
         errors, warnings = sum(r.errors for r in reports), sum(r.warnings for r in reports)
         fixable = sum(1 for r in reports for d in r.diagnostics if d.fix)
-        tail = f"; {fixable} fixable with --fix" if fixable else ""
+        tail = f"; {fixable} fixable with `{fix_hint}`" if fixable else ""
         click.echo(f"{len(reports)} file(s): {errors} error(s), {warnings} warning(s){tail}", err=True)
     failed = any(r.errors or (strict and r.warnings) for r in reports)
     sys.exit(1 if failed else 0)
@@ -90,17 +92,18 @@ def lint(specs: tuple[str, ...], fix: bool, as_json: bool, strict: bool) -> None
             reports.append(report)
         else:
             reports.append(lint_file(path))
-    _emit(reports, as_json, strict)
+    _emit(reports, as_json, strict, fix_hint="--fix")
 
 
 @omt_group.command()
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
-def fmt(files: tuple[Path, ...], check_only: bool) -> None:
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; show the diff and exit 1 if not formatted.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per run: files changed or to change.")
+def fmt(files: tuple[Path, ...], check_only: bool, as_json: bool) -> None:
     """Rewrite FILES in the canonical layout (idempotent; comments are kept)."""
     if not files:
         raise click.UsageError("name at least one .omt file")
-    unformatted = 0
+    changed: list[dict[str, str]] = []
     for path in files:
         text = path.read_text(encoding="utf-8")
         try:
@@ -109,13 +112,37 @@ def fmt(files: tuple[Path, ...], check_only: bool) -> None:
             raise click.ClickException(str(exc)) from None
         if formatted == text:
             continue
-        unformatted += 1
-        if check_only:
-            click.echo(f"{path}: would reformat")
-        else:
+        diff = "".join(
+            difflib.unified_diff(
+                text.splitlines(keepends=True), formatted.splitlines(keepends=True), str(path), f"{path} (formatted)"
+            )
+        )
+        changed.append({"path": str(path), "diff": diff})
+        if not check_only:
             path.write_text(formatted, encoding="utf-8")
+        if as_json:
+            continue
+        if check_only:
+            click.echo(diff, nl=False)
+        else:
             click.echo(f"{path}: reformatted")
-    sys.exit(1 if check_only and unformatted else 0)
+    if as_json:
+        key = "would_reformat" if check_only else "reformatted"
+        click.echo(json.dumps({key: changed, "files": len(files)}, indent=2))
+    elif check_only and changed:
+        click.echo(f"{len(changed)} of {len(files)} file(s) would be reformatted", err=True)
+    sys.exit(1 if check_only and changed else 0)
+
+
+def _load_clean(path: Path) -> tuple[Module, list[Module]]:
+    """Load a spec for rendering; a spec with errors is refused (exit 1) with its diagnostics."""
+    report = _check_report(path)
+    if report.errors:
+        for diagnostic in report.diagnostics:
+            if diagnostic.severity == "error":
+                click.echo(diagnostic.render(report.path), err=True)
+        raise click.ClickException(f"{path.name} has {report.errors} error(s); fix them first (`omerta omt check`)")
+    return load_with_imports(path)
 
 
 @omt_group.command()
@@ -124,7 +151,7 @@ def fmt(files: tuple[Path, ...], check_only: bool) -> None:
 def doc(spec: str, output: Path | None) -> None:
     """Markdown page for SPEC: tables of messages and parameters, a state diagram per actor."""
     path = _paths((spec,))[0]
-    module, _ = load_with_imports(path)
+    module, _ = _load_clean(path)
     text = markdown(module, path.name)
     if output is None:
         click.echo(text, nl=False)
@@ -139,7 +166,7 @@ def doc(spec: str, output: Path | None) -> None:
 def graph(spec: str, actor: str | None) -> None:
     """Mermaid state diagram(s) of SPEC's actors."""
     path = _paths((spec,))[0]
-    module, _ = load_with_imports(path)
+    module, _ = _load_clean(path)
     actors = [a for a in module.actors if actor is None or a.name == actor]
     if not actors:
         raise click.UsageError(
@@ -165,14 +192,15 @@ def specs(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['name']:<24} scenarios: {', '.join(row['scenarios']) or '-'}")
+        click.echo(f"{row['name']:<24} {row['path']}")
+        click.echo(f"{'':<24} scenarios: {', '.join(row['scenarios']) or '-'}")
 
 
 @omt_group.command()
 @click.argument("spec")
 @click.option("-s", "--scenario", default="happy", show_default=True, help="Built-in scenario to play.")
 @click.option("--scenario-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="A JSON scenario.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (trace, states, drops).")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON (trace records, states, drops).")
 def run(spec: str, scenario: str, scenario_file: Path | None, as_json: bool) -> None:
     """Play SPEC with all actors in one process and print the message trace.
 
@@ -190,8 +218,9 @@ def run(spec: str, scenario: str, scenario_file: Path | None, as_json: bool) -> 
     result = play(program, chosen)
     unmet = result.unmet_expectations(chosen.expect)
     if as_json:
-        click.echo(json.dumps({"scenario": chosen.name, "trace": result.trace, "states": result.states,
-                               "dropped": result.dropped, "unmet": unmet}, indent=2))  # fmt: skip
+        dropped = [{"peer": p, "message": m, "reason": r} for p, m, r in result.dropped]
+        click.echo(json.dumps({"scenario": chosen.name, "trace": result.records, "states": result.states,
+                               "dropped": dropped, "unmet": unmet}, indent=2))  # fmt: skip
     else:
         click.echo(f"# {path.stem} / {chosen.name}: {chosen.description}")
         for line in result.trace:

@@ -109,6 +109,10 @@ class PlayResult:
     dropped: list[tuple[str, str, str]]  # (receiver, message type, reason)
     peer_ids: dict[str, str]
     events: int  # events handled by instances (interpreter steps)
+    #: The trace as records for machines: ``{"at", "kind", "peer", ...}`` with kind
+    #: ``state`` (``from``, ``to``, ``cause``), ``send`` (``to``, ``message``),
+    #: ``append`` (``block``) or ``drop`` (``message``, ``sender``, ``reason``).
+    records: list[dict[str, Any]] = field(default_factory=list)
 
     def unmet_expectations(self, expect: dict[str, str]) -> list[str]:
         return [
@@ -159,6 +163,7 @@ def play(program: Program, scenario: Scenario, natives: NativeRegistry | None = 
         )  # fmt: skip
 
     trace: list[str] = []
+    records: list[dict[str, Any]] = []
     dropped: list[tuple[str, str, str]] = []
     queue: list[tuple[float, int, str, Event]] = []
     seq = 0
@@ -195,26 +200,40 @@ def play(program: Program, scenario: Scenario, natives: NativeRegistry | None = 
             continue
         processed += 1
         effects: list[str] = []  # a transition's sends and appends, printed under its state change
+        effect_records: list[dict[str, Any]] = []
+        at = round(now, 6)
         for action in instance.handle(event, now):
             if isinstance(action, StateChanged):
                 trace.append(f"{now:9.2f}  {label(peer)}: {action.old} -> {action.new}  [{action.cause}]")
+                records.append(
+                    {"at": at, "kind": "state", "peer": peer, "role": scenario.peers[peer],
+                     "from": action.old, "to": action.new, "cause": action.cause}
+                )  # fmt: skip
                 trace.extend(effects)
-                effects = []
+                records.extend(effect_records)
+                effects, effect_records = [], []
             elif isinstance(action, SendAction):
                 env = action.envelope
                 to = names.get(env.recipient, env.recipient[:12])
                 effects.append(f"{now:9.2f}    {peer} -> {to}: {env.type}")
+                effect_records.append({"at": at, "kind": "send", "peer": peer, "to": to, "message": env.type})
                 if to in instances:
                     push(now + scenario.latency, to, Deliver(env))
             elif isinstance(action, AppendBlockAction):
                 ledgers[peer].append(action.block, action.payload, now)
                 effects.append(f"{now:9.2f}    {peer} appends {action.block} to its chain")
+                effect_records.append({"at": at, "kind": "append", "peer": peer, "block": action.block})
             elif isinstance(action, MessageDropped):
                 sender = names.get(action.envelope.sender, action.envelope.sender[:12])
                 dropped.append((peer, action.envelope.type, action.reason))
                 trace.append(f"{now:9.2f}  {peer} drops {action.envelope.type} from {sender}: {action.reason}")
+                records.append(
+                    {"at": at, "kind": "drop", "peer": peer, "message": action.envelope.type,
+                     "sender": sender, "reason": action.reason}
+                )  # fmt: skip
         trace.extend(effects)
+        records.extend(effect_records)
         schedule_tick(peer)
     states = {name: inst.state for name, inst in instances.items()}
     stores = {n: dict(i.store) for n, i in instances.items()}
-    return PlayResult(trace, states, stores, ledgers, dropped, ids, processed)
+    return PlayResult(trace, states, stores, ledgers, dropped, ids, processed, records)
