@@ -29,7 +29,7 @@ from omerta_core.control.server import ControlServer
 from omerta_core.errors import OmertaError, UnmetNeedError
 from omerta_core.identity import Identity
 from omerta_core.interfaces.common import PeerId, Service
-from omerta_core.paths import control_socket_path, ensure_plugin_dir, ensure_state_dir
+from omerta_core.paths import control_socket_path, ensure_plugin_dir, ensure_state_dir, identity_key_path
 from omerta_core.plugins import PluginHost
 from omerta_core.records import ServiceRecord
 from omerta_core.services import Claims, KindKey, ServiceTable, acting_for, start_order
@@ -40,6 +40,11 @@ T = TypeVar("T")
 KERNEL_METHODS = ("status", "stop")
 
 LOCK_FILE = "node.lock"
+#: What a person who just started their first node may want to do next.
+FIRST_START_HINT = (
+    "make a network with `omerta network create NAME` and share `omerta network invite NAME`, "
+    "or join one with `omerta network join LINK`; `omerta status` shows this node"
+)
 
 
 class NodeAlreadyRunningError(OmertaError):
@@ -105,13 +110,22 @@ class Node:
         state_dir = ensure_state_dir(self.config.state_dir)
         self._take_lock(state_dir)
         try:
+            first_start = not identity_key_path(state_dir).exists()
             identity = identity_mod.load_or_create(state_dir)
             self.log = self.log.bind(peer=identity.peer_id.short)
+            if first_start:
+                self.log.info("new identity created", peer_id=str(identity.peer_id), state_dir=str(state_dir))
             self.context = NodeContext(self.config, identity, self.host, self.log)
             self._install_signal_handlers(self.context)
             try:
                 await self._start(self.context)
-                self.log.info("node started", state_dir=str(state_dir), plugins=self._running_plugins())
+                self.log.info(
+                    "node started",
+                    peer_id=str(identity.peer_id),
+                    state_dir=str(state_dir),
+                    plugins=self._running_plugins(),
+                    **({"next": FIRST_START_HINT} if first_start else {}),
+                )
                 await self.context.stop_requested.wait()
             finally:
                 await self._shutdown(self.context)
