@@ -110,7 +110,7 @@ class OmertaGroup(click.Group):
             result = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            _fail(f"{exc.format_message()}{where}", exc.exit_code)
+            _fail(f"{exc.format_message().rstrip('.')}{where}", exc.exit_code)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
         except click.Abort:
@@ -300,8 +300,9 @@ def drop_unusable(host: PluginHost) -> None:
         reason = host.why_unusable(name)
         if reason is None:
             continue
+        elsewhere = host.for_other_platform(name)
         host.drop(name)
-        if host.for_other_platform(name):
+        if elsewhere:
             log.debug("plugin not for this platform; not loaded", plugin=name, reason=reason)
         else:
             log.warning("plugin cannot run here; not loaded", plugin=name, reason=reason)
