@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import click
-from rich.console import Console
 
 
 @contextmanager
@@ -22,6 +21,8 @@ def progress(title: str) -> Iterator[Callable[[str], None]]:
     if not sys.stderr.isatty():
         yield lambda note: click.echo(f"{title}: {note}", err=True)
         return
+    from rich.console import Console  # noqa: PLC0415 - only a terminal needs it; nodes import this module too
+
     console = Console(stderr=True)
     with console.status(title) as status:
         yield lambda note: status.update(f"{title}: {note}")
