@@ -161,7 +161,7 @@ def test_cli_lists_shows_destroys_and_cleans_up(node: Any) -> None:
 
 
 def test_a_missing_vm_is_a_clear_error(node: Any) -> None:
-    with pytest.raises(ControlError, match="no VM 'nope' on this node"):
+    with pytest.raises(ControlError, match="no VM id starts with 'nope'"):
         node.call("vm.destroy", {"vm_id": "nope"})
 
 
