@@ -206,7 +206,7 @@ def sync_command(peers: tuple[str, ...], timeout: float | None, state_dir: Path 
         click.echo(json.dumps(result, indent=2))
     else:
         if not result:
-            click.echo("no live peers to sync with")
+            click.echo("no peers to sync with (discovery knows none alive)")
         for peer, summary in result.items():
             error = f"  error: {summary['error']}" if "error" in summary else ""
             click.echo(
