@@ -103,11 +103,18 @@ class OmertaGroup(click.Group):
         except OmertaError as exc:
             raise click.ClickException(str(exc)) from exc
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             _fail(f"{exc.format_message().rstrip('.')}{where}", exc.exit_code)
@@ -120,6 +127,12 @@ class OmertaGroup(click.Group):
                 raise
             _fail(f"unexpected failure ({exc}); this is a bug: rerun with OMERTA_TRACEBACK=1 and report it", 1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+class CommandInterrupted(click.ClickException):
+    """Ctrl-C during a command that says what became of its work (exit 130, as a shell reports SIGINT)."""
+
+    exit_code = 130
 
 
 def _fail(message: str, code: int) -> None:
@@ -234,9 +247,7 @@ def main(state_dir: Path | None) -> None:
 )
 @state_dir_option
 @config_option
-@click.option(
-    "--bootstrap", multiple=True, metavar="[PEERID@]HOST:PORT", help="Peer to start from (repeatable)."
-)
+@click.option("--bootstrap", multiple=True, metavar="[PEERID@]HOST:PORT", help="Peer to start from (repeatable).")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

@@ -93,9 +93,7 @@ def test_an_invalid_value_says_what_is_expected() -> None:
 def test_valid_settings_pass_and_node_defaults_table_is_accepted(tmp_path: Path) -> None:
     file = tmp_path / "c.toml"
     file.write_text('[node]\ndefaults = {transport = "udp"}\n[plugins.udp]\nport = 7000\nkeepalive_s = 5\n')
-    config = config_mod.load(
-        config_file=file, plugin_defaults={"udp": {"port": 7700, "keepalive_s": 25.0}}, environ={}
-    )
+    config = config_mod.load(config_file=file, plugin_defaults={"udp": {"port": 7700, "keepalive_s": 25.0}}, environ={})
     config_mod.check(config, ["udp", "kvm"])
     assert config.get("node.defaults.transport") == "udp"
 
@@ -113,9 +111,7 @@ def test_a_bad_bootstrap_entry_stops_the_node(plugin_site, tmp_path: Path) -> No
     plugin_site("alpha", lifecycle_plugin("alpha"))
     result = run_cli("node", "--plugins", "alpha", "--state-dir", str(tmp_path), "--bootstrap", "notanaddress")
     assert result.returncode == 1
-    assert "bad bootstrap entry 'notanaddress': expected HOST:PORT or PEERID@HOST:PORT" in one_line_error(
-        result.stderr
-    )
+    assert "bad bootstrap entry 'notanaddress': expected HOST:PORT or PEERID@HOST:PORT" in one_line_error(result.stderr)
 
 
 def test_a_port_out_of_range_is_a_usage_error(tmp_path: Path) -> None:
@@ -192,8 +188,11 @@ def test_status_lines_put_labels_apart_and_summarise_nested_counters() -> None:
             "uptime_s": 300,
             "state_dir": "/s",
             "plugins": {"udp": "0.1.0"},
-            "services": {"transport": {"udp": {"endpoints": ["[::]:7700"], "counters": {"sent": 3, "dropped": 0},
-                                               "peers": [{"peer": "x"}]}}},  # fmt: skip
+            "services": {
+                "transport": {
+                    "udp": {"endpoints": ["[::]:7700"], "counters": {"sent": 3, "dropped": 0}, "peers": [{"peer": "x"}]}
+                }
+            },
             "control": {"refused": 0, "malformed": 0},
         }
     )

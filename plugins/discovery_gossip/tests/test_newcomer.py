@@ -26,7 +26,9 @@ def test_network_names_are_unique_and_not_empty(tmp_path: Path) -> None:
     assert omerta("network", "create", "lab", "--state-dir", state)[0] == 0
     code, _, err = omerta("network", "create", "lab", "--state-dir", state)
     assert code == 1
-    assert err == "Error: a network called 'lab' is already joined; choose another name (or `omerta network leave lab` first)\n"
+    assert err == (
+        "Error: a network called 'lab' is already joined; choose another name (or `omerta network leave lab` first)\n"
+    )
     for bad in ("", "  ", " lab"):
         code, _, err = omerta("network", "create", bad, "--state-dir", state)
         assert code == 1 and err.count("\n") == 1, err

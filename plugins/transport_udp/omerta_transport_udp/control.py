@@ -15,6 +15,7 @@ from weakref import WeakKeyDictionary
 from omerta_core.control.progress import report
 from omerta_core.ids import resolve_prefix
 from omerta_core.interfaces.common import Endpoint, PeerId
+from omerta_core.interfaces.discovery import Discovery
 from omerta_core.interfaces.transport import Delivery, Transport
 from omerta_core.node import NodeContext
 from omerta_transport_udp.errors import TransportError
@@ -97,8 +98,9 @@ async def identify(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
 def known_peers(node: NodeContext, transport: UdpTransport) -> set[str]:
     """Peer ids the transport or discovery knows: what a prefix may name."""
     known = {str(row["peer"]) for row in transport.status()["peers"]}
-    if node.has_service("discovery"):
-        known |= {str(info.peer) for info in node.service("discovery").peers()}
+    discovery = node.find(Discovery)
+    if discovery is not None:
+        known |= {str(info.peer) for info in discovery.peers()}
     return known
 
 
@@ -112,7 +114,8 @@ async def ping(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_PINGS:
         raise TransportError(f"count must be 1-{MAX_PINGS}")
     report(f"pinging {peer.short}")
-    return await transport.pinger.ping_many(peer, count, str(params.get("message") or ""), lambda: transport.core.route_of(peer))
+    message = str(params.get("message") or "")
+    return await transport.pinger.ping_many(peer, count, message, lambda: transport.core.route_of(peer))
 
 
 METHODS: dict[str, Any] = {

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from omerta_transport_udp.core import Connected, Settings
-from omerta_transport_udp.testing import UdpNode
 
 from omerta_core.interfaces.transport import Delivery
 

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from omerta_core import config as config_mod
-from omerta_core.cli import json_option, print_table, resolve_state_dir, state_dir_option
+from omerta_core.cli import CommandInterrupted, json_option, print_table, resolve_state_dir, state_dir_option
 from omerta_core.console import progress
 from omerta_core.control import client
 from omerta_core.errors import ControlError
@@ -139,9 +139,7 @@ def vm_create(
                 resolve_state_dir(state_dir), "vm.create", params, timeout=CREATE_TIMEOUT_S, on_progress=note
             )
     except KeyboardInterrupt:
-        interrupted = click.ClickException("interrupted: the node is deleting the VM it was creating")
-        interrupted.exit_code = 130
-        raise interrupted from None
+        raise CommandInterrupted("interrupted: the node is deleting the VM it was creating") from None
     click.echo(json.dumps(row, indent=2) if as_json else row["vm_id"])
 
 

@@ -172,7 +172,8 @@ class KvmHypervisor:
         try:
             await self._build(row, image, ssh_key, request.lease_seconds)
         except BaseException as exc:
-            self.events.step("failed", vm_id, reason=str(exc) or ("interrupted" if isinstance(exc, asyncio.CancelledError) else type(exc).__name__))
+            interrupted = isinstance(exc, asyncio.CancelledError)
+            self.events.step("failed", vm_id, reason=str(exc) or ("interrupted" if interrupted else type(exc).__name__))
             await asyncio.shield(self._teardown(vm_id, "failed"))
             if isinstance(exc, KvmError | asyncio.CancelledError):
                 raise

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from omerta_vm_kvm.cli import readable_time
 
-from .test_vms import SMALL_VM, leftovers, steps_of, wait_until_gone
+from .test_vms import leftovers, steps_of, wait_until_gone
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

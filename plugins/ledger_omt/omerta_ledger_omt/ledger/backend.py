@@ -236,9 +236,7 @@ class OmtLedger:
         discovery = self.node.find(Discovery)
         if discovery is not None:
             peers |= {
-                str(info.peer)
-                for info in discovery.peers()
-                if not live_only or info.liveness is not Liveness.DEAD
+                str(info.peer) for info in discovery.peers() if not live_only or info.liveness is not Liveness.DEAD
             }
         peers.discard(self.ledger.me)
         return sorted(peers)

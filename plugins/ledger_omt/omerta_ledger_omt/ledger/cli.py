@@ -62,9 +62,7 @@ OPERATION_TIMEOUT_S = 300.0
 
 def _operate(state_dir: Path | None, title: str, method: str, params: dict[str, Any]) -> Any:
     with progress(title) as note:
-        return client.call(
-            resolve_state_dir(state_dir), method, params, timeout=OPERATION_TIMEOUT_S, on_progress=note
-        )
+        return client.call(resolve_state_dir(state_dir), method, params, timeout=OPERATION_TIMEOUT_S, on_progress=note)
 
 
 def _print_result(result: dict[str, Any], as_json: bool) -> None:

@@ -510,8 +510,11 @@ def _unclosed_paren(tokens: list[Token], index: int) -> tuple[Token, Token] | No
             depth.append(token)
         elif token.type == "RPAR" and depth:
             depth.pop()
-        elif depth and i > 0 and str(token) in TOP_LEVEL_KEYWORDS - {"from", "to", "by", "signed"} and _line_start(
-            tokens, token
+        elif (
+            depth
+            and i > 0
+            and str(token) in TOP_LEVEL_KEYWORDS - {"from", "to", "by", "signed"}
+            and _line_start(tokens, token)
         ):
             return depth[-1], tokens[i - 1]
     return None

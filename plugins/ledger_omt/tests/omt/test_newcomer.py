@@ -1,4 +1,4 @@
-"""What a newcomer meets in ``omerta omt``: errors at the mistake, hints that name the right command, --json everywhere."""
+"""What a newcomer meets in ``omerta omt``: errors at the mistake, hints naming the right command, --json."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_a_mistyped_keyword_is_reported_at_the_word_with_a_suggestion(
 ) -> None:
     source = VALID.replace("  state D terminal", typo) if "stat " in typo else VALID.replace("message A from", typo)
     err = syntax_error(source)
-    word = typo.split()[0]
+    word = typo.split(maxsplit=1)[0]
     assert err.message == f"unknown keyword {word!r}; did you mean {keyword!r}?"
     assert (err.line, err.column) == (line, column)
 
