@@ -65,12 +65,16 @@ def _operate(state_dir: Path | None, title: str, method: str, params: dict[str, 
         return client.call(resolve_state_dir(state_dir), method, params, timeout=OPERATION_TIMEOUT_S, on_progress=note)
 
 
-def _print_result(result: dict[str, Any], as_json: bool) -> None:
+def _print_result(result: dict[str, Any], as_json: bool, what: str = "") -> None:
+    """Print an operation's result; one that ended FAILED exits 1 with its reason on one line."""
     if as_json:
         click.echo(json.dumps(result, indent=2))
-        return
-    for key, value in result.items():
-        click.echo(f"{key:<14} {json.dumps(value) if isinstance(value, dict | list) else value}")
+    else:
+        for key, value in result.items():
+            click.echo(f"{key:<14} {json.dumps(value) if isinstance(value, dict | list) else value}")
+    if what and result.get("state") == "FAILED":
+        reason = str(result.get("failure_reason") or "see the output above").replace("_", " ")
+        raise click.ClickException(f"{what} failed: {reason}")
 
 
 @click.group(name="ledger")
@@ -234,12 +238,13 @@ def transfer_command(peer: str, amount: int, state_dir: Path | None, as_json: bo
 def lock_command(provider: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
     """Lock AMOUNT in escrow for PROVIDER (transaction 00); prints the session to top up and settle."""
     params = {"provider": provider, "amount": amount, "timeout": timeout}
-    _print_result(_operate(state_dir, "locking escrow (waiting for witnesses)", "ledger.lock", params), as_json)
+    _print_result(_operate(state_dir, "locking escrow (waiting for witnesses)", "ledger.lock", params), as_json, "lock")
 
 
 def _topup(session: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
     params = {"session": session, "amount": amount, "timeout": timeout}
-    _print_result(_operate(state_dir, "topping up escrow (waiting for witnesses)", "ledger.topup", params), as_json)
+    result = _operate(state_dir, "topping up escrow (waiting for witnesses)", "ledger.topup", params)
+    _print_result(result, as_json, "top-up")
 
 
 @ledger_group.command(name="topup")
@@ -277,7 +282,9 @@ def settle_command(
 ) -> None:
     """Settle lock SESSION (transaction 02): pay the provider for the time used, refund the rest."""
     params = {"session": session, "hourly_rate": hourly_rate, "duration_ms": duration_ms}
-    _print_result(_operate(state_dir, "settling (waiting for witnesses)", "ledger.settle", params), as_json)
+    _print_result(
+        _operate(state_dir, "settling (waiting for witnesses)", "ledger.settle", params), as_json, "settlement"
+    )
 
 
 COMMANDS = [ledger_group]

@@ -91,7 +91,7 @@ def test_sync_with_an_unreachable_peer_fails_with_a_non_zero_exit(pair: tuple[Le
 
 def test_escrow_operations_are_commands_with_one_line_errors(pair: tuple[LedgerNode, LedgerNode]) -> None:
     a, _ = pair
-    a.start_with({"plugins": "omt"})
+    a.start_with({})
     nobody = str(Identity.generate().peer_id)
     for args in (
         ("lock", nobody, "5"),
@@ -103,6 +103,9 @@ def test_escrow_operations_are_commands_with_one_line_errors(pair: tuple[LedgerN
         assert result.returncode == 1, (args, result.stdout)
         assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
         assert result.stderr.startswith("Error: "), (args, result.stderr)
+    refused = omerta(a.state_dir, "ledger", "lock", nobody, "5", "--json")
+    assert json.loads(refused.stdout)["state"] == "FAILED"
+    assert refused.stderr == "Error: lock failed: no prior provider checkpoint\n"
 
 
 def test_sync_skips_peers_gossip_found_dead(pair: tuple[LedgerNode, LedgerNode]) -> None:
