@@ -121,6 +121,14 @@ def invite(network: str, ttl_s: float, bootstrap: tuple[str, ...], state_dir: Pa
     joined = NetworkStore(_plugin_dir(state_dir, create=False)).find(network)
     entries = list(bootstrap) or _live(state_dir, "gossip.endpoints") or []
     if not entries:
+        entries = _live(state_dir, "gossip.endpoints", {"loopback_fallback": True}) or []
+        if entries:
+            click.echo(
+                "warning: no peer has told this node its address yet, so the invite names loopback "
+                "and works on this machine only; for others pass --bootstrap HOST:PORT",
+                err=True,
+            )
+    if not entries:
         raise GossipError("no bootstrap endpoints: start the node first, or pass --bootstrap HOST:PORT")
     made = create_invite(identity_mod.load_or_create(directory), joined.network, entries, ttl_s)
     if as_json:

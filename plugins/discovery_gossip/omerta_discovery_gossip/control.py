@@ -47,8 +47,13 @@ def reload(node: NodeContext, _params: dict[str, Any]) -> dict[str, list[str]]:
     return _service(node).reload()
 
 
-def endpoints(node: NodeContext, _params: dict[str, Any]) -> list[str]:
-    return _service(node).own_endpoints()
+def endpoints(node: NodeContext, params: dict[str, Any]) -> list[str]:
+    """Advertised endpoints; with ``loopback_fallback``, this machine's loopback ones when none is known yet."""
+    service = _service(node)
+    advertised = service.own_endpoints()
+    if advertised or not params.get("loopback_fallback"):
+        return advertised
+    return service.loopback_endpoints()
 
 
 def bootstrap(node: NodeContext, params: dict[str, Any]) -> dict[str, str]:

@@ -26,7 +26,7 @@ from omerta_discovery_gossip.invite import parse_bootstrap
 from omerta_discovery_gossip.network import Network, frame_network_id, public_network
 from omerta_discovery_gossip.network_store import NetworkStore
 from omerta_discovery_gossip.peer_cache import PeerCache
-from omerta_discovery_gossip.swim import Action, Membership, PeerChanged, Send, SwimSettings
+from omerta_discovery_gossip.swim import UNSPECIFIED_HOSTS, Action, Membership, PeerChanged, Send, SwimSettings
 
 CHANNEL = "gossip"
 #: Sends waiting for the transport; beyond this the newest are dropped and counted (gossip tolerates loss).
@@ -153,6 +153,22 @@ class GossipDiscovery:
         """``PEERID@HOST:PORT`` for each endpoint our records advertise (for invites)."""
         endpoints = {str(e) for core in self._cores.values() for e in core.record.endpoints}
         return [f"{self.node.peer_id}@{e}" for e in sorted(endpoints)]
+
+    def loopback_endpoints(self) -> list[str]:
+        """``PEERID@127.0.0.1:PORT`` for each socket bound to every address (or to loopback).
+
+        Before any peer has reflected this node's address, these are the only
+        endpoints an invite can name; they reach this node from this machine only.
+        (The udp transport binds ``::`` dual-stack, so IPv4 loopback reaches it.)
+        """
+        assert self._transport is not None
+        out = []
+        for endpoint in self._transport.local_endpoints():
+            if endpoint.host in UNSPECIFIED_HOSTS:
+                out.append(f"{self.node.peer_id}@127.0.0.1:{endpoint.port}")
+            elif endpoint.host in {"127.0.0.1", "::1"}:
+                out.append(f"{self.node.peer_id}@{endpoint}")
+        return sorted(set(out))
 
     def _add_core(self, network: Network) -> None:
         assert self._transport is not None and self._cache is not None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,31 @@ def test_a_bad_bootstrap_entry_in_the_configuration_stops_the_node(tmp_path: Pat
     assert node.process.wait(timeout=60) == 1
     assert "bad bootstrap entry 'notanaddress'" in node.log_tail()
     assert not (tmp_path / "n" / "control.sock").exists()
+
+
+def test_the_quick_start_by_hand_two_nodes_a_network_an_invite_peers_and_ping(tmp_path: Path) -> None:
+    """README's five commands: two nodes on one machine, a network, an invite, `peers`, `ping`."""
+    def run(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "omerta_core", "--state-dir", str(state), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    a = NodeProcess(tmp_path / "a", "udp,gossip")
+    b = NodeProcess(tmp_path / "b", "udp,gossip")
+    try:
+        a.start("plugins.udp.port=0")
+        b.start("plugins.udp.port=0")
+        assert run(a.state_dir, "network", "create", "lab").returncode == 0
+        invite = run(a.state_dir, "network", "invite", "lab")
+        assert invite.returncode == 0, invite.stderr
+        assert "works on this machine only" in invite.stderr
+        assert run(b.state_dir, "network", "join", invite.stdout.strip()).returncode == 0
+        deadline = time.monotonic() + 120
+        while a.peer_id[:12] not in run(b.state_dir, "peers").stdout:
+            assert time.monotonic() < deadline, "b never learnt a"
+            time.sleep(0.5)
+        pinged = run(b.state_dir, "ping", a.peer_id[:12], "--count", "1")
+        assert pinged.returncode == 0, pinged.stderr
+        assert pinged.stdout.startswith(f"{a.peer_id}  direct (127.0.0.1:")
+    finally:
+        a.stop()
+        b.stop()

@@ -12,7 +12,6 @@ from collections import deque
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from omerta_core.control.progress import report
 from omerta_core.ids import resolve_prefix
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.discovery import Discovery
@@ -113,7 +112,6 @@ async def ping(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     count = params.get("count", 1)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_PINGS:
         raise TransportError(f"count must be 1-{MAX_PINGS}")
-    report(f"pinging {peer.short}")
     message = str(params.get("message") or "")
     return await transport.pinger.ping_many(peer, count, message, lambda: transport.core.route_of(peer))
 
