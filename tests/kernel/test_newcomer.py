@@ -17,13 +17,14 @@ import structlog
 from click.testing import CliRunner
 
 from omerta_core import config as config_mod
-from omerta_core.cli import drop_unusable, main, status_lines
+from omerta_core.cli import drop_unusable, main
 from omerta_core.console import progress
 from omerta_core.control import client
 from omerta_core.errors import AmbiguousIdError, ConfigError, ControlError, UnknownIdError
 from omerta_core.ids import resolve_prefix
 from omerta_core.paths import ensure_plugin_dir
 from omerta_core.plugins import PluginHost
+from omerta_core.status_text import status_lines
 from omerta_core.testing import NodeProcess
 
 from .conftest import lifecycle_plugin, run_cli, unusable_plugin
