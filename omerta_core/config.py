@@ -178,6 +178,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
 
 
+#: What ``node.log_level`` may be.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 #: Settings of ``[node]`` that take a table of their own (``node.defaults.transport``).
 NODE_TABLES = ("defaults",)
 
@@ -200,6 +203,9 @@ def check(config: Config, installed: Collection[str]) -> None:
             _check_value(key, setting, defaults[key])
     for entry in split_names(config.node("bootstrap") or []):
         check_bootstrap_entry(entry)
+    level = config.node("log_level")
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"node.log_level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     port = config.node("port")
     if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536):
         raise ConfigError(f"node.port must be a port number 0-65535, got {port!r}")

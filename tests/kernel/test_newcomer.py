@@ -108,6 +108,12 @@ def test_unknown_environment_variable_and_uninstalled_plugin_section_are_errors(
         config_mod.check(config, ["udp"])
 
 
+def test_a_log_level_nobody_knows_is_an_error() -> None:
+    config = config_mod.load(environ={"OMERTA_LOG_LEVEL": "loud"})
+    with pytest.raises(ConfigError, match="node.log_level must be one of debug, info, warning, error, got 'loud'"):
+        config_mod.check(config, [])
+
+
 def test_a_bad_bootstrap_entry_stops_the_node(plugin_site, tmp_path: Path) -> None:
     plugin_site("alpha", lifecycle_plugin("alpha"))
     result = run_cli("node", "--plugins", "alpha", "--state-dir", str(tmp_path), "--bootstrap", "notanaddress")
