@@ -110,7 +110,7 @@ def test_unknown_environment_variable_and_uninstalled_plugin_section_are_errors(
 
 def test_a_log_level_nobody_knows_is_an_error() -> None:
     config = config_mod.load(environ={"OMERTA_LOG_LEVEL": "loud"})
-    with pytest.raises(ConfigError, match="node.log_level must be one of debug, info, warning, error, got 'loud'"):
+    with pytest.raises(ConfigError, match=r"node\.log_level must be one of debug, info, warning, error, got 'loud'"):
         config_mod.check(config, [])
 
 

@@ -94,6 +94,7 @@ def test_a_bad_bootstrap_entry_in_the_configuration_stops_the_node(tmp_path: Pat
 
 def test_the_quick_start_by_hand_two_nodes_a_network_an_invite_peers_and_ping(tmp_path: Path) -> None:
     """README's five commands: two nodes on one machine, a network, an invite, `peers`, `ping`."""
+
     def run(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "omerta_core", "--state-dir", str(state), *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
