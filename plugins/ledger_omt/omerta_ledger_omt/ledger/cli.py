@@ -241,32 +241,28 @@ def lock_command(provider: str, amount: int, timeout: float | None, state_dir: P
     _print_result(_operate(state_dir, "locking escrow (waiting for witnesses)", "ledger.lock", params), as_json, "lock")
 
 
-def _topup(session: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
-    params = {"session": session, "amount": amount, "timeout": timeout}
-    result = _operate(state_dir, "topping up escrow (waiting for witnesses)", "ledger.topup", params)
-    _print_result(result, as_json, "top-up")
+def _topup_command(name: str, summary: str) -> click.Command:
+    """``topup`` and ``renew``: one round (transaction 00's top-up), two names a user may look for."""
+
+    @click.argument("session")
+    @click.argument("amount", type=click.IntRange(min=1))
+    @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the witnesses.")
+    @state_dir_option
+    @json_option
+    def command(session: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
+        params = {"session": session, "amount": amount, "timeout": timeout}
+        result = _operate(state_dir, "topping up escrow (waiting for witnesses)", "ledger.topup", params)
+        _print_result(result, as_json, "top-up")
+
+    return click.command(name=name, help=summary)(command)
 
 
-@ledger_group.command(name="topup")
-@click.argument("session")
-@click.argument("amount", type=click.IntRange(min=1))
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the witnesses.")
-@state_dir_option
-@json_option
-def topup_command(session: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
-    """Add AMOUNT to the escrow of lock SESSION (transaction 00's top-up round)."""
-    _topup(session, amount, timeout, state_dir, as_json)
-
-
-@ledger_group.command(name="renew")
-@click.argument("session")
-@click.argument("amount", type=click.IntRange(min=1))
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the witnesses.")
-@state_dir_option
-@json_option
-def renew_command(session: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
-    """Renew SESSION for longer use: top its escrow up by AMOUNT (the same round as `topup`)."""
-    _topup(session, amount, timeout, state_dir, as_json)
+ledger_group.add_command(
+    _topup_command("topup", "Add AMOUNT to the escrow of lock SESSION (transaction 00's top-up round).")
+)
+ledger_group.add_command(
+    _topup_command("renew", "Renew SESSION for longer use: top its escrow up by AMOUNT (the same round as `topup`).")
+)
 
 
 @ledger_group.command(name="settle")

@@ -10,8 +10,7 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,10 @@ import pytest
 from omerta_core.identity import Identity
 
 from .nodes import LedgerNode
+from .test_discovery_sync import wait_until
 
 pytestmark = pytest.mark.timeout(900)
 
-PATIENCE_S = 240.0
 FAST_GOSSIP = ["plugins.gossip.probe_interval_s=0.5", "plugins.gossip.probe_timeout_s=0.2"]
 
 
@@ -30,13 +29,6 @@ def omerta(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")}
     argv = [sys.executable, "-m", "omerta_core", *args, "--state-dir", str(state_dir)]
     return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False, env=env)
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + PATIENCE_S
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.5)
 
 
 @pytest.fixture
