@@ -33,6 +33,7 @@ WRONG: dict[str, list[str]] = {
     "config show": ["--config", "/nonexistent/omerta.toml"],
     "id": ["unexpected-extra"],
     "ledger": ["balanse"],
+    "ledger audit": [PEER, "extra"],
     "ledger balance": [PEER, "extra"],
     "ledger lock": [PEER, "0"],
     "ledger renew": ["session", "0"],
@@ -78,6 +79,10 @@ WRONG: dict[str, list[str]] = {
     "vm list": [],
     "vm renew": ["0d85", "0"],
     "vm show": [],
+    "vpn": ["stauts"],
+    "vpn attach": ["0d85"],
+    "vpn detach": [],
+    "vpn status": ["extra"],
 }
 
 EXCEPTION_NAME = re.compile(r"Traceback|\b[A-Z][A-Za-z]*(Error|Exception)\b")

@@ -170,7 +170,10 @@ def audit_command(peer: str | None, state_dir: Path | None, as_json: bool) -> No
     Exits 1 when a discrepancy is found.
     """
     result = _query(
-        state_dir, "ledger.audit_chain", {"peer": peer}, lambda led: views.audit(led, _offline_peer(led, peer) or led.me)
+        state_dir,
+        "ledger.audit_chain",
+        {"peer": peer},
+        lambda led: views.audit(led, _offline_peer(led, peer) or led.me),
     )
     if as_json:
         click.echo(json.dumps(result, indent=2))

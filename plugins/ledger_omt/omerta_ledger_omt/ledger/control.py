@@ -134,11 +134,11 @@ def audit(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def audit_chain(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
-    ledger = _backend(node).ledger
-    peer = params.get("peer") or ledger.me
-    if not isinstance(peer, str):
+    backend = _backend(node)
+    peer = params.get("peer")
+    if peer is not None and not isinstance(peer, str):
         raise LedgerError("ledger.audit_chain takes a peer id")
-    return views.audit(ledger, peer)
+    return views.audit(backend.ledger, peer_arg(backend, peer) if peer else backend.ledger.me)
 
 
 METHODS = {
