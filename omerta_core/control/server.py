@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import select
 import socket
 import struct
 from collections.abc import Callable
@@ -28,6 +29,16 @@ READ_CHUNK = 65536
 
 Method = Callable[[dict[str, Any]], Any]
 log = structlog.get_logger("omerta.control")
+
+
+def _hung_up(writer: asyncio.StreamWriter) -> bool:
+    """True when the client closed its socket, not only its sending half (the kernel then reports POLLHUP)."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return True
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLHUP)
+    return any(events & select.POLLHUP for _, events in poller.poll(0))
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -145,12 +156,17 @@ class ControlServer:
         while not task.done():
             more = asyncio.ensure_future(reader.read(READ_CHUNK))
             await asyncio.wait({task, more}, return_when=asyncio.FIRST_COMPLETED)
-            if not more.done():
+            if not more.done():  # the request finished first: stop reading, keeping anything already read
                 more.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    unread += await more
                 continue
             if more.result():
                 unread += more.result()
                 continue
+            if not _hung_up(writer):  # only half-closed (SHUT_WR): the client still waits for its answer
+                await task
+                break
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
