@@ -1,0 +1,42 @@
+"""Who pays for what: the one billing rule every path of a lease uses.
+
+The consumer pays for the time its VM was ready, pro rata to the millisecond, and never more
+than the escrow paid for:
+
+    billable_ms = clamp(end − ready, 0, paid_ms)      paid_ms = ⌊total × 3 600 000 / price_per_hour⌋
+
+* ``ready`` is when the provider sent ``ready`` (boot time is the provider's cost);
+* ``end`` is when the provider saw the release, when the owner preempted, when the paid time ran
+  out (expiry), or, when heartbeats were lost, **the last heartbeat heard** from the other side:
+  the silent grace before the lease is declared lost is billed to nobody;
+* the interval in progress at the end is paid pro rata in every path: there is no rounding up to
+  a whole hour (or minute) for the provider, and no rounding down for the consumer;
+* a rental that never reached ready (refused, failed to boot, provider vanished) bills 0 and the
+  whole escrow is refunded.
+
+The settled duration is then the smaller of this and the witnesses' attested duration (spec 01),
+so neither party can bill beyond what the witnesses saw. Pure; touches nothing.
+"""
+
+from __future__ import annotations
+
+MS_PER_HOUR = 3_600_000
+
+
+def escrow_for(hours: int, price_per_hour: int) -> int:
+    """What the consumer locks for ``hours`` at ``price_per_hour``."""
+    return hours * price_per_hour
+
+
+def paid_ms(total: int, price_per_hour: int, cap_ms: int) -> int:
+    """How long ``total`` pays for at ``price_per_hour`` (a free offer runs to ``cap_ms``)."""
+    if price_per_hour <= 0:
+        return cap_ms
+    return min(cap_ms, total * MS_PER_HOUR // price_per_hour)
+
+
+def billable_ms(ready_at: float | None, end_at: float, paid: int) -> int:
+    """The rule above, for times in seconds on one clock; 0 when the VM never became ready."""
+    if ready_at is None:
+        return 0
+    return max(0, min(paid, int((end_at - ready_at) * 1000)))
