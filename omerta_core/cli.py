@@ -48,16 +48,7 @@ class OmertaGroup(click.Group):
                     host.register(plugin)
                 except PluginLoadError as exc:
                     self._load_errors.append(str(exc))
-            claims = Claims("command")
-            for command_name in self.commands:
-                claims.claim(command_name, "kernel")
-            for name, command in plugin_commands(host):
-                try:
-                    claims.claim(command.name or name, name)
-                except ConflictError as exc:
-                    self._conflicts[command.name or name] = str(exc)
-                    continue
-                self._plugin_commands[command.name or name] = command
+            self._plugin_commands, self._conflicts = plugin_command_table(host, list(self.commands))
         return self._plugin_commands
 
     def _warn_load_errors(self) -> None:
@@ -92,13 +83,51 @@ def plugin_commands(host: PluginHost) -> list[tuple[str, click.Command]]:
     return [(name, command) for name in host.loaded for command in host.call_one(name, "omerta_cli_commands") or []]
 
 
+def plugin_command_table(host: PluginHost, kernel: list[str]) -> tuple[dict[str, click.Command], dict[str, str]]:
+    """The plugins' commands by name, and the names two owners claim (with the conflict's message).
+
+    Two plugins may each add a group of the same name (``omerta vm`` from kvm and rental): the groups
+    merge, and each subcommand is claimed as ``"vm request"``, so two plugins adding one subcommand, or a
+    command and a group of one name, are conflicts naming both owners.
+    """
+    claims = Claims("command")
+    for command_name in kernel:
+        claims.claim(command_name, "kernel")
+    commands: dict[str, click.Command] = {}
+    conflicts: dict[str, str] = {}
+    for name, command in plugin_commands(host):
+        key = command.name or name
+        earlier = commands.get(key)
+        try:
+            if isinstance(command, click.Group) and isinstance(earlier, click.Group):
+                for sub in command.commands:
+                    claims.claim(f"{key} {sub}", name)
+                commands[key] = _merged(earlier, command)
+                continue
+            claims.claim(key, name)
+            if isinstance(command, click.Group):
+                for sub in command.commands:
+                    claims.claim(f"{key} {sub}", name)
+        except ConflictError as exc:
+            conflicts[key] = str(exc)
+            continue
+        commands[key] = command
+    return commands, conflicts
+
+
 def check_command_conflicts(host: PluginHost) -> None:
     """Raise :class:`ConflictError` when two of the host's plugins (or a plugin and the kernel) add one command."""
-    claims = Claims("command")
-    for command_name in main.commands:
-        claims.claim(command_name, "kernel")
-    for name, command in plugin_commands(host):
-        claims.claim(command.name or name, name)
+    _, conflicts = plugin_command_table(host, list(main.commands))
+    if conflicts:
+        raise ConflictError(next(iter(conflicts.values())))
+
+
+def _merged(earlier: click.Group, later: click.Group) -> click.Group:
+    """Two plugins' groups of one name as one group holding both plugins' subcommands."""
+    merged = click.Group(name=earlier.name, help=earlier.help, context_settings=CONTEXT_SETTINGS)
+    for command in [*earlier.commands.values(), *later.commands.values()]:
+        merged.add_command(command)
+    return merged
 
 
 def state_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:

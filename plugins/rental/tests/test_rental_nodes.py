@@ -1,0 +1,124 @@
+"""Renting a VM between real node processes on loopback: offers, refusals, request → ready → release → settle.
+
+One cluster (seven nodes, the provider with the kvm plugin and the test guest under TCG) serves every test
+of the module, in order; only the full rental boots a guest. Everything the nodes made is removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from omerta_vm_kvm.guest_builder import build_test_guest
+
+from omerta_core.identity import Identity
+
+from .cluster import FUNDING, PRICE, Cluster, wait_for
+
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cache = os.environ.get("OMERTA_KVM_TEST_CACHE")
+    images = build_test_guest(Path(cache) if cache else tmp_path_factory.mktemp("guest")).parent
+    nodes = Cluster(tmp_path_factory.mktemp("rental"), images)
+    try:
+        nodes.start_all()
+        nodes.fund()
+        yield nodes
+    finally:
+        nodes.stop()
+        vms = nodes.root / "provider" / "plugins" / "kvm" / "vms"
+        assert not vms.exists() or not any(vms.iterdir()), "the provider left VM artefacts behind"
+
+
+def locked(cluster: Cluster, name: str) -> int:
+    return int(cluster.balances(name).get(cluster.ids[name], {}).get("locked", 0))
+
+
+def test_the_consumer_sees_the_providers_offer(cluster: Cluster) -> None:
+    offers = wait_for("the provider's offer", lambda: cluster["consumer"].call("rental.offers", {}), 60)
+    assert [o["provider"] for o in offers] == [cluster.ids["provider"]]
+    assert offers[0]["price"] == PRICE and offers[0]["img"] == ["omk-test"]
+    shown = cluster["consumer"].omerta("offers", "--image", "omk-test", "--max-price", str(PRICE), "--json")
+    assert json.loads(shown.stdout)[0]["provider"] == cluster.ids["provider"]
+    assert cluster["consumer"].call("rental.offers", {"max_price": PRICE - 1}) == []
+
+
+@pytest.mark.parametrize(
+    ("who", "args", "reason"),
+    [
+        ("consumer", ["--image", "nope"], "refused: this provider has no image 'nope'"),
+        ("consumer", ["--image", "omk-test", "--cpu", "8"], "refused: this provider offers 2 free vCPUs, not 8"),
+        ("consumer", ["--image", "omk-test", "--activity", "x"], "refused: describe what you will run"),
+        ("w4", ["--image", "omk-test"], "blocklisted"),
+        ("w3", ["--image", "omk-test"], "escrow lock failed"),  # w3 holds 100, one hour costs 3600
+    ],
+)
+def test_a_refusal_is_one_line_and_leaves_no_lock_and_no_vm(cluster: Cluster, who: str, args: list[str],
+                                                            reason: str) -> None:  # fmt: skip
+    if "--activity" not in args:
+        args = [*args, "--activity", "run the test suite"]
+    done = cluster[who].omerta("vm", "request", "--provider", cluster.ids["provider"], *args)
+    assert done.returncode != 0
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 1 and reason in error[0], done.stderr
+    assert locked(cluster, who) == 0
+    assert cluster["provider"].call("vm.list") == []
+
+
+@pytest.mark.parametrize(
+    ("provider", "reason"),
+    [("w2", "refused: this node offers no VMs"), (None, "the provider did not answer within 20 s (gone?)")],
+)
+def test_a_node_without_vms_or_a_vanished_provider_is_a_clear_error(cluster: Cluster, provider: str | None,
+                                                                    reason: str) -> None:  # fmt: skip
+    peer = cluster.ids[provider] if provider else Identity.generate().peer_id
+    done = cluster["consumer"].omerta("vm", "request", "--provider", peer, "--image", "omk-test", "--activity", "ci")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [f"Error: {reason}"], done.stderr
+    assert locked(cluster, "consumer") == 0
+
+
+def test_request_ready_release_settle(cluster: Cluster) -> None:
+    consumer, provider = cluster["consumer"], cluster["provider"]
+    before = cluster.balances("authority")
+    done = consumer.omerta("vm", "request", "--image", "omk-test", "--mem", "128", "--hours", "1",
+                           "--activity", "rental acceptance test")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = re.findall(r"\]\s+(\S+)", done.stdout)
+    for step in ("requested", "admitted", "locked", "creating", "ready"):
+        assert step in steps, done.stdout
+    rental = done.stdout.split()[1]
+    shown = consumer.call("rental.show", {"rental": rental})
+    assert shown["vm_id"] and shown["address"] == "198.18.0.2"
+    vms = provider.call("vm.list")
+    assert [v["vm_id"] for v in vms] == [shown["vm_id"]] and vms[0]["consumer"] == cluster.ids["consumer"]
+    assert "rental acceptance test" in provider.log_path.read_text() and cluster.ids["consumer"] in provider.log_tail(
+        10**7
+    )
+    assert locked(cluster, "consumer") == PRICE
+
+    released = consumer.omerta("vm", "release", rental)
+    assert released.returncode == 0, released.stderr
+    final = consumer.call("rental.show", {"rental": rental})
+    assert final["outcome"] == "released"
+    split = final["settlement"]
+    assert split["settled"] and split["provider_payment"] + split["burn"] + split["refund"] == PRICE
+    assert split["refund"] > 0 and split["duration_ms"] > 0
+    assert provider.call("vm.list") == []
+    assert locked(cluster, "consumer") == 0
+
+    cluster.sync(rounds=2)
+    views = {name: cluster.balances(name) for name in cluster.nodes}
+    assert all(view == views["authority"] for view in views.values()), "the chains disagree on the settlement"
+    after = views["authority"]
+    consumer_id, provider_id = cluster.ids["consumer"], cluster.ids["provider"]
+    assert after[consumer_id]["balance"] == before[consumer_id]["balance"] - split["provider_payment"] - split["burn"]
+    assert after[provider_id]["balance"] == before[provider_id]["balance"] + split["provider_payment"]
+    assert before[consumer_id]["balance"] == FUNDING
