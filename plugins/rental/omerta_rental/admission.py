@@ -113,7 +113,9 @@ def admit(policy: Policy, offer: Offer, candidate: Candidate) -> Decision:
             start, end = policy.quiet_hours or (0, 0)
             return refuse(f"refused: quiet hours ({start:02d}:00-{end:02d}:00 provider time), owner only")
         if candidate.trust < policy.min_trust:
-            return refuse(f"refused: your trust here is {candidate.trust:.3f}, below the minimum {policy.min_trust:.3f}")
+            return refuse(
+                f"refused: your trust here is {candidate.trust:.3f}, below the minimum {policy.min_trust:.3f}"
+            )
         mine = sum(1 for lease in candidate.leases if lease.consumer == consumer)
         if mine >= policy.max_per_consumer:
             return refuse(f"refused: you already hold {mine} lease(s) here, the limit per consumer")

@@ -3,7 +3,7 @@
 The consumer pays for the time its VM was ready, pro rata to the millisecond, and never more
 than the escrow paid for:
 
-    billable_ms = clamp(end − ready, 0, paid_ms)      paid_ms = ⌊total × 3 600 000 / price_per_hour⌋
+    billable_ms = clamp(end - ready, 0, paid_ms)      paid_ms = floor(total * 3_600_000 / price_per_hour)
 
 * ``ready`` is when the provider sent ``ready`` (boot time is the provider's cost);
 * ``end`` is when the provider saw the release, when the owner preempted, when the paid time ran

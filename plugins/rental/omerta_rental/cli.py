@@ -77,7 +77,9 @@ def offers_command(vcpus: int | None, memory_mib: int | None, image: str | None,
                    state_dir: Path | None, as_json: bool) -> None:  # fmt: skip
     """The providers' offers this node has seen, cheapest first."""
     params = {"vcpus": vcpus, "memory_mib": memory_mib, "image": image, "max_price": max_price}
-    found = client.call(resolve_state_dir(state_dir), "rental.offers", {k: v for k, v in params.items() if v is not None})
+    found = client.call(
+        resolve_state_dir(state_dir), "rental.offers", {k: v for k, v in params.items() if v is not None}
+    )
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return

@@ -45,7 +45,11 @@ def request(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     activity = params.get("activity")
     key = params.get("ssh_public_key") or ""
     provider = params.get("provider")
-    if not isinstance(activity, str) or not isinstance(key, str) or (provider is not None and not isinstance(provider, str)):
+    if (
+        not isinstance(activity, str)
+        or not isinstance(key, str)
+        or (provider is not None and not isinstance(provider, str))
+    ):
         raise RentalError("activity, ssh_public_key and provider must be text")
     hours = _int(params, "hours", 1) or 1
     rental = _service(node).request(_want(params), _int(params, "disk_gib", 1) or 1, hours, activity, key, provider)

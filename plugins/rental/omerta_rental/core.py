@@ -347,10 +347,10 @@ class ProviderCore:
                 elif now >= lease.last_sent + self.timing.heartbeat_s:
                     lease.last_sent = now
                     actions.append(Send(lease.consumer, Heartbeat(lease.rental)))
-            elif lease.state is ProviderState.ENDING and lease.ready_at is not None:
-                if now >= lease.last_sent + self.timing.heartbeat_s:
-                    lease.last_sent = now
-                    actions.append(Send(lease.consumer, Heartbeat(lease.rental)))
+            elif (lease.state is ProviderState.ENDING and lease.ready_at is not None
+                  and now >= lease.last_sent + self.timing.heartbeat_s):  # fmt: skip
+                lease.last_sent = now
+                actions.append(Send(lease.consumer, Heartbeat(lease.rental)))
         return actions
 
     def _end(self, lease: ProviderLease, reason: str, end_at: float, now: float) -> list[Action]:
@@ -467,9 +467,15 @@ class ConsumerCore:
             if message.price_per_hour > r.request.max_price or message.amount > cap:
                 reason = f"the provider asked {message.price_per_hour}/h, above your maximum {r.request.max_price}/h"
                 return self._fail(r, reason, [Send(peer, Release(r.rental))])
-            r.state, r.since, r.price_per_hour, r.total = ConsumerState.LOCKING, now, message.price_per_hour, message.amount
+            r.state, r.since, r.price_per_hour, r.total = (
+                ConsumerState.LOCKING,
+                now,
+                message.price_per_hour,
+                message.amount,
+            )
             return [
-                Report(r.rental, "admitted", f"admitted at {message.price_per_hour}/h; locking {message.amount} in escrow"),
+                Report(r.rental, "admitted",
+                       f"admitted at {message.price_per_hour}/h; locking {message.amount} in escrow"),
                 LockEscrow(r.rental, peer, message.amount),
             ]  # fmt: skip
         if isinstance(message, Refused):
@@ -494,7 +500,9 @@ class ConsumerCore:
             return [Report(r.rental, "extended", f"lease now {message.lease_ms // 1000} s from ready")]
         if isinstance(message, Ended) and r.state in (ConsumerState.READY, ConsumerState.RELEASING,
                                                      ConsumerState.WAITING_VM):  # fmt: skip
-            own = r.billable_ms if r.state is ConsumerState.RELEASING else billing.billable_ms(r.ready_at, now, r.paid_ms)
+            own = (
+                r.billable_ms if r.state is ConsumerState.RELEASING else billing.billable_ms(r.ready_at, now, r.paid_ms)
+            )
             reason = r.end_reason if r.state is ConsumerState.RELEASING else message.reason
             return self._settle(r, reason, min(own, message.billable_ms), detach=r.ready_at is not None)
         return []

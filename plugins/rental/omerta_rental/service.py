@@ -126,10 +126,11 @@ class RentalService:
         self._timer = None
 
     def status(self) -> dict[str, Any]:
+        offer = self.offer()
         return {
             "providing": len(self.provider.leases),
             "renting": len(self.consumer.rentals),
-            "offer": self.offer().encode() if self.offer() else None,
+            "offer": offer.encode() if offer else None,
             "dropped": self.dropped,
         }
 
@@ -262,7 +263,7 @@ class RentalService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _perform(self, action: Action) -> None:  # noqa: PLR0911 (one branch per action kind)
+    def _perform(self, action: Action) -> None:
         if isinstance(action, Send):
             self._spawn(self.transport.send(action.peer, messages.CHANNEL, messages.encode(action.message)))
         elif isinstance(action, Report):
@@ -314,7 +315,8 @@ class RentalService:
         request, consumer = action.request, action.consumer
         self.records[action.rental] = RentalRecord(action.rental, "provider", str(consumer), request.image, time.time())
         self.log.info("rental requested", rental=action.rental[:12], peer=str(consumer), activity=request.activity,
-                      image=request.image, vcpus=request.vcpus, memory_mib=request.memory_mib, hours=request.hours)  # fmt: skip
+                      image=request.image, vcpus=request.vcpus, memory_mib=request.memory_mib,
+                      hours=request.hours)  # fmt: skip
         offer = self.offer()
         if offer is None:
             self._run(self.provider.decided(action.rental, False, "refused: this node offers no VMs", 0, 0,
@@ -367,8 +369,8 @@ class RentalService:
         try:
             info = await self.hypervisor.create(vm_request)
         except Exception as exc:
-            self._run(self.provider.vm_failed(action.rental, str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                                              self._now()))  # fmt: skip
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._run(self.provider.vm_failed(action.rental, reason, self._now()))
             return
         finally:
             progress.cancel()

@@ -64,7 +64,9 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
 def parse_settings(config: dict[str, Any]) -> Settings:
     merged = {**CONFIG_DEFAULTS, **config}
     quiet = merged["quiet_hours"]
-    if quiet and (not isinstance(quiet, list) or len(quiet) != 2 or not all(type(h) is int and 0 <= h < 24 for h in quiet)):
+    if quiet and (
+        not isinstance(quiet, list) or len(quiet) != 2 or not all(type(h) is int and 0 <= h < 24 for h in quiet)
+    ):
         raise SettingsError("plugins.rental.quiet_hours must be [start_hour, end_hour] or []")
     try:
         policy = Policy(

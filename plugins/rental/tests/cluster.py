@@ -61,7 +61,9 @@ class Cluster:
         self.root = root
         self.images_dir = images_dir
         self.nodes = {
-            name: RentalNode(root / name, "udp,gossip,omt,kvm,rental" if name == "provider" else "udp,gossip,omt,rental")
+            name: RentalNode(
+                root / name, "udp,gossip,omt,kvm,rental" if name == "provider" else "udp,gossip,omt,rental"
+            )
             for name in NAMES
         }
         self.ids = {name: node.identity() for name, node in self.nodes.items()}

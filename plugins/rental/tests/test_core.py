@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-
-from omerta_core.identity import Identity
-from omerta_core.interfaces.common import PeerId
 from omerta_rental import billing
 from omerta_rental.core import (
     Action,
@@ -30,6 +27,9 @@ from omerta_rental.core import (
     TopUpEscrow,
 )
 from omerta_rental.messages import Heartbeat, Ready, Refused, Request, decode, encode
+
+from omerta_core.identity import Identity
+from omerta_core.interfaces.common import PeerId
 
 PROVIDER = PeerId(Identity.generate().peer_id)
 CONSUMER = PeerId(Identity.generate().peer_id)
