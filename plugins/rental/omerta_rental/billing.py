@@ -23,9 +23,9 @@ from __future__ import annotations
 MS_PER_HOUR = 3_600_000
 
 
-def escrow_for(hours: int, price_per_hour: int) -> int:
-    """What the consumer locks for ``hours`` at ``price_per_hour``."""
-    return hours * price_per_hour
+def escrow_for(lease_s: int, price_per_hour: int) -> int:
+    """What the consumer locks for ``lease_s`` seconds at ``price_per_hour`` (rounded up to a whole unit)."""
+    return -(-lease_s * price_per_hour // 3600)
 
 
 def paid_ms(total: int, price_per_hour: int, cap_ms: int) -> int:

@@ -48,6 +48,12 @@ def ssh_key(state_dir: Path) -> Path:
     return key
 
 
+def lease_seconds(hours: float) -> int:
+    if not 0 < hours <= 24 * 365:
+        raise RentalCliError("--hours must be more than 0 (fractions such as 0.05 are fine)")
+    return max(1, round(hours * 3600))
+
+
 def follow(state_dir: Path, rental: str, until: set[str], timeout: float) -> dict[str, Any]:
     """Print the rental's steps as they happen until one of ``until`` (or its outcome); return it."""
     printed = 0
@@ -102,19 +108,20 @@ def vm_group() -> None:
 @click.option("--mem", "memory_mib", type=int, default=128, show_default=True, help="Memory in MiB.")
 @click.option("--disk", "disk_gib", type=int, default=1, show_default=True, help="Disk in GiB.")
 @click.option("--image", required=True, help="Image name (see `omerta offers`).")
-@click.option("--hours", type=int, default=1, show_default=True, help="Hours to pay for now (top up later).")
+@click.option("--hours", type=float, default=1.0, show_default=True, help="Hours to pay for now (top up later).")
 @click.option("--provider", help="This provider's peer id instead of the cheapest matching offer.")
 @click.option("--max-price", type=int, help="Refuse a price per hour above this.")
 @click.option("--activity", required=True, help='What you will run, e.g. "compile a kernel" (logged by the provider).')
 @state_dir_option
 @json_option
-def vm_request(vcpus: int, memory_mib: int, disk_gib: int, image: str, hours: int, provider: str | None,
+def vm_request(vcpus: int, memory_mib: int, disk_gib: int, image: str, hours: float, provider: str | None,
                max_price: int | None, activity: str, state_dir: Path | None, as_json: bool) -> None:  # fmt: skip
     """Rent a VM: admission, escrow lock, creation, VPN; prints each step until it is ready."""
     state = resolve_state_dir(state_dir)
     public_key = ssh_key(state).with_suffix(".pub").read_text().strip()
     params: dict[str, Any] = {"vcpus": vcpus, "memory_mib": memory_mib, "disk_gib": disk_gib, "image": image,
-                              "hours": hours, "activity": activity, "ssh_public_key": public_key}  # fmt: skip
+                              "lease_s": lease_seconds(hours), "activity": activity,
+                              "ssh_public_key": public_key}  # fmt: skip
     if provider:
         params["provider"] = provider
     if max_price is not None:
@@ -174,12 +181,12 @@ def vm_release(rental: str, state_dir: Path | None) -> None:
 
 @vm_group.command(name="topup")
 @click.argument("rental")
-@click.option("--hours", type=int, default=1, show_default=True, help="Hours to add to the lease.")
+@click.option("--hours", type=float, default=1.0, show_default=True, help="Hours to add to the lease.")
 @state_dir_option
-def vm_topup(rental: str, hours: int, state_dir: Path | None) -> None:
+def vm_topup(rental: str, hours: float, state_dir: Path | None) -> None:
     """Pay for more hours; the lease grows by what the top-up pays."""
     state = resolve_state_dir(state_dir)
-    rental = client.call(state, "rental.topup", {"rental": rental, "hours": hours})["rental"]
+    rental = client.call(state, "rental.topup", {"rental": rental, "lease_s": lease_seconds(hours)})["rental"]
     follow(state, rental, {"topped up", "top-up failed"}, RELEASE_FOLLOW_S)
 
 

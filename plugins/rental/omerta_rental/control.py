@@ -34,7 +34,7 @@ def _want(params: dict[str, Any]) -> Want:
     if image is not None and not isinstance(image, str):
         raise RentalError("image must be a name")
     return Want(_int(params, "vcpus"), _int(params, "memory_mib"), image, _int(params, "max_price"),
-                _int(params, "hours"))  # fmt: skip
+                _int(params, "lease_s"))  # fmt: skip
 
 
 def offers(node: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -51,8 +51,8 @@ def request(node: Any, params: dict[str, Any]) -> dict[str, Any]:
         or (provider is not None and not isinstance(provider, str))
     ):
         raise RentalError("activity, ssh_public_key and provider must be text")
-    hours = _int(params, "hours", 1) or 1
-    rental = _service(node).request(_want(params), _int(params, "disk_gib", 1) or 1, hours, activity, key, provider)
+    lease_s = _int(params, "lease_s", 3600) or 3600
+    rental = _service(node).request(_want(params), _int(params, "disk_gib", 1) or 1, lease_s, activity, key, provider)
     return {"rental": rental}
 
 
@@ -85,7 +85,7 @@ def release(node: Any, params: dict[str, Any]) -> dict[str, Any]:
 def topup(node: Any, params: dict[str, Any]) -> dict[str, Any]:
     service = _service(node)
     record = service.resolve(_rental(params))
-    service.top_up(record.rental, _int(params, "hours", 1) or 1)
+    service.top_up(record.rental, _int(params, "lease_s", 3600) or 3600)
     return {"rental": record.rental}
 
 

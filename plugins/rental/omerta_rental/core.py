@@ -205,12 +205,17 @@ class ProviderLease:
         return None if self.ready_at is None else self.ready_at + self.paid_ms / 1000
 
 
+#: Ended leases a provider remembers, so a consumer that restarts after a crash learns what it owes.
+ENDED_KEPT = 256
+
+
 class ProviderCore:
     """All leases of one provider."""
 
     def __init__(self, timing: Timing | None = None) -> None:
         self.timing = timing or Timing()
         self.leases: dict[str, ProviderLease] = {}
+        self.ended: dict[str, tuple[PeerId, Ended]] = {}
 
     def next_deadline(self) -> float | None:
         deadlines = [d for lease in self.leases.values() if (d := self._deadline(lease)) is not None]
@@ -237,6 +242,9 @@ class ProviderCore:
                 return []
             self.leases[message.rental] = ProviderLease(message.rental, peer, message, ProviderState.ADMITTING, now)
             return [Admit(message.rental, peer, message)]
+        if lease is None and isinstance(message, Release) and message.rental in self.ended:
+            consumer, ended = self.ended[message.rental]
+            return [Send(peer, ended)] if consumer == peer else []  # a restarted consumer asks again
         if lease is None or lease.consumer != peer:
             return []
         if isinstance(message, Locked) and lease.state is ProviderState.ADMITTED:
@@ -273,11 +281,11 @@ class ProviderCore:
         request = lease.request
         lease.state, lease.since = ProviderState.ADMITTED, now
         lease.price_per_hour, lease.max_lease_ms = price_per_hour, max_lease_ms
-        lease.total = billing.escrow_for(request.hours, price_per_hour)
+        lease.total = billing.escrow_for(request.lease_s, price_per_hour)
         return [
             Send(lease.consumer, Admitted(rental, price_per_hour, lease.total)),
             Report(rental, "admitted", f"{request.vcpus} vCPU {request.memory_mib} MiB {request.image} "
-                                       f"for {request.hours} h at {price_per_hour}/h"),
+                                       f"for {request.lease_s} s at {price_per_hour}/h"),
         ]  # fmt: skip
 
     def vm_created(self, rental: str, vm_id: str, address: str, now: float) -> list[Action]:
@@ -313,8 +321,12 @@ class ProviderCore:
         billable = billing.billable_ms(lease.ready_at, lease.end_at, lease.paid_ms)
         if attested_ms is not None:
             billable = min(billable, attested_ms)
+        ended = Ended(rental, lease.end_reason, billable)
+        self.ended[rental] = (lease.consumer, ended)
+        while len(self.ended) > ENDED_KEPT:
+            del self.ended[next(iter(self.ended))]
         return [
-            Send(lease.consumer, Ended(rental, lease.end_reason, billable)),
+            Send(lease.consumer, ended),
             Report(rental, "ended", f"{lease.end_reason}; VM deleted; {billable} ms billable"),
             Finished(rental, lease.end_reason),
         ]
@@ -431,8 +443,18 @@ class ConsumerCore:
         return [
             Send(provider, request),
             Report(request.rental, "requested", f"asked {provider[:12]} for {request.vcpus} vCPU "
-                                                f"{request.memory_mib} MiB {request.image} for {request.hours} h"),
+                                                f"{request.memory_mib} MiB {request.image} for {request.lease_s} s"),
         ]  # fmt: skip
+
+    def resume(self, provider: PeerId, request: Request, session: str, price_per_hour: int, billable_ms: int,
+               now: float) -> list[Action]:  # fmt: skip
+        """After a restart: a rental whose lock is open ends now; ``billable_ms`` is what the journal shows was
+        used (the rule up to the last heartbeat recorded). The provider's ``ended`` may lower it."""
+        r = Rental(request.rental, provider, request, ConsumerState.RELEASING, now, price_per_hour, session=session,
+                   billable_ms=billable_ms, end_reason="consumer restarted")  # fmt: skip
+        self.rentals[request.rental] = r
+        return [Report(r.rental, "resumed", f"open escrow {session[:12]} after a restart; ending it"),
+                Send(provider, Release(r.rental))]  # fmt: skip
 
     def release(self, rental: str, now: float) -> list[Action]:
         r = self.rentals.get(rental)
@@ -449,11 +471,11 @@ class ConsumerCore:
         r.end_reason = r.end_reason or "released"
         return [Report(rental, "releasing", "release sent; waiting for deletion"), Send(r.provider, Release(rental))]
 
-    def top_up(self, rental: str, hours: int, now: float) -> list[Action]:
+    def top_up(self, rental: str, seconds: int, now: float) -> list[Action]:
         r = self.rentals.get(rental)
         if r is None or r.state is not ConsumerState.READY:
             return [Report(rental, "top-up refused", "only a ready rental can be topped up")]
-        amount = billing.escrow_for(hours, r.price_per_hour)
+        amount = billing.escrow_for(seconds, r.price_per_hour)
         return [TopUpEscrow(rental, r.session, amount), Report(rental, "topping up", f"adding {amount} to the escrow")]
 
     # -- events ----------------------------------------------------------------------------
@@ -463,7 +485,7 @@ class ConsumerCore:
         if r is None or r.provider != peer:
             return []
         if isinstance(message, Admitted) and r.state is ConsumerState.REQUESTED:
-            cap = billing.escrow_for(r.request.hours, r.request.max_price)
+            cap = billing.escrow_for(r.request.lease_s, r.request.max_price)
             if message.price_per_hour > r.request.max_price or message.amount > cap:
                 reason = f"the provider asked {message.price_per_hour}/h, above your maximum {r.request.max_price}/h"
                 return self._fail(r, reason, [Send(peer, Release(r.rental))])

@@ -42,7 +42,7 @@ class Request(Message):
     memory_mib: int
     disk_gib: int
     image: str
-    hours: int
+    lease_s: int
     activity: str
     ssh_public_key: str
     max_price: int

@@ -97,7 +97,7 @@ class Want:
     memory_mib: int | None = None
     image: str | None = None
     max_price: int | None = None
-    hours: int | None = None
+    lease_s: int | None = None
 
     def why_not(self, offer: Offer) -> str | None:
         """``None`` when ``offer`` fits, else one line why not."""
@@ -109,7 +109,7 @@ class Want:
             return f"has no image {self.image!r} (has: {', '.join(offer.images) or 'none'})"
         if self.max_price is not None and offer.price_per_hour > self.max_price:
             return f"costs {offer.price_per_hour}/h, above {self.max_price}"
-        if self.hours is not None and self.hours > offer.max_lease_h:
+        if self.lease_s is not None and self.lease_s > offer.max_lease_h * 3600:
             return f"leases at most {offer.max_lease_h} h"
         return None
 

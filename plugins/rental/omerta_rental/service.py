@@ -15,7 +15,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from omerta_core.errors import OmertaError
@@ -42,6 +42,7 @@ from omerta_rental.core import (
     StartVmSession,
     TopUpEscrow,
 )
+from omerta_rental.journal import WRITE_EVERY_S, Entry, Journal, JournalError
 from omerta_rental.offers import CAPABILITY, Offer, OfferError, SeenOffer, Want, matching
 from omerta_rental.settings import Settings
 from omerta_rental.vpn import VpnSeam
@@ -103,6 +104,7 @@ class RentalService:
         self.ledger: Ledger = node.service("ledger")
         self.discovery: Discovery | None = node.service("discovery") if node.has_service("discovery") else None
         self.hypervisor: Hypervisor | None = node.service("hypervisor") if node.has_service("hypervisor") else None
+        self.journal = Journal(node.plugin_state_dir("rental"))
         self.admission_hook: Callable[[admission.Candidate], list[str | None]] | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -115,6 +117,23 @@ class RentalService:
         self.transport.on_message(messages.CHANNEL, self._on_message)
         self._timer = asyncio.create_task(self._timer_loop())
         self.publish_offer()
+        self._resume()
+
+    def _resume(self) -> None:
+        """Rentals whose escrow was open when this node last stopped (a crash) end and settle now."""
+        try:
+            entries = self.journal.load()
+        except JournalError as exc:
+            self.log.error("rental journal damaged", reason=str(exc))
+            return
+        for rental, entry in entries.items():
+            request = entry.as_request()
+            heard = entry.last_heard_wall or entry.ready_wall or 0.0
+            billable = billing.billable_ms(entry.ready_wall, heard, entry.paid_ms)
+            self.records[rental] = RentalRecord(rental, "consumer", entry.provider, request.image, time.time(),
+                                                session=entry.session)  # fmt: skip
+            self._run(self.consumer.resume(PeerId(entry.provider), request, entry.session, entry.price_per_hour,
+                                           billable, self._now()))  # fmt: skip
 
     async def stop(self) -> None:
         for task in [*self._tasks, *([self._timer] if self._timer else [])]:
@@ -175,7 +194,7 @@ class RentalService:
 
     # -- consumer commands -------------------------------------------------------------------
 
-    def request(self, want: Want, disk_gib: int, hours: int, activity: str, ssh_public_key: str,
+    def request(self, want: Want, disk_gib: int, lease_s: int, activity: str, ssh_public_key: str,
                 provider: str | None) -> str:  # fmt: skip
         """Start a rental; return its id at once (``rental.show`` follows it)."""
         if provider is None:
@@ -188,7 +207,7 @@ class RentalService:
         max_price = want.max_price if want.max_price is not None else 2**40
         rental = secrets.token_hex(16)
         request = messages.Request(rental, want.vcpus or 1, want.memory_mib or 128, disk_gib, want.image or "",
-                                   hours, activity, ssh_public_key, max_price)  # fmt: skip
+                                   lease_s, activity, ssh_public_key, max_price)  # fmt: skip
         self.records[rental] = RentalRecord(rental, "consumer", str(chosen), request.image, time.time())
         self._run(self.consumer.request(chosen, request, self._now()))
         return rental
@@ -197,9 +216,9 @@ class RentalService:
         self._known(rental)
         self._run(self.consumer.release(rental, self._now()))
 
-    def top_up(self, rental: str, hours: int) -> None:
+    def top_up(self, rental: str, seconds: int) -> None:
         self._known(rental)
-        self._run(self.consumer.top_up(rental, hours, self._now()))
+        self._run(self.consumer.top_up(rental, seconds, self._now()))
 
     def preempt(self, rental: str) -> None:
         if rental not in self.provider.leases:
@@ -246,6 +265,20 @@ class RentalService:
                 await asyncio.wait_for(self._wake.wait(), wait)
             now = self._now()
             self._run(self.provider.tick(now) + self.consumer.tick(now))
+            self._journal_heartbeats(now)
+
+    def _journal_heartbeats(self, now: float) -> None:
+        wall = time.time()
+        if wall - self.journal.written_at < WRITE_EVERY_S:
+            return
+        changed = False
+        for rental in self.consumer.rentals.values():
+            entry = self.journal.entries.get(rental.rental)
+            if entry is not None and rental.ready_at is not None:
+                entry.last_heard_wall, entry.paid_ms = wall - (now - rental.last_heard), rental.paid_ms
+                changed = True
+        if changed:
+            self.journal.save(wall)
 
     def _run(self, actions: list[Action]) -> None:
         for action in actions:
@@ -299,8 +332,13 @@ class RentalService:
             record.events.append((time.time(), report.step, report.text))
             if report.step == "ready" and record.role == "consumer":
                 rental = self.consumer.rentals.get(report.rental)
+                entry = self.journal.entries.get(report.rental)
                 if rental is not None:
                     record.vm_id, record.address = rental.vm_id, rental.address
+                if rental is not None and entry is not None:
+                    entry.ready_wall = entry.last_heard_wall = time.time()
+                    entry.paid_ms = rental.paid_ms
+                    self.journal.save(time.time())
         peer = record.peer[:12] if record else "?"
         self.log.info("rental step", rental=report.rental[:12], peer=peer, step=report.step, detail=report.text)
 
@@ -316,7 +354,7 @@ class RentalService:
         self.records[action.rental] = RentalRecord(action.rental, "provider", str(consumer), request.image, time.time())
         self.log.info("rental requested", rental=action.rental[:12], peer=str(consumer), activity=request.activity,
                       image=request.image, vcpus=request.vcpus, memory_mib=request.memory_mib,
-                      hours=request.hours)  # fmt: skip
+                      lease_s=request.lease_s)  # fmt: skip
         offer = self.offer()
         if offer is None:
             self._run(self.provider.decided(action.rental, False, "refused: this node offers no VMs", 0, 0,
@@ -330,7 +368,7 @@ class RentalService:
                             str(lease.consumer), frozenset()), lease.request.vcpus, lease.request.memory_mib)
             for lease in self.provider.leases.values() if lease.rental != action.rental
         ]  # fmt: skip
-        want = Want(request.vcpus, request.memory_mib, request.image, None, request.hours)
+        want = Want(request.vcpus, request.memory_mib, request.image, None, request.lease_s)
         candidate = admission.Candidate(consumer, want, request.activity, networks, self.ledger.trust(consumer),
                                         time.localtime().tm_hour, tuple(leases))  # fmt: skip
         decision = admission.admit(self.settings.policy, offer, candidate)
@@ -417,6 +455,10 @@ class RentalService:
         record = self.records.get(action.rental)
         if record is not None:
             record.session = result.session if result.locked else ""
+        rental = self.consumer.rentals.get(action.rental)
+        if result.locked and rental is not None:
+            entry = Entry(str(action.provider), result.session, rental.price_per_hour, asdict(rental.request))
+            self.journal.put(action.rental, entry, time.time())
         self._run(self.consumer.lock_done(action.rental, result.locked, result.session, result.failure_reason,
                                           self._now()))  # fmt: skip
 
@@ -436,6 +478,8 @@ class RentalService:
                 "burn": result.burn,
                 "refund": result.refund,
             }
+        if result.settled:
+            self.journal.drop(action.rental, time.time())
         text = (
             f"{result.duration_ms} ms: provider {result.provider_payment}, burned {result.burn}, refund {result.refund}"
             if result.settled

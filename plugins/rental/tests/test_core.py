@@ -42,7 +42,7 @@ TIMING = Timing(heartbeat_s=2, grace_s=10, answer_timeout_s=20, lock_timeout_s=1
 
 
 def request(hours: int = 2, max_price: int = 200) -> Request:
-    return Request(RENTAL, 1, 128, 1, "omk-test", hours, "compile a kernel", "ssh-ed25519 AAAA k", max_price)
+    return Request(RENTAL, 1, 128, 1, "omk-test", hours * 3600, "compile a kernel", "ssh-ed25519 AAAA k", max_price)
 
 
 @dataclass
@@ -145,7 +145,7 @@ def test_a_top_up_extends_the_lease_by_what_it_pays() -> None:
     wire = Wire()
     wire.to_ready(hours=1)
     wire.advance(3000)
-    wire.run(wire.consumer.top_up(RENTAL, 1, wire.now))
+    wire.run(wire.consumer.top_up(RENTAL, 3600, wire.now))
     (topup,) = wire.taken(TopUpEscrow)
     assert topup == TopUpEscrow(RENTAL, SESSION, PRICE)
     wire.run(wire.consumer.topup_done(RENTAL, True, 2 * PRICE, None, wire.now))
@@ -160,7 +160,7 @@ def test_a_top_up_extends_the_lease_by_what_it_pays() -> None:
 def test_a_failed_top_up_leaves_the_lease_as_it_was() -> None:
     wire = Wire()
     wire.to_ready(hours=1)
-    wire.run(wire.consumer.top_up(RENTAL, 1, wire.now))
+    wire.run(wire.consumer.top_up(RENTAL, 3600, wire.now))
     wire.taken(TopUpEscrow)
     wire.run(wire.consumer.topup_done(RENTAL, False, 0, "balance too low", wire.now))
     assert "top-up failed" in wire.reports()
@@ -329,3 +329,26 @@ def test_messages_from_a_stranger_or_out_of_order_change_nothing() -> None:
 def test_an_idle_core_has_no_deadline(core: type) -> None:
     assert core(TIMING).next_deadline() is None
     assert core(TIMING).tick(5.0) == []
+
+
+def test_a_consumer_that_restarts_learns_what_it_owes_from_the_provider() -> None:
+    wire = Wire()
+    wire.to_ready()
+    wire.advance(30)
+    journal = wire.consumer.rentals[RENTAL]
+    wire.consumer = ConsumerCore(TIMING)  # kill -9: everything in memory is gone
+    wire.advance(TIMING.grace_s + 1)
+    assert len(wire.taken(DeleteVm)) == 1
+    wire.run(wire.provider.vm_deleted(RENTAL, None, wire.now))
+    assert wire.provider.leases == {}
+    wire.run(wire.consumer.resume(PROVIDER, journal.request, SESSION, PRICE, 10**9, wire.now))
+    (settle,) = wire.taken(Settle)
+    assert isinstance(settle, Settle) and 29_000 <= settle.billable_ms <= 30_000  # the provider's word, lower
+
+
+def test_a_resumed_rental_the_provider_forgot_settles_the_journal() -> None:
+    wire = Wire()
+    wire.run(wire.consumer.resume(PROVIDER, request(), SESSION, PRICE, 12_345, wire.now))
+    wire.advance(TIMING.release_timeout_s + 1)
+    (settle,) = wire.taken(Settle)
+    assert isinstance(settle, Settle) and settle.billable_ms == 12_345
