@@ -23,7 +23,7 @@ and the consumer settles the smaller of that and its own view of the rule.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from omerta_core.interfaces.common import PeerId
 from omerta_rental import billing
@@ -410,7 +410,8 @@ class Rental:
     last_sent: float = 0.0
     end_reason: str = ""
     billable_ms: int = 0
-    history: list[str] = field(default_factory=list)
+    #: Resumed after a crash: the provider's witness-capped figure wins over the (possibly stale) journal.
+    resumed: bool = False
 
 
 class ConsumerCore:
@@ -448,10 +449,11 @@ class ConsumerCore:
 
     def resume(self, provider: PeerId, request: Request, session: str, price_per_hour: int, billable_ms: int,
                now: float) -> list[Action]:  # fmt: skip
-        """After a restart: a rental whose lock is open ends now; ``billable_ms`` is what the journal shows was
-        used (the rule up to the last heartbeat recorded). The provider's ``ended`` may lower it."""
+        """After a restart: a rental whose lock is open ends now. The provider's ``ended`` (its billable time,
+        capped by the witnesses' attestation) settles it; if the provider does not answer, ``billable_ms``
+        from the journal does (the rule up to the last heartbeat recorded)."""
         r = Rental(request.rental, provider, request, ConsumerState.RELEASING, now, price_per_hour, session=session,
-                   billable_ms=billable_ms, end_reason="consumer restarted")  # fmt: skip
+                   billable_ms=billable_ms, end_reason="consumer restarted", resumed=True)  # fmt: skip
         self.rentals[request.rental] = r
         return [Report(r.rental, "resumed", f"open escrow {session[:12]} after a restart; ending it"),
                 Send(provider, Release(r.rental))]  # fmt: skip
@@ -526,7 +528,8 @@ class ConsumerCore:
                 r.billable_ms if r.state is ConsumerState.RELEASING else billing.billable_ms(r.ready_at, now, r.paid_ms)
             )
             reason = r.end_reason if r.state is ConsumerState.RELEASING else message.reason
-            return self._settle(r, reason, min(own, message.billable_ms), detach=r.ready_at is not None)
+            billable = message.billable_ms if r.resumed else min(own, message.billable_ms)
+            return self._settle(r, reason, billable, detach=r.ready_at is not None)
         return []
 
     def lock_done(self, rental: str, locked: bool, session: str, reason: str | None, now: float) -> list[Action]:

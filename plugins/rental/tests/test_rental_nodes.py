@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from omerta_vm_kvm.guest_builder import build_test_guest
@@ -122,3 +125,88 @@ def test_request_ready_release_settle(cluster: Cluster) -> None:
     assert after[consumer_id]["balance"] == before[consumer_id]["balance"] - split["provider_payment"] - split["burn"]
     assert after[provider_id]["balance"] == before[provider_id]["balance"] + split["provider_payment"]
     assert before[consumer_id]["balance"] == FUNDING
+
+
+def rent(cluster: Cluster, hours: str = "1") -> str:
+    done = cluster["consumer"].omerta("vm", "request", "--image", "omk-test", "--mem", "128", "--hours", hours,
+                                      "--activity", "failure path test")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split()[1]
+
+
+def outcome(cluster: Cluster, rental: str, timeout: float = 240) -> dict[str, Any]:
+    """Wait until the consumer's rental has ended and settled; return it."""
+
+    def settled() -> dict[str, Any] | None:
+        shown = dict(cluster["consumer"].call("rental.show", {"rental": rental}))
+        return shown if shown["outcome"] is not None and shown["settlement"] else None
+
+    return dict(wait_for(f"rental {rental[:12]} to settle", settled, timeout))
+
+
+def assert_gone_and_agreed(cluster: Cluster, escrow: int) -> None:
+    """The VM and its artefacts are gone, no lock is open, and every chain agrees after sync."""
+    wait_for("the provider to hold no VM", lambda: cluster["provider"].call("vm.list") == [], 60)
+    vms = cluster.root / "provider" / "plugins" / "kvm" / "vms"
+    assert not vms.exists() or not any(vms.iterdir())
+    assert locked(cluster, "consumer") == 0
+    cluster.sync(rounds=2)
+    views = {name: cluster.balances(name) for name in cluster.nodes}
+    assert all(view == views["authority"] for view in views.values()), "the chains disagree on the settlement"
+
+
+def test_a_top_up_extends_the_lease_and_then_it_runs_out(cluster: Cluster) -> None:
+    rental = rent(cluster, hours="0.01")  # 36 s for 36 units
+    topped = cluster["consumer"].omerta("vm", "topup", rental, "--hours", "0.01")
+    assert topped.returncode == 0 and "escrow now 72" in topped.stdout, topped.stdout + topped.stderr
+
+    def extended() -> bool:
+        events = cluster["consumer"].call("rental.show", {"rental": rental})["events"]
+        return any(e["step"] == "extended" for e in events)
+
+    wait_for("the extension", extended, 30)
+    final = outcome(cluster, rental)
+    assert final["outcome"] == "expired"
+    split = final["settlement"]
+    assert split["settled"] and split["duration_ms"] == 72_000 and split["refund"] == 0
+    assert_gone_and_agreed(cluster, 72)
+
+
+def test_kill_9_of_the_consumer_mid_lease(cluster: Cluster) -> None:
+    rental = rent(cluster)
+    time.sleep(3)
+    cluster["consumer"].kill9()
+    wait_for("the provider to delete the orphaned VM", lambda: cluster["provider"].call("vm.list") == [], 60)
+    cluster.start("consumer")
+    final = outcome(cluster, rental)
+    split = final["settlement"]
+    assert split["settled"] and 1_000 <= split["duration_ms"] <= 30_000, final
+    assert split["refund"] == PRICE - split["provider_payment"] - split["burn"]
+    assert_gone_and_agreed(cluster, PRICE)
+
+
+def test_kill_9_of_the_provider_mid_lease(cluster: Cluster) -> None:
+    rental = rent(cluster)
+    time.sleep(3)
+    cluster["provider"].kill9()
+    final = outcome(cluster, rental)
+    assert final["outcome"] == "lost heartbeats"
+    split = final["settlement"]
+    assert split["settled"] and split["duration_ms"] <= 10_000 and split["refund"] >= PRICE - 10
+    cluster.start("provider")  # reclaims the VM its previous run left
+    assert_gone_and_agreed(cluster, PRICE)
+
+
+def test_a_partition_longer_than_the_grace(cluster: Cluster) -> None:
+    rental = rent(cluster)
+    time.sleep(2)
+    provider = cluster["provider"]
+    assert provider.process is not None
+    provider.process.send_signal(signal.SIGSTOP)  # nothing in or out of the provider until the consumer gave up
+    try:
+        final = outcome(cluster, rental)
+    finally:
+        provider.process.send_signal(signal.SIGCONT)
+    assert final["outcome"] == "lost heartbeats"
+    assert final["settlement"]["duration_ms"] <= 6_000
+    assert_gone_and_agreed(cluster, PRICE)
