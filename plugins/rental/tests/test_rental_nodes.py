@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from omerta_rental.testing import FUNDING, PRICE, Cluster, wait_for
 from omerta_vm_kvm.guest_builder import build_test_guest
 
 from omerta_core.identity import Identity
-
-from .cluster import FUNDING, PRICE, Cluster, wait_for
 
 pytestmark = [pytest.mark.timeout(1500), pytest.mark.root, pytest.mark.slow]
 

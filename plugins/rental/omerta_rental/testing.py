@@ -1,10 +1,13 @@
-"""Seven real ``omerta node`` processes on loopback for the rental tests: a mint authority that is also the
-gossip bootstrap, a consumer, a provider running the kvm plugin, and four more witnesses; all with the udp,
-gossip, omt and rental plugins. Touches what the nodes touch (loopback, libvirt through the provider's kvm
-plugin, their state directories)."""
+"""Test and benchmark support: seven real ``omerta node`` processes on loopback renting VMs.
+
+A mint authority that is also the gossip bootstrap, a consumer, a provider running the kvm plugin, and
+four more witnesses; all with the udp, gossip, omt and rental plugins (which must be installed). Used by
+this plugin's tests and ``benchmarks/rental.py``. Touches what the nodes touch (loopback, libvirt
+through the provider's kvm plugin, their state directories)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -13,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omerta_transport_udp.testing import UdpNode
+from omerta_core.testing import NodeProcess
 
 #: Identities count as mature after ~9 s, so a fresh network has non-zero trust.
 MATURITY_DAYS = 0.0001
@@ -33,9 +36,12 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
         time.sleep(every)
 
 
-class RentalNode(UdpNode):
-    def __init__(self, state_dir: Path, plugins: str) -> None:
-        super().__init__(state_dir, plugins)
+class RentalNode(NodeProcess):
+    @property
+    def port(self) -> int:
+        """The UDP port the node's transport bound."""
+        endpoint = self.status()["services"]["transport"]["udp"]["endpoints"][0]
+        return int(endpoint.rsplit(":", 1)[1])
 
     def configure(self, sections: dict[str, dict[str, Any]]) -> None:
         lines = []
@@ -57,9 +63,10 @@ class RentalNode(UdpNode):
 
 
 class Cluster:
-    def __init__(self, root: Path, images_dir: Path) -> None:
+    def __init__(self, root: Path, images_dir: Path, provider: dict[str, Any] | None = None) -> None:
         self.root = root
         self.images_dir = images_dir
+        self.provider_settings = provider or {}
         self.nodes = {
             name: RentalNode(
                 root / name, "udp,gossip,omt,kvm,rental" if name == "provider" else "udp,gossip,omt,rental"
@@ -87,7 +94,8 @@ class Cluster:
                                        "reconcile_interval_s": 0.5}  # fmt: skip
             sections["plugins.rental"].update(
                 {"images": ["omk-test"], "vcpus": 2, "memory_mib": 512, "disk_gib": 2, "price_per_hour": PRICE,
-                 "max_total": 2, "blocklist": [self.ids["w4"]], "owners": [self.ids["authority"]]}
+                 "max_total": 2, "blocklist": [self.ids["w4"]], "owners": [self.ids["authority"]],
+                 **self.provider_settings}
             )  # fmt: skip
         return sections
 
@@ -101,11 +109,13 @@ class Cluster:
         self.start("authority")
         for name in NAMES[1:]:
             self.start(name)
-        everyone = set(self.ids.values())
-        for name, node in self.nodes.items():
-            wait_for(f"{name} to see every peer",
-                     lambda node=node: {p["peer"] for p in node.call("gossip.peers")} | {node.peer_id} >= everyone,
-                     60)  # fmt: skip
+        for name in self.nodes:
+            wait_for(f"{name} to see every peer", functools.partial(self.converged, name), 60)
+
+    def converged(self, name: str) -> bool:
+        node = self.nodes[name]
+        seen = {p["peer"] for p in node.call("gossip.peers")} | {node.peer_id}
+        return seen >= set(self.ids.values())
 
     def sync(self, rounds: int = 1) -> None:
         for _ in range(rounds):
