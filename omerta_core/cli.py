@@ -124,7 +124,8 @@ def check_command_conflicts(host: PluginHost) -> None:
 
 def _merged(earlier: click.Group, later: click.Group) -> click.Group:
     """Two plugins' groups of one name as one group holding both plugins' subcommands."""
-    merged = click.Group(name=earlier.name, help=earlier.help, context_settings=CONTEXT_SETTINGS)
+    text = "\n\n".join(h for h in (earlier.help, later.help) if h)
+    merged = click.Group(name=earlier.name, help=text, context_settings=CONTEXT_SETTINGS)
     for command in [*earlier.commands.values(), *later.commands.values()]:
         merged.add_command(command)
     return merged

@@ -8,16 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from omerta_core.hookspecs import ControlMethod
+from omerta_core.node import NodeContext
 from omerta_rental.offers import Want
-from omerta_rental.service import RentalError, RentalService
-
-#: The running rental service of each node in this process, by ``id(node)``.
-SERVICES: dict[int, RentalService] = {}
+from omerta_rental.service import RentalError, Rentals, RentalService
 
 
-def _service(node: Any) -> RentalService:
-    service = SERVICES.get(id(node))
-    if service is None:
+def _service(node: NodeContext) -> RentalService:
+    service = node.find(Rentals)
+    if not isinstance(service, RentalService):
         raise RentalError("this node runs no rental service (start it with --plugins udp,gossip,omt,rental)")
     return service
 
@@ -37,11 +35,11 @@ def _want(params: dict[str, Any]) -> Want:
                 _int(params, "lease_s"))  # fmt: skip
 
 
-def offers(node: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+def offers(node: NodeContext, params: dict[str, Any]) -> list[dict[str, Any]]:
     return [seen.as_json() for seen in _service(node).offers(_want(params))]
 
 
-def request(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def request(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     activity = params.get("activity")
     key = params.get("ssh_public_key") or ""
     provider = params.get("provider")
@@ -63,33 +61,33 @@ def _rental(params: dict[str, Any]) -> str:
     return rental
 
 
-def show(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def show(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     service = _service(node)
     shown = service.resolve(_rental(params)).as_json()
     shown["vpn"] = service.vpn.available and shown["rental"] in service.vpn.attached
     return shown
 
 
-def list_rentals(node: Any, _params: dict[str, Any]) -> list[dict[str, Any]]:
+def list_rentals(node: NodeContext, _params: dict[str, Any]) -> list[dict[str, Any]]:
     records = sorted(_service(node).records.values(), key=lambda r: r.started)
     return [{k: v for k, v in r.as_json().items() if k != "events"} for r in records]
 
 
-def release(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def release(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     service = _service(node)
     record = service.resolve(_rental(params))
     service.release(record.rental)
     return {"rental": record.rental}
 
 
-def topup(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def topup(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     service = _service(node)
     record = service.resolve(_rental(params))
     service.top_up(record.rental, _int(params, "lease_s", 3600) or 3600)
     return {"rental": record.rental}
 
 
-def preempt(node: Any, params: dict[str, Any]) -> dict[str, Any]:
+def preempt(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     service = _service(node)
     record = service.resolve(_rental(params))
     service.preempt(record.rental)

@@ -16,14 +16,15 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from omerta_core.errors import OmertaError
-from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.common import PeerId, Service
 from omerta_core.interfaces.discovery import Discovery
 from omerta_core.interfaces.hypervisor import Hypervisor, VmRequest, VmState
 from omerta_core.interfaces.ledger import Ledger
 from omerta_core.interfaces.transport import Transport
+from omerta_core.node import NodeContext
 from omerta_rental import admission, billing, messages
 from omerta_rental.core import (
     Action,
@@ -89,10 +90,22 @@ class RentalRecord:
         }
 
 
+@runtime_checkable
+class Rentals(Service, Protocol):
+    """The rental service kind (this plugin's own): what the ``rental.*`` control methods drive."""
+
+    def offers(self, want: Want) -> list[SeenOffer]:
+        """Offers seen in discovery that fit ``want``, cheapest first."""
+
+    def request(self, want: Want, disk_gib: int, lease_s: int, activity: str, ssh_public_key: str,
+                provider: str | None) -> str:  # fmt: skip
+        """Start renting; return the rental id."""
+
+
 class RentalService:
     """One node's rental protocol: its provider side (with a hypervisor) and its consumer side."""
 
-    def __init__(self, node: Any, settings: Settings, vpn: VpnSeam) -> None:
+    def __init__(self, node: NodeContext, settings: Settings, vpn: VpnSeam) -> None:
         self.node = node
         self.settings = settings
         self.vpn = vpn
@@ -100,10 +113,10 @@ class RentalService:
         self.provider = ProviderCore(settings.timing)
         self.consumer = ConsumerCore(settings.timing)
         self.records: dict[str, RentalRecord] = {}
-        self.transport: Transport = node.service("transport")
-        self.ledger: Ledger = node.service("ledger")
-        self.discovery: Discovery | None = node.service("discovery") if node.has_service("discovery") else None
-        self.hypervisor: Hypervisor | None = node.service("hypervisor") if node.has_service("hypervisor") else None
+        self.transport = node.service(Transport)
+        self.ledger = node.service(Ledger)
+        self.discovery = node.find(Discovery)
+        self.hypervisor = node.find(Hypervisor)
         self.journal = Journal(node.plugin_state_dir("rental"))
         self.admission_hook: Callable[[admission.Candidate], list[str | None]] | None = None
         self._wake = asyncio.Event()
