@@ -207,8 +207,9 @@ def _ssh_argv(state: Path, rental: str) -> list[str]:
     if not shown.get("vpn"):
         raise RentalCliError("the VM is reachable only through the consumer VPN, which is not installed on this node")
     key = ssh_key(state)
-    return ["ssh", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{shown['address']}"]  # fmt: skip
+    options = ["IdentitiesOnly=yes", "StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]
+    return [*shown.get("enter", []), "ssh", "-i", str(key), *(a for o in options for a in ("-o", o)),
+            f"omerta@{shown['address']}"]  # fmt: skip
 
 
 @vm_group.command(name="ssh")

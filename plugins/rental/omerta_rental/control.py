@@ -64,7 +64,10 @@ def _rental(params: dict[str, Any]) -> str:
 def show(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     service = _service(node)
     shown = service.resolve(_rental(params)).as_json()
-    shown["vpn"] = service.vpn.available and shown["rental"] in service.vpn.attached
+    attachment = service.vpn.attached.get(shown["rental"]) if service.vpn.available else None
+    shown["vpn"] = attachment is not None
+    if attachment is not None:
+        shown["address"], shown["enter"] = attachment.address, list(attachment.enter)
     return shown
 
 
