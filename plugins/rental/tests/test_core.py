@@ -95,6 +95,17 @@ class Wire:
         assert self.taken(StartVmSession) == [StartVmSession(RENTAL, SESSION)]
         assert self.taken(AttachVpn) == [AttachVpn(RENTAL, PROVIDER, "vm1", "198.18.0.2")]
 
+    def to_admitted(self) -> None:
+        self.run(self.consumer.request(PROVIDER, request(), self.now))
+        self.taken(Admit)
+        self.run(self.provider.decided(RENTAL, True, "", PRICE, billing.MS_PER_HOUR, self.now))
+        assert len(self.taken(LockEscrow)) == 1
+
+    def to_creating(self) -> None:
+        self.to_admitted()
+        self.run(self.consumer.lock_done(RENTAL, True, SESSION, None, self.now))
+        assert len(self.taken(CreateVm)) == 1
+
     def finish_deletion(self, attested_ms: int | None = None) -> Settle:
         (delete,) = self.taken(DeleteVm)
         assert isinstance(delete, DeleteVm) and delete.vm_id == "vm1"
@@ -250,10 +261,7 @@ def test_a_price_above_the_consumers_maximum_is_not_locked() -> None:
 
 def test_a_failed_lock_tells_the_provider_and_locks_nothing() -> None:
     wire = Wire()
-    wire.run(wire.consumer.request(PROVIDER, request(), wire.now))
-    wire.taken(Admit)
-    wire.run(wire.provider.decided(RENTAL, True, "", PRICE, billing.MS_PER_HOUR, wire.now))
-    wire.taken(LockEscrow)
+    wire.to_admitted()
     wire.run(wire.consumer.lock_done(RENTAL, False, "", "insufficient balance", wire.now))
     assert wire.taken(Settle) == [] and wire.taken(CreateVm) == []
     assert wire.consumer.rentals == {} and wire.provider.leases == {}  # the consumer said so
@@ -261,12 +269,7 @@ def test_a_failed_lock_tells_the_provider_and_locks_nothing() -> None:
 
 def test_a_vm_that_fails_to_boot_refunds_the_whole_escrow() -> None:
     wire = Wire()
-    wire.run(wire.consumer.request(PROVIDER, request(), wire.now))
-    wire.taken(Admit)
-    wire.run(wire.provider.decided(RENTAL, True, "", PRICE, billing.MS_PER_HOUR, wire.now))
-    wire.taken(LockEscrow)
-    wire.run(wire.consumer.lock_done(RENTAL, True, SESSION, None, wire.now))
-    wire.taken(CreateVm)
+    wire.to_creating()
     wire.run(wire.provider.vm_failed(RENTAL, "unknown image 'x'", wire.now))
     (settle,) = wire.taken(Settle)
     assert settle == Settle(RENTAL, SESSION, 0, PRICE)
@@ -275,12 +278,7 @@ def test_a_vm_that_fails_to_boot_refunds_the_whole_escrow() -> None:
 
 def test_a_release_while_the_vm_is_created_deletes_it_once_it_exists() -> None:
     wire = Wire()
-    wire.run(wire.consumer.request(PROVIDER, request(), wire.now))
-    wire.taken(Admit)
-    wire.run(wire.provider.decided(RENTAL, True, "", PRICE, billing.MS_PER_HOUR, wire.now))
-    wire.taken(LockEscrow)
-    wire.run(wire.consumer.lock_done(RENTAL, True, SESSION, None, wire.now))
-    wire.taken(CreateVm)
+    wire.to_creating()
     wire.run(wire.consumer.release(RENTAL, wire.now))
     assert wire.taken(DeleteVm) == []
     wire.run(wire.provider.vm_created(RENTAL, "vm1", "198.18.0.2", wire.now))
@@ -290,10 +288,7 @@ def test_a_release_while_the_vm_is_created_deletes_it_once_it_exists() -> None:
 
 def test_a_vm_that_never_becomes_ready_is_given_up_and_refunded() -> None:
     wire = Wire()
-    wire.run(wire.consumer.request(PROVIDER, request(), wire.now))
-    wire.taken(Admit)
-    wire.run(wire.provider.decided(RENTAL, True, "", PRICE, billing.MS_PER_HOUR, wire.now))
-    wire.taken(LockEscrow)
+    wire.to_admitted()
     wire.run(wire.consumer.lock_done(RENTAL, True, SESSION, None, wire.now))
     wire.advance(TIMING.ready_timeout_s + 1, step=5)
     (settle,) = wire.taken(Settle)
