@@ -40,8 +40,9 @@ CONVERGE_TIMEOUT_S = 60.0
 MATURITY_DAYS = 0.0001
 FUNDING = 1000
 WITNESS_FEE = 100
-#: Per hour: the consumer locks this for one hour and pays for the seconds it used.
-PRICE = 600
+#: Per hour (10 a second): the consumer locks LEASE_HOURS' worth and pays for the seconds it used.
+PRICE = 36_000
+LEASE_HOURS = "0.02"
 PROVIDER = 2
 CONSUMER = 1
 GUEST_IMAGE = "omk-test"
@@ -211,10 +212,10 @@ def rental_tour(nodes: list[DemoNode]) -> None:
         time.sleep(0.3)
     stamp(started, "omerta offers --image omk-test (on node1, the consumer):")
     print(omerta("offers", "--image", GUEST_IMAGE, "--state-dir", str(consumer.state_dir)), end="")
-    stamp(started, 'omerta vm request --image omk-test --mem 128 --hours 1 --activity "demo: uname"')
+    stamp(started, f'omerta vm request --image omk-test --mem 128 --hours {LEASE_HOURS} --activity "demo: uname"')
     request = subprocess.Popen(
         [sys.executable, "-m", "omerta_core", "vm", "request", "--image", GUEST_IMAGE, "--mem", "128", "--hours",
-         "1", "--activity", "demo: uname", "--state-dir", str(consumer.state_dir)],
+         LEASE_HOURS, "--activity", "demo: uname", "--state-dir", str(consumer.state_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert request.stdout is not None
@@ -235,8 +236,8 @@ def rental_tour(nodes: list[DemoNode]) -> None:
     stamp(started, f"omerta vm release {rental[:12]}")
     print(omerta("vm", "release", rental, "--state-dir", str(consumer.state_dir)), end="")
     vms = provider.call("vm.list")
-    stamp(started, f"VMs left on node2: {len(vms)}; escrow locked by node1: "
-                   f"{balances(nodes, [consumer])['node1']['locked']}")  # fmt: skip
+    own = consumer.call("ledger.balance", {})["balances"][consumer.peer_id]
+    stamp(started, f"VMs left on node2: {len(vms)}; escrow node1 still has locked: {own['locked']}")
     sync_all(nodes)
     sync_all(nodes)
     views = [node.call("ledger.balance", {})["balances"] for node in nodes]

@@ -54,17 +54,17 @@ def lease_seconds(hours: float) -> int:
     return max(1, round(hours * 3600))
 
 
-def follow(state_dir: Path, rental: str, until: set[str], timeout: float) -> dict[str, Any]:
-    """Print the rental's steps as they happen until one of ``until`` (or its outcome); return it."""
-    printed = 0
+def follow(state_dir: Path, rental: str, until: set[str], timeout: float, printed: int = 0) -> dict[str, Any]:
+    """Print the rental's steps (after the first ``printed``) as they happen until one of ``until`` (or its
+    outcome); return the rental."""
     deadline = time.monotonic() + timeout
     while True:
         shown = client.call(state_dir, "rental.show", {"rental": rental})
         events = shown["events"]
         for event in events[printed:]:
             click.echo(f"[{event['t']:7.1f} s] {event['step']:<10} {event['text']}")
+        steps = {e["step"] for e in events[printed:]}
         printed = len(events)
-        steps = {e["step"] for e in events}
         if shown["outcome"] is not None or steps & until:
             return dict(shown)
         if time.monotonic() > deadline:
@@ -175,8 +175,9 @@ def vm_show(rental: str, state_dir: Path | None, as_json: bool) -> None:
 def vm_release(rental: str, state_dir: Path | None) -> None:
     """End a rental: the provider deletes the VM and the escrow settles for the time used."""
     state = resolve_state_dir(state_dir)
+    seen = len(client.call(state, "rental.show", {"rental": rental})["events"])
     rental = client.call(state, "rental.release", {"rental": rental})["rental"]
-    follow(state, rental, set(), RELEASE_FOLLOW_S)
+    follow(state, rental, set(), RELEASE_FOLLOW_S, seen)
 
 
 @vm_group.command(name="topup")
@@ -186,8 +187,9 @@ def vm_release(rental: str, state_dir: Path | None) -> None:
 def vm_topup(rental: str, hours: float, state_dir: Path | None) -> None:
     """Pay for more hours; the lease grows by what the top-up pays."""
     state = resolve_state_dir(state_dir)
+    seen = len(client.call(state, "rental.show", {"rental": rental})["events"])
     rental = client.call(state, "rental.topup", {"rental": rental, "lease_s": lease_seconds(hours)})["rental"]
-    follow(state, rental, {"topped up", "top-up failed"}, RELEASE_FOLLOW_S)
+    follow(state, rental, {"topped up", "top-up failed"}, RELEASE_FOLLOW_S, seen)
 
 
 @vm_group.command(name="preempt")
@@ -196,8 +198,9 @@ def vm_topup(rental: str, hours: float, state_dir: Path | None) -> None:
 def vm_preempt(rental: str, state_dir: Path | None) -> None:
     """As the provider's owner, end someone's lease now (billed like any other end)."""
     state = resolve_state_dir(state_dir)
+    seen = len(client.call(state, "rental.show", {"rental": rental})["events"])
     rental = client.call(state, "rental.preempt", {"rental": rental})["rental"]
-    follow(state, rental, set(), RELEASE_FOLLOW_S)
+    follow(state, rental, set(), RELEASE_FOLLOW_S, seen)
 
 
 def _ssh_argv(state: Path, rental: str) -> list[str]:
