@@ -49,14 +49,14 @@ def shown(cluster: Cluster, rental: str) -> dict[str, Any]:
     return dict(cluster["consumer"].call("rental.show", {"rental": rental}))
 
 
-class RentalFailed(Exception):
+class RentalFailedError(Exception):
     """A rental ended before ready (counted, and the run goes on)."""
 
 
 def ready(cluster: Cluster, rental: str) -> bool:
     state = shown(cluster, rental)
     if state["outcome"] is not None:
-        raise RentalFailed(str(state["outcome"]))
+        raise RentalFailedError(str(state["outcome"]))
     return any(e["step"] == "ready" for e in state["events"])
 
 
@@ -70,7 +70,7 @@ def rent_once(cluster: Cluster) -> tuple[float, float] | None:
     rental = cluster["consumer"].call("rental.request", REQUEST)["rental"]
     try:
         wait_for("ready", lambda: ready(cluster, rental), 600, every=0.05)
-    except RentalFailed as exc:
+    except RentalFailedError as exc:
         print(f"rental failed: {exc}", flush=True)
         wait_for("the failed rental to settle", lambda: bool(shown(cluster, rental)["settlement"]), 300)
         return None
