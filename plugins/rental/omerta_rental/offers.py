@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from omerta_core.errors import OmertaError
@@ -121,6 +121,16 @@ class SeenOffer:
 
     def as_json(self) -> dict[str, Any]:
         return {"provider": str(self.provider), **self.offer.encode()}
+
+
+def remaining(offer: Offer, used: Iterable[tuple[int, int]]) -> Offer:
+    """``offer`` with its free capacity reduced by the (vCPUs, MiB) of the leases it holds."""
+    taken = list(used)
+    return replace(
+        offer,
+        free_vcpus=max(0, offer.vcpus - sum(cpu for cpu, _ in taken)),
+        free_memory_mib=max(0, offer.memory_mib - sum(mem for _, mem in taken)),
+    )
 
 
 def matching(seen: Iterable[SeenOffer], want: Want) -> list[SeenOffer]:

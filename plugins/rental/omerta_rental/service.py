@@ -44,7 +44,7 @@ from omerta_rental.core import (
     TopUpEscrow,
 )
 from omerta_rental.journal import WRITE_EVERY_S, Entry, Journal, JournalError
-from omerta_rental.offers import CAPABILITY, Offer, OfferError, SeenOffer, Want, matching
+from omerta_rental.offers import CAPABILITY, Offer, OfferError, SeenOffer, Want, matching, remaining
 from omerta_rental.settings import Settings
 from omerta_rental.vpn import VpnSeam
 
@@ -168,23 +168,17 @@ class RentalService:
 
     # -- offers ----------------------------------------------------------------------------
 
-    def offer(self) -> Offer | None:
-        """This node's offer with its free capacity now; ``None`` without a hypervisor or images."""
+    def offer(self, excluding: str | None = None) -> Offer | None:
+        """This node's offer with its free capacity now (not counting lease ``excluding``, the one being
+        admitted); ``None`` without a hypervisor or images."""
         s = self.settings
         if self.hypervisor is None or not s.images:
             return None
-        used = [lease.request for lease in self.provider.leases.values()]
-        return Offer(
-            vcpus=s.vcpus,
-            memory_mib=s.memory_mib,
-            disk_gib=s.disk_gib,
-            images=s.images,
-            price_per_hour=s.price_per_hour,
-            max_lease_h=s.max_lease_h,
-            region=s.region,
-            free_vcpus=max(0, s.vcpus - sum(r.vcpus for r in used)),
-            free_memory_mib=max(0, s.memory_mib - sum(r.memory_mib for r in used)),
-        )
+        full = Offer(s.vcpus, s.memory_mib, s.disk_gib, s.images, s.price_per_hour, s.max_lease_h, s.region,
+                     s.vcpus, s.memory_mib)  # fmt: skip
+        used = [(lease.request.vcpus, lease.request.memory_mib) for lease in self.provider.leases.values()
+                if lease.rental != excluding]  # fmt: skip
+        return remaining(full, used)
 
     def publish_offer(self) -> None:
         offer = self.offer()
@@ -368,7 +362,7 @@ class RentalService:
         self.log.info("rental requested", rental=action.rental[:12], peer=str(consumer), activity=request.activity,
                       image=request.image, vcpus=request.vcpus, memory_mib=request.memory_mib,
                       lease_s=request.lease_s)  # fmt: skip
-        offer = self.offer()
+        offer = self.offer(excluding=action.rental)
         if offer is None:
             self._run(self.provider.decided(action.rental, False, "refused: this node offers no VMs", 0, 0,
                                             self._now()))  # fmt: skip

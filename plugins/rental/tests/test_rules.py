@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from omerta_rental import billing
 from omerta_rental.admission import Candidate, Lease, Policy, Tier, admit, in_quiet_hours
 from omerta_rental.messages import MAX_MESSAGE_BYTES, Heartbeat, MessageError, Request, decode, encode
-from omerta_rental.offers import Offer, OfferError, SeenOffer, Want, matching
+from omerta_rental.offers import Offer, OfferError, SeenOffer, Want, matching, remaining
 
 from omerta_core.identity import Identity
 from omerta_core.interfaces.common import PeerId
@@ -116,6 +116,15 @@ def test_offers_round_trip_and_sort_cheapest_first() -> None:
     assert [s.provider for s in matching(seen, Want(image="omk-test"))] == [STRANGER, FRIEND]
     assert [s.provider for s in matching(seen, Want(vcpus=2))] == [FRIEND]
     assert matching(seen, Want(max_price=10)) == []
+
+
+def test_free_capacity_counts_the_leases_held() -> None:
+    full = Offer(4, 512, 8, ("omk-test",), 100, 24, "lab", 4, 512)
+    assert remaining(full, []) == full
+    left = remaining(full, [(1, 128)] * 3)
+    assert (left.free_vcpus, left.free_memory_mib) == (1, 128)
+    assert Want(1, 128).why_not(left) is None  # the last 128 MiB still fit
+    assert remaining(full, [(8, 1024)]).free_memory_mib == 0
 
 
 @pytest.mark.parametrize(
