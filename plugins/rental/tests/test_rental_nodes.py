@@ -209,3 +209,16 @@ def test_a_partition_longer_than_the_grace(cluster: Cluster) -> None:
     assert final["outcome"] == "lost heartbeats"
     assert final["settlement"]["duration_ms"] <= 6_000
     assert_gone_and_agreed(cluster, PRICE)
+
+
+def test_owner_preemption_ends_the_lease_and_settles(cluster: Cluster) -> None:
+    rental = rent(cluster)
+    time.sleep(2)
+    preempted = cluster["provider"].omerta("vm", "preempt", rental)
+    assert preempted.returncode == 0, preempted.stderr
+    assert "preempted" in preempted.stdout
+    final = outcome(cluster, rental)
+    assert final["outcome"] == "preempted"
+    split = final["settlement"]
+    assert split["settled"] and 0 < split["duration_ms"] <= 60_000
+    assert_gone_and_agreed(cluster, PRICE)
