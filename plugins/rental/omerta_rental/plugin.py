@@ -19,6 +19,7 @@ from omerta_core.interfaces.discovery import Discovery
 from omerta_core.interfaces.hypervisor import Hypervisor
 from omerta_core.interfaces.ledger import Ledger
 from omerta_core.interfaces.transport import Transport
+from omerta_core.interfaces.vpn import Vpn
 from omerta_core.node import NodeContext
 from omerta_core.records import Need, ServiceRecord
 from omerta_rental import control, hookspecs
@@ -33,7 +34,7 @@ def build(node: NodeContext) -> RentalService:
     manager = node.host.manager
     if not hasattr(manager.hook, "omerta_rental_admission"):
         manager.add_hookspecs(hookspecs)
-    service = RentalService(node, parse_settings(node.plugin_config("rental")), VpnSeam())
+    service = RentalService(node, parse_settings(node.plugin_config("rental")), VpnSeam(node.find(Vpn)))
 
     def third_party_rules(candidate: Candidate) -> list[str | None]:
         return list(manager.hook.omerta_rental_admission(candidate=candidate))
@@ -53,6 +54,7 @@ def omerta_services() -> list[ServiceRecord]:
                 Need(Ledger, install="omerta-ledger-omt"),
                 Need(Hypervisor, optional=True),
                 Need(Discovery, optional=True),
+                Need(Vpn, optional=True),
             ),
             factory=build,
             description="renting VMs: offers, admission, escrow, lease, release, settlement",

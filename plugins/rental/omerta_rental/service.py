@@ -321,7 +321,7 @@ class RentalService:
         elif isinstance(action, TopUpEscrow):
             self._spawn(self._top_up(action))
         elif isinstance(action, AttachVpn):
-            self._spawn(self.vpn.attach(action.rental, action.provider, action.vm_id, action.address))
+            self._spawn(self._attach(action))
         elif isinstance(action, DetachVpn):
             self._spawn(self.vpn.detach(action.rental))
         elif isinstance(action, Settle):
@@ -473,6 +473,18 @@ class RentalService:
         result = await self.ledger.top_up_escrow(action.session, action.amount)
         self._run(self.consumer.topup_done(action.rental, result.topped_up, result.total, result.failure_reason,
                                            self._now()))  # fmt: skip
+
+    async def _attach(self, action: AttachVpn) -> None:
+        try:
+            attachment = await self.vpn.attach(action.rental, action.provider, action.vm_id, action.address)
+        except OmertaError as exc:
+            self._report(Report(action.rental, "vpn failed", str(exc)))
+            return
+        record = self.records.get(action.rental)
+        if record is not None:
+            record.address = attachment.address
+        if self.vpn.available:
+            self._report(Report(action.rental, "vpn", f"VM reachable at {attachment.address} through this node's VPN"))
 
     async def _settle(self, action: Settle) -> None:
         result = await self.ledger.settle_escrow(action.session, action.billable_ms, action.price_per_hour)

@@ -1,11 +1,13 @@
-"""The seam where the consumer's VPN attaches to a rented VM (the consumer-served VPN is its own plugin).
+"""The seam where the consumer's VPN attaches to a rented VM.
 
 The rental core asks for ``AttachVpn``/``DetachVpn``; the adapter hands them to a :class:`VpnSeam`.
-Until a VPN backend is installed the seam only records each attachment (``available`` false), so the
-protocol, escrow and VM lifecycle run and are tested end to end, and ``omerta vm ssh``/``exec`` say
-that a VPN is needed. A VPN backend (a gateway namespace per VM, as the ``vpn`` plugin provides)
-fills in the VM's address on the gateway and the argv prefix that runs a command inside it, which is
-all ``ssh``/``exec`` need. Touches nothing.
+With a ``Vpn`` service running (the ``vpn`` plugin), attaching opens the consumer's gateway for the
+VM (``Vpn.attach_gateway``): the VM's address is the one the gateway's DHCP leases it, and ``enter``
+is the argv prefix that runs a command inside the gateway namespace, which is all ``omerta vm
+ssh``/``exec`` need. The provider's side of the tunnel starts by itself when the VM's consumer is
+another peer. Without a ``Vpn`` service the seam only records the attachment (``available`` false):
+the protocol, escrow and VM lifecycle still run end to end, and ``ssh``/``exec`` say that a VPN is
+needed. Touches nothing itself; the ``Vpn`` service touches what its docs say.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.vpn import Vpn
 
-#: The address the test guest gives itself on its only NIC (the lab range), reported until a VPN assigns one.
+#: The address the test guest gives itself without a VPN (the lab range), reported until a VPN assigns one.
 GUEST_ADDRESS = "198.18.0.2"
 
 
@@ -31,14 +34,26 @@ class Attachment:
 
 @dataclass
 class VpnSeam:
-    """Attachments of rented VMs to this consumer's VPN; a recorder while no VPN backend exists."""
+    """Attachments of rented VMs to this consumer's VPN."""
 
+    vpn: Vpn | None = None
     guest_address: str = GUEST_ADDRESS
     attached: dict[str, Attachment] = field(default_factory=dict)
-    available: bool = False
 
-    async def attach(self, rental: str, provider: PeerId, vm_id: str, address: str) -> None:
-        self.attached[rental] = Attachment(provider, vm_id, address)
+    @property
+    def available(self) -> bool:
+        return self.vpn is not None
+
+    async def attach(self, rental: str, provider: PeerId, vm_id: str, address: str) -> Attachment:
+        if self.vpn is None:
+            attachment = Attachment(provider, vm_id, address)
+        else:
+            gateway = await self.vpn.attach_gateway(vm_id, provider)
+            attachment = Attachment(provider, vm_id, gateway.vm_address, tuple(gateway.enter))
+        self.attached[rental] = attachment
+        return attachment
 
     async def detach(self, rental: str) -> None:
-        self.attached.pop(rental, None)
+        attachment = self.attached.pop(rental, None)
+        if attachment is not None and self.vpn is not None:
+            await self.vpn.detach_gateway(attachment.vm_id)
