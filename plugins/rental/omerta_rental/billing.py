@@ -14,8 +14,11 @@ than the escrow paid for:
 * a rental that never reached ready (refused, failed to boot, provider vanished) bills 0 and the
   whole escrow is refunded.
 
-The settled duration is then the smaller of this and the witnesses' attested duration (spec 01),
-so neither party can bill beyond what the witnesses saw. Pure; touches nothing.
+When the witnesses attested the session (spec 01, the provider ends it at the lease's end), the
+settled duration is **their attested duration**: spec 02's witnesses sign no other figure, and the
+attestation measures the same interval (VM announced at ready → lease end) on the provider's clock.
+Without an attestation (the provider died, or the consumer gave up first) the rule above is settled.
+Pure; touches nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ def paid_ms(total: int, price_per_hour: int, cap_ms: int) -> int:
     if price_per_hour <= 0:
         return cap_ms
     return min(cap_ms, total * MS_PER_HOUR // price_per_hour)
+
+
+def settled_ms(rule_ms: int, attested_ms: int | None) -> int:
+    """What settles: the witnesses' attested duration when there is one, else the rule's figure."""
+    return rule_ms if attested_ms is None else attested_ms
 
 
 def billable_ms(ready_at: float | None, end_at: float, paid: int) -> int:

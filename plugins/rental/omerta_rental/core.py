@@ -318,9 +318,7 @@ class ProviderCore:
         if lease is None or lease.state is not ProviderState.ENDING:
             return []
         del self.leases[rental]
-        billable = billing.billable_ms(lease.ready_at, lease.end_at, lease.paid_ms)
-        if attested_ms is not None:
-            billable = min(billable, attested_ms)
+        billable = billing.settled_ms(billing.billable_ms(lease.ready_at, lease.end_at, lease.paid_ms), attested_ms)
         ended = Ended(rental, lease.end_reason, billable)
         self.ended[rental] = (lease.consumer, ended)
         while len(self.ended) > ENDED_KEPT:
@@ -524,12 +522,10 @@ class ConsumerCore:
             return [Report(r.rental, "extended", f"lease now {message.lease_ms // 1000} s from ready")]
         if isinstance(message, Ended) and r.state in (ConsumerState.READY, ConsumerState.RELEASING,
                                                      ConsumerState.WAITING_VM):  # fmt: skip
-            own = (
-                r.billable_ms if r.state is ConsumerState.RELEASING else billing.billable_ms(r.ready_at, now, r.paid_ms)
-            )
             reason = r.end_reason if r.state is ConsumerState.RELEASING else message.reason
-            billable = message.billable_ms if r.resumed else min(own, message.billable_ms)
-            return self._settle(r, reason, billable, detach=r.ready_at is not None)
+            # The provider's figure is the witnesses' attested duration when they attested, which is the only
+            # figure they sign (spec 02); the witnesses check it, so the consumer takes it rather than its own.
+            return self._settle(r, reason, message.billable_ms, detach=r.ready_at is not None)
         return []
 
     def lock_done(self, rental: str, locked: bool, session: str, reason: str | None, now: float) -> list[Action]:

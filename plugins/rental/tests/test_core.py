@@ -136,7 +136,7 @@ def test_request_to_release_bills_the_ready_time_pro_rata() -> None:
     assert [s for s in dict.fromkeys(steps) if s in order] == order
 
 
-def test_the_attested_duration_caps_what_is_billed() -> None:
+def test_the_witnesses_attested_duration_is_what_settles() -> None:
     wire = Wire()
     wire.to_ready()
     wire.advance(100)
