@@ -446,11 +446,13 @@ class RentalService:
 
     async def _delete_vm(self, action: DeleteVm) -> None:
         assert self.hypervisor is not None
+        # the session ends for the witnesses now, so the attested duration does not include the deletion
+        attesting = asyncio.create_task(self.ledger.attest_vm_session(action.session))
         try:
             await self.hypervisor.destroy(action.vm_id)
         except Exception as exc:
             self.log.warning("VM deletion failed; the reconciler retries", vm=action.vm_id, reason=str(exc))
-        attested = await self.ledger.attest_vm_session(action.session)
+        attested = await attesting
         self.log.info("VM session attested", rental=action.rental[:12], attested=attested.attested,
                       duration_ms=attested.duration_ms, reason=attested.reason)  # fmt: skip
         self._run(self.provider.vm_deleted(action.rental, attested.duration_ms, self._now()))

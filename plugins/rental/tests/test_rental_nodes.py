@@ -167,7 +167,9 @@ def test_a_top_up_extends_the_lease_and_then_it_runs_out(cluster: Cluster) -> No
     final = outcome(cluster, rental)
     assert final["outcome"] == "expired"
     split = final["settlement"]
-    assert split["settled"] and split["duration_ms"] == 72_000 and split["refund"] == 0
+    # the witnesses' attested duration settles; it covers the whole paid time, so the escrow is spent
+    assert split["settled"] and split["duration_ms"] >= 70_000 and split["refund"] == 0
+    assert split["provider_payment"] + split["burn"] == 72
     assert_gone_and_agreed(cluster, 72)
 
 
