@@ -46,11 +46,11 @@ class OmertaGroup(click.Group):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plugin_commands: dict[str, tuple[str, click.Command]] | None = None
+        self._plugin_commands: dict[str, tuple[str | None, click.Command]] | None = None
         self._conflicts: dict[str, str] = {}
         self._load_errors: list[str] = []
 
-    def _load_plugin_commands(self) -> dict[str, tuple[str, click.Command]]:
+    def _load_plugin_commands(self) -> dict[str, tuple[str | None, click.Command]]:
         if self._plugin_commands is None:
             self._plugin_commands = {}
             host = PluginHost()
@@ -59,16 +59,7 @@ class OmertaGroup(click.Group):
                     host.register(plugin)
                 except PluginLoadError as exc:
                     self._load_errors.append(str(exc))
-            claims = Claims("command")
-            for command_name in self.commands:
-                claims.claim(command_name, "kernel")
-            for name, command in plugin_commands(host):
-                try:
-                    claims.claim(command.name or name, name)
-                except ConflictError as exc:
-                    self._conflicts[command.name or name] = str(exc)
-                    continue
-                self._plugin_commands[command.name or name] = (name, command)
+            self._plugin_commands, self._conflicts = plugin_command_table(host, list(self.commands))
         return self._plugin_commands
 
     def _warn_load_errors(self) -> None:
@@ -170,13 +161,55 @@ def plugin_commands(host: PluginHost) -> list[tuple[str, click.Command]]:
     return [(name, command) for name in host.loaded for command in host.call_one(name, "omerta_cli_commands") or []]
 
 
+def plugin_command_table(
+    host: PluginHost, kernel: list[str]
+) -> tuple[dict[str, tuple[str | None, click.Command]], dict[str, str]]:
+    """The plugins' commands by name with the plugin adding each, and the names two owners claim (with the
+    conflict's message). A group merged from several plugins has no single owner (``None``).
+
+    Two plugins may each add a group of the same name (``omerta vm`` from kvm and rental): the groups
+    merge, and each subcommand is claimed as ``"vm request"``, so two plugins adding one subcommand, or a
+    command and a group of one name, are conflicts naming both owners.
+    """
+    claims = Claims("command")
+    for command_name in kernel:
+        claims.claim(command_name, "kernel")
+    commands: dict[str, tuple[str | None, click.Command]] = {}
+    conflicts: dict[str, str] = {}
+    for name, command in plugin_commands(host):
+        key = command.name or name
+        earlier = commands.get(key, (None, None))[1]
+        try:
+            if isinstance(command, click.Group) and isinstance(earlier, click.Group):
+                for sub in command.commands:
+                    claims.claim(f"{key} {sub}", name)
+                commands[key] = (None, _merged(earlier, command))
+                continue
+            claims.claim(key, name)
+            if isinstance(command, click.Group):
+                for sub in command.commands:
+                    claims.claim(f"{key} {sub}", name)
+        except ConflictError as exc:
+            conflicts[key] = str(exc)
+            continue
+        commands[key] = (name, command)
+    return commands, conflicts
+
+
 def check_command_conflicts(host: PluginHost) -> None:
     """Raise :class:`ConflictError` when two of the host's plugins (or a plugin and the kernel) add one command."""
-    claims = Claims("command")
-    for command_name in main.commands:
-        claims.claim(command_name, "kernel")
-    for name, command in plugin_commands(host):
-        claims.claim(command.name or name, name)
+    _, conflicts = plugin_command_table(host, list(main.commands))
+    if conflicts:
+        raise ConflictError(next(iter(conflicts.values())))
+
+
+def _merged(earlier: click.Group, later: click.Group) -> click.Group:
+    """Two plugins' groups of one name as one group holding both plugins' subcommands."""
+    text = "\n\n".join(h for h in (earlier.help, later.help) if h)
+    merged = click.Group(name=earlier.name, help=text, context_settings=CONTEXT_SETTINGS)
+    for command in [*earlier.commands.values(), *later.commands.values()]:
+        merged.add_command(command)
+    return merged
 
 
 def state_dir_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,11 +1,12 @@
 """A local demo network: several ``omerta node`` processes on loopback, on embedded defaults.
 
 Creates a network on the first node, invites the others with a signed link that names the first
-node as bootstrap, starts every node with the udp, gossip and omt plugins, waits until gossip has
-converged, sends encrypted messages between peers, plays the escrow-lock spec with the `.omt`
-player, then runs a compute deal on the ledger (mint, escrow lock with five witnesses, settlement)
-and shows that every node agrees on every balance. Where libvirt runs, the provider also runs the
-kvm plugin and boots an ephemeral VM for the consumer, then deletes it. Stops every node it
+node as bootstrap, starts every node with the udp, gossip, omt and rental plugins, waits until gossip
+has converged, sends encrypted messages between peers, plays the escrow-lock spec with the `.omt`
+player, funds a consumer and a provider, and then (where libvirt runs, the provider also running the
+kvm plugin) rents a VM end to end: the consumer finds the provider's offer, requests a VM, is
+admitted, locks escrow with five witnesses, gets the VM, releases it; the VM is deleted and the
+escrow settles for the seconds used, and every node agrees on every balance. Stops every node it
 started, also on Ctrl-C. Touches its own directory (``--dir``, default a fresh temporary
 directory), the test-guest cache in ``.cache/omerta``, libvirt (through the kvm plugin) and loopback.
 """
@@ -32,18 +33,19 @@ from omerta_core.errors import OmertaError
 
 BASE_PORT = 47700
 NETWORK = "demo"
-PLUGINS = "udp,gossip,omt"
+PLUGINS = "udp,gossip,omt,rental"
 START_TIMEOUT_S = 60.0
 CONVERGE_TIMEOUT_S = 60.0
 #: Identities count as mature after about 9 s, so the demo's fresh identities earn trust quickly.
 MATURITY_DAYS = 0.0001
 FUNDING = 1000
 WITNESS_FEE = 100
-LOCKED = 600
+#: Per hour (10 a second): the consumer locks LEASE_HOURS' worth and pays for the seconds it used.
+PRICE = 36_000
+LEASE_HOURS = "0.02"
 PROVIDER = 2
 CONSUMER = 1
 GUEST_IMAGE = "omk-test"
-VM_CREATE_TIMEOUT_S = 300.0
 #: Where the test guest (a Debian cloud kernel and a busybox initramfs) is built once and reused.
 GUEST_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "omerta"
 
@@ -92,7 +94,9 @@ def start(node: DemoNode, log_dir: Path, mint_authority: str, images: Path | Non
     extra: list[str] = []
     if images is not None and node.index == PROVIDER:
         plugins += ",kvm"
-        extra = ["--set", f'plugins.kvm.images_dir="{images}"']
+        settings = [f'plugins.kvm.images_dir="{images}"', f'plugins.rental.images=["{GUEST_IMAGE}"]',
+                    "plugins.rental.memory_mib=512", f"plugins.rental.price_per_hour={PRICE}"]  # fmt: skip
+        extra = [arg for setting in settings for arg in ("--set", setting)]
     node.process = subprocess.Popen(
         [
             sys.executable,
@@ -176,8 +180,8 @@ def sync_all(nodes: list[DemoNode]) -> None:
         node.call("ledger.sync", {"peers": [n.peer_id for n in nodes if n is not node], "timeout": 30})
 
 
-def escrow_tour(nodes: list[DemoNode]) -> None:
-    """Mint, pay, lock escrow with witnesses, settle, and show that every node agrees on every balance."""
+def fund(nodes: list[DemoNode]) -> None:
+    """The mint authority funds the consumer and the provider; the provider pays every other node once."""
     authority, consumer, provider, *others = nodes
     for funded in (consumer, provider):
         authority.call("ledger.run", {"name": "mint", "params": {"to": funded.peer_id, "amount": FUNDING}})
@@ -187,23 +191,61 @@ def escrow_tour(nodes: list[DemoNode]) -> None:
     sync_all(nodes)
     print(f"node0 minted {FUNDING} to node1 (consumer) and node2 (provider); node2 paid each other node {WITNESS_FEE}")
     time.sleep(MATURITY_DAYS * 86400)
-    lock = consumer.call("ledger.lock", {"provider": provider.peer_id, "amount": LOCKED})
-    short = sorted(w[:12] for w in lock["witnesses"])
-    print(f"escrow lock of {LOCKED} (spec 00 on the .omt runtime): {lock['state']}; witnesses {', '.join(short)}")
-    settled = consumer.call("ledger.settle", {"session": lock["session"], "duration_ms": 7_200_000, "hourly_rate": 100})
-    split = settled["settlement"]
-    print(
-        f"settled 2 h at 100/h with {settled['signatures']} witness signatures: "
-        f"provider {split['provider_payment']}, burned {split['burn']}, refund {split['refund']}"
-    )
+
+
+def balances(nodes: list[DemoNode], who: list[DemoNode]) -> dict[str, dict[str, int]]:
+    view = nodes[0].call("ledger.balance", {})["balances"]
+    return {f"node{n.index}": view.get(n.peer_id, {"balance": 0, "locked": 0}) for n in who}
+
+
+def stamp(started: float, text: str) -> None:
+    print(f"[{time.monotonic() - started:6.1f} s] {text}", flush=True)
+
+
+def rental_tour(nodes: list[DemoNode]) -> None:
+    """Find the provider's offer, rent a VM, run a command, release it, and show the settlement on every chain."""
+    _, consumer, provider, *_ = nodes
+    started = time.monotonic()
+    before = balances(nodes, [consumer, provider])
+    deadline = time.monotonic() + 60
+    while not consumer.call("rental.offers", {"image": GUEST_IMAGE}) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    stamp(started, "omerta offers --image omk-test (on node1, the consumer):")
+    print(omerta("offers", "--image", GUEST_IMAGE, "--state-dir", str(consumer.state_dir)), end="")
+    stamp(started, f'omerta vm request --image omk-test --mem 128 --hours {LEASE_HOURS} --activity "demo: uname"')
+    request = subprocess.Popen(
+        [sys.executable, "-m", "omerta_core", "vm", "request", "--image", GUEST_IMAGE, "--mem", "128", "--hours",
+         LEASE_HOURS, "--activity", "demo: uname", "--state-dir", str(consumer.state_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert request.stdout is not None
+    output = []
+    for line in request.stdout:
+        output.append(line)
+        print("    " + line, end="", flush=True)
+    if request.wait() != 0:
+        raise SystemExit("demo: the rental failed (see above)")
+    rental = output[0].split()[1]
+    shown = consumer.call("rental.show", {"rental": rental})
+    stamp(started, f"VM {shown['vm_id']} ready for node1 at {shown['address']}; on node2 `vm.list` shows "
+                   f"{len(provider.call('vm.list'))} VM")  # fmt: skip
+    argv = [sys.executable, "-m", "omerta_core", "vm", "exec", rental, "--state-dir", str(consumer.state_dir), "--",
+            "uname", "-a"]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    stamp(started, f"omerta vm exec {rental[:12]} -- uname -a: {(done.stdout or done.stderr).strip()}")
+    stamp(started, f"omerta vm release {rental[:12]}")
+    print(omerta("vm", "release", rental, "--state-dir", str(consumer.state_dir)), end="")
+    vms = provider.call("vm.list")
+    own = consumer.call("ledger.balance", {})["balances"][consumer.peer_id]
+    stamp(started, f"VMs left on node2: {len(vms)}; escrow node1 still has locked: {own['locked']}")
     sync_all(nodes)
     sync_all(nodes)
-    views = [node.call("ledger.balance", {}) for node in nodes]
-    agree = all(view["balances"] == views[0]["balances"] for view in views)
-    print(f"after sync all {len(nodes)} nodes agree on every balance: {agree}; supply: {views[0]['supply']}")
-    for node in nodes:
-        entry = views[0]["balances"].get(node.peer_id, {})
-        print(f"  node{node.index}  balance {entry.get('balance', 0):>5}  locked {entry.get('locked', 0)}")
+    views = [node.call("ledger.balance", {})["balances"] for node in nodes]
+    after = balances(nodes, [consumer, provider])
+    stamp(started, f"after sync all {len(nodes)} nodes agree on every balance: {all(v == views[0] for v in views)}")
+    for name in after:
+        print(f"  {name}  balance {before[name]['balance']:>6} -> {after[name]['balance']:>6}  "
+              f"locked {after[name]['locked']}")  # fmt: skip
 
 
 def summary(node: DemoNode) -> str:
@@ -222,30 +264,10 @@ def guest_images() -> Path | None:
     """Build (once) the test guest when the kvm plugin can run here; ``None`` when it cannot."""
     usable = {p["name"]: p["usable"] for p in json.loads(omerta("plugins", "--json"))}
     if not usable.get("kvm") or not Path("/run/libvirt/libvirt-sock").exists():
-        print("kvm plugin not usable here (libvirt not running?): the VM step is skipped")
+        print("kvm plugin not usable here (libvirt not running?): no provider can offer VMs, the rental is skipped")
         return None
     subprocess.run([sys.executable, "-m", "omerta_vm_kvm.guest_builder", str(GUEST_CACHE)], check=True, timeout=600)
     return GUEST_CACHE / "images"
-
-
-def vm_tour(provider: DemoNode, consumer: DemoNode) -> None:
-    """Boot an ephemeral VM on the provider for the consumer, show its console marker, delete it."""
-    started = time.monotonic()
-    request = {"image": GUEST_IMAGE, "memory_mib": 128, "disk_gib": 1, "lease_seconds": 600}
-    # the first VM on a host also runs the KVM boot probe (up to 15 s) before booting under TCG if it fails
-    vm = provider.call("vm.create", {**request, "consumer": consumer.peer_id}, timeout=VM_CREATE_TIMEOUT_S)
-    booted = time.monotonic() - started
-    detail = provider.call("vm.show", {"vm_id": vm["vm_id"]})
-    marker = [line for line in Path(vm["console_log"]).read_text(errors="replace").splitlines() if "ready" in line]
-    print(f"VM {vm['vm_id']} for node{consumer.index} on node{provider.index}: {vm['state']} after {booted:.1f} s")
-    print(f"  domain type {vm['domain_type']}; console: {marker[-1].strip() if marker else '(no marker)'}")
-    print(f"  artefacts recorded before creation: {', '.join(a['kind'] for a in detail['artefacts'])}")
-    started = time.monotonic()
-    provider.call("vm.destroy", {"vm_id": vm["vm_id"]})
-    left = provider.call("vm.list")
-    print(
-        f"  released and deleted in {time.monotonic() - started:.1f} s; VMs left on node{provider.index}: {len(left)}"
-    )
 
 
 @contextlib.contextmanager
@@ -304,12 +326,12 @@ def main() -> int:
         print(f"{len(trace)} trace lines, {sends} messages; full trace: `omerta omt run 00_escrow_lock`")
         print("\n".join(line for line in trace if line.startswith("#")))
 
-        step("a compute deal on the ledger: escrow with five witnesses, settlement split by trust")
-        escrow_tour(nodes)
+        step("funds: a mint, and payments that give the witnesses trust edges")
+        fund(nodes)
 
         if images is not None:
-            step("an ephemeral VM: created for one consumer, deleted after use")
-            vm_tour(nodes[PROVIDER], nodes[CONSUMER])
+            step("renting a VM: offer, admission, escrow with five witnesses, VM, release, settlement")
+            rental_tour(nodes)
 
         step("what each node reports (omerta status)")
         for node in nodes:

@@ -52,3 +52,10 @@ class Discovery(Service, Protocol):
     def advertise(self, *, capabilities: dict[str, Any] | None = None, relays: Sequence[PeerId] | None = None) -> None:
         """Change what this node tells its networks: its capabilities (offered resources, relaying) and
         the relays it uses. ``None`` leaves a field as it is."""
+
+    def publish(self, key: str, value: Any) -> None:
+        """Set one entry of this node's advertised capabilities (``None`` removes it), keeping the others.
+
+        What is published travels in the node's signed peer record, so anyone reading it from
+        :meth:`peers` (``PeerInfo.capabilities[key]``) knows this node said it.
+        """

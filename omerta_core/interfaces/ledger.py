@@ -1,24 +1,99 @@
-"""What a ledger engine provides: chains, balances, trust and transactions.
+"""What a ledger engine provides: chains, balances, trust, and escrow for renting a VM.
 
-Touches nothing.
+The escrow calls are typed: each returns a frozen result saying whether it succeeded and,
+if not, one line why, so a caller (the rental protocol) never reads a ledger's private
+dictionaries or casts to a particular backend. Touches nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from omerta_core.interfaces.common import PeerId, Service
+
+#: Answers a witness's question "does the VM of this escrow session run?" from the hypervisor's state.
+VmProbe = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class EscrowLockResult:
+    """The end of an escrow lock (the consumer's funds locked for one provider, with witnesses)."""
+
+    session: str
+    locked: bool
+    amount: int
+    witnesses: tuple[PeerId, ...] = ()
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class EscrowTopUpResult:
+    """The end of a top-up round: the lock's new total when it succeeded."""
+
+    session: str
+    topped_up: bool
+    total: int
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class VmSessionResult:
+    """The witnesses' verdict on a VM session announced by its provider."""
+
+    session: str
+    verified: bool
+    state: str
+
+
+@dataclass(frozen=True)
+class AttestationResult:
+    """The witnesses' attestation of a VM session's duration, once it ended."""
+
+    session: str
+    attested: bool
+    duration_ms: int | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class SettlementResult:
+    """The end of a settlement: the integer split of the locked total."""
+
+    session: str
+    settled: bool
+    duration_ms: int
+    provider_payment: int = 0
+    burn: int = 0
+    refund: int = 0
+    failure_reason: str | None = None
 
 
 @runtime_checkable
 class Ledger(Service, Protocol):
-    """Keeps this identity's chain, verifies others' chains and computes trust locally."""
+    """Keeps this identity's chain, verifies others' chains, computes trust locally, and runs escrow."""
 
     def balance(self, peer: PeerId) -> int:
-        """The balance of ``peer`` as derived from the chains this node has verified."""
+        """The balance of ``peer`` (available, locked escrow excluded) as derived from the chains held."""
 
     def trust(self, peer: PeerId) -> float:
         """This node's local trust in ``peer``."""
 
-    async def run_transaction(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run a transaction protocol (an ``.omt`` spec) to its end; return its outcome."""
+    async def lock_escrow(self, provider: PeerId, amount: int, *, timeout: float | None = None) -> EscrowLockResult:
+        """As consumer, lock ``amount`` for ``provider`` with witnesses; a refusal is a result, not an error."""
+
+    async def top_up_escrow(self, session: str, amount: int, *, timeout: float | None = None) -> EscrowTopUpResult:
+        """As consumer, add ``amount`` to the open lock ``session``."""
+
+    async def start_vm_session(self, session: str, probe: VmProbe) -> VmSessionResult:
+        """As provider of lock ``session``, announce its VM to the witnesses; ``probe`` answers their checks."""
+
+    async def attest_vm_session(self, session: str) -> AttestationResult:
+        """As consumer or provider, end VM session ``session`` and wait for the witnesses' attested duration."""
+
+    async def settle_escrow(self, session: str, duration_ms: int, hourly_rate: int) -> SettlementResult:
+        """As consumer, settle lock ``session`` for ``duration_ms`` at ``hourly_rate`` units per hour."""
+
+    async def sync(self, peers: list[PeerId]) -> None:
+        """Fetch the newer blocks of ``peers`` (best effort, bounded in time)."""

@@ -198,3 +198,28 @@ def omerta_cli_commands():
     assert len(result.stderr.strip().splitlines()) == 1
     with pytest.raises(ConflictError, match="both one and two"):
         check_command_conflicts(PluginHost.load(["one", "two"]))
+
+
+def test_two_plugins_share_a_group_but_not_a_subcommand(plugin_site) -> None:
+    group = """
+import click
+from omerta_core import hookimpl
+
+group = click.Group("things", help="{name}'s things")
+group.add_command(click.Command("{sub}", callback=lambda: click.echo("{name} {sub}")))
+
+@hookimpl
+def omerta_cli_commands():
+    return [group]
+"""
+    plugin_site("alpha", group.format(name="alpha", sub="list"))
+    plugin_site("beta", group.format(name="beta", sub="request"))
+    assert run_cli("things", "list").stdout.strip() == "alpha list"
+    assert run_cli("things", "request").stdout.strip() == "beta request"
+    check_command_conflicts(PluginHost.load(["alpha", "beta"]))
+    plugin_site("gamma", group.format(name="gamma", sub="list"))
+    result = run_cli("things", "list")
+    assert result.returncode != 0
+    assert "command 'things list' is registered by both alpha and gamma" in result.stderr
+    with pytest.raises(ConflictError, match="'things list' is registered by both alpha and gamma"):
+        check_command_conflicts(PluginHost.load(["alpha", "gamma"]))

@@ -58,6 +58,7 @@ class GossipDiscovery:
         #: Set when an input may have moved a core's next deadline earlier than the ticker sleeps until.
         self._wake = asyncio.Event()
         self._sleep_until = float("inf")
+        self._capabilities: dict[str, Any] = {}
 
     # -- Service ------------------------------------------------------------------
 
@@ -120,9 +121,18 @@ class GossipDiscovery:
     def advertise(self, *, capabilities: dict[str, Any] | None = None, relays: Sequence[PeerId] | None = None) -> None:
         """Re-sign our record in every network with new capabilities or relays; gossip spreads it."""
         now = time.monotonic()
+        if capabilities is not None:
+            self._capabilities = dict(capabilities)
         for core in self._cores.values():
             core.update_self(now, capabilities=capabilities, relays=None if relays is None else tuple(relays))
         self._poke()
+
+    def publish(self, key: str, value: Any) -> None:
+        """Set (or, with ``None``, remove) one capability entry; every network's record is re-signed."""
+        capabilities = {k: v for k, v in self._capabilities.items() if k != key}
+        if value is not None:
+            capabilities[key] = value
+        self.advertise(capabilities=capabilities)
 
     # -- networks -------------------------------------------------------------------
 
@@ -183,6 +193,8 @@ class GossipDiscovery:
             local_endpoints=tuple(self._transport.local_endpoints()),
             rng=child_random(self._rng, "swim"),
         )
+        if self._capabilities:
+            core.update_self(now, capabilities=dict(self._capabilities))
         self._cores[network.id] = core
         self._cache.set_own_version(network.id, version)
         for record in self._cache.load(network.id):

@@ -1,4 +1,5 @@
-"""``omerta vm``: list, show, create, renew, destroy and clean up this provider's VMs; build the test image.
+"""``omerta vm``: the VMs this provider hosts (``hosted``, ``inspect``), create, renew, destroy and clean up; build
+the test image.
 
 Talks to the running node over its control socket. ``vm cleanup`` also works
 with no node running: it then takes the node's lock itself and deletes every
@@ -50,11 +51,11 @@ def vm_group() -> None:
     """This provider's ephemeral VMs (plugin kvm)."""
 
 
-@vm_group.command(name="list")
+@vm_group.command(name="hosted")
 @state_dir_option
 @json_option
 def vm_list(state_dir: Path | None, as_json: bool) -> None:
-    """List the VMs the running node holds."""
+    """List the VMs the running node hosts (``omerta vm list`` lists rentals when the rental plugin runs)."""
     rows = client.call(resolve_state_dir(state_dir), "vm.list")
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -78,7 +79,7 @@ def vm_list(state_dir: Path | None, as_json: bool) -> None:
     print_table(header, table)
 
 
-@vm_group.command(name="show")
+@vm_group.command(name="inspect")
 @click.argument("vm_id")
 @state_dir_option
 @json_option

@@ -149,9 +149,9 @@ def test_cli_lists_shows_destroys_and_cleans_up(node: Any) -> None:
         return done.stdout
 
     vm_id = node.call("vm.create", SMALL_VM)["vm_id"]
-    assert [r["vm_id"] for r in json.loads(omerta("vm", "list", "--json"))] == [vm_id]
-    assert vm_id in omerta("vm", "list")
-    assert json.loads(omerta("vm", "show", vm_id, "--json"))["state"] == "ready"
+    assert [r["vm_id"] for r in json.loads(omerta("vm", "hosted", "--json"))] == [vm_id]
+    assert vm_id in omerta("vm", "hosted")
+    assert json.loads(omerta("vm", "inspect", vm_id, "--json"))["state"] == "ready"
     assert omerta("vm", "destroy", vm_id).strip() == f"deleted {vm_id}"
     assert leftovers(node.state_dir, vm_id) == []
     second = node.call("vm.create", SMALL_VM)["vm_id"]

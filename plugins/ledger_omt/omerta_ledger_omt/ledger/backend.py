@@ -20,6 +20,14 @@ from typing import Any
 from omerta_core.control.progress import report
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.discovery import Discovery, Liveness
+from omerta_core.interfaces.ledger import (
+    AttestationResult,
+    EscrowLockResult,
+    EscrowTopUpResult,
+    SettlementResult,
+    VmProbe,
+    VmSessionResult,
+)
 from omerta_core.interfaces.transport import Transport
 from omerta_core.node import NodeContext
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
@@ -152,6 +160,64 @@ class OmtLedger:
 
     def trust(self, peer: PeerId) -> float:
         return self.ledger.trust(str(peer), now_ms())
+
+    # -- typed escrow (the Ledger interface; the rental protocol uses these) ---------------
+
+    async def lock_escrow(self, provider: PeerId, amount: int, *, timeout: float | None = None) -> EscrowLockResult:
+        outcome = await self.lock(str(provider), amount, timeout)
+        locked = outcome["state"] == "LOCKED"
+        reason = None if locked else str(outcome.get("failure_reason") or f"the lock ended in {outcome['state']}")
+        witnesses = tuple(PeerId(w) for w in outcome["witnesses"])
+        return EscrowLockResult(outcome["session"], locked, amount, witnesses, reason)
+
+    async def top_up_escrow(self, session: str, amount: int, *, timeout: float | None = None) -> EscrowTopUpResult:
+        try:
+            outcome = await self.topup(session, amount, timeout)
+        except LedgerError as exc:
+            return EscrowTopUpResult(session, False, 0, str(exc))
+        done = bool(outcome["topped_up"])
+        reason = None if done else str(outcome.get("failure_reason") or "the witnesses did not accept the top-up")
+        return EscrowTopUpResult(session, done, int(outcome["total_escrowed"]), reason)
+
+    async def start_vm_session(self, session: str, probe: VmProbe) -> VmSessionResult:
+        runner = self._runner()
+        runner.vm_probes[session] = probe
+        outcome = await runner.start_vm(session)
+        return VmSessionResult(session, outcome["state"] == "VM_RUNNING", str(outcome["state"]))
+
+    async def attest_vm_session(self, session: str) -> AttestationResult:
+        runner = self._runner()
+        try:
+            outcome = await runner.end_vm(session)
+        except LedgerError as exc:
+            return AttestationResult(session, False, None, str(exc))
+        finally:
+            runner.vm_probes.pop(session, None)
+        duration = outcome["duration_ms"]
+        return AttestationResult(session, duration is not None, duration, outcome["termination_reason"])
+
+    async def settle_escrow(self, session: str, duration_ms: int, hourly_rate: int) -> SettlementResult:
+        try:
+            outcome = await self.settle(session, duration_ms, hourly_rate)
+        except LedgerError as exc:
+            return SettlementResult(session, False, duration_ms, failure_reason=str(exc))
+        split = outcome["settlement"]
+        settled = outcome["state"] == "SETTLED"
+        reason = None if settled else str(outcome.get("failure_reason") or f"settlement ended in {outcome['state']}")
+        return SettlementResult(
+            session,
+            settled,
+            duration_ms,
+            split.get("provider_payment", 0),
+            split.get("burn", 0),
+            split.get("refund", 0),
+            reason,
+        )
+
+    async def sync(self, peers: list[PeerId]) -> None:
+        await self.sync_all([str(p) for p in peers])
+
+    # -- named transactions (the ledger.run control method) -------------------------------
 
     async def run_transaction(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """Run a transaction to its end: ``escrow_lock`` (spec 00), ``escrow_settle``, or a one-party one."""

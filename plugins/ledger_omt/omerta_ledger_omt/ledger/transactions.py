@@ -132,6 +132,7 @@ class TransactionRunner:
         self.outcomes: dict[tuple[str, str, str], str | None] = {}
         self._probes: dict[int, tuple[str, asyncio.Future[bool]]] = {}  # nonce -> (asked peer, answer)
         self._wake = asyncio.Event()
+        self.vm_probes: dict[str, Callable[[], bool]] = {}  # session -> the hypervisor's answer: does the VM run?
         self._ticker: asyncio.Task[None] | None = None
 
     @property
@@ -361,6 +362,9 @@ class TransactionRunner:
             self.engine.dropped += 1
             return
         found = await self.wait_outcome(ATTEST_CHANNEL, session, role, outcomes, PROBE_TIMEOUT_S / 2)
+        vm_probe = self.vm_probes.get(session) if subject == "vm" else None
+        if found and vm_probe is not None:
+            found = vm_probe()
         instance = self.engine.instance(ATTEST_CHANNEL, session, role)
         asked_by_witness = instance is not None and str(peer) in instance.store.get("witnesses", [])
         await self.send(

@@ -1,0 +1,164 @@
+"""Benchmark of renting a VM end to end, against a plain local VM create on the same host.
+
+Seven real node processes on loopback (``omerta_rental.testing.Cluster``: mint authority, consumer,
+provider with the kvm plugin and the test guest under TCG, four more witnesses). Measured in one run:
+
+* **rental ready**: ``rental.request`` → the consumer's rental is ready (admission, spec 00 escrow lock
+  with five witnesses, chain sync, VM creation and boot to the guest's console marker, ``ready``), for
+  10 sequential rentals; the baseline is the strongest fair one: ``vm.create`` on the provider's own
+  control socket → console-ready, 10 times, on the same node and image (no mesh, no escrow), each
+  run right before a rental so that the shared host's load weighs on both alike;
+* **release → settled**: ``rental.release`` → the VM and its artefacts are gone, the consumer's lock is
+  settled on its chain and the provider's chain holds the payment;
+* **concurrent**: as many rentals at once as the provider's memory allows (its offer's memory over the
+  request's), from one consumer; how many reach ready.
+
+The SSH-ready point needs the consumer VPN (another issue); until then "ready" is the guest's console
+marker, the same point the baseline uses. Needs root, libvirtd and QEMU (scripts/setup-system). The test
+guest is cached in $OMERTA_KVM_BENCH_CACHE (default /tmp/omk-bench-cache). Headlines last.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from omerta_rental.testing import PRICE, Cluster, wait_for
+from omerta_vm_kvm.guest_builder import build_test_guest
+
+RUNS = 10
+CONCURRENT_MEMORY_MIB = 128
+PROVIDER_MEMORY_MIB = 512
+REQUEST = {"image": "omk-test", "vcpus": 1, "memory_mib": CONCURRENT_MEMORY_MIB, "disk_gib": 1, "lease_s": 3600,
+           "activity": "benchmark"}  # fmt: skip
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    rank = fraction * (len(ordered) - 1)
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def shown(cluster: Cluster, rental: str) -> dict[str, Any]:
+    return dict(cluster["consumer"].call("rental.show", {"rental": rental}))
+
+
+class RentalFailedError(Exception):
+    """A rental ended before ready (counted, and the run goes on)."""
+
+
+def ready(cluster: Cluster, rental: str) -> bool:
+    state = shown(cluster, rental)
+    if state["outcome"] is not None:
+        raise RentalFailedError(str(state["outcome"]))
+    return any(e["step"] == "ready" for e in state["events"])
+
+
+def provider_balance(cluster: Cluster) -> int:
+    mine = cluster["provider"].call("ledger.balance", {})["balances"]
+    return int(mine.get(cluster.ids["provider"], {}).get("balance", 0))
+
+
+def rent_once(cluster: Cluster) -> tuple[float, float] | None:
+    started = time.monotonic()
+    rental = cluster["consumer"].call("rental.request", REQUEST)["rental"]
+    try:
+        wait_for("ready", lambda: ready(cluster, rental), 600, every=0.05)
+    except RentalFailedError as exc:
+        print(f"rental failed: {exc}", flush=True)
+        wait_for("the failed rental to settle", lambda: bool(shown(cluster, rental)["settlement"]), 300)
+        return None
+    to_ready = time.monotonic() - started
+    paid_before = provider_balance(cluster)
+    started = time.monotonic()
+    cluster["consumer"].call("rental.release", {"rental": rental})
+
+    def settled() -> bool:
+        state = shown(cluster, rental)
+        return (
+            bool(state["settlement"].get("settled"))
+            and cluster["provider"].call("vm.list") == []
+            and (state["settlement"]["provider_payment"] == 0 or provider_balance(cluster) > paid_before)
+        )
+
+    wait_for("settled on both chains", settled, 300, every=0.05)
+    return to_ready, time.monotonic() - started
+
+
+def local_boot(cluster: Cluster) -> float:
+    started = time.monotonic()
+    vm = cluster["provider"].call("vm.create", {"image": "omk-test", "memory_mib": CONCURRENT_MEMORY_MIB,
+                                                "disk_gib": 1, "lease_seconds": 600}, timeout=600)  # fmt: skip
+    took = time.monotonic() - started
+    cluster["provider"].call("vm.destroy", {"vm_id": vm["vm_id"]}, timeout=120)
+    return took
+
+
+def concurrent(cluster: Cluster) -> tuple[int, int]:
+    wanted = PROVIDER_MEMORY_MIB // CONCURRENT_MEMORY_MIB
+    rentals = [cluster["consumer"].call("rental.request", REQUEST)["rental"] for _ in range(wanted)]
+
+    def all_done() -> bool:
+        states = [shown(cluster, r) for r in rentals]
+        return all(s["outcome"] is not None or any(e["step"] == "ready" for e in s["events"]) for s in states)
+
+    wait_for("the concurrent rentals", all_done, 900)
+    ok = sum(1 for r in rentals if shown(cluster, r)["outcome"] is None)
+    for rental in rentals:
+        if shown(cluster, rental)["outcome"] is None:
+            cluster["consumer"].call("rental.release", {"rental": rental})
+    locked = [r for r in rentals if shown(cluster, r)["session"]]
+    wait_for("every concurrent rental settled", lambda: all(shown(cluster, r)["settlement"] for r in locked), 600)
+    return ok, wanted
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("rental benchmark: needs root (libvirt, namespaces)", file=sys.stderr)
+        return 1
+    cache = Path(os.environ.get("OMERTA_KVM_BENCH_CACHE", "/tmp/omk-bench-cache"))
+    images = build_test_guest(cache).parent
+    settings = {"memory_mib": PROVIDER_MEMORY_MIB, "max_total": 8, "max_per_consumer": 8, "vcpus": 8}
+    with tempfile.TemporaryDirectory(prefix="omerta-rental-bench-") as tmp:
+        cluster = Cluster(Path(tmp), images, provider=settings)
+        try:
+            cluster.start_all()
+            cluster.fund()
+            wait_for("the offer", lambda: cluster["consumer"].call("rental.offers", {}), 60)
+            local: list[float] = []
+            attempts = []
+            for _ in range(RUNS):  # interleaved, so the shared host's load weighs on both alike
+                local.append(local_boot(cluster))
+                attempts.append(rent_once(cluster))
+            ok, wanted = concurrent(cluster)
+        finally:
+            cluster.stop()
+    rentals = [a for a in attempts if a is not None]
+    if not rentals:
+        print("rental benchmark: every rental failed", file=sys.stderr)
+        return 1
+    ready_s = [r for r, _ in rentals]
+    release_s = [s for _, s in rentals]
+    print(
+        f"local vm.create -> console ready: p50 {statistics.median(local):.2f} s, p95 {percentile(local, 0.95):.2f} s"
+    )
+    print(f"rental request -> ready: p50 {statistics.median(ready_s):.2f} s, p95 {percentile(ready_s, 0.95):.2f} s")
+    print(f"release -> gone and settled on both chains: p50 {statistics.median(release_s):.2f} s")
+    print(f"sequential rentals: {len(rentals)} of {RUNS} reached ready")
+    print(f"concurrent rentals ready on one provider: {ok} of {wanted} (its memory allows {wanted})")
+    print(f"escrow per rental: {PRICE} units locked, settled pro rata")
+    print(f"rental_ready_p50_s: {statistics.median(ready_s):.2f}")
+    print(f"rental_ready_vs_local_ratio: {statistics.median(ready_s) / statistics.median(local):.2f}")
+    print(f"rental_release_settled_p95_s: {percentile(release_s, 0.95):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,600 @@
+"""The rental protocol as two sans-IO state machines: :class:`ProviderCore` and :class:`ConsumerCore`.
+
+Each takes messages, the results of the actions it asked for, and the current time, and returns
+actions (send a message, lock escrow, create or delete a VM, attach the VPN, settle, report a step)
+plus :meth:`next_deadline`. No I/O, no clock, no randomness inside: the asyncio adapter
+(:mod:`.service`) and tests drive them.
+
+One rental, consumer's view::
+
+    REQUESTED ─admitted→ LOCKING ─locked→ WAITING_VM ─ready→ READY ─release/ended/lost→ SETTLING → DONE
+        └─refused/timeout→ FAILED          └─refused/timeout→ SETTLING (billable 0: full refund)
+
+Provider's view::
+
+    ADMITTING ─decided→ ADMITTED ─locked→ CREATING ─vm_created→ READY ─release/expiry/lost/preempt→ ENDING → ENDED
+                 └─refused→ gone   └─timeout→ gone   └─vm_failed→ ENDED (refused, billable 0)
+
+The provider ends a lease by deleting the VM and having the witnesses attest its duration; only
+then does it send ``ended`` with the billable time (:mod:`.billing`, the same rule in every path),
+and the consumer settles the smaller of that and its own view of the rule.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from omerta_core.interfaces.common import PeerId
+from omerta_rental import billing
+from omerta_rental.messages import (
+    Admitted,
+    Ended,
+    Extended,
+    Heartbeat,
+    Locked,
+    Message,
+    Progress,
+    Ready,
+    Refused,
+    Release,
+    Request,
+    ToppedUp,
+)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Every timer of the protocol, in seconds."""
+
+    #: Heartbeats both ways while the lease runs.
+    heartbeat_s: float = 2.0
+    #: Silence after which the other side is lost (several heartbeats, so one lost datagram is harmless).
+    grace_s: float = 10.0
+    #: Consumer: a request not answered (admitted or refused) within this is given up.
+    answer_timeout_s: float = 20.0
+    #: Provider: an admitted consumer that has not locked escrow within this is dropped (spec 00 takes ≤ 2 min).
+    lock_timeout_s: float = 150.0
+    #: Consumer: after locking, the VM must be ready within this (TCG boots on a shared host are slow).
+    ready_timeout_s: float = 420.0
+    #: Consumer: after a release, the provider's ``ended`` must arrive within this; else settle alone.
+    release_timeout_s: float = 120.0
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    peer: PeerId
+    message: Message
+
+
+@dataclass(frozen=True)
+class Report:
+    """A step worth telling the user (and the log)."""
+
+    rental: str
+    step: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Admit:
+    """Provider: decide on this request (pure rules + hook) and call :meth:`ProviderCore.decided`."""
+
+    rental: str
+    consumer: PeerId
+    request: Request
+
+
+@dataclass(frozen=True)
+class CreateVm:
+    """Provider: create the VM (the escrow session is ``session``); answer with vm_created or vm_failed."""
+
+    rental: str
+    consumer: PeerId
+    request: Request
+    session: str
+
+
+@dataclass(frozen=True)
+class StartVmSession:
+    """Provider: announce the VM to the escrow's witnesses (spec 01)."""
+
+    rental: str
+    session: str
+
+
+@dataclass(frozen=True)
+class DeleteVm:
+    """Provider: delete the VM, then attest the session's end (spec 01); answer with vm_deleted."""
+
+    rental: str
+    vm_id: str
+    session: str
+
+
+@dataclass(frozen=True)
+class LockEscrow:
+    """Consumer: lock ``amount`` for ``provider`` (spec 00); answer with lock_done."""
+
+    rental: str
+    provider: PeerId
+    amount: int
+
+
+@dataclass(frozen=True)
+class TopUpEscrow:
+    rental: str
+    session: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class AttachVpn:
+    """Consumer: carry the VM's traffic through this node's VPN."""
+
+    rental: str
+    provider: PeerId
+    vm_id: str
+    address: str
+
+
+@dataclass(frozen=True)
+class DetachVpn:
+    rental: str
+
+
+@dataclass(frozen=True)
+class Settle:
+    """Consumer: settle the lock for ``billable_ms`` at ``price_per_hour`` (spec 02); answer with settled."""
+
+    rental: str
+    session: str
+    billable_ms: int
+    price_per_hour: int
+
+
+@dataclass(frozen=True)
+class Finished:
+    """This rental is over in this core (forgotten after this action)."""
+
+    rental: str
+    outcome: str
+
+
+Action = (
+    Send | Report | Admit | CreateVm | StartVmSession | DeleteVm | LockEscrow | TopUpEscrow | AttachVpn | DetachVpn
+    | Settle | Finished
+)  # fmt: skip
+
+
+# -- provider -----------------------------------------------------------------------------------
+
+
+class ProviderState(enum.Enum):
+    ADMITTING = "admitting"
+    ADMITTED = "admitted"
+    CREATING = "creating"
+    READY = "ready"
+    ENDING = "ending"
+
+
+@dataclass
+class ProviderLease:
+    rental: str
+    consumer: PeerId
+    request: Request
+    state: ProviderState
+    since: float
+    price_per_hour: int = 0
+    total: int = 0
+    max_lease_ms: int = 0
+    session: str = ""
+    vm_id: str = ""
+    ready_at: float | None = None
+    paid_ms: int = 0
+    last_heard: float = 0.0
+    last_sent: float = 0.0
+    end_reason: str = ""
+    end_at: float = 0.0
+
+    @property
+    def expires_at(self) -> float | None:
+        return None if self.ready_at is None else self.ready_at + self.paid_ms / 1000
+
+
+#: Ended leases a provider remembers, so a consumer that restarts after a crash learns what it owes.
+ENDED_KEPT = 256
+
+
+class ProviderCore:
+    """All leases of one provider."""
+
+    def __init__(self, timing: Timing | None = None) -> None:
+        self.timing = timing or Timing()
+        self.leases: dict[str, ProviderLease] = {}
+        self.ended: dict[str, tuple[PeerId, Ended]] = {}
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for lease in self.leases.values() if (d := self._deadline(lease)) is not None]
+        return min(deadlines, default=None)
+
+    def _deadline(self, lease: ProviderLease) -> float | None:
+        t = self.timing
+        if lease.state is ProviderState.ADMITTED:
+            return lease.since + t.lock_timeout_s
+        if lease.state is ProviderState.READY:
+            expires = lease.expires_at
+            assert expires is not None
+            return min(lease.last_sent + t.heartbeat_s, lease.last_heard + t.grace_s, expires)
+        if lease.state is ProviderState.ENDING and lease.ready_at is not None:
+            return lease.last_sent + t.heartbeat_s  # the consumer waits for "ended" while the VM is deleted
+        return None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def receive(self, peer: PeerId, message: Message, now: float) -> list[Action]:
+        lease = self.leases.get(message.rental)
+        if isinstance(message, Request):
+            if lease is not None:
+                return []
+            self.leases[message.rental] = ProviderLease(message.rental, peer, message, ProviderState.ADMITTING, now)
+            return [Admit(message.rental, peer, message)]
+        if lease is None and isinstance(message, Release) and message.rental in self.ended:
+            consumer, ended = self.ended[message.rental]
+            return [Send(peer, ended)] if consumer == peer else []  # a restarted consumer asks again
+        if lease is None or lease.consumer != peer:
+            return []
+        if isinstance(message, Locked) and lease.state is ProviderState.ADMITTED:
+            lease.state, lease.session, lease.since = ProviderState.CREATING, message.session, now
+            return [
+                Send(peer, Progress(lease.rental, "creating", f"escrow {message.session[:12]} seen; creating the VM")),
+                CreateVm(lease.rental, peer, lease.request, message.session),
+            ]
+        if isinstance(message, Heartbeat):
+            lease.last_heard = max(lease.last_heard, now)
+            return []
+        if isinstance(message, ToppedUp) and lease.state is ProviderState.READY and message.total > lease.total:
+            lease.total = message.total
+            lease.paid_ms = billing.paid_ms(lease.total, lease.price_per_hour, lease.max_lease_ms)
+            lease.last_heard = max(lease.last_heard, now)
+            return [
+                Send(peer, Extended(lease.rental, lease.paid_ms)),
+                Report(lease.rental, "extended", f"topped up to {lease.total}; lease {lease.paid_ms // 1000} s"),
+            ]
+        if isinstance(message, Release):
+            return self._end(lease, "released", now, now)
+        return []
+
+    def decided(self, rental: str, admitted: bool, reason: str, price_per_hour: int, max_lease_ms: int,
+                now: float) -> list[Action]:  # fmt: skip
+        """Admission's verdict on a request (after any preemption it needed)."""
+        lease = self.leases.get(rental)
+        if lease is None or lease.state is not ProviderState.ADMITTING:
+            return []
+        if not admitted:
+            del self.leases[rental]
+            return [Send(lease.consumer, Refused(rental, reason)), Report(rental, "refused", reason),
+                    Finished(rental, reason)]  # fmt: skip
+        request = lease.request
+        lease.state, lease.since = ProviderState.ADMITTED, now
+        lease.price_per_hour, lease.max_lease_ms = price_per_hour, max_lease_ms
+        lease.total = billing.escrow_for(request.lease_s, price_per_hour)
+        return [
+            Send(lease.consumer, Admitted(rental, price_per_hour, lease.total)),
+            Report(rental, "admitted", f"{request.vcpus} vCPU {request.memory_mib} MiB {request.image} "
+                                       f"for {request.lease_s} s at {price_per_hour}/h"),
+        ]  # fmt: skip
+
+    def vm_created(self, rental: str, vm_id: str, address: str, now: float) -> list[Action]:
+        lease = self.leases.get(rental)
+        if lease is None:
+            return []
+        lease.vm_id = vm_id
+        if lease.state is ProviderState.ENDING:  # ended while the VM was being created
+            return [DeleteVm(rental, vm_id, lease.session)]
+        if lease.state is not ProviderState.CREATING:
+            return []
+        lease.state, lease.ready_at, lease.last_heard, lease.last_sent = ProviderState.READY, now, now, now
+        lease.paid_ms = billing.paid_ms(lease.total, lease.price_per_hour, lease.max_lease_ms)
+        return [
+            Send(lease.consumer, Ready(rental, vm_id, address, lease.paid_ms)),
+            StartVmSession(rental, lease.session),
+            Report(rental, "ready", f"VM {vm_id} ready at {address}; lease {lease.paid_ms // 1000} s"),
+        ]
+
+    def vm_failed(self, rental: str, reason: str, now: float) -> list[Action]:
+        lease = self.leases.pop(rental, None)
+        if lease is None:
+            return []
+        text = f"the VM could not be created: {reason}"
+        return [Send(lease.consumer, Refused(rental, text)), Report(rental, "failed", text), Finished(rental, text)]
+
+    def vm_deleted(self, rental: str, attested_ms: int | None, now: float) -> list[Action]:
+        """The VM is gone and the witnesses attested (``attested_ms``) or could not (``None``)."""
+        lease = self.leases.get(rental)
+        if lease is None or lease.state is not ProviderState.ENDING:
+            return []
+        del self.leases[rental]
+        billable = billing.settled_ms(billing.billable_ms(lease.ready_at, lease.end_at, lease.paid_ms), attested_ms)
+        ended = Ended(rental, lease.end_reason, billable)
+        self.ended[rental] = (lease.consumer, ended)
+        while len(self.ended) > ENDED_KEPT:
+            del self.ended[next(iter(self.ended))]
+        return [
+            Send(lease.consumer, ended),
+            Report(rental, "ended", f"{lease.end_reason}; VM deleted; {billable} ms billable"),
+            Finished(rental, lease.end_reason),
+        ]
+
+    def preempt(self, rental: str, now: float) -> list[Action]:
+        """The owner ends this lease (owner preemption); billed like every other end."""
+        lease = self.leases.get(rental)
+        if lease is None:
+            return []
+        if lease.state in (ProviderState.ADMITTING, ProviderState.ADMITTED):
+            del self.leases[rental]
+            reason = "preempted by the provider's owner before the VM was created"
+            return [Send(lease.consumer, Refused(rental, reason)), Finished(rental, reason)]
+        return self._end(lease, "preempted", now, now)
+
+    def tick(self, now: float) -> list[Action]:
+        actions: list[Action] = []
+        for lease in list(self.leases.values()):
+            if lease.state is ProviderState.ADMITTED and now >= lease.since + self.timing.lock_timeout_s:
+                del self.leases[lease.rental]
+                reason = "no escrow lock arrived in time"
+                actions += [Send(lease.consumer, Refused(lease.rental, reason)), Finished(lease.rental, reason)]
+            elif lease.state is ProviderState.READY:
+                expires = lease.expires_at
+                assert expires is not None
+                if now >= expires:
+                    actions += self._end(lease, "expired", expires, now)
+                elif now >= lease.last_heard + self.timing.grace_s:
+                    actions += self._end(lease, "lost heartbeats", lease.last_heard, now)
+                elif now >= lease.last_sent + self.timing.heartbeat_s:
+                    lease.last_sent = now
+                    actions.append(Send(lease.consumer, Heartbeat(lease.rental)))
+            elif (lease.state is ProviderState.ENDING and lease.ready_at is not None
+                  and now >= lease.last_sent + self.timing.heartbeat_s):  # fmt: skip
+                lease.last_sent = now
+                actions.append(Send(lease.consumer, Heartbeat(lease.rental)))
+        return actions
+
+    def _end(self, lease: ProviderLease, reason: str, end_at: float, now: float) -> list[Action]:
+        if lease.state is ProviderState.ENDING:
+            return []
+        if lease.state in (ProviderState.ADMITTING, ProviderState.ADMITTED):
+            del self.leases[lease.rental]
+            return [Send(lease.consumer, Refused(lease.rental, f"{reason} before the VM was created")),
+                    Finished(lease.rental, reason)]  # fmt: skip
+        was_creating = lease.state is ProviderState.CREATING
+        lease.state, lease.end_reason, lease.end_at = ProviderState.ENDING, reason, end_at
+        report = Report(lease.rental, "ending", f"{reason}; deleting the VM")
+        if was_creating:
+            return [report]  # vm_created or vm_failed follows; the VM is deleted then
+        return [report, DeleteVm(lease.rental, lease.vm_id, lease.session)]
+
+
+# -- consumer -----------------------------------------------------------------------------------
+
+
+class ConsumerState(enum.Enum):
+    REQUESTED = "requested"
+    LOCKING = "locking"
+    WAITING_VM = "waiting for the VM"
+    READY = "ready"
+    RELEASING = "releasing"
+    SETTLING = "settling"
+
+
+@dataclass
+class Rental:
+    rental: str
+    provider: PeerId
+    request: Request
+    state: ConsumerState
+    since: float
+    price_per_hour: int = 0
+    total: int = 0
+    session: str = ""
+    vm_id: str = ""
+    address: str = ""
+    ready_at: float | None = None
+    paid_ms: int = 0
+    last_heard: float = 0.0
+    last_sent: float = 0.0
+    end_reason: str = ""
+    billable_ms: int = 0
+    #: Resumed after a crash: the provider's witness-capped figure wins over the (possibly stale) journal.
+    resumed: bool = False
+
+
+class ConsumerCore:
+    """All rentals of one consumer."""
+
+    def __init__(self, timing: Timing | None = None) -> None:
+        self.timing = timing or Timing()
+        self.rentals: dict[str, Rental] = {}
+
+    def next_deadline(self) -> float | None:
+        t = self.timing
+        deadlines = []
+        for r in self.rentals.values():
+            if r.state is ConsumerState.REQUESTED:
+                deadlines.append(r.since + t.answer_timeout_s)
+            elif r.state is ConsumerState.WAITING_VM:
+                deadlines.append(r.since + t.ready_timeout_s)
+            elif r.state is ConsumerState.READY:
+                assert r.ready_at is not None
+                deadlines.append(min(r.last_sent + t.heartbeat_s, r.last_heard + t.grace_s,
+                                     r.ready_at + r.paid_ms / 1000))  # fmt: skip
+            elif r.state is ConsumerState.RELEASING:
+                deadlines.append(r.since + t.release_timeout_s)
+        return min(deadlines, default=None)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def request(self, provider: PeerId, request: Request, now: float) -> list[Action]:
+        self.rentals[request.rental] = Rental(request.rental, provider, request, ConsumerState.REQUESTED, now)
+        return [
+            Send(provider, request),
+            Report(request.rental, "requested", f"asked {provider[:12]} for {request.vcpus} vCPU "
+                                                f"{request.memory_mib} MiB {request.image} for {request.lease_s} s"),
+        ]  # fmt: skip
+
+    def resume(self, provider: PeerId, request: Request, session: str, price_per_hour: int, billable_ms: int,
+               now: float) -> list[Action]:  # fmt: skip
+        """After a restart: a rental whose lock is open ends now. The provider's ``ended`` (its billable time,
+        capped by the witnesses' attestation) settles it; if the provider does not answer, ``billable_ms``
+        from the journal does (the rule up to the last heartbeat recorded)."""
+        r = Rental(request.rental, provider, request, ConsumerState.RELEASING, now, price_per_hour, session=session,
+                   billable_ms=billable_ms, end_reason="consumer restarted", resumed=True)  # fmt: skip
+        self.rentals[request.rental] = r
+        return [Report(r.rental, "resumed", f"open escrow {session[:12]} after a restart; ending it"),
+                Send(provider, Release(r.rental))]  # fmt: skip
+
+    def release(self, rental: str, now: float) -> list[Action]:
+        r = self.rentals.get(rental)
+        if r is None:
+            return []
+        if r.state in (ConsumerState.RELEASING, ConsumerState.SETTLING):
+            return []
+        if r.state is ConsumerState.REQUESTED:
+            return self._fail(r, "released before the provider answered", [Send(r.provider, Release(rental))])
+        if r.state in (ConsumerState.LOCKING, ConsumerState.WAITING_VM):
+            r.end_reason = "released before ready"
+        r.billable_ms = billing.billable_ms(r.ready_at, now, r.paid_ms)
+        r.state, r.since = ConsumerState.RELEASING, now
+        r.end_reason = r.end_reason or "released"
+        return [Report(rental, "releasing", "release sent; waiting for deletion"), Send(r.provider, Release(rental))]
+
+    def top_up(self, rental: str, seconds: int, now: float) -> list[Action]:
+        r = self.rentals.get(rental)
+        if r is None or r.state is not ConsumerState.READY:
+            return [Report(rental, "top-up refused", "only a ready rental can be topped up")]
+        amount = billing.escrow_for(seconds, r.price_per_hour)
+        return [TopUpEscrow(rental, r.session, amount), Report(rental, "topping up", f"adding {amount} to the escrow")]
+
+    # -- events ----------------------------------------------------------------------------
+
+    def receive(self, peer: PeerId, message: Message, now: float) -> list[Action]:
+        r = self.rentals.get(message.rental)
+        if r is None or r.provider != peer:
+            return []
+        if isinstance(message, Admitted) and r.state is ConsumerState.REQUESTED:
+            cap = billing.escrow_for(r.request.lease_s, r.request.max_price)
+            if message.price_per_hour > r.request.max_price or message.amount > cap:
+                reason = f"the provider asked {message.price_per_hour}/h, above your maximum {r.request.max_price}/h"
+                return self._fail(r, reason, [Send(peer, Release(r.rental))])
+            r.state, r.since, r.price_per_hour, r.total = (
+                ConsumerState.LOCKING,
+                now,
+                message.price_per_hour,
+                message.amount,
+            )
+            return [
+                Report(r.rental, "admitted",
+                       f"admitted at {message.price_per_hour}/h; locking {message.amount} in escrow"),
+                LockEscrow(r.rental, peer, message.amount),
+            ]  # fmt: skip
+        if isinstance(message, Refused):
+            if r.session:
+                return self._settle(r, message.reason, 0)
+            return self._fail(r, message.reason)
+        if isinstance(message, Progress):
+            return [Report(r.rental, message.step, message.detail)]
+        if isinstance(message, Ready) and r.state is ConsumerState.WAITING_VM:
+            r.state, r.vm_id, r.address = ConsumerState.READY, message.vm_id, message.address
+            r.ready_at, r.last_heard, r.last_sent, r.paid_ms = now, now, now, message.lease_ms
+            return [
+                AttachVpn(r.rental, peer, message.vm_id, message.address),
+                Report(r.rental, "ready", f"VM {message.vm_id} ready at {message.address}; "
+                                          f"lease {message.lease_ms // 1000} s"),
+            ]  # fmt: skip
+        if isinstance(message, Heartbeat):
+            r.last_heard = max(r.last_heard, now)
+            return []
+        if isinstance(message, Extended) and r.state is ConsumerState.READY:
+            r.paid_ms, r.last_heard = message.lease_ms, max(r.last_heard, now)
+            return [Report(r.rental, "extended", f"lease now {message.lease_ms // 1000} s from ready")]
+        if isinstance(message, Ended) and r.state in (ConsumerState.READY, ConsumerState.RELEASING,
+                                                     ConsumerState.WAITING_VM):  # fmt: skip
+            reason = r.end_reason if r.state is ConsumerState.RELEASING else message.reason
+            # The provider's figure is the witnesses' attested duration when they attested, which is the only
+            # figure they sign (spec 02); the witnesses check it, so the consumer takes it rather than its own.
+            return self._settle(r, reason, message.billable_ms, detach=r.ready_at is not None)
+        return []
+
+    def lock_done(self, rental: str, locked: bool, session: str, reason: str | None, now: float) -> list[Action]:
+        r = self.rentals.get(rental)
+        if r is None:
+            return []
+        if not locked:
+            return self._fail(r, f"escrow lock failed: {reason}", [Send(r.provider, Release(rental))])
+        r.session = session
+        if r.state is not ConsumerState.LOCKING:  # released or refused while locking: refund at once
+            return self._settle(r, r.end_reason or "cancelled while locking", 0)
+        r.state, r.since = ConsumerState.WAITING_VM, now
+        return [
+            Report(rental, "locked", f"escrow {session[:12]} locked; waiting for the VM"),
+            Send(r.provider, Locked(rental, session)),
+        ]
+
+    def topup_done(self, rental: str, topped_up: bool, total: int, reason: str | None, now: float) -> list[Action]:
+        r = self.rentals.get(rental)
+        if r is None:
+            return []
+        if not topped_up:
+            return [Report(rental, "top-up failed", reason or "the witnesses refused the top-up")]
+        r.total = total
+        return [Send(r.provider, ToppedUp(rental, total)), Report(rental, "topped up", f"escrow now {total}")]
+
+    def settled(self, rental: str, ok: bool, text: str, now: float) -> list[Action]:
+        r = self.rentals.pop(rental, None)
+        if r is None:
+            return []
+        step = "settled" if ok else "settlement failed"
+        return [Report(rental, step, text), Finished(rental, r.end_reason)]
+
+    def tick(self, now: float) -> list[Action]:
+        t = self.timing
+        actions: list[Action] = []
+        for r in list(self.rentals.values()):
+            if r.state is ConsumerState.REQUESTED and now >= r.since + t.answer_timeout_s:
+                actions += self._fail(r, f"the provider did not answer within {t.answer_timeout_s:.0f} s (gone?)")
+            elif r.state is ConsumerState.WAITING_VM and now >= r.since + t.ready_timeout_s:
+                reason = f"the VM was not ready within {t.ready_timeout_s:.0f} s"
+                actions += [Send(r.provider, Release(r.rental)), *self._settle(r, reason, 0)]
+            elif r.state is ConsumerState.READY:
+                assert r.ready_at is not None
+                if now >= r.ready_at + r.paid_ms / 1000:  # expired: the provider deletes the VM
+                    r.state, r.since, r.end_reason, r.billable_ms = ConsumerState.RELEASING, now, "expired", r.paid_ms
+                    actions.append(Report(r.rental, "expired", "the paid time ran out; waiting for deletion"))
+                elif now >= r.last_heard + t.grace_s:
+                    billable = billing.billable_ms(r.ready_at, r.last_heard, r.paid_ms)
+                    actions += self._settle(r, "lost heartbeats", billable, detach=True)
+                elif now >= r.last_sent + t.heartbeat_s:
+                    r.last_sent = now
+                    actions.append(Send(r.provider, Heartbeat(r.rental)))
+            elif r.state is ConsumerState.RELEASING and now >= r.since + t.release_timeout_s:
+                actions += self._settle(r, f"{r.end_reason} (the provider did not confirm)", r.billable_ms,
+                                        detach=r.ready_at is not None)  # fmt: skip
+        return actions
+
+    def _settle(self, r: Rental, reason: str, billable: int, detach: bool = False) -> list[Action]:
+        if not r.session:  # nothing was locked: nothing to settle
+            return self._fail(r, reason)
+        r.state, r.end_reason, r.billable_ms = ConsumerState.SETTLING, reason, billable
+        actions: list[Action] = [DetachVpn(r.rental)] if detach else []
+        return [
+            *actions,
+            Report(r.rental, "ended", f"{reason}; settling {billable} ms at {r.price_per_hour}/h"),
+            Settle(r.rental, r.session, billable, r.price_per_hour),
+        ]
+
+    def _fail(self, r: Rental, reason: str, extra: list[Action] | None = None) -> list[Action]:
+        del self.rentals[r.rental]
+        return [*(extra or []), Report(r.rental, "failed", reason), Finished(r.rental, reason)]

@@ -1,0 +1,509 @@
+"""The asyncio adapter of the rental protocol: runs both cores of one node against real services.
+
+It carries messages on the transport channel ``rental``, sleeps until the cores' next deadline,
+and performs their actions through core interfaces only: the ledger's typed escrow API
+(lock, top up, VM session, attest, settle), the hypervisor (create, destroy, list), discovery
+(offers in the signed peer record) and the VPN seam (:mod:`.vpn`). Every step is logged with the
+rental and the peer bound, and kept per rental for ``omerta vm show``. Touches the transport and,
+through the interfaces, the ledger, the hypervisor and discovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from omerta_core.errors import OmertaError
+from omerta_core.interfaces.common import PeerId, Service
+from omerta_core.interfaces.discovery import Discovery
+from omerta_core.interfaces.hypervisor import Hypervisor, VmRequest, VmState
+from omerta_core.interfaces.ledger import Ledger
+from omerta_core.interfaces.transport import Transport
+from omerta_core.node import NodeContext
+from omerta_rental import admission, billing, messages
+from omerta_rental.core import (
+    Action,
+    Admit,
+    AttachVpn,
+    ConsumerCore,
+    CreateVm,
+    DeleteVm,
+    DetachVpn,
+    Finished,
+    LockEscrow,
+    ProviderCore,
+    Report,
+    Send,
+    Settle,
+    StartVmSession,
+    TopUpEscrow,
+)
+from omerta_rental.journal import WRITE_EVERY_S, Entry, Journal, JournalError
+from omerta_rental.offers import CAPABILITY, Offer, OfferError, SeenOffer, Want, matching, remaining
+from omerta_rental.settings import Settings
+from omerta_rental.vpn import VpnSeam
+
+#: Seconds between "booting" progress messages while the provider waits for the guest.
+PROGRESS_EVERY_S = 3.0
+#: Finished rentals kept for ``vm list``/``vm show``.
+HISTORY = 64
+
+
+class RentalError(OmertaError):
+    """A rental command that cannot be carried out (one line for the CLI)."""
+
+
+@dataclass
+class RentalRecord:
+    """What ``omerta vm show`` prints about one rental, on either side."""
+
+    rental: str
+    role: str
+    peer: str
+    image: str
+    started: float
+    events: list[tuple[float, str, str]] = field(default_factory=list)
+    outcome: str | None = None
+    vm_id: str = ""
+    address: str = ""
+    session: str = ""
+    settlement: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rental": self.rental,
+            "role": self.role,
+            "peer": self.peer,
+            "image": self.image,
+            "vm_id": self.vm_id,
+            "address": self.address,
+            "session": self.session,
+            "state": self.events[-1][1] if self.events else "new",
+            "outcome": self.outcome,
+            "settlement": self.settlement,
+            "events": [{"t": round(t - self.started, 3), "step": s, "text": x} for t, s, x in self.events],
+        }
+
+
+@runtime_checkable
+class Rentals(Service, Protocol):
+    """The rental service kind (this plugin's own): what the ``rental.*`` control methods drive."""
+
+    def offers(self, want: Want) -> list[SeenOffer]:
+        """Offers seen in discovery that fit ``want``, cheapest first."""
+
+    def request(self, want: Want, disk_gib: int, lease_s: int, activity: str, ssh_public_key: str,
+                provider: str | None) -> str:  # fmt: skip
+        """Start renting; return the rental id."""
+
+
+class RentalService:
+    """One node's rental protocol: its provider side (with a hypervisor) and its consumer side."""
+
+    def __init__(self, node: NodeContext, settings: Settings, vpn: VpnSeam) -> None:
+        self.node = node
+        self.settings = settings
+        self.vpn = vpn
+        self.log = node.log.bind(component="rental")
+        self.provider = ProviderCore(settings.timing)
+        self.consumer = ConsumerCore(settings.timing)
+        self.records: dict[str, RentalRecord] = {}
+        self.transport = node.service(Transport)
+        self.ledger = node.service(Ledger)
+        self.discovery = node.find(Discovery)
+        self.hypervisor = node.find(Hypervisor)
+        self.journal = Journal(node.plugin_state_dir("rental"))
+        self.admission_hook: Callable[[admission.Candidate], list[str | None]] | None = None
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.transport.on_message(messages.CHANNEL, self._on_message)
+        self._timer = asyncio.create_task(self._timer_loop())
+        self.publish_offer()
+        self._resume()
+
+    def _resume(self) -> None:
+        """Rentals whose escrow was open when this node last stopped (a crash) end and settle now."""
+        try:
+            entries = self.journal.load()
+        except JournalError as exc:
+            self.log.error("rental journal damaged", reason=str(exc))
+            return
+        for rental, entry in entries.items():
+            request = entry.as_request()
+            heard = entry.last_heard_wall or entry.ready_wall or 0.0
+            billable = billing.billable_ms(entry.ready_wall, heard, entry.paid_ms)
+            self.records[rental] = RentalRecord(rental, "consumer", entry.provider, request.image, time.time(),
+                                                session=entry.session)  # fmt: skip
+            self._run(self.consumer.resume(PeerId(entry.provider), request, entry.session, entry.price_per_hour,
+                                           billable, self._now()))  # fmt: skip
+
+    async def stop(self) -> None:
+        for task in [*self._tasks, *([self._timer] if self._timer else [])]:
+            task.cancel()
+        for task in [*self._tasks, *([self._timer] if self._timer else [])]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._timer = None
+
+    def status(self) -> dict[str, Any]:
+        offer = self.offer()
+        return {
+            "providing": len(self.provider.leases),
+            "renting": len(self.consumer.rentals),
+            "offer": offer.encode() if offer else None,
+            "dropped": self.dropped,
+        }
+
+    # -- offers ----------------------------------------------------------------------------
+
+    def offer(self, excluding: str | None = None) -> Offer | None:
+        """This node's offer with its free capacity now (not counting lease ``excluding``, the one being
+        admitted); ``None`` without a hypervisor or images."""
+        s = self.settings
+        if self.hypervisor is None or not s.images:
+            return None
+        full = Offer(s.vcpus, s.memory_mib, s.disk_gib, s.images, s.price_per_hour, s.max_lease_h, s.region,
+                     s.vcpus, s.memory_mib)  # fmt: skip
+        used = [(lease.request.vcpus, lease.request.memory_mib) for lease in self.provider.leases.values()
+                if lease.rental != excluding]  # fmt: skip
+        return remaining(full, used)
+
+    def publish_offer(self) -> None:
+        offer = self.offer()
+        if self.discovery is not None and offer is not None:
+            self.discovery.publish(CAPABILITY, offer.encode())
+
+    def offers(self, want: Want) -> list[SeenOffer]:
+        if self.discovery is None:
+            raise RentalError("finding offers needs a discovery plugin (e.g. --plugins udp,gossip,omt,rental)")
+        seen: dict[str, SeenOffer] = {}
+        for info in self.discovery.peers():
+            raw = info.capabilities.get(CAPABILITY)
+            if raw is None or info.liveness.value == "dead":
+                continue
+            try:
+                seen[str(info.peer)] = SeenOffer(info.peer, Offer.decode(raw))
+            except OfferError:
+                self.dropped += 1
+        return matching(seen.values(), want)
+
+    # -- consumer commands -------------------------------------------------------------------
+
+    def request(self, want: Want, disk_gib: int, lease_s: int, activity: str, ssh_public_key: str,
+                provider: str | None) -> str:  # fmt: skip
+        """Start a rental; return its id at once (``rental.show`` follows it)."""
+        if provider is None:
+            found = self.offers(want)
+            if not found:
+                raise RentalError("no offer matches (see `omerta offers`; widen --cpu/--mem/--image/--max-price)")
+            chosen = found[0].provider
+        else:
+            chosen = PeerId(provider)
+        max_price = want.max_price if want.max_price is not None else 2**40
+        rental = secrets.token_hex(16)
+        request = messages.Request(rental, want.vcpus or 1, want.memory_mib or 128, disk_gib, want.image or "",
+                                   lease_s, activity, ssh_public_key, max_price)  # fmt: skip
+        self.records[rental] = RentalRecord(rental, "consumer", str(chosen), request.image, time.time())
+        self._run(self.consumer.request(chosen, request, self._now()))
+        return rental
+
+    def release(self, rental: str) -> None:
+        self._known(rental)
+        self._run(self.consumer.release(rental, self._now()))
+
+    def top_up(self, rental: str, seconds: int) -> None:
+        self._known(rental)
+        self._run(self.consumer.top_up(rental, seconds, self._now()))
+
+    def preempt(self, rental: str) -> None:
+        if rental not in self.provider.leases:
+            raise RentalError(f"no lease {rental[:12]} is held here")
+        self._run(self.provider.preempt(rental, self._now()))
+
+    def _known(self, rental: str) -> None:
+        if rental not in self.consumer.rentals:
+            raise RentalError(f"no running rental {rental[:12]} here (see `omerta vm list`)")
+
+    def resolve(self, prefix: str) -> RentalRecord:
+        """A rental by id, id prefix or VM id."""
+        found = [r for r in self.records.values() if r.rental.startswith(prefix) or (r.vm_id and r.vm_id == prefix)]
+        if len(found) != 1:
+            raise RentalError(f"{'no' if not found else 'more than one'} rental matches {prefix!r}")
+        return found[0]
+
+    # -- the cores' I/O ---------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.monotonic()
+
+    async def _on_message(self, peer: PeerId, data: bytes) -> None:
+        try:
+            message = messages.decode(data)
+        except messages.MessageError as exc:
+            self.dropped += 1
+            self.log.info("rental message dropped", peer=peer[:12], reason=str(exc))
+            return
+        now = self._now()
+        if isinstance(message, (messages.Request, messages.Locked, messages.ToppedUp, messages.Release)):
+            self._run(self.provider.receive(peer, message, now))
+        elif isinstance(message, messages.Heartbeat):
+            self._run(self.provider.receive(peer, message, now) + self.consumer.receive(peer, message, now))
+        else:
+            self._run(self.consumer.receive(peer, message, now))
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadlines = [d for d in (self.provider.next_deadline(), self.consumer.next_deadline()) if d is not None]
+            wait = max(0.0, min(deadlines) - self._now()) if deadlines else None
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            now = self._now()
+            self._run(self.provider.tick(now) + self.consumer.tick(now))
+            self._journal_heartbeats(now)
+
+    def _journal_heartbeats(self, now: float) -> None:
+        wall = time.time()
+        if wall - self.journal.written_at < WRITE_EVERY_S:
+            return
+        changed = False
+        for rental in self.consumer.rentals.values():
+            entry = self.journal.entries.get(rental.rental)
+            if entry is not None and rental.ready_at is not None:
+                entry.last_heard_wall, entry.paid_ms = wall - (now - rental.last_heard), rental.paid_ms
+                changed = True
+        if changed:
+            self.journal.save(wall)
+
+    def _run(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._perform(action)
+        self._wake.set()
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                self.log.exception("rental action failed")
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _perform(self, action: Action) -> None:
+        if isinstance(action, Send):
+            self._spawn(self.transport.send(action.peer, messages.CHANNEL, messages.encode(action.message)))
+        elif isinstance(action, Report):
+            self._report(action)
+        elif isinstance(action, Admit):
+            self._admit(action)
+        elif isinstance(action, CreateVm):
+            self._spawn(self._create_vm(action))
+        elif isinstance(action, StartVmSession):
+            self._spawn(self._start_vm_session(action))
+        elif isinstance(action, DeleteVm):
+            self._spawn(self._delete_vm(action))
+        elif isinstance(action, LockEscrow):
+            self._spawn(self._lock(action))
+        elif isinstance(action, TopUpEscrow):
+            self._spawn(self._top_up(action))
+        elif isinstance(action, AttachVpn):
+            self._spawn(self._attach(action))
+        elif isinstance(action, DetachVpn):
+            self._spawn(self.vpn.detach(action.rental))
+        elif isinstance(action, Settle):
+            self._spawn(self._settle(action))
+        elif isinstance(action, Finished):
+            record = self.records.get(action.rental)
+            if record is not None:
+                record.outcome = action.outcome
+            self.publish_offer()
+            self._trim()
+
+    def _report(self, report: Report) -> None:
+        record = self.records.get(report.rental)
+        if record is not None:
+            record.events.append((time.time(), report.step, report.text))
+            if report.step == "ready" and record.role == "consumer":
+                rental = self.consumer.rentals.get(report.rental)
+                entry = self.journal.entries.get(report.rental)
+                if rental is not None:
+                    record.vm_id, record.address = rental.vm_id, rental.address
+                if rental is not None and entry is not None:
+                    entry.ready_wall = entry.last_heard_wall = time.time()
+                    entry.paid_ms = rental.paid_ms
+                    self.journal.save(time.time())
+        peer = record.peer[:12] if record else "?"
+        self.log.info("rental step", rental=report.rental[:12], peer=peer, step=report.step, detail=report.text)
+
+    def _trim(self) -> None:
+        done = [r for r in self.records.values() if r.outcome is not None]
+        for record in sorted(done, key=lambda r: r.started)[:-HISTORY]:
+            self.records.pop(record.rental, None)
+
+    # -- provider actions ----------------------------------------------------------------------
+
+    def _admit(self, action: Admit) -> None:
+        request, consumer = action.request, action.consumer
+        self.records[action.rental] = RentalRecord(action.rental, "provider", str(consumer), request.image, time.time())
+        self.log.info("rental requested", rental=action.rental[:12], peer=str(consumer), activity=request.activity,
+                      image=request.image, vcpus=request.vcpus, memory_mib=request.memory_mib,
+                      lease_s=request.lease_s)  # fmt: skip
+        offer = self.offer(excluding=action.rental)
+        if offer is None:
+            self._run(self.provider.decided(action.rental, False, "refused: this node offers no VMs", 0, 0,
+                                            self._now()))  # fmt: skip
+            return
+        networks = frozenset(
+            info.network for info in (self.discovery.peers() if self.discovery else []) if info.peer == consumer
+        )
+        leases = [
+            admission.Lease(lease.rental, str(lease.consumer), admission.tier_of(self.settings.policy,
+                            str(lease.consumer), frozenset()), lease.request.vcpus, lease.request.memory_mib)
+            for lease in self.provider.leases.values() if lease.rental != action.rental
+        ]  # fmt: skip
+        want = Want(request.vcpus, request.memory_mib, request.image, None, request.lease_s)
+        candidate = admission.Candidate(consumer, want, request.activity, networks, self.ledger.trust(consumer),
+                                        time.localtime().tm_hour, tuple(leases))  # fmt: skip
+        decision = admission.admit(self.settings.policy, offer, candidate)
+        reason = decision.reason
+        if decision.admitted and self.admission_hook is not None:
+            reason = next((r for r in self.admission_hook(candidate) if r), "")
+        if decision.admitted and request.disk_gib > offer.disk_gib:
+            reason = f"refused: this provider offers at most {offer.disk_gib} GiB of disk"
+        admitted = decision.admitted and not reason
+        if admitted:
+            for rental in decision.preempt:
+                self._run(self.provider.preempt(rental, self._now()))
+        max_lease_ms = self.settings.max_lease_h * billing.MS_PER_HOUR
+        self._run(self.provider.decided(action.rental, admitted, reason, offer.price_per_hour, max_lease_ms,
+                                        self._now()))  # fmt: skip
+        self.publish_offer()
+
+    async def _create_vm(self, action: CreateVm) -> None:
+        assert self.hypervisor is not None
+        record = self.records.get(action.rental)
+        if record is not None:
+            record.session = action.session
+        request = action.request
+        vm_request = VmRequest(
+            consumer=action.consumer,
+            image=request.image,
+            vcpus=request.vcpus,
+            memory_mib=request.memory_mib,
+            disk_gib=request.disk_gib,
+            lease_seconds=self.settings.max_lease_h * 3600,
+            ssh_public_key=request.ssh_public_key or None,
+        )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ledger.sync([action.consumer]), self.settings.sync_timeout_s)
+        progress = asyncio.create_task(self._booting(action))
+        try:
+            info = await self.hypervisor.create(vm_request)
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._run(self.provider.vm_failed(action.rental, reason, self._now()))
+            return
+        finally:
+            progress.cancel()
+        if record is not None:
+            record.vm_id = info.vm_id
+            record.address = self.vpn.guest_address
+        self._run(self.provider.vm_created(action.rental, info.vm_id, self.vpn.guest_address, self._now()))
+
+    async def _booting(self, action: CreateVm) -> None:
+        started = self._now()
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            text = f"booting the VM, {self._now() - started:.0f} s"
+            await self.transport.send(action.consumer, messages.CHANNEL,
+                                      messages.encode(messages.Progress(action.rental, "booting", text)))  # fmt: skip
+
+    def _vm_runs(self, vm_id: str) -> bool:
+        if self.hypervisor is None:
+            return False
+        return any(info.vm_id == vm_id and info.state is VmState.READY for info in self.hypervisor.list())
+
+    async def _start_vm_session(self, action: StartVmSession) -> None:
+        lease = self.provider.leases.get(action.rental)
+        vm_id = lease.vm_id if lease else ""
+        result = await self.ledger.start_vm_session(action.session, lambda: self._vm_runs(vm_id))
+        self.log.info("witnesses checked the VM", rental=action.rental[:12], verified=result.verified,
+                      state=result.state)  # fmt: skip
+
+    async def _delete_vm(self, action: DeleteVm) -> None:
+        assert self.hypervisor is not None
+        # the session ends for the witnesses now, so the attested duration does not include the deletion
+        attesting = asyncio.create_task(self.ledger.attest_vm_session(action.session))
+        try:
+            await self.hypervisor.destroy(action.vm_id)
+        except Exception as exc:
+            self.log.warning("VM deletion failed; the reconciler retries", vm=action.vm_id, reason=str(exc))
+        attested = await attesting
+        self.log.info("VM session attested", rental=action.rental[:12], attested=attested.attested,
+                      duration_ms=attested.duration_ms, reason=attested.reason)  # fmt: skip
+        self._run(self.provider.vm_deleted(action.rental, attested.duration_ms, self._now()))
+
+    # -- consumer actions ----------------------------------------------------------------------
+
+    async def _lock(self, action: LockEscrow) -> None:
+        result = await self.ledger.lock_escrow(action.provider, action.amount)
+        record = self.records.get(action.rental)
+        if record is not None:
+            record.session = result.session if result.locked else ""
+        rental = self.consumer.rentals.get(action.rental)
+        if result.locked and rental is not None:
+            entry = Entry(str(action.provider), result.session, rental.price_per_hour, asdict(rental.request))
+            self.journal.put(action.rental, entry, time.time())
+        self._run(self.consumer.lock_done(action.rental, result.locked, result.session, result.failure_reason,
+                                          self._now()))  # fmt: skip
+
+    async def _top_up(self, action: TopUpEscrow) -> None:
+        result = await self.ledger.top_up_escrow(action.session, action.amount)
+        self._run(self.consumer.topup_done(action.rental, result.topped_up, result.total, result.failure_reason,
+                                           self._now()))  # fmt: skip
+
+    async def _attach(self, action: AttachVpn) -> None:
+        try:
+            attachment = await self.vpn.attach(action.rental, action.provider, action.vm_id, action.address)
+        except OmertaError as exc:
+            self._report(Report(action.rental, "vpn failed", str(exc)))
+            return
+        record = self.records.get(action.rental)
+        if record is not None:
+            record.address = attachment.address
+        if self.vpn.available:
+            self._report(Report(action.rental, "vpn", f"VM reachable at {attachment.address} through this node's VPN"))
+
+    async def _settle(self, action: Settle) -> None:
+        result = await self.ledger.settle_escrow(action.session, action.billable_ms, action.price_per_hour)
+        record = self.records.get(action.rental)
+        if record is not None:
+            record.settlement = {
+                "settled": result.settled,
+                "duration_ms": result.duration_ms,
+                "provider_payment": result.provider_payment,
+                "burn": result.burn,
+                "refund": result.refund,
+            }
+        if result.settled:
+            self.journal.drop(action.rental, time.time())
+        text = (
+            f"{result.duration_ms} ms: provider {result.provider_payment}, burned {result.burn}, refund {result.refund}"
+            if result.settled
+            else str(result.failure_reason)
+        )
+        self._run(self.consumer.settled(action.rental, result.settled, text, self._now()))

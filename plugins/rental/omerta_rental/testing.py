@@ -1,0 +1,144 @@
+"""Test and benchmark support: seven real ``omerta node`` processes on loopback renting VMs.
+
+A mint authority that is also the gossip bootstrap, a consumer, a provider running the kvm plugin, and
+four more witnesses; all with the udp, gossip, omt and rental plugins (which must be installed). Used by
+this plugin's tests and ``benchmarks/rental.py``. Touches what the nodes touch (loopback, libvirt
+through the provider's kvm plugin, their state directories)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omerta_core.testing import NodeProcess
+
+#: Identities count as mature after ~9 s, so a fresh network has non-zero trust.
+MATURITY_DAYS = 0.0001
+NAMES = ["authority", "consumer", "provider", "w1", "w2", "w3", "w4"]
+PRICE = 3600  # per hour: one unit per second, so billed amounts read as seconds
+FUNDING = 100_000
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+class RentalNode(NodeProcess):
+    @property
+    def port(self) -> int:
+        """The UDP port the node's transport bound."""
+        endpoint = self.status()["services"]["transport"]["udp"]["endpoints"][0]
+        return int(endpoint.rsplit(":", 1)[1])
+
+    def configure(self, sections: dict[str, dict[str, Any]]) -> None:
+        lines = []
+        for section, values in sections.items():
+            lines.append(f"[{section}]")
+            lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        self.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def omerta(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """Run the ``omerta`` CLI against this node."""
+        argv = [sys.executable, "-m", "omerta_core", *args, "--state-dir", str(self.state_dir)]
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+
+    def identity(self) -> str:
+        done = subprocess.run([sys.executable, "-m", "omerta_core", "id", "--state-dir", str(self.state_dir)],
+                              capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+        return done.stdout.strip()
+
+
+class Cluster:
+    def __init__(self, root: Path, images_dir: Path, provider: dict[str, Any] | None = None) -> None:
+        self.root = root
+        self.images_dir = images_dir
+        self.provider_settings = provider or {}
+        self.nodes = {
+            name: RentalNode(
+                root / name, "udp,gossip,omt,kvm,rental" if name == "provider" else "udp,gossip,omt,rental"
+            )
+            for name in NAMES
+        }
+        self.ids = {name: node.identity() for name, node in self.nodes.items()}
+
+    def __getitem__(self, name: str) -> RentalNode:
+        return self.nodes[name]
+
+    def config(self, name: str, rental: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        sections: dict[str, dict[str, Any]] = {
+            "plugins.udp": {"host": "127.0.0.1", "port": 0},
+            "plugins.gossip": {"probe_interval_s": 0.5, "probe_timeout_s": 0.2},
+            "plugins.omt": {
+                "ledger_mint_authorities": [self.ids["authority"]],
+                "ledger_sync_interval_s": 0,
+                "ledger_age_maturity_days": MATURITY_DAYS,
+            },
+            "plugins.rental": {"heartbeat_s": 1.0, "grace_s": 6.0, **(rental or {})},
+        }
+        if name == "provider":
+            sections["plugins.kvm"] = {"images_dir": str(self.images_dir), "domain_type": "qemu",
+                                       "reconcile_interval_s": 0.5}  # fmt: skip
+            sections["plugins.rental"].update(
+                {"images": ["omk-test"], "vcpus": 2, "memory_mib": 512, "disk_gib": 2, "price_per_hour": PRICE,
+                 "max_total": 2, "blocklist": [self.ids["w4"]], "owners": [self.ids["authority"]],
+                 **self.provider_settings}
+            )  # fmt: skip
+        return sections
+
+    def start(self, name: str, **rental: Any) -> RentalNode:
+        node = self.nodes[name]
+        node.configure(self.config(name, rental))
+        args = [] if name == "authority" else ["--bootstrap", f"127.0.0.1:{self.nodes['authority'].port}"]
+        return node.start(args=args)
+
+    def start_all(self) -> None:
+        self.start("authority")
+        for name in NAMES[1:]:
+            self.start(name)
+        for name in self.nodes:
+            wait_for(f"{name} to see every peer", functools.partial(self.converged, name), 60)
+
+    def converged(self, name: str) -> bool:
+        node = self.nodes[name]
+        seen = {p["peer"] for p in node.call("gossip.peers")} | {node.peer_id}
+        return seen >= set(self.ids.values())
+
+    def sync(self, rounds: int = 1) -> None:
+        for _ in range(rounds):
+            for name, node in self.nodes.items():
+                if node.running:
+                    others = [self.ids[o] for o in self.nodes if o != name and self.nodes[o].running]
+                    node.call("ledger.sync", {"peers": others, "timeout": 30}, timeout=60)
+
+    def fund(self) -> None:
+        """Mint to the consumer and provider; the provider pays every witness once (trust edges, known chains)."""
+        authority = self.nodes["authority"]
+        for name in ("consumer", "provider"):
+            authority.call("ledger.run", {"name": "mint", "params": {"to": self.ids[name], "amount": FUNDING}})
+        self.sync()
+        for name in ("authority", "w1", "w2", "w3", "w4"):
+            self.nodes["provider"].call("ledger.run", {"name": "transfer", "params": {"to": self.ids[name],
+                                                                                        "amount": 100}})  # fmt: skip
+        self.sync(rounds=2)
+        time.sleep(MATURITY_DAYS * 86400)
+
+    def balances(self, name: str) -> dict[str, Any]:
+        return dict(self.nodes[name].call("ledger.balance", {})["balances"])
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()

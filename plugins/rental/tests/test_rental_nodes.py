@@ -1,0 +1,226 @@
+"""Renting a VM between real node processes on loopback: offers, refusals, request → ready → release → settle.
+
+One cluster (seven nodes, the provider with the kvm plugin and the test guest under TCG) serves every test
+of the module, in order; only the full rental boots a guest. Everything the nodes made is removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from omerta_rental.testing import FUNDING, PRICE, Cluster, wait_for
+from omerta_vm_kvm.guest_builder import build_test_guest
+
+from omerta_core.identity import Identity
+
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.root, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cache = os.environ.get("OMERTA_KVM_TEST_CACHE")
+    images = build_test_guest(Path(cache) if cache else tmp_path_factory.mktemp("guest")).parent
+    nodes = Cluster(tmp_path_factory.mktemp("rental"), images)
+    try:
+        nodes.start_all()
+        nodes.fund()
+        yield nodes
+    finally:
+        nodes.stop()
+        vms = nodes.root / "provider" / "plugins" / "kvm" / "vms"
+        assert not vms.exists() or not any(vms.iterdir()), "the provider left VM artefacts behind"
+
+
+def locked(cluster: Cluster, name: str) -> int:
+    return int(cluster.balances(name).get(cluster.ids[name], {}).get("locked", 0))
+
+
+def test_the_consumer_sees_the_providers_offer(cluster: Cluster) -> None:
+    offers = wait_for("the provider's offer", lambda: cluster["consumer"].call("rental.offers", {}), 60)
+    assert [o["provider"] for o in offers] == [cluster.ids["provider"]]
+    assert offers[0]["price"] == PRICE and offers[0]["img"] == ["omk-test"]
+    shown = cluster["consumer"].omerta("offers", "--image", "omk-test", "--max-price", str(PRICE), "--json")
+    assert json.loads(shown.stdout)[0]["provider"] == cluster.ids["provider"]
+    assert cluster["consumer"].call("rental.offers", {"max_price": PRICE - 1}) == []
+
+
+@pytest.mark.parametrize(
+    ("who", "args", "reason"),
+    [
+        ("consumer", ["--image", "nope"], "refused: this provider has no image 'nope'"),
+        ("consumer", ["--image", "omk-test", "--cpu", "8"], "refused: this provider offers 2 free vCPUs, not 8"),
+        ("consumer", ["--image", "omk-test", "--activity", "x"], "refused: describe what you will run"),
+        ("w4", ["--image", "omk-test"], "blocklisted"),
+        ("w3", ["--image", "omk-test"], "escrow lock failed"),  # w3 holds 100, one hour costs 3600
+    ],
+)
+def test_a_refusal_is_one_line_and_leaves_no_lock_and_no_vm(cluster: Cluster, who: str, args: list[str],
+                                                            reason: str) -> None:  # fmt: skip
+    if "--activity" not in args:
+        args = [*args, "--activity", "run the test suite"]
+    done = cluster[who].omerta("vm", "request", "--provider", cluster.ids["provider"], *args)
+    assert done.returncode != 0
+    error = done.stderr.strip().splitlines()
+    assert len(error) == 1 and reason in error[0], done.stderr
+    assert locked(cluster, who) == 0
+    assert cluster["provider"].call("vm.list") == []
+
+
+@pytest.mark.parametrize(
+    ("provider", "reason"),
+    [("w2", "refused: this node offers no VMs"), (None, "the provider did not answer within 20 s (gone?)")],
+)
+def test_a_node_without_vms_or_a_vanished_provider_is_a_clear_error(cluster: Cluster, provider: str | None,
+                                                                    reason: str) -> None:  # fmt: skip
+    peer = cluster.ids[provider] if provider else Identity.generate().peer_id
+    done = cluster["consumer"].omerta("vm", "request", "--provider", peer, "--image", "omk-test", "--activity", "ci")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [f"Error: {reason}"], done.stderr
+    assert locked(cluster, "consumer") == 0
+
+
+def test_request_ready_release_settle(cluster: Cluster) -> None:
+    consumer, provider = cluster["consumer"], cluster["provider"]
+    before = cluster.balances("authority")
+    done = consumer.omerta("vm", "request", "--image", "omk-test", "--mem", "128", "--hours", "1",
+                           "--activity", "rental acceptance test")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = re.findall(r"\]\s+(\S+)", done.stdout)
+    for step in ("requested", "admitted", "locked", "creating", "ready"):
+        assert step in steps, done.stdout
+    rental = done.stdout.split()[1]
+    shown = consumer.call("rental.show", {"rental": rental})
+    assert shown["vm_id"] and shown["address"] == "198.18.0.2"
+    vms = provider.call("vm.list")
+    assert [v["vm_id"] for v in vms] == [shown["vm_id"]] and vms[0]["consumer"] == cluster.ids["consumer"]
+    assert "rental acceptance test" in provider.log_path.read_text() and cluster.ids["consumer"] in provider.log_tail(
+        10**7
+    )
+    assert locked(cluster, "consumer") == PRICE
+
+    released = consumer.omerta("vm", "release", rental)
+    assert released.returncode == 0, released.stderr
+    final = consumer.call("rental.show", {"rental": rental})
+    assert final["outcome"] == "released"
+    split = final["settlement"]
+    assert split["settled"] and split["provider_payment"] + split["burn"] + split["refund"] == PRICE
+    assert split["refund"] > 0 and split["duration_ms"] > 0
+    assert provider.call("vm.list") == []
+    assert locked(cluster, "consumer") == 0
+
+    cluster.sync(rounds=2)
+    views = {name: cluster.balances(name) for name in cluster.nodes}
+    assert all(view == views["authority"] for view in views.values()), "the chains disagree on the settlement"
+    after = views["authority"]
+    consumer_id, provider_id = cluster.ids["consumer"], cluster.ids["provider"]
+    assert after[consumer_id]["balance"] == before[consumer_id]["balance"] - split["provider_payment"] - split["burn"]
+    assert after[provider_id]["balance"] == before[provider_id]["balance"] + split["provider_payment"]
+    assert before[consumer_id]["balance"] == FUNDING
+
+
+def rent(cluster: Cluster, hours: str = "1") -> str:
+    done = cluster["consumer"].omerta("vm", "request", "--image", "omk-test", "--mem", "128", "--hours", hours,
+                                      "--activity", "failure path test")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split()[1]
+
+
+def outcome(cluster: Cluster, rental: str, timeout: float = 240) -> dict[str, Any]:
+    """Wait until the consumer's rental has ended and settled; return it."""
+
+    def settled() -> dict[str, Any] | None:
+        shown = dict(cluster["consumer"].call("rental.show", {"rental": rental}))
+        return shown if shown["outcome"] is not None and shown["settlement"] else None
+
+    return dict(wait_for(f"rental {rental[:12]} to settle", settled, timeout))
+
+
+def assert_gone_and_agreed(cluster: Cluster, escrow: int) -> None:
+    """The VM and its artefacts are gone, no lock is open, and every chain agrees after sync."""
+    wait_for("the provider to hold no VM", lambda: cluster["provider"].call("vm.list") == [], 60)
+    vms = cluster.root / "provider" / "plugins" / "kvm" / "vms"
+    assert not vms.exists() or not any(vms.iterdir())
+    assert locked(cluster, "consumer") == 0
+    cluster.sync(rounds=2)
+    views = {name: cluster.balances(name) for name in cluster.nodes}
+    assert all(view == views["authority"] for view in views.values()), "the chains disagree on the settlement"
+
+
+def test_a_top_up_extends_the_lease_and_then_it_runs_out(cluster: Cluster) -> None:
+    rental = rent(cluster, hours="0.01")  # 36 s for 36 units
+    topped = cluster["consumer"].omerta("vm", "topup", rental, "--hours", "0.01")
+    assert topped.returncode == 0 and "escrow now 72" in topped.stdout, topped.stdout + topped.stderr
+
+    def extended() -> bool:
+        events = cluster["consumer"].call("rental.show", {"rental": rental})["events"]
+        return any(e["step"] == "extended" for e in events)
+
+    wait_for("the extension", extended, 30)
+    final = outcome(cluster, rental)
+    assert final["outcome"] == "expired"
+    split = final["settlement"]
+    # the witnesses' attested duration settles; it covers the whole paid time, so the escrow is spent
+    assert split["settled"] and split["duration_ms"] >= 70_000 and split["refund"] == 0
+    assert split["provider_payment"] + split["burn"] == 72
+    assert_gone_and_agreed(cluster, 72)
+
+
+def test_kill_9_of_the_consumer_mid_lease(cluster: Cluster) -> None:
+    rental = rent(cluster)
+    time.sleep(3)
+    cluster["consumer"].kill9()
+    wait_for("the provider to delete the orphaned VM", lambda: cluster["provider"].call("vm.list") == [], 60)
+    cluster.start("consumer")
+    final = outcome(cluster, rental)
+    split = final["settlement"]
+    assert split["settled"] and 1_000 <= split["duration_ms"] <= 30_000, final
+    assert split["refund"] == PRICE - split["provider_payment"] - split["burn"]
+    assert_gone_and_agreed(cluster, PRICE)
+
+
+def test_kill_9_of_the_provider_mid_lease(cluster: Cluster) -> None:
+    rental = rent(cluster)
+    time.sleep(3)
+    cluster["provider"].kill9()
+    final = outcome(cluster, rental)
+    assert final["outcome"] == "lost heartbeats"
+    split = final["settlement"]
+    assert split["settled"] and split["duration_ms"] <= 10_000 and split["refund"] >= PRICE - 10
+    cluster.start("provider")  # reclaims the VM its previous run left
+    assert_gone_and_agreed(cluster, PRICE)
+
+
+def test_a_partition_longer_than_the_grace(cluster: Cluster) -> None:
+    rental = rent(cluster)
+    time.sleep(2)
+    provider = cluster["provider"]
+    assert provider.process is not None
+    provider.process.send_signal(signal.SIGSTOP)  # nothing in or out of the provider until the consumer gave up
+    try:
+        final = outcome(cluster, rental)
+    finally:
+        provider.process.send_signal(signal.SIGCONT)
+    assert final["outcome"] == "lost heartbeats"
+    assert final["settlement"]["duration_ms"] <= 6_000
+    assert_gone_and_agreed(cluster, PRICE)
+
+
+def test_owner_preemption_ends_the_lease_and_settles(cluster: Cluster) -> None:
+    rental = rent(cluster)
+    time.sleep(2)
+    preempted = cluster["provider"].omerta("vm", "preempt", rental)
+    assert preempted.returncode == 0, preempted.stderr
+    assert "preempted" in preempted.stdout
+    final = outcome(cluster, rental)
+    assert final["outcome"] == "preempted"
+    split = final["settlement"]
+    assert split["settled"] and 0 < split["duration_ms"] <= 60_000
+    assert_gone_and_agreed(cluster, PRICE)
