@@ -8,8 +8,7 @@ nonces and times are constants, and Ed25519 signatures are deterministic.
 Each vector names its ``type``; ``test_vectors.py`` enumerates the message types
 in the code's own registries and requires one vector of each.
 
-A protocol gets vectors by adding a builder to :data:`FILES` (the rental
-protocol's messages go in a ``rental`` entry when they exist). Touches only
+A protocol gets vectors by adding a builder to :data:`FILES`. Touches only
 ``docs/vectors/`` when run as a script.
 """
 
@@ -50,6 +49,7 @@ from omerta_ledger_omt.ledger.statements import Statement, StatementKind
 from omerta_ledger_omt.omt import ast
 from omerta_ledger_omt.omt.runtime import Envelope
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes, digest
+from omerta_rental import messages as rental_messages
 from omerta_transport_relay import punch, stun
 from omerta_transport_relay import wire as relay_wire
 from omerta_transport_udp import cookie, noise
@@ -975,6 +975,57 @@ def vpn_vectors() -> dict[str, Any]:
     )
 
 
+# -- rental protocol (docs/rental.md) -----------------------------------------------------------
+
+#: A rental id as the consumer makes them (``secrets.token_hex(16)``).
+RENTAL_ID = "5e1ec7ed0a11ce0b0b00000000000001"
+#: A spec 00 escrow session id (fixed; 32 bytes as hex).
+RENTAL_SESSION = hashlib.sha256(b"omerta golden vectors: rental escrow session").hexdigest()
+#: One sample of each rental message (fixed values), by ``type``.
+RENTAL_SAMPLES: dict[str, rental_messages.Message] = {
+    message.TYPE: message
+    for message in (
+        rental_messages.Request(
+            RENTAL_ID, 1, 128, 1, "omk-test", 3600, "compile a kernel", "ssh-ed25519 " + "A" * 68 + " omerta", 100
+        ),
+        rental_messages.Admitted(RENTAL_ID, 100, 100),
+        rental_messages.Refused(RENTAL_ID, "refused: quiet hours (22-6)"),
+        rental_messages.Locked(RENTAL_ID, RENTAL_SESSION),
+        rental_messages.Progress(RENTAL_ID, "booting", "booting the VM, 6 s"),
+        rental_messages.Ready(RENTAL_ID, VPN_VM_ID, "198.18.255.2", 3_600_000),
+        rental_messages.Heartbeat(RENTAL_ID),
+        rental_messages.ToppedUp(RENTAL_ID, 150),
+        rental_messages.Extended(RENTAL_ID, 5_400_000),
+        rental_messages.Release(RENTAL_ID),
+        rental_messages.Ended(RENTAL_ID, "released", 1_234_567),
+    )
+}
+
+
+def rental_vectors() -> dict[str, Any]:
+    vectors: list[Vector] = []
+    for kind, message in RENTAL_SAMPLES.items():
+        data = rental_messages.encode(message)
+        assert rental_messages.decode(data) == message
+        vectors.append(
+            {
+                "name": f"{kind}: {type(message).__doc__}",
+                "type": kind,
+                "channel": rental_messages.CHANNEL,
+                "text": data.decode(),
+                "hex": data.hex(),
+            }
+        )
+    return document(
+        f"the rental protocol's messages on the reliable channel {rental_messages.CHANNEL!r}, carried in the "
+        "udp transport's session, docs/rental.md",
+        vectors,
+        rental=RENTAL_ID,
+        max_message_bytes=rental_messages.MAX_MESSAGE_BYTES,
+        max_text=rental_messages.MAX_TEXT,
+    )
+
+
 #: Every vector file and its builder; ``test_vectors.py`` checks each against the code.
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "udp.json": udp_vectors,
@@ -983,6 +1034,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "ledger.json": ledger_vectors,
     "omt.json": omt_vectors,
     "vpn.json": vpn_vectors,
+    "rental.json": rental_vectors,
 }
 
 

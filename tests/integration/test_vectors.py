@@ -5,7 +5,7 @@
 * The message types are enumerated from the code's own registries (packet and frame kinds,
   relay kinds, gossip message and update classes, block and statement kinds, sync messages,
   the messages each ``.omt`` spec declares, the vpn tunnel's datagram kinds and control
-  messages); one without a vector fails.
+  messages, the rental protocol's message types); one without a vector fails.
 * The udp vectors are checked against a real :class:`TransportCore`: it accepts the golden
   initiation and delivers every golden data packet, and the initiation it builds itself has
   exactly the documented layout and payload.
@@ -30,6 +30,7 @@ from omerta_ledger_omt.ledger.engine import SPECS, load_program
 from omerta_ledger_omt.ledger.omt_host import PROBE_CHANNEL
 from omerta_ledger_omt.ledger.proofs import Proof
 from omerta_ledger_omt.ledger.statements import StatementKind
+from omerta_rental import messages as rental_messages
 from omerta_transport_relay import punch, stun
 from omerta_transport_relay import wire as relay_wire
 from omerta_transport_udp import cookie, noise
@@ -56,8 +57,8 @@ golden = _load_generator()
 def sent_message_types() -> dict[str, set[str]]:
     """Every message type the node sends, per vector file, read from the code's registries.
 
-    A new protocol (the rental protocol, say) adds its file here with its registry of kinds,
-    and a builder to ``golden_vectors.FILES``.
+    A new protocol adds its file here with its registry of kinds, and a builder to
+    ``golden_vectors.FILES``.
     """
     omt = {f"{spec.file}:{name}" for spec in SPECS.values() for name in load_program(spec).symbols.messages}
     assert PROBE_CHANNEL  # the probe messages travel there
@@ -90,6 +91,7 @@ def sent_message_types() -> dict[str, set[str]]:
             "tunnel_id",
             "fit_mtu",
         },
+        "rental.json": set(rental_messages.MESSAGE_TYPES),
     }
 
 
@@ -136,6 +138,18 @@ def test_a_new_block_kind_without_a_vector_is_reported(monkeypatch: pytest.Monke
 def test_a_new_vpn_datagram_kind_without_a_vector_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(vpn_codec.KINDS, "PROBE", 0x04)
     assert missing_vectors() == {"vpn.json": ["datagram.PROBE"]}
+
+
+def test_a_new_rental_message_type_without_a_vector_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(rental_messages.MESSAGE_TYPES, "suspend", rental_messages.Release)
+    assert missing_vectors() == {"rental.json": ["suspend"]}
+
+
+def test_rental_vectors_decode_to_the_messages_they_encode() -> None:
+    for vector in golden.rental_vectors()["vectors"]:
+        message = rental_messages.decode(bytes.fromhex(vector["hex"]))
+        assert (message.TYPE, message.rental) == (vector["type"], golden.RENTAL_ID)
+        assert rental_messages.encode(message).decode() == vector["text"]
 
 
 # -- the udp vectors against the real transport core -------------------------------------------
