@@ -72,7 +72,7 @@ def test_create_shows_progress_then_show_renew_and_destroy_take_prefixes(node: A
     assert len(vm_id) == 32
     assert "creating VM: " in created.stderr and "booting" in created.stderr
     prefix = vm_id[:6]
-    shown = omerta(node.state_dir, "vm", "show", prefix)
+    shown = omerta(node.state_dir, "vm", "inspect", prefix)
     assert shown.returncode == 0, shown.stderr
     expires = next(line for line in shown.stdout.splitlines() if line.startswith("expires_at"))
     assert "(in " in expires and " min)" in expires
@@ -85,7 +85,7 @@ def test_create_shows_progress_then_show_renew_and_destroy_take_prefixes(node: A
     destroyed = omerta(node.state_dir, "vm", "destroy", prefix)
     assert destroyed.stdout.strip() == f"deleted {vm_id}"
     assert leftovers(node.state_dir, vm_id) == []
-    missing = omerta(node.state_dir, "vm", "show", prefix)
+    missing = omerta(node.state_dir, "vm", "inspect", prefix)
     assert missing.returncode == 1
     assert missing.stderr.strip() == f"Error: no VM id starts with '{prefix}'"
 
