@@ -138,13 +138,26 @@ def not_loaded_message(exc: UnknownMethodError, plugin: str | None) -> str:
         running = list(client.call(exc.state_dir, "status")["plugins"])
     except ControlError:
         running = []
-    wanted = plugin or exc.method.split(".")[0]
+    wanted = plugin or method_owner(exc.method) or exc.method.split(".")[0]
     listed = ", ".join(running) or "none"
     restart = ",".join([*running, wanted])
     return (
         f"the node on {exc.state_dir} does not run plugin {wanted!r} (it runs {listed}); "
         f"stop it and start it again with `omerta node --plugins {restart}`"
     )
+
+
+def method_owner(method: str) -> str | None:
+    """The installed plugin that serves control method ``method`` (``None``: none does)."""
+    host = PluginHost()
+    for plugin in installed_plugins().values():
+        try:
+            host.register(plugin)
+        except PluginLoadError:
+            continue
+        if method in (host.call_one(plugin.name, "omerta_control_methods") or {}):
+            return plugin.name
+    return None
 
 
 def root_state_dir() -> Path | None:

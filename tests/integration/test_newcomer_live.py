@@ -28,11 +28,12 @@ def omerta(*args: str) -> subprocess.CompletedProcess[str]:
 def test_relay_commands_on_a_node_without_relay_say_how_to_restart(tmp_path: Path) -> None:
     node = NodeProcess(tmp_path / "n", "udp").start("plugins.udp.port=0")
     try:
-        for command in (["relay", "status"], ["relay", "peers"], ["vm", "list"], ["ledger", "sync"]):
+        commands = (["relay", "status"], ["relay", "peers"], ["vm", "hosted"], ["vm", "list"], ["ledger", "sync"])
+        for command in commands:
             result = omerta(*command, "--state-dir", str(node.state_dir))
             assert result.returncode == 1, command
             (line,) = result.stderr.strip().splitlines()
-            plugin = {"relay": "relay", "vm": "kvm", "ledger": "omt"}[command[0]]
+            plugin = {"relay": "relay", "hosted": "kvm", "list": "rental", "sync": "omt"}.get(command[1], command[0])
             assert f"does not run plugin '{plugin}' (it runs udp)" in line, line
             assert f"`omerta node --plugins udp,{plugin}`" in line, line
             assert "no method" not in line and "." + command[1] not in line
