@@ -222,6 +222,7 @@ class UdpTransport:
             raise NotStartedError("the udp transport is not running")
         self.core.send(peer, channel, data, Delivery.DATAGRAM, time.monotonic())
         self._transmit()
+        self._schedule_drain()  # a first datagram may start a handshake: its retry deadline must be planned
 
     def max_datagram_size(self) -> int:
         return self.core.max_datagram_size
