@@ -39,9 +39,6 @@ from omerta_transport_udp.ping import Pinger
 
 #: Least time between two timer wake-ups: bounds the cost of a deadline that stays due.
 MIN_TIMER_GAP_S = 0.001
-#: The longest the adapter sleeps even when the core names no earlier deadline, as the relay service does: a
-#: safety net for a deadline some input moved earlier without the adapter hearing of it.
-MAX_TIMER_SLEEP_S = 1.0
 #: Socket buffers large enough for a full send window plus bursts.
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 #: Datagrams read per readiness callback before the core's output is flushed.
@@ -192,16 +189,16 @@ class UdpTransport:
         """Sleep until the core's next deadline (the event loop's clock is ``time.monotonic``)."""
         if self._loop is None or not self._sockets:
             return
-        latest = time.monotonic() + MAX_TIMER_SLEEP_S
-        when = max(min(self.core.next_deadline(), latest), self._last_timer + MIN_TIMER_GAP_S)
-        if when == self._timer_at or self._timer_at <= when:
+        when = max(self.core.next_deadline(), self._last_timer + MIN_TIMER_GAP_S)
+        if when == self._timer_at:
             return
         # also when the deadline moved later (an ack arrived before a retransmission): no idle wake-up
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._timer_at = when
-        self._timer = self._loop.call_at(when, self._on_timer)
+        if when != float("inf"):
+            self._timer = self._loop.call_at(when, self._on_timer)
 
     # -- Transport ---------------------------------------------------------------
 
