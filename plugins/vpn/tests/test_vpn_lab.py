@@ -233,20 +233,6 @@ def test_ping_and_a_tcp_transfer_to_the_consumers_gateway(rig: Rig, rented: Any)
     assert rc == 0 and md5 in out
 
 
-def test_a_transfer_survives_both_nats_forgetting_their_mappings(rig: Rig, rented: Any) -> None:
-    """The lab's stand-in for roaming: mid-transfer both routers drop every mapping, so the session's
-    path is lost and found again (relayed or punched anew); the guest's TCP only sees a pause."""
-    _, gateway = rented
-    with blob_server(rig, gateway, 4 * BLOB_BYTES) as md5, ThreadPoolExecutor(1) as pool:
-        transfer = pool.submit(shell, gateway, FETCH, 300)
-        time.sleep(2)
-        for host in (rig.consumer_host, rig.provider_host):
-            assert host.router is not None
-            rig.lab.flush_conntrack(host.router)
-        rc, out = transfer.result(timeout=330)
-    assert rc == 0 and md5 in out
-
-
 def test_the_internet_is_reached_only_through_the_consumer(rig: Rig, rented: Any) -> None:
     _, gateway = rented
     rc, out = shell(gateway, f"wget -q -O - http://{rig.web.address}:{WEB_PORT}/hello")
@@ -287,6 +273,20 @@ def test_link_local_multicast_and_ipv6_tricks_reach_nothing(rig: Rig, rented: An
     for name, probe in probes.items():
         rc, out = shell(gateway, probe)
         assert rc != 0 and "bytes from" not in out, (name, out)
+
+
+def test_a_transfer_survives_both_nats_forgetting_their_mappings(rig: Rig, rented: Any) -> None:
+    """The lab's stand-in for roaming: mid-transfer both routers drop every mapping, so the session's
+    path is lost and found again (relayed or punched anew); the guest's TCP only sees a pause."""
+    _, gateway = rented
+    with blob_server(rig, gateway, 4 * BLOB_BYTES) as md5, ThreadPoolExecutor(1) as pool:
+        transfer = pool.submit(shell, gateway, FETCH, 300)
+        time.sleep(2)
+        for host in (rig.consumer_host, rig.provider_host):
+            assert host.router is not None
+            rig.lab.flush_conntrack(host.router)
+        rc, out = transfer.result(timeout=330)
+    assert rc == 0 and md5 in out
 
 
 def test_a_spoofed_source_mac_is_counted_reported_and_kills_the_vm(rig: Rig, rented: Any) -> None:
