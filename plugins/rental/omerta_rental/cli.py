@@ -169,15 +169,19 @@ def vm_show(rental: str, state_dir: Path | None, as_json: bool) -> None:
         click.echo(f"[{event['t']:7.1f} s] {event['step']:<10} {event['text']}")
 
 
+def act_and_follow(state: Path, method: str, params: dict[str, Any], until: set[str]) -> None:
+    """Ask the node to act on a rental, then print the rental's new steps until one of ``until`` (or its end)."""
+    seen = len(client.call(state, "rental.show", {"rental": params["rental"]})["events"])
+    rental = client.call(state, method, params)["rental"]
+    follow(state, rental, until, RELEASE_FOLLOW_S, seen)
+
+
 @vm_group.command(name="release")
 @click.argument("rental")
 @state_dir_option
 def vm_release(rental: str, state_dir: Path | None) -> None:
     """End a rental: the provider deletes the VM and the escrow settles for the time used."""
-    state = resolve_state_dir(state_dir)
-    seen = len(client.call(state, "rental.show", {"rental": rental})["events"])
-    rental = client.call(state, "rental.release", {"rental": rental})["rental"]
-    follow(state, rental, set(), RELEASE_FOLLOW_S, seen)
+    act_and_follow(resolve_state_dir(state_dir), "rental.release", {"rental": rental}, set())
 
 
 @vm_group.command(name="topup")
@@ -186,10 +190,8 @@ def vm_release(rental: str, state_dir: Path | None) -> None:
 @state_dir_option
 def vm_topup(rental: str, hours: float, state_dir: Path | None) -> None:
     """Pay for more hours; the lease grows by what the top-up pays."""
-    state = resolve_state_dir(state_dir)
-    seen = len(client.call(state, "rental.show", {"rental": rental})["events"])
-    rental = client.call(state, "rental.topup", {"rental": rental, "lease_s": lease_seconds(hours)})["rental"]
-    follow(state, rental, {"topped up", "top-up failed"}, RELEASE_FOLLOW_S, seen)
+    params = {"rental": rental, "lease_s": lease_seconds(hours)}
+    act_and_follow(resolve_state_dir(state_dir), "rental.topup", params, {"topped up", "top-up failed"})
 
 
 @vm_group.command(name="preempt")
@@ -197,10 +199,7 @@ def vm_topup(rental: str, hours: float, state_dir: Path | None) -> None:
 @state_dir_option
 def vm_preempt(rental: str, state_dir: Path | None) -> None:
     """As the provider's owner, end someone's lease now (billed like any other end)."""
-    state = resolve_state_dir(state_dir)
-    seen = len(client.call(state, "rental.show", {"rental": rental})["events"])
-    rental = client.call(state, "rental.preempt", {"rental": rental})["rental"]
-    follow(state, rental, set(), RELEASE_FOLLOW_S, seen)
+    act_and_follow(resolve_state_dir(state_dir), "rental.preempt", {"rental": rental}, set())
 
 
 def _ssh_argv(state: Path, rental: str) -> list[str]:
