@@ -47,6 +47,9 @@ class VmInfo:
     console_log: str | None = None
     #: The MAC address of the VM's only NIC, where the hypervisor gives it one.
     mac: str | None = None
+    #: The guest's SSH host public key (``TYPE BASE64``), where the hypervisor learned it over a trusted
+    #: path (the guest's console before any consumer could log in, or a key it put in the guest's seed).
+    ssh_host_key: str | None = None
 
 
 #: Called with each Ethernet frame a frame port receives from its VM.

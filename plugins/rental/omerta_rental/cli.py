@@ -2,8 +2,8 @@
 owner's ``omerta vm preempt``).
 
 Each talks to the running node over its control socket; ``request`` and ``release`` follow the
-rental and print each step with its time as it happens. The consumer's SSH key is
-``<state>/plugins/rental/id_ed25519`` (made with ``ssh-keygen`` on first use). Touches the control
+rental and print each step with its time as it happens. ``ssh``/``exec`` log in over the consumer's
+VPN with its key and the guest's pinned host key (:mod:`omerta_rental.ssh`). Touches the control
 socket, that key, and runs ``ssh``.
 """
 
@@ -22,30 +22,24 @@ import click
 from omerta_core.cli import json_option, print_table, resolve_state_dir, state_dir_option
 from omerta_core.control import client
 from omerta_core.errors import OmertaError
+from omerta_rental import ssh
 
 #: How often ``request``/``release`` ask the node for new steps.
 POLL_S = 0.2
 #: Longest a request is followed (lock ≤ 2 min, a TCG boot on a busy host several minutes).
 REQUEST_FOLLOW_S = 900.0
 RELEASE_FOLLOW_S = 300.0
-KEY_NAME = "id_ed25519"
+#: Steps that end ``vm request --wait ssh`` (besides the rental's outcome).
+SSH_STEPS = {"ssh", "ssh failed", "ssh skipped", "vpn failed"}
 
 
 class RentalCliError(OmertaError):
     """A one-line error of the rental commands."""
 
 
-def ssh_key(state_dir: Path) -> Path:
-    """This consumer's SSH private key, created on first use."""
-    directory = state_dir / "plugins" / "rental"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = directory / KEY_NAME
-    if not key.exists():
-        done = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "omerta-rental", "-f", str(key)],
-                              capture_output=True, text=True, check=False)  # fmt: skip
-        if done.returncode != 0:
-            raise RentalCliError(f"ssh-keygen failed: {done.stderr.strip()} (install openssh-client)")
-    return key
+def rental_dir(state_dir: Path) -> Path:
+    """The rental plugin's state directory: the consumer's SSH key and pinned host keys."""
+    return state_dir / "plugins" / "rental"
 
 
 def lease_seconds(hours: float) -> int:
@@ -112,13 +106,24 @@ def vm_group() -> None:
 @click.option("--provider", help="This provider's peer id instead of the cheapest matching offer.")
 @click.option("--max-price", type=int, help="Refuse a price per hour above this.")
 @click.option("--activity", required=True, help='What you will run, e.g. "compile a kernel" (logged by the provider).')
+@click.option(
+    "--wait",
+    type=click.Choice(["ssh", "ready"]),
+    default="ssh",
+    show_default=True,
+    help="Return once SSH answers in the VM over the VPN (ssh), or once the provider says it is ready.",
+)
 @state_dir_option
 @json_option
 def vm_request(vcpus: int, memory_mib: int, disk_gib: int, image: str, hours: float, provider: str | None,
-               max_price: int | None, activity: str, state_dir: Path | None, as_json: bool) -> None:  # fmt: skip
-    """Rent a VM: admission, escrow lock, creation, VPN; prints each step until it is ready."""
+               max_price: int | None, activity: str, wait: str, state_dir: Path | None,
+               as_json: bool) -> None:  # fmt: skip
+    """Rent a VM: admission, escrow lock, creation, VPN, SSH; prints each step until SSH answers.
+
+    Without the vpn plugin on this node the VM cannot be reached, and the command returns at ready.
+    """
     state = resolve_state_dir(state_dir)
-    public_key = ssh_key(state).with_suffix(".pub").read_text().strip()
+    public_key = ssh.public_key(rental_dir(state))
     params: dict[str, Any] = {"vcpus": vcpus, "memory_mib": memory_mib, "disk_gib": disk_gib, "image": image,
                               "lease_s": lease_seconds(hours), "activity": activity,
                               "ssh_public_key": public_key}  # fmt: skip
@@ -130,10 +135,16 @@ def vm_request(vcpus: int, memory_mib: int, disk_gib: int, image: str, hours: fl
     if not as_json:
         click.echo(f"rental {rental}")
     shown = follow(state, rental, {"ready"}, REQUEST_FOLLOW_S)
+    answered = any(e["step"] in SSH_STEPS for e in shown["events"])
+    if wait == "ssh" and shown["outcome"] is None and shown["vpn_available"] and not answered:
+        shown = follow(state, rental, SSH_STEPS, REQUEST_FOLLOW_S, len(shown["events"]))
     if as_json:
         click.echo(json.dumps(shown, indent=2))
     if shown["outcome"] is not None:
         raise RentalCliError(str(shown["outcome"]))
+    failed = [e["text"] for e in shown["events"] if e["step"] in ("ssh failed", "vpn failed")]
+    if wait == "ssh" and failed:
+        raise RentalCliError(f"{failed[0]} (the rental runs; `omerta vm release {rental[:12]}` ends it)")
 
 
 @vm_group.command(name="list")
@@ -207,11 +218,11 @@ def _ssh_argv(state: Path, rental: str) -> list[str]:
     if shown["role"] != "consumer" or shown["outcome"] is not None or not shown["address"]:
         raise RentalCliError(f"rental {rental} is not a ready rental of this node")
     if not shown.get("vpn"):
-        raise RentalCliError("the VM is reachable only through the consumer VPN, which is not installed on this node")
-    key = ssh_key(state)
-    options = ["IdentitiesOnly=yes", "StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"]
-    return [*shown.get("enter", []), "ssh", "-i", str(key), *(a for o in options for a in ("-o", o)),
-            f"omerta@{shown['address']}"]  # fmt: skip
+        raise RentalCliError("the VM is reachable only through the consumer VPN: run the node with the vpn plugin")
+    directory = rental_dir(state)
+    known = ssh.known_hosts(directory, shown["rental"])
+    return ssh.ssh_argv(shown.get("enter", []), ssh.key_path(directory), known, shown["address"],
+                        bool(shown["host_key"]))  # fmt: skip
 
 
 @vm_group.command(name="ssh")

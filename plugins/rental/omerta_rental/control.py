@@ -66,6 +66,7 @@ def show(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     shown = service.resolve(_rental(params)).as_json()
     attachment = service.vpn.attached.get(shown["rental"]) if service.vpn.available else None
     shown["vpn"] = attachment is not None
+    shown["vpn_available"] = service.vpn.available
     if attachment is not None:
         shown["address"], shown["enter"] = attachment.address, list(attachment.enter)
     return shown

@@ -139,6 +139,8 @@ class AttachVpn:
     provider: PeerId
     vm_id: str
     address: str
+    #: The guest's SSH host key from the provider's ``ready`` (empty: unknown), to pin.
+    host_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,7 @@ class ProviderCore:
                                        f"for {request.lease_s} s at {price_per_hour}/h"),
         ]  # fmt: skip
 
-    def vm_created(self, rental: str, vm_id: str, address: str, now: float) -> list[Action]:
+    def vm_created(self, rental: str, vm_id: str, address: str, now: float, host_key: str = "") -> list[Action]:
         lease = self.leases.get(rental)
         if lease is None:
             return []
@@ -300,7 +302,7 @@ class ProviderCore:
         lease.state, lease.ready_at, lease.last_heard, lease.last_sent = ProviderState.READY, now, now, now
         lease.paid_ms = billing.paid_ms(lease.total, lease.price_per_hour, lease.max_lease_ms)
         return [
-            Send(lease.consumer, Ready(rental, vm_id, address, lease.paid_ms)),
+            Send(lease.consumer, Ready(rental, vm_id, address, lease.paid_ms, host_key)),
             StartVmSession(rental, lease.session),
             Report(rental, "ready", f"VM {vm_id} ready at {address}; lease {lease.paid_ms // 1000} s"),
         ]
@@ -510,7 +512,7 @@ class ConsumerCore:
             r.state, r.vm_id, r.address = ConsumerState.READY, message.vm_id, message.address
             r.ready_at, r.last_heard, r.last_sent, r.paid_ms = now, now, now, message.lease_ms
             return [
-                AttachVpn(r.rental, peer, message.vm_id, message.address),
+                AttachVpn(r.rental, peer, message.vm_id, message.address, message.host_key),
                 Report(r.rental, "ready", f"VM {message.vm_id} ready at {message.address}; "
                                           f"lease {message.lease_ms // 1000} s"),
             ]  # fmt: skip

@@ -84,12 +84,14 @@ class Progress(Message):
 
 @dataclass(frozen=True)
 class Ready(Message):
-    """Provider → consumer: the VM runs; ``lease_ms`` of paid time start now."""
+    """Provider → consumer: the VM runs; ``lease_ms`` of paid time start now; ``host_key`` is the guest's SSH
+    host key as the provider learned it (``TYPE BASE64``, empty when unknown)."""
 
     TYPE: ClassVar[str] = "ready"
     vm_id: str
     address: str
     lease_ms: int
+    host_key: str
 
 
 @dataclass(frozen=True)

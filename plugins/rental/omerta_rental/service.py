@@ -3,9 +3,11 @@
 It carries messages on the transport channel ``rental``, sleeps until the cores' next deadline,
 and performs their actions through core interfaces only: the ledger's typed escrow API
 (lock, top up, VM session, attest, settle), the hypervisor (create, destroy, list), discovery
-(offers in the signed peer record) and the VPN seam (:mod:`.vpn`). Every step is logged with the
-rental and the peer bound, and kept per rental for ``omerta vm show``. Touches the transport and,
-through the interfaces, the ledger, the hypervisor and discovery.
+(offers in the signed peer record) and the VPN seam (:mod:`.vpn`). Once a rented VM is attached to the
+VPN it logs in over SSH (:mod:`.ssh`) until the guest answers, the ``ssh`` step. Every step is logged
+with the rental and the peer bound, and kept per rental for ``omerta vm show``. Touches the transport,
+the consumer's SSH key and pinned host keys, runs ``ssh``, and through the interfaces the ledger, the
+hypervisor and discovery.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from omerta_core.interfaces.hypervisor import Hypervisor, VmRequest, VmState
 from omerta_core.interfaces.ledger import Ledger
 from omerta_core.interfaces.transport import Transport
 from omerta_core.node import NodeContext
-from omerta_rental import admission, billing, messages
+from omerta_rental import admission, billing, messages, ssh
 from omerta_rental.core import (
     Action,
     Admit,
     AttachVpn,
     ConsumerCore,
+    ConsumerState,
     CreateVm,
     DeleteVm,
     DetachVpn,
@@ -46,12 +49,14 @@ from omerta_rental.core import (
 from omerta_rental.journal import WRITE_EVERY_S, Entry, Journal, JournalError
 from omerta_rental.offers import CAPABILITY, Offer, OfferError, SeenOffer, Want, matching, remaining
 from omerta_rental.settings import Settings
-from omerta_rental.vpn import VpnSeam
+from omerta_rental.vpn import Attachment, VpnSeam
 
 #: Seconds between "booting" progress messages while the provider waits for the guest.
 PROGRESS_EVERY_S = 3.0
 #: Finished rentals kept for ``vm list``/``vm show``.
 HISTORY = 64
+#: Pause between SSH logins while waiting for a rented guest to answer.
+SSH_PROBE_EVERY_S = 0.5
 
 
 class RentalError(OmertaError):
@@ -72,6 +77,7 @@ class RentalRecord:
     vm_id: str = ""
     address: str = ""
     session: str = ""
+    host_key: str = ""
     settlement: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -83,6 +89,7 @@ class RentalRecord:
             "vm_id": self.vm_id,
             "address": self.address,
             "session": self.session,
+            "host_key": self.host_key,
             "state": self.events[-1][1] if self.events else "new",
             "outcome": self.outcome,
             "settlement": self.settlement,
@@ -117,7 +124,8 @@ class RentalService:
         self.ledger = node.service(Ledger)
         self.discovery = node.find(Discovery)
         self.hypervisor = node.find(Hypervisor)
-        self.journal = Journal(node.plugin_state_dir("rental"))
+        self.state_dir = node.plugin_state_dir("rental")
+        self.journal = Journal(self.state_dir)
         self.admission_hook: Callable[[admission.Candidate], list[str | None]] | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -212,6 +220,7 @@ class RentalService:
         else:
             chosen = PeerId(provider)
         max_price = want.max_price if want.max_price is not None else 2**40
+        ssh_public_key = ssh_public_key or ssh.public_key(self.state_dir)
         rental = secrets.token_hex(16)
         request = messages.Request(rental, want.vcpus or 1, want.memory_mib or 128, disk_gib, want.image or "",
                                    lease_s, activity, ssh_public_key, max_price)  # fmt: skip
@@ -323,6 +332,7 @@ class RentalService:
         elif isinstance(action, AttachVpn):
             self._spawn(self._attach(action))
         elif isinstance(action, DetachVpn):
+            ssh.unpin(self.state_dir, action.rental)
             self._spawn(self.vpn.detach(action.rental))
         elif isinstance(action, Settle):
             self._spawn(self._settle(action))
@@ -422,7 +432,8 @@ class RentalService:
         if record is not None:
             record.vm_id = info.vm_id
             record.address = self.vpn.guest_address
-        self._run(self.provider.vm_created(action.rental, info.vm_id, self.vpn.guest_address, self._now()))
+        self._run(self.provider.vm_created(action.rental, info.vm_id, self.vpn.guest_address, self._now(),
+                                           info.ssh_host_key or ""))  # fmt: skip
 
     async def _booting(self, action: CreateVm) -> None:
         started = self._now()
@@ -484,9 +495,36 @@ class RentalService:
             return
         record = self.records.get(action.rental)
         if record is not None:
-            record.address = attachment.address
+            record.address, record.host_key = attachment.address, action.host_key
+        ssh.pin(self.state_dir, action.rental, attachment.address, action.host_key)
         if self.vpn.available:
             self._report(Report(action.rental, "vpn", f"VM reachable at {attachment.address} through this node's VPN"))
+            await self._wait_for_ssh(action.rental, attachment, bool(action.host_key))
+
+    async def _wait_for_ssh(self, rental: str, attachment: Attachment, pinned: bool) -> None:
+        """Log in to the guest with this node's key until it answers: the rental's ``ssh`` step."""
+        current = self.consumer.rentals.get(rental)
+        if current is None or current.request.ssh_public_key != ssh.public_key(self.state_dir):
+            self._report(Report(rental, "ssh skipped", "the request carried another SSH key; not probing"))
+            return
+        argv = ssh.ssh_argv(attachment.enter, ssh.key_path(self.state_dir), ssh.known_hosts(self.state_dir, rental),
+                            attachment.address, pinned, batch=True)  # fmt: skip
+        started = self._now()
+        deadline = started + self.settings.timing.ready_timeout_s
+        while True:
+            works, why = await ssh.answers(argv, ssh.CONNECT_TIMEOUT_S + 5)
+            current = self.consumer.rentals.get(rental)
+            if current is None or current.state is not ConsumerState.READY:
+                return
+            if works:
+                trust = "host key pinned from the provider" if pinned else "host key learned on first use"
+                self._report(Report(rental, "ssh", f"SSH answers at {attachment.address} after "
+                                                   f"{self._now() - started:.1f} s ({trust})"))  # fmt: skip
+                return
+            if self._now() > deadline:
+                self._report(Report(rental, "ssh failed", f"SSH did not answer: {why}"))
+                return
+            await asyncio.sleep(SSH_PROBE_EVERY_S)
 
     async def _settle(self, action: Settle) -> None:
         result = await self.ledger.settle_escrow(action.session, action.billable_ms, action.price_per_hour)

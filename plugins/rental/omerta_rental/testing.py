@@ -1,9 +1,12 @@
 """Test and benchmark support: seven real ``omerta node`` processes on loopback renting VMs.
 
 A mint authority that is also the gossip bootstrap, a consumer, a provider running the kvm plugin, and
-four more witnesses; all with the udp, gossip, omt and rental plugins (which must be installed). Used by
+four more witnesses; all with the udp, gossip, omt and rental plugins (which must be installed). With
+``vpn=True`` the consumer, the provider and ``w1`` (a second consumer, funded like the first) also run
+the vpn plugin; the consumers' gateways are ``isolated`` (a guest reaches its gateway and nothing
+else, so no test traffic leaves the machine) and each has its own subnet (:data:`SUBNETS`). Used by
 this plugin's tests and ``benchmarks/rental.py``. Touches what the nodes touch (loopback, libvirt
-through the provider's kvm plugin, their state directories)."""
+through the provider's kvm plugin, namespaces of the consumers' gateways, their state directories)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ MATURITY_DAYS = 0.0001
 NAMES = ["authority", "consumer", "provider", "w1", "w2", "w3", "w4"]
 PRICE = 3600  # per hour: one unit per second, so billed amounts read as seconds
 FUNDING = 100_000
+#: The consumers' gateway subnets with ``vpn=True``: the VM is ``.2``, the gateway ``.1``.
+SUBNETS = {"consumer": "198.18.255.0/24", "w1": "198.18.254.0/24"}
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.3) -> Any:
@@ -52,8 +57,8 @@ class RentalNode(NodeProcess):
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def omerta(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        """Run the ``omerta`` CLI against this node."""
-        argv = [sys.executable, "-m", "omerta_core", *args, "--state-dir", str(self.state_dir)]
+        """Run the ``omerta`` CLI against this node (``--state-dir`` first: ``vm exec`` passes on what follows)."""
+        argv = [sys.executable, "-m", "omerta_core", "--state-dir", str(self.state_dir), *args]
         return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
 
     def identity(self) -> str:
@@ -63,20 +68,26 @@ class RentalNode(NodeProcess):
 
 
 class Cluster:
-    def __init__(self, root: Path, images_dir: Path, provider: dict[str, Any] | None = None) -> None:
+    def __init__(self, root: Path, images_dir: Path, provider: dict[str, Any] | None = None,
+                 vpn: bool = False) -> None:  # fmt: skip
         self.root = root
         self.images_dir = images_dir
         self.provider_settings = provider or {}
-        self.nodes = {
-            name: RentalNode(
-                root / name, "udp,gossip,omt,kvm,rental" if name == "provider" else "udp,gossip,omt,rental"
-            )
-            for name in NAMES
-        }
+        self.vpn = vpn
+        self.nodes = {name: RentalNode(root / name, self.plugins(name)) for name in NAMES}
         self.ids = {name: node.identity() for name, node in self.nodes.items()}
 
     def __getitem__(self, name: str) -> RentalNode:
         return self.nodes[name]
+
+    def plugins(self, name: str) -> str:
+        plugins = "udp,gossip,omt,kvm,rental" if name == "provider" else "udp,gossip,omt,rental"
+        return plugins + ",vpn" if self.vpn and (name == "provider" or name in SUBNETS) else plugins
+
+    @property
+    def consumers(self) -> tuple[str, ...]:
+        """The nodes funded to rent: ``consumer``, and ``w1`` too with ``vpn=True``."""
+        return tuple(SUBNETS) if self.vpn else ("consumer",)
 
     def config(self, name: str, rental: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         sections: dict[str, dict[str, Any]] = {
@@ -90,6 +101,7 @@ class Cluster:
             "plugins.rental": {"heartbeat_s": 1.0, "grace_s": 6.0, **(rental or {})},
         }
         if name == "provider":
+            sections["node"] = {"shutdown_timeout_s": 20}  # time to delete its VMs when stopped mid-rental
             sections["plugins.kvm"] = {"images_dir": str(self.images_dir), "domain_type": "qemu",
                                        "reconcile_interval_s": 0.5}  # fmt: skip
             sections["plugins.rental"].update(
@@ -97,6 +109,8 @@ class Cluster:
                  "max_total": 2, "blocklist": [self.ids["w4"]], "owners": [self.ids["authority"]],
                  **self.provider_settings}
             )  # fmt: skip
+        if self.vpn and name in SUBNETS:
+            sections["plugins.vpn"] = {"gateway_mode": "isolated", "upstream_dns": False, "subnet": SUBNETS[name]}
         return sections
 
     def start(self, name: str, **rental: Any) -> RentalNode:
@@ -127,7 +141,7 @@ class Cluster:
     def fund(self) -> None:
         """Mint to the consumer and provider; the provider pays every witness once (trust edges, known chains)."""
         authority = self.nodes["authority"]
-        for name in ("consumer", "provider"):
+        for name in (*self.consumers, "provider"):
             authority.call("ledger.run", {"name": "mint", "params": {"to": self.ids[name], "amount": FUNDING}})
         self.sync()
         for name in ("authority", "w1", "w2", "w3", "w4"):

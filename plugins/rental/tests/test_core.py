@@ -314,7 +314,7 @@ def test_messages_from_a_stranger_or_out_of_order_change_nothing() -> None:
     before = wire.consumer.rentals[RENTAL].last_heard
     assert wire.consumer.receive(STRANGER, Heartbeat(RENTAL), wire.now + 5) == []
     assert wire.consumer.rentals[RENTAL].last_heard == before
-    assert wire.consumer.receive(PROVIDER, Ready(RENTAL, "vm2", "x", 1), wire.now) == []
+    assert wire.consumer.receive(PROVIDER, Ready(RENTAL, "vm2", "x", 1, ""), wire.now) == []
     assert wire.provider.receive(STRANGER, Heartbeat(RENTAL), wire.now) == []
     assert wire.provider.receive(CONSUMER, request(), wire.now) == []  # a duplicate request
     assert wire.consumer.receive(PROVIDER, Refused("ff" * 16, "x"), wire.now) == []

@@ -1,22 +1,28 @@
-"""Renting a VM between real node processes on loopback: offers, refusals, request → ready → release → settle.
+"""Renting a VM between real node processes on loopback: offers, refusals, request → ready → SSH over the VPN →
+exec → release → settle, the failure paths, and two consumers at once.
 
-One cluster (seven nodes, the provider with the kvm plugin and the test guest under TCG) serves every test
-of the module, in order; only the full rental boots a guest. Everything the nodes made is removed at the end.
+One cluster (seven nodes, the provider with the kvm and vpn plugins and the test guest under TCG, two consumers
+with the vpn plugin in isolated mode) serves every test of the module, in order. Everything the nodes made is
+removed at the end.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from omerta_rental.testing import FUNDING, PRICE, Cluster, wait_for
+from omerta_rental import ssh
+from omerta_rental.testing import FUNDING, PRICE, SUBNETS, Cluster, wait_for
 from omerta_vm_kvm.guest_builder import build_test_guest
 
 from omerta_core.identity import Identity
@@ -28,7 +34,7 @@ pytestmark = [pytest.mark.timeout(1500), pytest.mark.root, pytest.mark.slow]
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cache = os.environ.get("OMERTA_KVM_TEST_CACHE")
     images = build_test_guest(Path(cache) if cache else tmp_path_factory.mktemp("guest")).parent
-    nodes = Cluster(tmp_path_factory.mktemp("rental"), images)
+    nodes = Cluster(tmp_path_factory.mktemp("rental"), images, vpn=True)
     try:
         nodes.start_all()
         nodes.fund()
@@ -94,11 +100,20 @@ def test_request_ready_release_settle(cluster: Cluster) -> None:
                            "--activity", "rental acceptance test")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     steps = re.findall(r"\]\s+(\S+)", done.stdout)
-    for step in ("requested", "admitted", "locked", "creating", "ready"):
+    for step in ("requested", "admitted", "locked", "creating", "ready", "vpn", "ssh"):
         assert step in steps, done.stdout
+    assert "host key pinned from the provider" in done.stdout
     rental = done.stdout.split()[1]
     shown = consumer.call("rental.show", {"rental": rental})
-    assert shown["vm_id"] and shown["address"] == "198.18.0.2"
+    assert shown["vm_id"] and shown["vpn"] and shown["address"] == "198.18.255.2"
+    assert shown["host_key"].startswith("ssh-ed25519 ")
+
+    ran = consumer.omerta("vm", "exec", rental, "--", "cat /proc/cmdline; uname -n; id -un")
+    assert ran.returncode == 0, ran.stderr
+    assert f"omerta.vm={shown['vm_id']}" in ran.stdout  # the output came from this rental's guest
+    assert ran.stdout.split()[-2:] == [f"omerta-{shown['vm_id'][:8]}", "omerta"]
+    assert consumer.omerta("vm", "exec", rental, "--", "exit 7").returncode == 7
+    assert_only_the_consumers_key_and_the_pinned_host_key(cluster, shown)
     vms = provider.call("vm.list")
     assert [v["vm_id"] for v in vms] == [shown["vm_id"]] and vms[0]["consumer"] == cluster.ids["consumer"]
     assert "rental acceptance test" in provider.log_path.read_text() and cluster.ids["consumer"] in provider.log_tail(
@@ -115,6 +130,8 @@ def test_request_ready_release_settle(cluster: Cluster) -> None:
     assert split["refund"] > 0 and split["duration_ms"] > 0
     assert provider.call("vm.list") == []
     assert locked(cluster, "consumer") == 0
+    assert consumer.call("vpn.gateways") == [] and not known_hosts(cluster, "consumer", rental).exists()
+    wait_for("the provider's tunnel to close", lambda: provider.call("vpn.tunnels") == [], 30)
 
     cluster.sync(rounds=2)
     views = {name: cluster.balances(name) for name in cluster.nodes}
@@ -126,6 +143,69 @@ def test_request_ready_release_settle(cluster: Cluster) -> None:
     assert before[consumer_id]["balance"] == FUNDING
 
 
+def test_two_consumers_at_once_each_reach_only_their_own_vm(cluster: Cluster) -> None:
+    """Both rent from the one provider at once; from inside each guest, the other's VM and gateway are out of
+    reach, routed and on the link alike, while its own gateway answers."""
+    with ThreadPoolExecutor(len(SUBNETS)) as pool:
+        running = {name: pool.submit(cluster[name].omerta, "vm", "request", "--image", "omk-test", "--mem", "128",
+                                     "--activity", "isolation test") for name in SUBNETS}  # fmt: skip
+    rentals = {}
+    for name, future in running.items():
+        done = future.result()
+        assert done.returncode == 0, f"{name}: {done.stdout}{done.stderr}"
+        rentals[name] = done.stdout.split()[1]
+    try:
+        shown = {name: cluster[name].call("rental.show", {"rental": rentals[name]}) for name in SUBNETS}
+        hosted = {vm["vm_id"]: vm["consumer"] for vm in cluster["provider"].call("vm.list")}
+        assert hosted == {shown[name]["vm_id"]: cluster.ids[name] for name in SUBNETS}
+        for name, other in (("consumer", "w1"), ("w1", "consumer")):
+            own, theirs = ipaddress.ip_network(SUBNETS[name]), ipaddress.ip_network(SUBNETS[other])
+            assert shown[name]["address"] == str(own[2])
+            targets = (str(theirs[2]), str(theirs[1]))
+            script = (
+                f"cat /proc/cmdline; ping -c 1 -W 5 {own[1]} >/dev/null && echo own-gateway-answers; "
+                + "".join(f"ping -c 2 -W 1 {t} >/dev/null && echo reached-routed-{t}; " for t in targets)
+                + f"ip addr add {theirs[9]}/{theirs.prefixlen} dev eth0; "
+                + "".join(f"ping -c 2 -W 1 {t} >/dev/null && echo reached-on-link-{t}; " for t in targets)
+                + f"ip addr del {theirs[9]}/{theirs.prefixlen} dev eth0; true"
+            )
+            ran = cluster[name].omerta("vm", "exec", rentals[name], "--", script)
+            assert ran.returncode == 0, ran.stderr
+            assert f"omerta.vm={shown[name]['vm_id']}" in ran.stdout, ran.stdout  # its own guest
+            assert "own-gateway-answers" in ran.stdout and "reached-" not in ran.stdout, ran.stdout
+    finally:
+        for name, rental in rentals.items():
+            cluster[name].omerta("vm", "release", rental)
+    for name in SUBNETS:
+        assert outcome(cluster, rentals[name], node=name)["settlement"]["settled"]
+        assert locked(cluster, name) == 0 and cluster[name].call("vpn.gateways") == []
+    assert_gone_and_agreed(cluster, PRICE)
+
+
+def known_hosts(cluster: Cluster, name: str, rental: str) -> Path:
+    return ssh.known_hosts(cluster[name].state_dir / "plugins" / "rental", rental)
+
+
+def assert_only_the_consumers_key_and_the_pinned_host_key(cluster: Cluster, shown: dict[str, Any]) -> None:
+    """Another key is refused by the guest; a host key other than the pinned one is refused by ssh."""
+    consumer, rental = cluster["consumer"], shown["rental"]
+    other = cluster.root / "other_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    known = known_hosts(cluster, "consumer", rental)
+    argv = ssh.ssh_argv(shown["enter"], other, known, shown["address"], pinned=True, batch=True)
+    refused = subprocess.run([*argv, "true"], capture_output=True, text=True, timeout=120, check=False)
+    assert refused.returncode == 255 and "Permission denied" in refused.stderr, refused.stderr
+    pinned = known.read_text()
+    assert pinned.split()[1:] == shown["host_key"].split()
+    impostor = other.with_suffix(".pub").read_text().split()[:2]
+    known.write_text(f"{shown['address']} {' '.join(impostor)}\n")
+    try:
+        spoofed = consumer.omerta("vm", "exec", rental, "--", "true")
+    finally:
+        known.write_text(pinned)
+    assert spoofed.returncode == 255 and "Host key verification failed" in spoofed.stderr, spoofed.stderr
+
+
 def rent(cluster: Cluster, hours: str = "1") -> str:
     done = cluster["consumer"].omerta("vm", "request", "--image", "omk-test", "--mem", "128", "--hours", hours,
                                       "--activity", "failure path test")  # fmt: skip
@@ -133,11 +213,11 @@ def rent(cluster: Cluster, hours: str = "1") -> str:
     return done.stdout.split()[1]
 
 
-def outcome(cluster: Cluster, rental: str, timeout: float = 240) -> dict[str, Any]:
+def outcome(cluster: Cluster, rental: str, timeout: float = 240, node: str = "consumer") -> dict[str, Any]:
     """Wait until the consumer's rental has ended and settled; return it."""
 
     def settled() -> dict[str, Any] | None:
-        shown = dict(cluster["consumer"].call("rental.show", {"rental": rental}))
+        shown = dict(cluster[node].call("rental.show", {"rental": rental}))
         return shown if shown["outcome"] is not None and shown["settlement"] else None
 
     return dict(wait_for(f"rental {rental[:12]} to settle", settled, timeout))

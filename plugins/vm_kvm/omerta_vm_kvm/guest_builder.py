@@ -3,9 +3,13 @@
 Run as ``python -m omerta_vm_kvm.guest_builder CACHE_DIR``. The result is an image
 directory (``vmlinuz``, ``initrd.img``, ``disk.qcow2``) that the ``kvm`` plugin
 boots directly; its init prints :data:`READY_MARKER` and the VM id on the serial
-console. Built once and cached: a second call with the same cache directory
-returns at once. Touches only the cache directory and a temporary directory;
-runs ``apt-get download``, ``qemu-img`` and ``cpio``.
+console. With a consumer's key on the kernel command line (:data:`SSH_KEY_PARAM`)
+it also makes an ed25519 host key, prints it (:data:`HOST_KEY_MARKER`) before the
+ready marker, and serves SSH with the host's dropbear (copied in with the shared
+libraries it needs) to that key alone, as the account ``omerta``. Built once and
+cached: a second call with the same cache directory returns at once. Touches only
+the cache directory and a temporary directory; runs ``apt-get download``,
+``qemu-img``, ``ldd`` and ``cpio``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,16 @@ KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
 READY_MARKER = "omerta-guest-ready"
 #: Printed by the guest's DHCP hook with the lease it applied: ``ip=... mtu=... router=...``.
 LEASE_MARKER = "omerta-guest-lease"
+#: Printed by the guest's init before the ready marker: ``omerta-guest-hostkey vm=ID ssh-ed25519 BASE64``.
+HOST_KEY_MARKER = "omerta-guest-hostkey"
+#: Kernel parameter carrying the consumer's public key as ``TYPE:BASE64`` (no spaces on a command line).
+SSH_KEY_PARAM = "omerta.ssh_key"
 #: TCP port on which the test guest serves a shell to whoever is on its network (its consumer).
 AGENT_PORT = 7000
+#: The SSH server and key tool copied from the host (Debian ``dropbear-bin``), with their libraries.
+DROPBEAR = ("/usr/sbin/dropbear", "/usr/bin/dropbearkey")
+#: The guest's accounts: ``omerta`` (the consumer's login) is root, as the test guest has no sudo.
+PASSWD = "omerta:x:0:0:omerta:/home/omerta:/bin/sh\nroot:x:0:0:root:/root:/bin/sh\n"
 #: Drivers the guest needs for its disk and TAP NIC (the cloud kernel builds them as modules).
 GUEST_MODULES = ("virtio_pci", "virtio_net", "virtio_blk")
 #: Virtual size of the blank base disk; each VM's overlay is resized to its requested disk.
@@ -43,7 +55,7 @@ class GuestBuildError(RuntimeError):
 
 
 #: Bumped whenever the guest's files change, so a cached older build is rebuilt.
-GUEST_VERSION = "3"
+GUEST_VERSION = "4"
 
 
 def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:
@@ -115,10 +127,15 @@ def _module_order(modules_dir: Path, wanted: tuple[str, ...]) -> list[Path]:
 def _initramfs(modules_dir: Path) -> bytes:
     with tempfile.TemporaryDirectory(prefix="omk-initramfs-") as tmp:
         root = Path(tmp)
-        for sub in ("bin", "dev", "proc", "sys", "lib/modules"):
+        for sub in ("bin", "dev", "proc", "sys", "lib/modules", "etc", "root", "home/omerta"):
             (root / sub).mkdir(parents=True)
         shutil.copyfile(shutil.which("busybox") or "/bin/busybox", root / "bin" / "busybox")
         (root / "bin" / "busybox").chmod(0o755)
+        for program in DROPBEAR:
+            _copy_with_libraries(Path(program), root)
+        (root / "etc" / "passwd").write_text(PASSWD)
+        (root / "etc" / "group").write_text("root:x:0:\n")
+        (root / "etc" / "shells").write_text("/bin/sh\n")
         names = []
         for module in _module_order(modules_dir, GUEST_MODULES):
             shutil.copyfile(module, root / "lib" / "modules" / module.name)
@@ -127,7 +144,10 @@ def _initramfs(modules_dir: Path) -> bytes:
         guest = resources.files("omerta_vm_kvm.guest")
         init = guest.joinpath("init.sh").read_text()
         (root / "init").write_text(
-            init.replace("@READY_MARKER@", READY_MARKER).replace("@AGENT_PORT@", str(AGENT_PORT))
+            init.replace("@READY_MARKER@", READY_MARKER)
+            .replace("@AGENT_PORT@", str(AGENT_PORT))
+            .replace("@HOST_KEY_MARKER@", HOST_KEY_MARKER)
+            .replace("@SSH_KEY_PARAM@", SSH_KEY_PARAM)
         )
         (root / "init").chmod(0o755)
         hook = guest.joinpath("udhcpc-script.sh").read_text()
@@ -139,6 +159,21 @@ def _initramfs(modules_dir: Path) -> bytes:
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
         gz.write(archive)
     return buffer.getvalue()
+
+
+def _copy_with_libraries(program: Path, root: Path) -> None:
+    """Copy ``program`` and every shared library ``ldd`` names for it to the same paths under ``root``."""
+    if not program.is_file():
+        raise GuestBuildError(
+            f"{program} is not installed (apt-get install dropbear-bin; see scripts/system-packages.txt)"
+        )
+    listing = _run(["ldd", str(program)]).decode()
+    paths = [Path(p) for p in re.findall(r"(?:=>\s*|^\s*)(/\S+)", listing, re.MULTILINE)]
+    for path in [program, *paths]:
+        target = root / path.relative_to("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)  # follows the library's symlink: the guest gets the file under its soname
+        target.chmod(0o755)
 
 
 def _run(argv: list[str], cwd: Path | None = None, stdin: bytes | None = None) -> bytes:

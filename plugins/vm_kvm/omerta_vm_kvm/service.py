@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import dataclasses
+import re
 import subprocess
 import time
 import uuid
@@ -29,7 +31,7 @@ from omerta_vm_kvm.domain_xml import DomainSpec, domain_xml
 from omerta_vm_kvm.errors import AdmissionError, BootError, HypervisorUnavailableError, KvmError, UnknownVmError
 from omerta_vm_kvm.events import LifecycleLog
 from omerta_vm_kvm.frame_port import PacketSocketFramePort
-from omerta_vm_kvm.guest_builder import READY_MARKER
+from omerta_vm_kvm.guest_builder import HOST_KEY_MARKER, READY_MARKER, SSH_KEY_PARAM
 from omerta_vm_kvm.images import BaseImage, resolve_image
 from omerta_vm_kvm.registry import Artefact, Registry, VmRow
 from omerta_vm_kvm.settings import Settings
@@ -46,6 +48,8 @@ LIVENESS_POLL_S = 1.0
 LIVE_STATES = frozenset({VmState.ADMITTED, VmState.CREATING, VmState.BOOTING, VmState.READY, VmState.PAUSED})
 #: States in which the VM's TAP is in its namespace, so a frame port can be opened.
 NIC_STATES = frozenset({VmState.BOOTING, VmState.READY, VmState.PAUSED})
+#: Longest consumer key a direct-boot guest takes on its kernel command line (x86 allows 2048 bytes in all).
+MAX_CMDLINE_KEY = 1600
 #: States in which the lease runs and the domain must be alive.
 RUNNING_STATES = frozenset({VmState.READY, VmState.PAUSED})
 
@@ -53,6 +57,21 @@ RUNNING_STATES = frozenset({VmState.READY, VmState.PAUSED})
 def ready_line(vm_id: str) -> str:
     """What the guest prints on its serial console once it has booted."""
     return f"{READY_MARKER} vm={vm_id}"
+
+
+def host_key_in(console: bytes, vm_id: str) -> str | None:
+    """The host key the test guest printed before its ready line (``TYPE BASE64``), if any."""
+    found = re.search(rb"%s vm=%s (ssh-ed25519 [A-Za-z0-9+/=]+)" % (HOST_KEY_MARKER.encode(), vm_id.encode()), console)
+    return found.group(1).decode() if found else None
+
+
+def kernel_cmdline(vm_id: str, ssh_key: str | None) -> str:
+    """The direct-boot guest's command line: serial console, VM id and the consumer's key (``TYPE:BASE64``)."""
+    words = ["console=ttyS0", "quiet", "panic=-1", f"omerta.vm={vm_id}"]
+    if ssh_key is not None:
+        key_type, blob = ssh_key.split()[:2]
+        words.append(f"{SSH_KEY_PARAM}={key_type}:{blob}")
+    return " ".join(words)
 
 
 def domain_name(vm_id: str) -> str:
@@ -87,6 +106,7 @@ class KvmHypervisor:
         self._probe_lock = asyncio.Lock()
         self._kvm_works: bool | None = None
         self._stopping = False
+        self._host_keys: dict[str, str] = {}
         self.reclaimed = 0
         self.expired = 0
 
@@ -178,7 +198,7 @@ class KvmHypervisor:
             if isinstance(exc, KvmError | asyncio.CancelledError):
                 raise
             raise KvmError(f"creating VM {vm_id} failed: {exc or 'unexpected error'} (see the node's log)") from exc
-        return self._row(vm_id).info()
+        return self._info(self._row(vm_id))
 
     async def destroy(self, vm_id: str) -> None:
         self._row(vm_id)
@@ -197,7 +217,10 @@ class KvmHypervisor:
         return self._row(vm_id).info()
 
     def list(self) -> list[VmInfo]:
-        return [row.info() for row in self._registry().vms()]
+        return [self._info(row) for row in self._registry().vms()]
+
+    def _info(self, row: VmRow) -> VmInfo:
+        return dataclasses.replace(row.info(), ssh_host_key=self._host_keys.get(row.vm_id))
 
     async def reclaim(self) -> int:
         """Delete every VM of an earlier run of the node and every artefact without a VM."""
@@ -257,6 +280,9 @@ class KvmHypervisor:
         ssh_key = validate_ssh_public_key(request.ssh_public_key) if request.ssh_public_key is not None else None
         if not image.boots_directly and ssh_key is None:
             raise AdmissionError(f"image {image.name!r} is a cloud image: an SSH public key is required")
+        if image.boots_directly and ssh_key is not None and len(ssh_key) > MAX_CMDLINE_KEY:
+            raise AdmissionError(f"image {image.name!r} boots directly and takes SSH keys of at most "
+                                 f"{MAX_CMDLINE_KEY} characters; use an ed25519 key")  # fmt: skip
         live = [r for r in self._registry().vms() if r.state in LIVE_STATES]
         admit(request, self.settings.limits, Usage(vms=len(live), memory_mib=sum(r.memory_mib for r in live)))
         return image, ssh_key
@@ -298,7 +324,7 @@ class KvmHypervisor:
             mtu=self.settings.nic_mtu,
             kernel=image.kernel,
             initrd=image.initrd,
-            cmdline=f"console=ttyS0 quiet panic=-1 omerta.vm={vm_id}",
+            cmdline=kernel_cmdline(vm_id, ssh_key if image.boots_directly else None),
             seed_iso=seed_iso,
         )
         self.events.step("create", vm_id, domain=spec.name, domain_type=domain_type, netns=namespace, tap=tap)
@@ -308,7 +334,9 @@ class KvmHypervisor:
         self.events.step("boot", vm_id)
         report(f"VM {vm_id[:8]} is booting; waiting for it to signal readiness")
         started = time.monotonic()
-        await self._wait_ready(vm_id, spec.name, console)
+        host_key = await self._wait_ready(vm_id, spec.name, console)
+        if host_key is not None:
+            self._host_keys[vm_id] = host_key
         expires_at = time.time() + lease_s  # the lease runs from the moment the consumer can use the VM
         registry.set_expiry(vm_id, expires_at)
         registry.set_state(vm_id, VmState.READY)
@@ -321,7 +349,8 @@ class KvmHypervisor:
         self._registry().record(artefact)
         await asyncio.to_thread(create, *args)
 
-    async def _wait_ready(self, vm_id: str, name: str, console: Path) -> None:
+    async def _wait_ready(self, vm_id: str, name: str, console: Path) -> str | None:
+        """Wait for the guest's ready line; return the host key it printed before it, if any."""
         wanted = ready_line(vm_id).encode()
         deadline = time.monotonic() + self.settings.boot_timeout_s
         next_liveness = time.monotonic() + LIVENESS_POLL_S
@@ -334,7 +363,7 @@ class KvmHypervisor:
                 offset += len(chunk)
                 tail = (tail + chunk)[-(len(wanted) + 4096) :]
                 if wanted in tail:
-                    return
+                    return host_key_in(tail[: tail.index(wanted)], vm_id)
             now = time.monotonic()
             if now >= deadline:
                 raise BootError(f"VM {vm_id} did not signal readiness within {self.settings.boot_timeout_s:.0f} s")
@@ -401,6 +430,7 @@ class KvmHypervisor:
                 continue
             registry.forget(artefact)
         registry.remove_vm(vm_id)
+        self._host_keys.pop(vm_id, None)
         if failures:
             self.events.step("delete-incomplete", vm_id, reason=reason, failures=failures)
             raise KvmError(f"VM {vm_id}: could not delete {'; '.join(failures)}")
