@@ -303,8 +303,10 @@ class KvmHypervisor:
         seed_iso = None
         if not image.boots_directly and ssh_key is not None:
             seed_iso = vm_dir / "seed.iso"
-            seed_args = (seed_iso, vm_id, ssh_key, ready_line(vm_id), guest_mac(vm_id))
+            host_key = await asyncio.to_thread(seed.host_key_pair)
+            seed_args = (seed_iso, vm_id, ssh_key, ready_line(vm_id), guest_mac(vm_id), host_key)
             await self._make(Artefact(vm_id, "file", str(seed_iso)), seed.write_seed_iso, *seed_args)
+            self._host_keys[vm_id] = host_key.public
         console = vm_dir / "console.log"
         self._registry().record(Artefact(vm_id, "file", str(console)))
         namespace, tap = namespace_name(vm_id), tap_name(vm_id)

@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from omerta_vm_kvm.admission import Limits, Usage, admit
 from omerta_vm_kvm.domain_xml import DomainSpec, domain_xml
 from omerta_vm_kvm.errors import AdmissionError, ImageNotFoundError, InvalidSshKeyError, RegistryDamagedError
+from omerta_vm_kvm.guest_builder import HOST_KEY_MARKER, READY_MARKER
 from omerta_vm_kvm.images import resolve_image
 from omerta_vm_kvm.registry import REGISTRY_FILE, Artefact, Registry, VmRow
-from omerta_vm_kvm.seed import meta_data, network_config, user_data, write_seed_iso
+from omerta_vm_kvm.seed import host_key_pair, meta_data, network_config, user_data, write_seed_iso
+from omerta_vm_kvm.service import host_key_in, kernel_cmdline
 from omerta_vm_kvm.ssh_keys import validate_ssh_public_key
 
 from omerta_core.interfaces.common import PeerId
@@ -138,6 +140,27 @@ def test_cloud_init_seed_holds_only_the_consumers_key_and_no_password(tmp_path: 
     assert nic["dhcp6"] is False and nic["accept-ra"] is False and nic["dhcp4-overrides"]["use-mtu"] is True
     volume = subprocess.run(["isoinfo", "-d", "-i", str(iso)], capture_output=True, check=True).stdout
     assert b"Volume id: cidata" in volume
+
+
+def test_a_cloud_guest_gets_the_providers_host_key_and_no_other() -> None:
+    host_key = host_key_pair()
+    assert host_key.public.startswith("ssh-ed25519 ") and len(host_key.public.split()) == 2
+    assert "OPENSSH PRIVATE KEY" in host_key.private
+    config = json.loads(user_data(ed25519_key(), "ready", host_key).split("\n", 1)[1])
+    assert config["ssh_keys"] == {"ed25519_private": host_key.private, "ed25519_public": host_key.public}
+    assert config["ssh_genkeytypes"] == [] and config["ssh_deletekeys"] is True
+    assert "ssh_keys" not in json.loads(user_data(ed25519_key(), "ready").split("\n", 1)[1])
+
+
+def test_the_test_guest_gets_the_key_on_its_command_line_and_its_host_key_is_read_from_its_console() -> None:
+    key = ed25519_key()
+    key_type, blob, _ = key.split()
+    assert kernel_cmdline("v1", key).split()[-2:] == ["omerta.vm=v1", f"omerta.ssh_key={key_type}:{blob}"]
+    assert "ssh_key" not in kernel_cmdline("v1", None)
+    host = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSEBynlPKdbiuOtwb4/CwY7joEKU8mm8qOSKx+Tjo5M"
+    console = f"boot noise\n{HOST_KEY_MARKER} vm=v2 ssh-ed25519 AAAAwrong\n{HOST_KEY_MARKER} vm=v1 {host}\n"
+    assert host_key_in(console.encode(), "v1") == host
+    assert host_key_in(f"{READY_MARKER} vm=v1\n".encode(), "v1") is None
 
 
 def test_registry_returns_artefacts_newest_first_and_keeps_vms_with_artefacts(tmp_path: Path) -> None:
