@@ -84,7 +84,9 @@ def ssh_argv(enter: Sequence[str], key: Path, known: Path, address: str, pinned:
     ]
     if batch:
         options.append("BatchMode=yes")
-    return [*enter, "ssh", "-i", str(key), *(a for o in options for a in ("-o", o)), f"{GUEST_USER}@{address}"]
+    # -F none: no user or system ssh_config can send this elsewhere (a ProxyJump, another identity)
+    return [*enter, "ssh", "-F", "none", "-i", str(key), *(a for o in options for a in ("-o", o)),
+            f"{GUEST_USER}@{address}"]  # fmt: skip
 
 
 async def answers(argv: Sequence[str], timeout: float) -> tuple[bool, str]:

@@ -1,0 +1,54 @@
+"""The consumer's SSH pieces without a guest: its key, the pinned host key file, the ssh command line."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from omerta_rental import ssh
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSEBynlPKdbiuOtwb4/CwY7joEKU8mm8qOSKx+Tjo5M"
+
+
+def test_the_key_is_made_once_and_only_its_owner_reads_it(tmp_path: Path) -> None:
+    directory = tmp_path / "plugins" / "rental"
+    key = ssh.key_path(directory)
+    assert key == directory / "id_ed25519" and key.stat().st_mode & 0o077 == 0
+    public = ssh.public_key(directory)
+    assert public.startswith("ssh-ed25519 ")
+    assert ssh.key_path(directory) == key and ssh.public_key(directory) == public  # not made again
+    derived = subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True, text=True, check=True)
+    assert derived.stdout.split()[:2] == public.split()[:2]
+
+
+def test_a_rental_pins_its_host_key_in_a_file_of_its_own(tmp_path: Path) -> None:
+    known = ssh.pin(tmp_path, "r1", "198.18.255.2", HOST_KEY + " comment")
+    assert known == ssh.known_hosts(tmp_path, "r1") and known.read_text() == f"198.18.255.2 {HOST_KEY}\n"
+    assert ssh.pin(tmp_path, "r2", "198.18.255.2", "").read_text() == ""
+    ssh.unpin(tmp_path, "r1")
+    ssh.unpin(tmp_path, "r1")  # twice is fine
+    assert not known.exists() and ssh.known_hosts(tmp_path, "r2").exists()
+
+
+def test_ssh_runs_inside_the_gateway_with_only_this_key_and_this_host_key(tmp_path: Path) -> None:
+    enter = ("nsenter", "--target", "42", "--user", "--net")
+    known = tmp_path / "known"
+    argv = ssh.ssh_argv(enter, tmp_path / "id_ed25519", known, "198.18.255.2", pinned=True, batch=True)
+    assert argv[: len(enter) + 3] == [*enter, "ssh", "-F", "none"]
+    assert argv[-1] == "omerta@198.18.255.2"
+    options = {argv[i + 1] for i, a in enumerate(argv) if a == "-o"}
+    assert {"IdentitiesOnly=yes", f"UserKnownHostsFile={known}", "GlobalKnownHostsFile=/dev/null",
+            "StrictHostKeyChecking=yes", "BatchMode=yes"} <= options  # fmt: skip
+    unpinned = ssh.ssh_argv((), tmp_path / "k", known, "198.18.255.2", pinned=False)
+    assert "StrictHostKeyChecking=accept-new" in unpinned and "BatchMode=yes" not in unpinned
+
+
+def test_the_probe_says_why_it_failed(tmp_path: Path) -> None:
+    script = tmp_path / "fake"
+    script.write_text("import sys; sys.stderr.write('noise\\nPermission denied (publickey).\\n'); sys.exit(255)\n")
+    works, why = asyncio.run(ssh.answers([sys.executable, str(script)], 30))
+    assert not works and why == "Permission denied (publickey)."
+    works, why = asyncio.run(ssh.answers([sys.executable, "-c", "import time; time.sleep(30)"], 0.5))
+    assert not works and "no answer within" in why
