@@ -56,10 +56,10 @@ class RentalNode(NodeProcess):
         self.state_dir.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text("\n".join(lines) + "\n")
 
-    def omerta(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def omerta(self, *args: str, timeout: float = 900, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run the ``omerta`` CLI against this node (``--state-dir`` first: ``vm exec`` passes on what follows)."""
         argv = [sys.executable, "-m", "omerta_core", "--state-dir", str(self.state_dir), *args]
-        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, timeout=timeout)
 
     def identity(self) -> str:
         done = subprocess.run([sys.executable, "-m", "omerta_core", "id", "--state-dir", str(self.state_dir)],

@@ -113,6 +113,8 @@ def test_request_ready_release_settle(cluster: Cluster) -> None:
     assert f"omerta.vm={shown['vm_id']}" in ran.stdout  # the output came from this rental's guest
     assert ran.stdout.split()[-2:] == [f"omerta-{shown['vm_id'][:8]}", "omerta"]
     assert consumer.omerta("vm", "exec", rental, "--", "exit 7").returncode == 7
+    session = consumer.omerta("vm", "ssh", rental, stdin="uname -n\nexit 3\n", timeout=120)  # a login shell
+    assert session.returncode == 3 and f"omerta-{shown['vm_id'][:8]}" in session.stdout, session.stderr
     assert_only_the_consumers_key_and_the_pinned_host_key(cluster, shown)
     vms = provider.call("vm.list")
     assert [v["vm_id"] for v in vms] == [shown["vm_id"]] and vms[0]["consumer"] == cluster.ids["consumer"]
