@@ -209,8 +209,9 @@ def assert_only_the_consumers_key_and_the_pinned_host_key(cluster: Cluster, show
 
 
 def rent(cluster: Cluster, hours: str = "1") -> str:
+    """A rental, returned at ready (the failure paths time from there; the VPN and SSH come up meanwhile)."""
     done = cluster["consumer"].omerta("vm", "request", "--image", "omk-test", "--mem", "128", "--hours", hours,
-                                      "--activity", "failure path test")  # fmt: skip
+                                      "--activity", "failure path test", "--wait", "ready")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout.split()[1]
 
