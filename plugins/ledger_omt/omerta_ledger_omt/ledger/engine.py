@@ -330,9 +330,19 @@ class TransactionEngine:
         now: float,
         *,
         session: str | None = None,
+        early: bool = False,
     ) -> tuple[str, list[EngineAction]]:
-        """Open spec 03 as the requester: ask ``witnesses`` ``query`` about ``subject``."""
-        inputs = {"subject": subject, "query": query, "min_confidence": min_confidence, "witnesses": list(witnesses)}
+        """Open spec 03 as the requester: ask ``witnesses`` ``query`` about ``subject``.
+
+        ``early`` ends the query as soon as a threshold agrees (escrow) instead of waiting for every answer.
+        """
+        inputs = {
+            "subject": subject,
+            "query": query,
+            "min_confidence": min_confidence,
+            "witnesses": list(witnesses),
+            "early": early,
+        }
         return self.open(QUERY_CHANNEL, "Requester", "ask", inputs, now, session=session)
 
     def note_synced(self, peer: str, now: float) -> None:
@@ -448,7 +458,7 @@ class TransactionEngine:
         self._held_requests[query] = envelope
         self._asked_for[session] = query
         _, actions = self.ask(consumer, "balance", sorted(set(witnesses)), ESCROW_BALANCE_CONFIDENCE, now,
-                              session=query)  # fmt: skip
+                              session=query, early=True)  # fmt: skip
         return actions
 
     def _query_ended(self, query: str, name: str, now: float) -> list[EngineAction]:

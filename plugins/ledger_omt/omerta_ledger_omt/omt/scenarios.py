@@ -233,7 +233,13 @@ def _query_setup(balances: dict[str, int] | None = None, *, min_confidence: str 
         w: {"@alice": {"head_seq": 3, "head_hash": "ab" * 32, "balance": (balances or {}).get(w, 700), "synced_at": 0}}
         for w in WITNESSES
     }
-    ask = {"subject": "@alice", "query": "balance", "min_confidence": min_confidence, "witnesses": witness_ids}
+    ask = {
+        "subject": "@alice",
+        "query": "balance",
+        "min_confidence": min_confidence,
+        "witnesses": witness_ids,
+        "early": False,
+    }
     return {
         "peers": {"carol": "Requester", "alice": "Requester", **dict.fromkeys(WITNESSES, "Witness")},
         "triggers": [ScheduledTrigger(1.0, "carol", "ask", ask)],
