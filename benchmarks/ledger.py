@@ -158,7 +158,7 @@ def bench_state_query(root: Path) -> tuple[float, float]:
     and of the baseline: the asker syncing the subject itself and reading its own copy of the balance."""
     dirs = {name: root / f"query-{name}" for name in ["subject", "asker", *(f"w{i}" for i in range(QUERY_WITNESSES))]}
     ids = {name: peer_id_of(path) for name, path in dirs.items()}
-    processes = [start_node(path, ids["subject"]) for path in dirs.values()]
+    processes = [start_node(path, ids["asker"]) for path in dirs.values()]  # the asker is the mint authority
     try:
         ports = {
             name: client.call(path, "status")["services"]["transport"]["udp"]["endpoints"][0].rsplit(":", 1)[1]
@@ -168,7 +168,8 @@ def bench_state_query(root: Path) -> tuple[float, float]:
             for other, port in ports.items():
                 if other != name:
                     client.call(path, "udp.add_peer", {"peer": ids[other], "endpoints": [f"127.0.0.1:{port}"]})
-        client.call(dirs["subject"], "ledger.run", {"name": "mint", "params": {"to": ids["subject"], "amount": 1000}})
+        client.call(dirs["asker"], "ledger.run", {"name": "mint", "params": {"to": ids["subject"], "amount": 1000}})
+        client.call(dirs["subject"], "ledger.sync", {"peers": [ids["asker"]], "timeout": 60}, timeout=90)  # agrees
         for name, path in dirs.items():
             if name != "subject":
                 client.call(path, "ledger.sync", {"peers": [ids["subject"]], "timeout": 60}, timeout=90)
