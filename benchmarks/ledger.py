@@ -1,5 +1,6 @@
 """Ledger speed: blocks appended and signed, blocks verified, a full audit of a 10,000-block chain, trust over 10k
-and 100k identities (with verifications, assertions, first-seen ages and Sybil clusters), sync throughput.
+and 100k identities (with verifications, assertions, first-seen ages and Sybil clusters), sync throughput, and
+a state query (spec 03) between node processes on loopback.
 
 Run with no arguments (``python benchmarks/ledger.py``); prints the headline
 figures last, one per line as ``name: value``.
@@ -11,6 +12,7 @@ import hashlib
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,9 @@ EDGES_PER_IDENTITY = 12
 VERIFICATIONS_PER_IDENTITY = 2
 ASSERTIONS_PER_IDENTITY = 1
 SYBILS = 5
+#: State queries timed (spec 03: three witnesses, each syncing the subject before it answers).
+STATE_QUERIES = 30
+QUERY_WITNESSES = 3
 START_MS = 1_700_000_000_000
 
 
@@ -148,6 +153,45 @@ def bench_sync_udp(root: Path) -> float:
             process.wait(timeout=30)
 
 
+def bench_state_query(root: Path) -> tuple[float, float]:
+    """Median ms of a spec 03 balance query (asker, subject and three witnesses as node processes on loopback),
+    and of the baseline: the asker syncing the subject itself and reading its own copy of the balance."""
+    dirs = {name: root / f"query-{name}" for name in ["subject", "asker", *(f"w{i}" for i in range(QUERY_WITNESSES))]}
+    ids = {name: peer_id_of(path) for name, path in dirs.items()}
+    processes = [start_node(path, ids["asker"]) for path in dirs.values()]  # the asker is the mint authority
+    try:
+        ports = {
+            name: client.call(path, "status")["services"]["transport"]["udp"]["endpoints"][0].rsplit(":", 1)[1]
+            for name, path in dirs.items()
+        }
+        for name, path in dirs.items():
+            for other, port in ports.items():
+                if other != name:
+                    client.call(path, "udp.add_peer", {"peer": ids[other], "endpoints": [f"127.0.0.1:{port}"]})
+        client.call(dirs["asker"], "ledger.run", {"name": "mint", "params": {"to": ids["subject"], "amount": 1000}})
+        client.call(dirs["subject"], "ledger.sync", {"peers": [ids["asker"]], "timeout": 60}, timeout=90)  # agrees
+        for name, path in dirs.items():
+            if name != "subject":
+                client.call(path, "ledger.sync", {"peers": [ids["subject"]], "timeout": 60}, timeout=90)
+        witnesses = [ids[name] for name in dirs if name.startswith("w")]
+        params = {"peer": ids["subject"], "what": "balance", "witnesses": witnesses, "min_confidence": "HIGH"}
+        queries, baseline = [], []
+        for _ in range(STATE_QUERIES):
+            started = time.perf_counter()
+            result = client.call(dirs["asker"], "ledger.query", params, timeout=120)
+            queries.append(time.perf_counter() - started)
+            assert result["state"] == "ATTESTED" and result["value"] == 1000, result
+            started = time.perf_counter()
+            client.call(dirs["asker"], "ledger.sync", {"peers": [ids["subject"]], "timeout": 60}, timeout=90)
+            client.call(dirs["asker"], "ledger.balance", {"peer": ids["subject"]})
+            baseline.append(time.perf_counter() - started)
+        return statistics.median(queries) * 1000, statistics.median(baseline) * 1000
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
 def synthetic_states(identities: int, seed: int) -> tuple[list[ChainState], str]:
     """Replayed chains of a random network: each identity has verified transactions with a few others."""
     rng = random.Random(seed)
@@ -197,6 +241,7 @@ def main() -> None:
         synced = bench_sync(ledger, root)
         ledger.store.close()
         synced_udp = bench_sync_udp(root)
+        query_ms, own_copy_ms = bench_state_query(root)
     audited, _ = bench_audit()
     trust_10k, reached_10k = bench_trust(10_000)
     trust_100k, reached_100k = bench_trust(100_000)
@@ -211,8 +256,10 @@ def main() -> None:
     )
     print(f"audit: {AUDIT_BLOCKS} blocks served as wire maps; every signature verified, every 100th block compared")
     print("       with a held copy, the chain replayed (balance, locks, trust facts)")
-    print("state query between node processes: not measured; spec 03 runs between nodes once the ledger's")
-    print("       transaction engine (issue 13) hosts it")
+    print(f"state query (spec 03): {STATE_QUERIES} balance queries to {QUERY_WITNESSES} witnesses, all node processes")
+    print("       on loopback over udp, each witness syncing the subject before answering, HIGH confidence, timed")
+    print(f"       at the control socket; p50 {query_ms:.1f} ms against {own_copy_ms:.1f} ms for the baseline (the")
+    print(f"       asker syncing the subject itself, reading its own copy): {query_ms / own_copy_ms:.2f}x")
     print(f"blocks_appended_per_s: {appended:.0f}")
     print(f"sync_inprocess_blocks_per_s: {synced:.0f}")
     print(f"sync_udp_blocks_per_s: {synced_udp:.0f}")
@@ -220,6 +267,7 @@ def main() -> None:
     print(f"blocks_verified_per_s: {verified:.0f}")
     print(f"audit_blocks_per_s: {audited:.0f}")
     print(f"trust_100k_identities_s: {trust_100k:.3f}")
+    print(f"state_query_p50_ms: {query_ms:.1f}")
 
 
 if __name__ == "__main__":

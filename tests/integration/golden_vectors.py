@@ -711,6 +711,26 @@ def _chain_vectors(
         {"subject": str(CAROL.peer_id), "reason": "double_lock"},
         "witness 0 accuses carol (without a proof)",
     )
+    # spec 03: a requester's record of a state attestation (one of the agreeing signed answers shown)
+    statement = {
+        "what": "state_answer",
+        "session_id": session_id.hex(),
+        "subject": consumer,
+        "query": "balance",
+        "value": 4890,
+        "confidence": "HIGH",
+        "head_seq": 9,
+        "evidence": digest({"head": 9}),
+        "witness": str(witness.peer_id),
+    }
+    answer = Answer(statement, witness.sign(canonical_bytes(statement)).hex())
+    attestation = {"subject": consumer, "query": "balance", "value": 4890, "confidence": "HIGH"}
+    append(
+        witness,
+        BlockKind.STATE_ATTESTATION,
+        {"session_id": session_id, **attestation, "answers": [answer.to_wire()]},
+        "witness 0 records the state attestation of alice's balance (spec 03)",
+    )
     return out
 
 

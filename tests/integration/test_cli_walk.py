@@ -36,6 +36,7 @@ WRONG: dict[str, list[str]] = {
     "ledger audit": [PEER, "extra"],
     "ledger balance": [PEER, "extra"],
     "ledger lock": [PEER, "0"],
+    "ledger query": [PEER, "--what", "colour"],
     "ledger renew": ["session", "0"],
     "ledger settle": ["session"],
     "ledger show": ["--start", "first"],

@@ -22,6 +22,7 @@ from omerta_ledger_omt.ledger.engine import AppendBlock, Outcome, TransactionEng
 from omerta_ledger_omt.ledger.engine import Send as LedgerSend
 from omerta_ledger_omt.ledger.local import LocalLedger
 from omerta_ledger_omt.ledger.omt_host import CHANNEL as LOCK_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import QUERY_CHANNEL
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_transport_udp.core import Connected, Delivered, Settings, TransportCore
 
@@ -52,7 +53,7 @@ class SimNode:
         self.transport = TransportCore(
             identity.signing_key, Settings(), clock_ns=clock.time_ns, rng=sim.random_source(f"transport {index}")
         )
-        for channel in (GOSSIP, LOCK_CHANNEL):
+        for channel in (GOSSIP, LOCK_CHANNEL, QUERY_CHANNEL):
             self.transport.register_channel(channel)
         self.swim = Membership(
             identity,
@@ -162,6 +163,8 @@ def build(seed: int) -> tuple[Simulation, list[SimNode]]:
     blocks = [Block.decode(raw) for node in nodes for raw in node.ledger.store.iter_all()]
     for node in nodes:
         node.ledger.store.add_many(blocks)
+        for other in nodes:  # a state query's witnesses answer with the recency of this sync
+            node.engine.note_synced(str(other.peer_id), sim.clock.now)
     return sim, nodes
 
 

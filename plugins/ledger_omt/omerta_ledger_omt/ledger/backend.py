@@ -3,7 +3,7 @@
 Built by the kernel from the ``omt`` ``ServiceRecord`` (provides ``Ledger``). It opens the chain store in
 ``node.plugin_state_dir("omt")``, writes this identity's block 0 on first start,
 answers sync requests on the transport channel ``ledger.sync``, runs escrow
-transactions (:mod:`.transactions`), and every ``ledger_sync_interval_s`` syncs
+transactions and state queries (:mod:`.transactions`), and every ``ledger_sync_interval_s`` syncs
 with the peers discovery knows, accepting transfers addressed to this node and
 claiming settled payments. Touches the chain store and the transport.
 """
@@ -34,8 +34,9 @@ from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import WITNESS_COUNT, WITNESS_THRESHOLD, Parameters
 from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
-from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, PROBE_CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, PROBE_CHANNEL, QUERY_CHANNEL, SETTLE_CHANNEL
 from omerta_ledger_omt.ledger.omt_host import CHANNEL as OMT_CHANNEL
+from omerta_ledger_omt.ledger.state_query import QUERIES, Confidence
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.sync import CHANNEL, SyncClient, SyncResponder, is_request, parse
 from omerta_ledger_omt.ledger.transactions import TransactionRunner
@@ -50,6 +51,9 @@ SYNC_TIMEOUT_S = 20.0
 #: Default seconds ``ledger.lock`` waits for transaction 00: longer than its preliminary and vote timeouts.
 LOCK_TIMEOUT_S = 120.0
 
+#: Default number of witnesses a state query (transaction 03) asks; its threshold is 3.
+QUERY_WITNESSES = 5
+
 CONFIG_DEFAULTS: dict[str, Any] = {
     "ledger_mint_authorities": [],
     "ledger_witness_count": WITNESS_COUNT,
@@ -58,6 +62,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "ledger_sync_timeout_s": SYNC_TIMEOUT_S,
     "ledger_age_maturity_days": TrustParameters().age_maturity_days,
     "ledger_lock_timeout_s": LOCK_TIMEOUT_S,
+    "ledger_query_witnesses": QUERY_WITNESSES,
+    # test hook: this node answers state queries about chains falsely, with full confidence (never on by default)
+    "ledger_test_lie_state_answers": False,
 }
 
 
@@ -105,11 +112,15 @@ class OmtLedger:
         transport = self.node.find(Transport)
         if transport is not None:
             transport.on_message(CHANNEL, self._on_message)
-            self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms, self._catch_up)
+            lie = bool(self.config["ledger_test_lie_state_answers"])
+            if lie:
+                self.log.warning("test hook on: this node answers state queries falsely")
+            self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms, self._catch_up, lie=lie)
             transport.on_message(OMT_CHANNEL, self.runner.on_envelope)
             transport.on_message(SETTLE_CHANNEL, self.runner.on_settle_envelope)
             transport.on_message(ATTEST_CHANNEL, self.runner.on_attest_envelope)
             transport.on_message(PROBE_CHANNEL, self.runner.on_probe)
+            transport.on_message(QUERY_CHANNEL, self.runner.on_query_envelope)
             self.runner.start()
         interval = float(self.config["ledger_sync_interval_s"])
         if interval > 0 and transport is not None:
@@ -290,6 +301,8 @@ class OmtLedger:
         finally:
             self._inbox.pop(peer, None)
         self.syncs += 1
+        if self.runner is not None:
+            self.runner.engine.note_synced(peer, now_ms() / 1000.0)
         accepted = self.accept_incoming()
         summary = client.summary()
         summary["accepted"] = len(accepted)
@@ -308,8 +321,10 @@ class OmtLedger:
         return sorted(peers)
 
     async def _catch_up(self, peer: str) -> None:
-        """Fetch ``peer``'s newer blocks (a witness does this before judging a request bound to a newer head)."""
-        await self.sync_all([peer])
+        """Fetch ``peer``'s newer blocks (a witness does this before judging a request or answering a query)."""
+        result = (await self.sync_all([peer]))[peer]
+        if "error" in result:
+            raise LedgerError(f"sync with {peer[:12]} failed: {result['error']}")
 
     async def sync_all(self, peers: list[str] | None = None, timeout: float | None = None) -> dict[str, Any]:
         targets = peers or self.known_peers(live_only=True)
@@ -391,6 +406,36 @@ class OmtLedger:
     async def attest(self, session: str) -> dict[str, Any]:
         """As consumer or provider, end VM session ``session`` and wait for the witnesses' attestation."""
         return await self._runner().end_vm(session)
+
+    async def query(
+        self,
+        subject: str,
+        what: str,
+        witnesses: list[str] | None = None,
+        min_confidence: str = "LOW",
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Ask witnesses ``what`` about ``subject`` through transaction 03 (default: the most trusted live peers)."""
+        if what not in QUERIES:
+            raise LedgerError(f"cannot ask for {what!r}; ask for one of {', '.join(QUERIES)}")
+        if min_confidence not in Confidence.__members__:
+            raise LedgerError(f"confidence must be one of {', '.join(Confidence.__members__)}, got {min_confidence!r}")
+        if subject == self.ledger.me:
+            raise LedgerError("ask about another node: this node's own state is `omerta ledger balance`")
+        chosen = witnesses or self.query_witnesses(subject)
+        if len(chosen) < 3:
+            raise LedgerError(f"a state query needs at least 3 witnesses other than the subject; {len(chosen)} known")
+        report(f"asking {len(chosen)} witness(es) for the {what} of {subject[:12]}")
+        wait = {} if timeout is None else {"timeout": float(timeout)}
+        return await self._runner().query(subject, what, chosen, min_confidence, **wait)
+
+    def query_witnesses(self, subject: str) -> list[str]:
+        """The ``ledger_query_witnesses`` live peers this node trusts most, leaving out ``subject``."""
+        at = now_ms()
+        candidates = [p for p in self.known_peers(live_only=True) if p != subject]
+        scores = self.ledger.trust_model(at).trust_all(self.ledger.me, at)
+        candidates.sort(key=lambda p: (-scores.get(p, 0.0), p))
+        return candidates[: int(self.config["ledger_query_witnesses"])]
 
     def _runner(self) -> TransactionRunner:
         if self.runner is None:

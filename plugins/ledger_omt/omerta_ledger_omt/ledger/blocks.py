@@ -50,6 +50,8 @@ class BlockKind(enum.StrEnum):
     VERIFICATION = "verification"
     TRUST_ASSERTION = "trust_assertion"
     ACCUSATION = "accusation"
+    # spec 03 (state query)
+    STATE_ATTESTATION = "state_attestation"
 
 
 #: Proposals an agreement may accept.
@@ -99,6 +101,15 @@ PAYLOAD_SCHEMAS: dict[BlockKind, dict[str, schema.Field]] = {
         "subject": schema.PEER,
         "reason": schema.TEXT,
         "proof": schema.optional(schema.MAP),
+    },
+    # spec 03: the requester's record of what a threshold of witnesses agreed on, with their signed answers
+    BlockKind.STATE_ATTESTATION: {
+        "session_id": schema.HASH,
+        "subject": schema.PEER,
+        "query": schema.Field(schema.one_of("balance", "chain_head", "chain_length", "age", "trust")),
+        "value": schema.STATE_VALUE,
+        "confidence": schema.Field(schema.one_of("HIGH", "MEDIUM", "LOW")),
+        "answers": schema.MAPS,
     },
 }
 

@@ -317,6 +317,7 @@ _RULES = {
     BlockKind.VERIFICATION: ChainState._record,
     BlockKind.TRUST_ASSERTION: ChainState._record,
     BlockKind.ACCUSATION: ChainState._record,
+    BlockKind.STATE_ATTESTATION: ChainState._record,
 }
 
 

@@ -1,4 +1,4 @@
-"""``omerta ledger``: read and audit chains, balances and trust; sync; transfer, lock, top up and settle.
+"""``omerta ledger``: read and audit chains, balances and trust; sync; transfer, lock, top up and settle; query.
 
 With a node running on the state directory the commands ask it over the
 control socket; without one, ``show``, ``verify``, ``balance``, ``trust`` and ``audit``
@@ -28,6 +28,7 @@ from omerta_ledger_omt.ledger import views
 from omerta_ledger_omt.ledger.backend import parameters_from
 from omerta_ledger_omt.ledger.errors import LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
+from omerta_ledger_omt.ledger.state_query import QUERIES
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.trust import explanation_text
 
@@ -284,6 +285,66 @@ def settle_command(
     _print_result(
         _operate(state_dir, "settling (waiting for witnesses)", "ledger.settle", params), as_json, "settlement"
     )
+
+
+@ledger_group.command(name="query")
+@click.argument("peer")
+@click.option(
+    "--what", type=click.Choice(QUERIES), default="balance", show_default=True, help="What to ask about PEER."
+)
+@click.option("--witness", "witnesses", multiple=True, help="A witness to ask (repeat) [default: most trusted peers].")
+@click.option(
+    "--min-confidence",
+    type=click.Choice(["LOW", "MEDIUM", "HIGH"]),
+    default="LOW",
+    show_default=True,
+    help="Count only answers at least this confident.",
+)
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the answers.")
+@state_dir_option
+@json_option
+def query_command(
+    peer: str,
+    what: str,
+    witnesses: tuple[str, ...],
+    min_confidence: str,
+    timeout: float | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Ask witnesses about PEER's state (transaction 03): a value a threshold agrees on, or a failed query.
+
+    Each witness answers from the chain it holds with a confidence set by how recently it synced PEER;
+    a node nobody has seen is "unknown", never zero. A confident answer about the chain that the chain
+    contradicts is proven false, and this node records an accusation carrying the proof.
+    """
+    params = {"peer": peer, "what": what, "witnesses": list(witnesses), "min_confidence": min_confidence,
+              "timeout": timeout}  # fmt: skip
+    result = _operate(state_dir, "asking witnesses", "ledger.query", params)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(query_text(result))
+    if result.get("state") == "FAILED":
+        reason = str(result.get("failure_reason") or "the witnesses did not agree").replace("_", " ")
+        raise click.ClickException(f"query failed: {reason}")
+
+
+def query_text(result: dict[str, Any]) -> str:
+    """A state query's result for people: the agreed value, then each witness's answer."""
+    agreed = sum(1 for a in result["answers"] if a["agreed"])
+    if result["state"] == "ATTESTED":
+        head = f"{result['query']} of {result['subject'][:12]}: {result['value']} ({result['confidence']}, "
+        lines = [head + f"agreed by {agreed} of {len(result['witnesses'])} witnesses)"]
+    else:
+        lines = [f"{result['query']} of {result['subject'][:12]}: no agreement"]
+    for answer in result["answers"]:
+        mark = "agrees" if answer["agreed"] else "differs"
+        lines.append(f"  {answer['witness'][:12]}  {answer['value']!s:<20} {answer['confidence']:<6} "
+                     f"at #{answer['head_seq']}  {mark}")  # fmt: skip
+    for proven in result["false_answers"]:
+        lines.append(f"  {proven['witness'][:12]} answered falsely: proven, accusation {proven['accusation']}")
+    return "\n".join(lines)
 
 
 COMMANDS = [ledger_group]

@@ -3,7 +3,8 @@
 ``ledger.show|balance|trust|verify|sync|run|audit|audit_chain`` read, audit and sync chains;
 ``ledger.lock`` runs transaction 00 as the consumer; ``ledger.vm_start`` (provider) and ``ledger.attest``
 (consumer or provider, ending the session) run transaction 01; ``ledger.settle`` settles a lock
-through transaction 02, for the attested duration unless ``duration_ms`` is given.
+through transaction 02, for the attested duration unless ``duration_ms`` is given; ``ledger.query`` asks
+witnesses about another node's state through transaction 03.
 
 Each receives the node and the request's params and reaches the running
 backend through ``node.service(Ledger, "omt")``. Touches what the backend touches.
@@ -129,6 +130,21 @@ async def attest(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return await _backend(node).attest(str(params["session"]))
 
 
+async def query(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Ask witnesses ``what`` about ``peer`` (transaction 03); ``witnesses`` defaults to the most trusted live peers."""
+    backend = _backend(node)
+    subject = peer_arg(backend, params.get("peer"))
+    witnesses = [peer_arg(backend, w) for w in params.get("witnesses") or []]
+    timeout = params.get("timeout")
+    return await backend.query(
+        subject,
+        str(params.get("what", "balance")),
+        witnesses or None,
+        str(params.get("min_confidence", "LOW")),
+        None if timeout is None else float(timeout),
+    )
+
+
 def audit(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return _backend(node).audit()
 
@@ -156,4 +172,5 @@ METHODS = {
     "ledger.settle": settle,
     "ledger.vm_start": vm_start,
     "ledger.attest": attest,
+    "ledger.query": query,
 }

@@ -17,6 +17,13 @@ names; adding a spec is adding a :class:`Spec`. Node-level rules that are not in
 (a witness counting the locks it voted for against the consumer's funds, forgetting them when
 the session ends without a lock) are applied here, to the chain store the engine is given.
 
+Spec 03 (state query) also serves spec 00: a witness handed a lock request does not judge the
+consumer's balance from its own copy of the chain alone. The engine holds the request, asks the
+lock's witnesses (itself included: spec 03 counts a requester's own answer) for the consumer's
+balance with HIGH confidence, and hands spec 00 the request once the query ended; spec 00
+reads the attested balance (``attested_available``/``attested_balance``), so without a threshold
+of fresh, agreeing answers the witness votes to reject.
+
 Randomness (session ids) comes from an injected :class:`~omerta_core.randomness.RandomSource`;
 the chain view answers ``READ(p, "trust")`` at the time of the event being handled. No
 sockets, no clocks, no asyncio: the asyncio runner (:mod:`.transactions`) and the virtual-time
@@ -39,6 +46,7 @@ from omerta_ledger_omt.ledger.omt_host import (
     ATTEST_CHANNEL,
     BLOCK_AUTHORS,
     CHANNEL,
+    QUERY_CHANNEL,
     SETTLE_CHANNEL,
     ChainLedgerView,
     block_for,
@@ -46,6 +54,7 @@ from omerta_ledger_omt.ledger.omt_host import (
     encode_envelope,
 )
 from omerta_ledger_omt.ledger.proofs import verified_proof
+from omerta_ledger_omt.ledger.query_view import StateAnswerView, SyncTimes
 from omerta_ledger_omt.omt.errors import OmtError
 from omerta_ledger_omt.omt.runtime import (
     Action,
@@ -112,8 +121,20 @@ SPEC_01 = Spec(
 SPEC_02 = Spec(
     "02", "02_escrow_settle.omt", SETTLE_CHANNEL, {"Consumer": {"SETTLED": "settled", "UNSETTLED": "unsettled"}}
 )
+# -- spec 03 (state query) --
+SPEC_03 = Spec(
+    "03",
+    "03_state_query.omt",
+    QUERY_CHANNEL,
+    {"Requester": {"ATTESTED": "attested", "FAILED": "failed"}, "Witness": {"ANSWERED": "answered"}},
+)
+#: The confidence spec 00's witnesses ask of spec 03 about a consumer's balance.
+ESCROW_BALANCE_CONFIDENCE = "HIGH"
+#: Lock requests held at once waiting for their balance query (more are judged without one: rejected).
+MAX_HELD_LOCK_REQUESTS = 256
+
 #: Every spec this node runs, by channel. A new spec is one more entry (and its .omt file).
-SPECS: dict[str, Spec] = {spec.channel: spec for spec in (SPEC_00, SPEC_01, SPEC_02)}
+SPECS: dict[str, Spec] = {spec.channel: spec for spec in (SPEC_00, SPEC_01, SPEC_02, SPEC_03)}
 
 
 def load_program(spec: Spec) -> Program:
@@ -197,6 +218,7 @@ class TransactionEngine:
         specs: Mapping[str, Spec] = SPECS,
         natives: Mapping[str, NativeRegistry] | None = None,
         programs: Mapping[str, Program] | None = None,
+        lie: bool = False,
     ) -> None:
         self.ledger = ledger
         self.rng = rng or system_random()
@@ -204,6 +226,11 @@ class TransactionEngine:
         self.programs = {ch: (programs or {}).get(ch) or load_program(spec) for ch, spec in self.specs.items()}
         self.natives = dict(natives or {})
         self.view = ChainLedgerView(ledger)
+        #: When this node last synced each chain (the host notes syncs); spec 03's confidence comes from it.
+        self.synced = SyncTimes()
+        self.query_view = StateAnswerView(self.view, self.synced, lie=lie)
+        self._held_requests: dict[str, Envelope] = {}  # balance query session -> the lock request it serves
+        self._asked_for: dict[str, str] = {}  # lock session -> its balance query session
         self.tables = {
             channel: SessionTable(program, set(ROLES), functools.partial(self._new_instance, channel))
             for channel, program in self.programs.items()
@@ -253,6 +280,10 @@ class TransactionEngine:
         """A decoded message of ``channel``'s spec (see :meth:`decode`)."""
         table = self.tables[channel]
         self._at(now)
+        if channel == CHANNEL and envelope.type == "WITNESS_REQUEST" and QUERY_CHANNEL in self.tables:
+            asked = self._ask_balance(envelope, now)
+            if asked is not None:
+                return asked
         try:
             actions = table.deliver(envelope, now)
         except OmtError as exc:
@@ -289,6 +320,34 @@ class TransactionEngine:
         instance = self._new_instance(channel, session, actor, now, store)
         self.tables[channel].add(instance)
         return session, self.fire(channel, session, actor, trigger, inputs, now)
+
+    def ask(
+        self,
+        subject: str,
+        query: str,
+        witnesses: Sequence[str],
+        min_confidence: str,
+        now: float,
+        *,
+        session: str | None = None,
+        early: bool = False,
+    ) -> tuple[str, list[EngineAction]]:
+        """Open spec 03 as the requester: ask ``witnesses`` ``query`` about ``subject``.
+
+        ``early`` ends the query as soon as a threshold agrees (escrow) instead of waiting for every answer.
+        """
+        inputs = {
+            "subject": subject,
+            "query": query,
+            "min_confidence": min_confidence,
+            "witnesses": list(witnesses),
+            "early": early,
+        }
+        return self.open(QUERY_CHANNEL, "Requester", "ask", inputs, now, session=session)
+
+    def note_synced(self, peer: str, now: float) -> None:
+        """The host synced ``peer``'s chain at ``now``: spec 03 answers about it with that recency."""
+        self.synced.note(peer, int(now * 1000))
 
     def fire(
         self, channel: str, session: str, actor: str, trigger: str, inputs: dict[str, Any], now: float
@@ -331,8 +390,9 @@ class TransactionEngine:
         store = dict(store or {})
         if actor == "Provider" and channel == CHANNEL:
             store["known_peers"] = sorted(self.ledger.store.owners())
+        view = self.query_view if channel == QUERY_CHANNEL else self.view
         return ActorInstance(
-            self.programs[channel], actor, signer=self.ledger.identity, ledger=self.view, session=session, now=now,
+            self.programs[channel], actor, signer=self.ledger.identity, ledger=view, session=session, now=now,
             store=store, natives=self.natives.get(channel),
         )  # fmt: skip
 
@@ -357,6 +417,8 @@ class TransactionEngine:
                     out.append(Outcome(session, channel, actor, name))
                     if channel == CHANNEL and actor == "Witness":
                         self._witness_outcome(session, name)
+                    if channel == QUERY_CHANNEL and actor == "Requester":
+                        out += self._query_ended(session, name, now)
             elif isinstance(action, MessageDropped):
                 self.dropped += 1
                 out.append(Dropped(session, channel, action.envelope.type, action.reason))
@@ -375,6 +437,43 @@ class TransactionEngine:
             return Dropped(session, channel, action.block, "block not kept on chains")
         kind, payload = mapped
         return AppendBlock(session, channel, action.block, kind, payload)
+
+    # -- spec 03 for spec 00: the consumer's balance, attested -------------------------------
+
+    def _ask_balance(self, envelope: Envelope, now: float) -> list[EngineAction] | None:
+        """Hold a lock request and ask its witnesses for the consumer's balance (None: deliver it now)."""
+        session, consumer = envelope.session, envelope.sender
+        witnesses = envelope.payload.get("witnesses")
+        if (
+            session in self._asked_for
+            or self.tables[CHANNEL].get(session, "Witness") is not None
+            or len(self._held_requests) >= MAX_HELD_LOCK_REQUESTS
+            or not isinstance(witnesses, list)
+            or not all(isinstance(w, str) for w in witnesses)
+            or self.ledger.me not in witnesses
+            or consumer in witnesses
+        ):
+            return None
+        query = self.new_session_id()
+        self._held_requests[query] = envelope
+        self._asked_for[session] = query
+        _, actions = self.ask(consumer, "balance", sorted(set(witnesses)), ESCROW_BALANCE_CONFIDENCE, now,
+                              session=query, early=True)  # fmt: skip
+        return actions
+
+    def _query_ended(self, query: str, name: str, now: float) -> list[EngineAction]:
+        """Record a HIGH balance attestation for spec 00, and hand spec 00 the lock request that waited for it."""
+        requester = self.tables[QUERY_CHANNEL].get(query, "Requester")
+        if requester is not None and name == "attested":
+            store = requester.store
+            if store.get("query") == "balance" and store.get("confidence") == "HIGH" and type(store["value"]) is int:
+                self.view.attested[store["subject"]] = (store["value"], int(now * 1000))
+        held = self._held_requests.pop(query, None)
+        if held is None:
+            return []
+        out = self.receive(CHANNEL, held, now)
+        self._asked_for.pop(held.session, None)
+        return out
 
     def _witness_outcome(self, session: str, name: str) -> None:
         """A witness whose session ended without a lock, or whose peers rejected it, stops counting it."""

@@ -5,7 +5,10 @@
   head as this node replays it), ``balance`` (the same minus locks this node has voted to accept
   and that are not on the chain yet), ``held_requests`` (the consumer's signed requests of those
   locks), ``trust`` (local trust in [0, 1]), ``trust_milli`` (the same in integer thousandths) and, for a
-  session id in place of the peer, ``attested_duration_ms`` (the duration this node attested as a witness).
+  session id in place of the peer, ``attested_duration_ms`` (the duration this node attested as a witness);
+  ``attested_available`` is the available balance a threshold of witnesses attested through spec 03 in
+  the last :data:`ATTESTED_BALANCE_FRESH_MS` (None: no such attestation here) and ``attested_balance``
+  the same minus pending locks (0 without an attestation): spec 00's witnesses judge a lock by these.
 * :func:`block_for` turns an ``APPEND(chain, ...)`` of spec 00 into a ledger block: ``BALANCE_LOCK``
   becomes ``escrow_lock`` carrying the witness-signed lock result, ``BALANCE_TOPUP`` ``escrow_topup``
   carrying the witness-signed top-up result, ``WITNESS_COMMITMENT`` becomes
@@ -13,9 +16,10 @@
   of spec 02, ``BALANCE_UNLOCK`` becomes ``escrow_settle`` and ``PAYMENT_RECEIVED`` ``escrow_payment``,
   each carrying the witness-signed settlement (the payment also the lock evidence from the consumer's chain);
   of spec 01, a witness's ``ATTESTATION`` and ``MISUSE_VERDICT`` become ``verification`` blocks
-  (:mod:`.attestations`).
+  (:mod:`.attestations`); of spec 03, the requester's ``STATE_ATTESTATION`` becomes ``state_attestation``
+  carrying the agreeing witnesses' signed answers.
 * Envelopes travel as the runtime's canonical JSON on the transport channels ``ledger.omt`` (spec 00),
-  ``ledger.omt.attest`` (spec 01) and ``ledger.omt.settle`` (spec 02).
+  ``ledger.omt.attest`` (spec 01), ``ledger.omt.settle`` (spec 02) and ``ledger.omt.query`` (spec 03).
 
 Touches the chain store (reads; pending witnessed locks).
 """
@@ -37,6 +41,11 @@ CHANNEL = "ledger.omt"
 SETTLE_CHANNEL = "ledger.omt.settle"
 ATTEST_CHANNEL = "ledger.omt.attest"
 PROBE_CHANNEL = "ledger.omt.probe"
+QUERY_CHANNEL = "ledger.omt.query"
+
+#: How long a spec 03 attestation of a consumer's balance stands for spec 00's witnesses: long enough for
+#: the lock round that asked for it, short enough that a later lock asks again.
+ATTESTED_BALANCE_FRESH_MS = 120_000
 
 #: Largest envelope accepted: a provider's chain segment dominates; 1 MiB holds a few thousand blocks.
 MAX_ENVELOPE_BYTES = 1024 * 1024
@@ -52,6 +61,8 @@ class ChainLedgerView:
     def __init__(self, ledger: LocalLedger, now_ms: int = 0) -> None:
         self.ledger = ledger
         self.now_ms = now_ms
+        #: peer -> (available balance a threshold of witnesses attested, when), from spec 03 queries.
+        self.attested: dict[str, tuple[int, int]] = {}
 
     def read(self, peer: str, key: str) -> Any:
         store = self.ledger.store
@@ -69,6 +80,8 @@ class ChainLedgerView:
                 return 0
             pending = sum(amount for _session, amount in store.witnessed_pending(peer))
             return max(0, store.state(peer).available() - pending)
+        if key in ("attested_available", "attested_balance"):
+            return self._attested(peer, key)
         if key == "trust":
             return self.ledger.trust(peer, self.now_ms)
         if key == "trust_milli":
@@ -80,6 +93,16 @@ class ChainLedgerView:
                 return None
             return witnessed_duration_ms(store, self.ledger.me, session_id)
         return None
+
+    def _attested(self, peer: str, key: str) -> int | None:
+        value, at_ms = self.attested.get(peer, (0, -ATTESTED_BALANCE_FRESH_MS - 1))
+        fresh = self.now_ms - at_ms <= ATTESTED_BALANCE_FRESH_MS
+        if key == "attested_available":
+            return value if fresh else None
+        if not fresh:
+            return 0
+        pending = sum(amount for _session, amount in self.ledger.store.witnessed_pending(peer))
+        return max(0, value - pending)
 
     def chain_head(self) -> str:
         head = self.ledger.store.head(self.ledger.me)
@@ -122,6 +145,7 @@ BLOCK_AUTHORS = {
     "PAYMENT_RECEIVED": "Provider",
     "ATTESTATION": "Witness",
     "MISUSE_VERDICT": "Witness",
+    "STATE_ATTESTATION": "Requester",
 }
 
 #: The accusation reason a witness writes with a double-lock proof.
@@ -131,7 +155,9 @@ DOUBLE_LOCK_REASON = "double_lock"
 def block_for(
     name: str, store: dict[str, Any], session: str, chains: ChainStore
 ) -> tuple[BlockKind, dict[str, Any]] | None:
-    """The ledger block an ``APPEND(chain, NAME)`` of spec 00, 01 or 02 stands for, or None for one not kept."""
+    """The ledger block an ``APPEND(chain, NAME)`` of spec 00 to 03 stands for, or None for one not kept."""
+    if name == "STATE_ATTESTATION":
+        return BlockKind.STATE_ATTESTATION, state_attestation_payload(store, session)
     if name == "ATTESTATION":
         return BlockKind.VERIFICATION, verification_payload(store, session)
     if name == "MISUSE_VERDICT":
@@ -161,6 +187,19 @@ def block_for(
             raise LedgerError(f"the lock of session {session[:16]} is not on the consumer's chain as held here")
         return BlockKind.ESCROW_PAYMENT, {"lock": lock, "settlement": final}
     return None
+
+
+def state_attestation_payload(store: dict[str, Any], session: str) -> dict[str, Any]:
+    """Spec 03's requester's record: the agreed value and the agreeing witnesses' signed answers."""
+    answers = [{"statement": a["answer"], "signature": a["signature"]} for a in store["attestation"]]
+    return {
+        "session_id": bytes.fromhex(session),
+        "subject": store["subject"],
+        "query": store["query"],
+        "value": store["value"],
+        "confidence": store["confidence"],
+        "answers": answers,
+    }
 
 
 def lock_evidence(chains: ChainStore, consumer: str, session_id: bytes) -> Any:

@@ -97,6 +97,12 @@ def list_of(item: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
     return checker
 
 
+def _state_value(value: Any) -> str | None:
+    if (type(value) is int and value >= 0) or (isinstance(value, str) and len(value) <= MAX_TEXT):
+        return None
+    return "is not a non-negative integer or short text"
+
+
 def _head(value: Any) -> str | None:
     if not isinstance(value, list) or len(value) != 3:
         return "is not a [peer, seq, hash] head"
@@ -115,6 +121,9 @@ SCORE = Field(_score)
 PEERS = Field(list_of(_peer))
 HASHES = Field(list_of(_hash))
 HEADS = Field(list_of(_head))
+MAPS = Field(list_of(_map))
+#: The value of a state answer (spec 03): a count or amount, or text (a head hash, ``unknown``).
+STATE_VALUE = Field(_state_value)
 
 
 def optional(field: Field) -> Field:

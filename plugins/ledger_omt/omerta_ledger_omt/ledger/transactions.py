@@ -1,8 +1,10 @@
-"""Running transactions between real nodes: specs 00 (escrow lock), 01 (cabal attestation) and 02 (escrow settle).
+"""Running transactions between real nodes: specs 00 (escrow lock), 01 (cabal attestation), 02 (escrow settle)
+and 03 (state query).
 
 :class:`TransactionRunner` is the asyncio adapter around the sans-IO
 :class:`~.engine.TransactionEngine`: it feeds the engine envelopes from each spec's transport
-channel (``ledger.omt`` for 00, ``ledger.omt.attest`` for 01, ``ledger.omt.settle`` for 02), its
+channel (``ledger.omt`` for 00, ``ledger.omt.attest`` for 01, ``ledger.omt.settle`` for 02,
+``ledger.omt.query`` for 03), its
 timeouts (sleeping until the engine's next deadline) and local requests, and applies the actions
 it returns: sends, blocks to append, outcomes to report to waiting callers. Each action is applied
 on its own: a failed send or block is logged with its peer and session, counted
@@ -12,7 +14,13 @@ consumer's signed request, the moment it votes to accept it, so a second lock on
 is refused; when both requests are bound to one chain head the spec has the witness write an
 accusation carrying the double-lock proof, which this adapter verifies and keeps (sync spreads
 it). A witness drops the pending lock when the session ends without one or when the witnesses
-agreed to reject it, and syncs with a consumer whose request names a head it does not hold yet.
+agreed to reject it. A witness syncs with the consumer before judging its request, and the engine
+asks the lock's witnesses for the consumer's balance (spec 03) before spec 00 judges it.
+
+State queries (``query``) run spec 03 as the requester; a witness asked about a subject whose chain
+it holds syncs with the subject first (bounded), so it answers from a fresh copy with HIGH
+confidence when the subject is reachable. Each successful sync is noted on the engine
+(``note_synced``): a witness's confidence is the recency of its last sync of the subject.
 
 Attestation runs spec 01 under the lock's session id: the provider announces the VM
 (``start_vm``), each witness of the lock opens its instance from the lock as held on the chains
@@ -41,6 +49,7 @@ from omerta_core.randomness import RandomSource, child_random, system_random
 from omerta_ledger_omt.ledger import attestations
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.chainstate import EscrowLock
+from omerta_ledger_omt.ledger.encoding import canonical
 from omerta_ledger_omt.ledger.engine import (
     AppendBlock,
     Dropped,
@@ -53,7 +62,8 @@ from omerta_ledger_omt.ledger.engine import (
 )
 from omerta_ledger_omt.ledger.errors import LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
-from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, QUERY_CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.state_query import CHAIN_QUERIES, Answer, Confidence, FalseAnswerProof
 from omerta_ledger_omt.omt.runtime import ActorInstance, Envelope, NativeContext, standard_natives
 from omerta_ledger_omt.omt.runtime.values import digest
 
@@ -83,8 +93,13 @@ PROBE_TIMEOUT_S = 10.0
 ATTEST_WAIT_S = 240.0
 
 #: Seconds a witness spends fetching a consumer's newer blocks before judging its request (spec 00's
-#: other witnesses wait PRELIMINARY_TIMEOUT = 30 s for its verdict).
+#: other witnesses wait PRELIMINARY_TIMEOUT = 30 s for its verdict) or a subject's before answering a
+#: state query (spec 03's requester waits QUERY_TIMEOUT = 30 s).
 CATCH_UP_TIMEOUT_S = 10.0
+
+#: Outcomes after which ``query`` stops waiting; spec 03's requester gives up after QUERY_TIMEOUT = 30 s.
+QUERY_DONE = frozenset({"attested", "failed"})
+QUERY_WAIT_S = 45.0
 
 SendFunction = Callable[[PeerId, str, bytes], Awaitable[None]]
 CatchUpFunction = Callable[[str], Awaitable[object]]
@@ -103,6 +118,7 @@ class TransactionRunner:
         *,
         rng: RandomSource | None = None,
         engine: TransactionEngine | None = None,
+        lie: bool = False,
     ) -> None:
         self.ledger = ledger
         self.catch_up = catch_up
@@ -119,7 +135,7 @@ class TransactionRunner:
             }
         )
         self.engine = engine or TransactionEngine(
-            ledger, rng=child_random(self.rng, "sessions"), natives={ATTEST_CHANNEL: attest_natives}
+            ledger, rng=child_random(self.rng, "sessions"), natives={ATTEST_CHANNEL: attest_natives}, lie=lie
         )
         self.engine.on_forget = self._forgotten
         self.tables = self.engine.tables
@@ -179,12 +195,20 @@ class TransactionRunner:
         """A message of spec 01 (transport channel ``ledger.omt.attest``)."""
         await self._receive(ATTEST_CHANNEL, peer, data)
 
+    async def on_query_envelope(self, peer: PeerId, data: bytes) -> None:
+        """A message of spec 03 (transport channel ``ledger.omt.query``)."""
+        await self._receive(QUERY_CHANNEL, peer, data)
+
     async def _receive(self, channel: str, peer: PeerId, data: bytes) -> None:
         envelope = self.engine.decode(channel, str(peer), data)
         if envelope is None:
             return
         if channel == CHANNEL and envelope.type == "WITNESS_REQUEST":
-            await self._catch_up_with(envelope)
+            await self.refresh(envelope.sender)
+        if channel == QUERY_CHANNEL and envelope.type == "STATE_QUERY":
+            subject = envelope.payload.get("subject")
+            if isinstance(subject, str) and self.ledger.store.head(subject) is not None:
+                await self.refresh(subject)
         opened = channel == ATTEST_CHANNEL and await self._open_attestation(envelope)
         actions = self.engine.receive(channel, envelope, self._now())
         if opened:
@@ -266,18 +290,18 @@ class TransactionRunner:
 
     # -- spec 00 and 01: what the engine needs from the network first ------------------------
 
-    async def _catch_up_with(self, envelope: Envelope) -> None:
-        """A lock request bound to a head beyond the consumer's chain as held here: fetch the newer blocks first."""
-        request = envelope.payload.get("lock_request")
-        claimed = request.get("head_seq") if isinstance(request, dict) else None
-        head = self.ledger.store.head(envelope.sender)
-        if self.catch_up is None or type(claimed) is not int or (head is not None and head.seq >= claimed):
-            return
+    async def refresh(self, peer: str) -> bool:
+        """Fetch ``peer``'s newer blocks (bounded) and note the sync on the engine; whether it worked."""
+        if self.catch_up is None or peer == self.ledger.me:
+            return False
         try:
             async with asyncio.timeout(CATCH_UP_TIMEOUT_S):
-                await self.catch_up(envelope.sender)
+                await self.catch_up(peer)
         except (TimeoutError, LedgerError) as exc:
-            self.log.info("catching up with a consumer failed", peer=envelope.sender[:12], reason=str(exc))
+            self.log.info("catching up with a peer failed", peer=peer[:12], reason=str(exc))
+            return False
+        self.engine.note_synced(peer, self._now())
+        return True
 
     async def _open_attestation(self, envelope: Envelope) -> bool:
         """Open this node's spec 01 instance from the lock when the provider's announcement reaches it."""
@@ -525,3 +549,82 @@ class TransactionRunner:
             "settlement": {k: v for k, v in settlement.items() if type(v) is int},
             "trust_reports_milli": sorted(r["trust_milli"] for r in store.get("reports") or []),
         }
+
+    # -- transaction 03 -------------------------------------------------------------------------
+
+    async def query(
+        self, subject: str, what: str, witnesses: list[str], min_confidence: str = "LOW", timeout: float = QUERY_WAIT_S
+    ) -> dict[str, Any]:
+        """Run spec 03 as the requester; return the attested value (or the failure) and every signed answer.
+
+        A HIGH-confidence answer about the chain that disagrees with the chain up to the head it names
+        (held here after syncing the subject) is proven false: this node writes an accusation carrying
+        the proof, and the result lists it.
+        """
+        if subject in witnesses or not witnesses:
+            raise LedgerError("a state query needs witnesses other than its subject")
+        session, actions = self.engine.ask(subject, what, witnesses, min_confidence, self._now())
+        instance = self.engine.instance(QUERY_CHANNEL, session, "Requester")
+        assert instance is not None
+        await self._apply(actions)
+        await self.wait_outcome(QUERY_CHANNEL, session, "Requester", QUERY_DONE, timeout)
+        store = instance.store
+        attested = instance.state == "ATTESTED"
+        supporters = {a["witness"] for a in store.get("attestation") or []} if attested else set()
+        answers = signed_answers(store.get("answers") or [])
+        proofs = await self._prove_false(subject, [a for a in answers if a.witness not in supporters])
+        return {
+            "session": session,
+            "state": instance.state,
+            "subject": subject,
+            "query": what,
+            "value": store.get("value") if attested else None,
+            "confidence": store.get("confidence") if attested else None,
+            "failure_reason": store.get("failure_reason"),
+            "witnesses": list(witnesses),
+            "answers": [{**answer_summary(a), "agreed": a.witness in supporters} for a in answers],
+            "block": self.written.get((session, "STATE_ATTESTATION")),
+            "false_answers": proofs,
+        }
+
+    async def _prove_false(self, subject: str, dissenters: list[Answer]) -> list[dict[str, Any]]:
+        """Prove the dissenting HIGH answers about the chain false where the chain held here says otherwise."""
+        falsifiable = [
+            a for a in dissenters if a.statement["query"] in CHAIN_QUERIES and a.confidence == Confidence.HIGH
+        ]
+        if not falsifiable:
+            return []
+        await self.refresh(subject)
+        proven = []
+        for answer in falsifiable:
+            head_seq = answer.statement["head_seq"]
+            blocks = tuple(self.ledger.store.blocks(subject, 0, head_seq))
+            proof = FalseAnswerProof(answer, blocks)
+            try:
+                proof.verify(self.ledger.params)
+                block = self.ledger.accuse(answer.witness, FalseAnswerProof.kind, self.now_ms(), proof)
+            except LedgerError as exc:
+                self.log.info("dissenting answer not proven false", peer=answer.witness[:12], reason=str(exc))
+                continue
+            proven.append(
+                {"witness": answer.witness, "accusation": block.ref, "proof": canonical(proof.to_wire()).hex()}
+            )
+        return proven
+
+
+def signed_answers(entries: list[Any]) -> list[Answer]:
+    """The well-formed, validly signed answers among a spec 03 requester's collected ones."""
+    out = []
+    for entry in entries:
+        try:
+            answer = Answer.from_wire({"statement": entry.get("answer"), "signature": entry.get("signature")})
+        except LedgerError:
+            continue
+        if answer.signed() and answer.witness == entry.get("witness"):
+            out.append(answer)
+    return out
+
+
+def answer_summary(answer: Answer) -> dict[str, Any]:
+    s = answer.statement
+    return {"witness": answer.witness, "value": s["value"], "confidence": s["confidence"], "head_seq": s["head_seq"]}

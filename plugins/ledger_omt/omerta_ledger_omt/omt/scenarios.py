@@ -18,13 +18,18 @@ TRUST = {"w1": 1.5, "w2": 1.2, "w3": 0.4, "w4": 0.6, "w5": 0.3}
 ALICE_HEAD = {"head_seq": 3, "head_hash": "ab" * 32}
 
 
+def _attested(balance: int) -> dict[str, int]:
+    """A witness's view of alice's funds: its own copy and what transaction 03's witnesses attested agree."""
+    return {"available": balance, "balance": balance, "attested_available": balance, "attested_balance": balance}
+
+
 def _lock_setup() -> dict[str, Any]:
     peers = {"alice": "Consumer", "bob": "Provider", **dict.fromkeys(WITNESSES, "Witness")}
     trust = {f"@{w}": {"trust": t} for w, t in TRUST.items()}
     knowledge: dict[str, dict[str, dict[str, Any]]] = {
         "alice": {**trust, "@bob": {"head_hash": "@bob.head"}, "@alice": dict(ALICE_HEAD, available=1000)},
         "bob": dict(trust),
-        **{w: {**trust, "@alice": dict(ALICE_HEAD, available=1000, balance=1000)} for w in WITNESSES},
+        **{w: {**trust, "@alice": dict(ALICE_HEAD, **_attested(1000))} for w in WITNESSES},
     }
     stores = {"bob": {"known_peers": ["@alice", "@bob", *(f"@{w}" for w in WITNESSES)]}}
     return {"peers": peers, "knowledge": knowledge, "stores": stores}
@@ -71,7 +76,7 @@ def _escrow_lock() -> dict[str, Scenario]:
     ]
     poor = _lock_setup()
     for w in WITNESSES:
-        poor["knowledge"][w]["@alice"] = dict(ALICE_HEAD, available=10, balance=10)
+        poor["knowledge"][w]["@alice"] = dict(ALICE_HEAD, **_attested(10))
     out.append(
         Scenario(
             "insufficient_balance",
@@ -79,6 +84,18 @@ def _escrow_lock() -> dict[str, Scenario]:
             triggers=[lock],
             expect={"alice": "FAILED", "bob": "ABANDONED", **dict.fromkeys(WITNESSES, "DONE")},
             **poor,
+        )
+    )
+    stale = _lock_setup()
+    for w in WITNESSES:
+        stale["knowledge"][w]["@alice"].update(attested_available=10, attested_balance=10)
+    out.append(
+        Scenario(
+            "stale_view",
+            "each witness's own copy shows enough, but the balance transaction 03 attests does not: reject",
+            triggers=[lock],
+            expect={"alice": "FAILED", "bob": "ABANDONED", **dict.fromkeys(WITNESSES, "DONE")},
+            **stale,
         )
     )
     stranger = _lock_setup()
@@ -216,7 +233,13 @@ def _query_setup(balances: dict[str, int] | None = None, *, min_confidence: str 
         w: {"@alice": {"head_seq": 3, "head_hash": "ab" * 32, "balance": (balances or {}).get(w, 700), "synced_at": 0}}
         for w in WITNESSES
     }
-    ask = {"subject": "@alice", "query": "balance", "min_confidence": min_confidence, "witnesses": witness_ids}
+    ask = {
+        "subject": "@alice",
+        "query": "balance",
+        "min_confidence": min_confidence,
+        "witnesses": witness_ids,
+        "early": False,
+    }
     return {
         "peers": {"carol": "Requester", "alice": "Requester", **dict.fromkeys(WITNESSES, "Witness")},
         "triggers": [ScheduledTrigger(1.0, "carol", "ask", ask)],

@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
-from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, QUERY_CHANNEL, SETTLE_CHANNEL
 from omerta_ledger_omt.ledger.transactions import CatchUpFunction, TransactionRunner
 
 from omerta_core.interfaces.common import PeerId
@@ -17,8 +17,12 @@ from omerta_core.interfaces.common import PeerId
 from .conftest import NOW_MS, Network
 
 
+async def in_sync(_peer: str) -> None:
+    """The default catch-up: the test keeps the network's chains in sync itself (``Network.sync``)."""
+
+
 def runners(
-    net: Network, catch_up: CatchUpFunction | None = None, now_ms: Callable[[], int] = lambda: NOW_MS
+    net: Network, catch_up: CatchUpFunction | None = in_sync, now_ms: Callable[[], int] = lambda: NOW_MS
 ) -> dict[str, TransactionRunner]:
     by_peer: dict[str, TransactionRunner] = {}
 
@@ -30,6 +34,7 @@ def runners(
                 ATTEST_CHANNEL: runner.on_attest_envelope,
                 SETTLE_CHANNEL: runner.on_settle_envelope,
                 PROBE_CHANNEL: runner.on_probe,
+                QUERY_CHANNEL: runner.on_query_envelope,
             }[channel]
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(receive(PeerId(me), data)))
 
@@ -45,7 +50,7 @@ def runners(
 
 @contextlib.asynccontextmanager
 async def running(
-    net: Network, catch_up: CatchUpFunction | None = None, now_ms: Callable[[], int] = lambda: NOW_MS
+    net: Network, catch_up: CatchUpFunction | None = in_sync, now_ms: Callable[[], int] = lambda: NOW_MS
 ) -> AsyncIterator[dict[str, TransactionRunner]]:
     """The network's runners, started for the block and stopped after it (also on failure)."""
     nodes = runners(net, catch_up, now_ms)
