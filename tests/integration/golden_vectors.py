@@ -1012,9 +1012,7 @@ RENTAL_SAMPLES: dict[str, rental_messages.Message] = {
         rental_messages.Refused(RENTAL_ID, "refused: quiet hours (22-6)"),
         rental_messages.Locked(RENTAL_ID, RENTAL_SESSION),
         rental_messages.Progress(RENTAL_ID, "booting", "booting the VM, 6 s"),
-        rental_messages.Ready(
-            RENTAL_ID, VPN_VM_ID, "198.18.255.2", 3_600_000, "ssh-ed25519 " + "B" * 68
-        ),
+        rental_messages.Ready(RENTAL_ID, VPN_VM_ID, "198.18.255.2", 3_600_000, "ssh-ed25519 " + "B" * 68),
         rental_messages.Heartbeat(RENTAL_ID),
         rental_messages.ToppedUp(RENTAL_ID, 150),
         rental_messages.Extended(RENTAL_ID, 5_400_000),
