@@ -15,6 +15,8 @@ import functools
 import inspect
 import ipaddress
 import socket
+import struct
+import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
@@ -54,6 +56,25 @@ IDENTIFY_ATTEMPTS = 3
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 IDENTIFY_WAIT_S = 1.0
+#: Linux UDP generic segmentation and receive offload (``linux/udp.h``); not exported by Python 3.11.
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+UDP_GRO = getattr(socket, "UDP_GRO", 104)
+#: The kernel's cap on segments in one UDP GSO send (``UDP_MAX_SEGMENTS``).
+GSO_MAX_SEGMENTS = 64
+#: Bytes in one GSO send: under the 65,507 an IPv4 UDP datagram may carry.
+GSO_MAX_BYTES = 65000
+#: Room for one ``UDP_GRO`` control message (an int).
+GRO_CMSG_SPACE = socket.CMSG_SPACE(4)
+#: Errors that say the path cannot take GSO sends: send packet by packet from then on.
+GSO_UNSUPPORTED = frozenset({errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE})
+
+
+def _gro_segment(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The segment size of packets the kernel joined (``UDP_GRO``), or 0."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_UDP and kind == UDP_GRO and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder)
+    return 0
 
 
 def _normalise(host: str) -> str:
@@ -93,6 +114,9 @@ class UdpTransport:
         self._addr_cache: dict[Endpoint, tuple[socket.socket, tuple[Any, ...]]] = {}
         self._source_cache: dict[Any, Endpoint] = {}
         self._backlog: deque[tuple[socket.socket, bytes, tuple[Any, ...]]] = deque()
+        #: Sockets that deliver joined packets (``UDP_GRO``), and those whose GSO sends failed.
+        self._gro: set[socket.socket] = set()
+        self._no_gso: set[socket.socket] = set()
         self._handlers: dict[str, MessageHandler] = {}
         self._channel_owners = Claims("transport channel")
         self._early: defaultdict[str, deque[tuple[PeerId, bytes]]] = defaultdict(deque)
@@ -119,6 +143,9 @@ class UdpTransport:
         for host in self.hosts:
             sock = self._bind(host, port)
             port = sock.getsockname()[1]
+            with contextlib.suppress(OSError):  # before Linux 5.0: one packet per read
+                sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
+                self._gro.add(sock)
             self._loop.add_reader(sock.fileno(), self._readable, sock)
             self._sockets.append(sock)
             if sock.family == socket.AF_INET6:
@@ -170,6 +197,8 @@ class UdpTransport:
                 self._loop.remove_writer(sock.fileno())
             sock.close()
         self._sockets.clear()
+        self._gro.clear()
+        self._no_gso.clear()
         self._backlog.clear()
         self._v4 = self._v6 = None
         self._addr_cache.clear()
@@ -221,8 +250,9 @@ class UdpTransport:
         if self._loop is None or not self._sockets:
             raise NotStartedError("the udp transport is not running")
         self.core.send(peer, channel, data, Delivery.DATAGRAM, time.monotonic())
-        self._transmit()
-        self._schedule_drain()  # a first datagram may start a handshake: its retry deadline must be planned
+        # sent when the loop next runs, with every other datagram queued until then (one GSO send); the drain
+        # also plans the timers (a first datagram may start a handshake whose retry deadline must be planned)
+        self._schedule_drain()
 
     def max_datagram_size(self) -> int:
         return self.core.max_datagram_size
@@ -309,9 +339,14 @@ class UdpTransport:
         receive = self.core.receive
         sources = self._source_cache
         now = time.monotonic()
-        for _ in range(RECEIVE_BATCH):
+        gro = sock in self._gro
+        received = 0
+        while received < RECEIVE_BATCH:
             try:
-                data, addr = sock.recvfrom(65535)
+                if gro:
+                    data, ancillary, _flags, addr = sock.recvmsg(65535, GRO_CMSG_SPACE)
+                else:
+                    data, addr = sock.recvfrom(65535)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -322,7 +357,14 @@ class UdpTransport:
                 if len(sources) >= MAX_CACHED_ADDRESSES:
                     sources.clear()
                 source = sources[addr] = Endpoint(_normalise(addr[0]), addr[1])
-            receive(data, source, now)
+            segment = _gro_segment(ancillary) if gro and ancillary else 0
+            if 0 < segment < len(data):  # packets of one sender the kernel joined: split them again
+                for offset in range(0, len(data), segment):
+                    receive(data[offset : offset + segment], source, now)
+                    received += 1
+            else:
+                receive(data, source, now)
+                received += 1
         self._drain()
 
     def _schedule_drain(self) -> None:
@@ -381,38 +423,93 @@ class UdpTransport:
         self.log.error("message handler failed", peer=peer.short, channel=channel, exc_info=error or True)
 
     def _transmit(self) -> None:
+        """Send the core's packets: runs of equal-sized packets to one endpoint go as one GSO send."""
         outputs = self.core.outputs
         if not outputs:
             return
         self.core.outputs = []
+        run: list[bytes] = []
+        run_target: tuple[socket.socket, tuple[Any, ...]] | None = None
+        run_size = run_bytes = 0
         for route, packet in outputs:
             if type(route) is PathRoute:
+                if run_target is not None:
+                    self._send_run(run_target, run)
+                    run, run_target = [], None
                 path = self._paths.get(route.path)
                 if path is not None:
                     path.send_packet(route.peer, packet)
                 else:
                     self.core.counters["dropped_no_path"] += 1
-            else:
-                self._sendto(route, packet)
+                continue
+            target = self._target(route)
+            if target is None:
+                continue
+            size = len(packet)
+            if (
+                target is run_target
+                and size <= run_size
+                and len(run) < GSO_MAX_SEGMENTS
+                and run_bytes + size <= GSO_MAX_BYTES
+                and len(run[-1]) == run_size
+            ):
+                run.append(packet)
+                run_bytes += size
+                continue
+            if run_target is not None:
+                self._send_run(run_target, run)
+            run, run_target, run_size, run_bytes = [packet], target, size, size
+        if run_target is not None:
+            self._send_run(run_target, run)
 
-    def _sendto(self, endpoint: Endpoint, packet: bytes) -> None:
+    def _target(self, endpoint: Endpoint) -> tuple[socket.socket, tuple[Any, ...]] | None:
         target = self._addr_cache.get(endpoint)
         if target is None:
             target = self._resolve(endpoint)
             if target is None:
                 self.core.counters["dropped_no_socket"] += 1
-                return
+                return None
             self._addr_cache[endpoint] = target
+        return target
+
+    def _sendto(self, endpoint: Endpoint, packet: bytes) -> None:
+        target = self._target(endpoint)
+        if target is not None:
+            self._send_run(target, [packet])
+
+    def _send_run(self, target: tuple[socket.socket, tuple[Any, ...]], packets: list[bytes]) -> None:
+        """Send ``packets`` (all but the last of one size) to ``target``: one GSO send where the kernel can."""
         sock, addr = target
         if self._backlog:
-            self._queue_send(sock, packet, addr)
+            for packet in packets:
+                self._queue_send(sock, packet, addr)
             return
-        try:
-            sock.sendto(packet, addr)
-        except (BlockingIOError, InterruptedError):
-            self._queue_send(sock, packet, addr)
-        except OSError:
-            self.core.counters["socket_errors"] += 1
+        if len(packets) > 1 and sock not in self._no_gso:
+            segment = struct.pack("=H", len(packets[0]))
+            try:
+                sock.sendmsg([b"".join(packets)], [(socket.SOL_UDP, UDP_SEGMENT, segment)], 0, addr)
+            except (BlockingIOError, InterruptedError):
+                for packet in packets:
+                    self._queue_send(sock, packet, addr)
+                return
+            except OSError as exc:
+                if exc.errno not in GSO_UNSUPPORTED:
+                    self.core.counters["socket_errors"] += 1
+                    return
+                self._no_gso.add(sock)  # this kernel or path takes no GSO: packet by packet from now on
+                self.log.info("udp segmentation offload unavailable", error=str(exc))
+            else:
+                self.core.counters["gso_sends"] += 1
+                return
+        for index, packet in enumerate(packets):
+            try:
+                sock.sendto(packet, addr)
+            except (BlockingIOError, InterruptedError):
+                for rest in packets[index:]:
+                    self._queue_send(sock, rest, addr)
+                return
+            except OSError:
+                self.core.counters["socket_errors"] += 1
 
     def _queue_send(self, sock: socket.socket, packet: bytes, addr: tuple[Any, ...]) -> None:
         if len(self._backlog) >= MAX_SEND_BACKLOG:
