@@ -230,3 +230,32 @@ async def test_handshake_flood_from_one_source_is_contained() -> None:
         flood_socket.close()
         await honest.stop()
         await victim.stop()
+
+
+@pytest.mark.parametrize("segmentation", ["kernel", "refused"])
+async def test_datagrams_of_one_turn_go_as_segmented_sends_or_one_by_one(
+    segmentation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if segmentation == "refused":  # an option the kernel does not know: as where GSO is missing
+        monkeypatch.setattr("omerta_transport_udp.service.UDP_SEGMENT", 0x7FFF)
+    a, b = await started("127.0.0.1"), await started("127.0.0.1")
+    try:
+        got: list[bytes] = []
+        b.on_message("dgram", lambda _peer, data: got.append(data))
+        a.add_peer(b.peer_id, [loopback(b)])
+        await wait_for(lambda: a.path_state(b.peer_id) is PathState.CONNECTED)
+        sent = [i.to_bytes(4, "big") + bytes(996) for i in range(2000)]
+        for start in range(0, len(sent), 100):
+            for data in sent[start : start + 100]:
+                a.send_datagram(b.peer_id, "dgram", data)
+            await asyncio.sleep(0.002)
+        await wait_for(lambda: len(got) == len(sent), timeout=20)
+        assert sorted(got) == sent
+        gso_sends = a.status()["counters"].get("gso_sends", 0)
+        if segmentation == "kernel":
+            assert 0 < gso_sends <= len(sent) // 30  # 100 datagrams per turn: a handful of sends each
+        else:
+            assert gso_sends == 0 and a.status()["counters"].get("socket_errors", 0) == 0
+    finally:
+        await a.stop()
+        await b.stop()
