@@ -934,6 +934,40 @@ def _vpn_datagram_vector(name: str, datagram: bytes) -> Vector:
     }
 
 
+def _vpn_offload_vectors(tunnel: int, max_datagram: int) -> list[Vector]:
+    """OFFLOAD: a TCP super-frame of two segments (TSO over IPv4, segment size 1189) in two pieces."""
+    segment, segments = 1189, 2
+    ip = bytes.fromhex("4500") + (40 + segment * segments).to_bytes(2, "big") + bytes.fromhex("0000 4000 4006 0000")
+    ip += bytes([198, 18, 255, 2, 198, 18, 255, 1])
+    tcp = bytes.fromhex("c350 1451 00000001 00000001 5018 ffff 0000 0000")
+    frame = (
+        vpn_tunnel.mac_bytes("02:6f:6d:00:00:01")
+        + vpn_tunnel.mac_bytes(VPN_VM_MAC)
+        + bytes.fromhex("0800")
+        + ip
+        + tcp
+        + bytes(i % 256 for i in range(segment * segments))
+    )
+    # flags needs-checksum, GSO TCPv4, header length 54, segment size, checksum start 34 at offset 16
+    header = struct.pack("<BBHHHH", 1, 1, 54, segment, 34, 16)
+    carrier = vpn_tunnel.FrameCarrier(tunnel, max_datagram, vpn_tunnel.FramesMode.FIT, Counter(), "sent", "received")
+    pieces = carrier.encode_offload(header + frame)
+    joined = vpn_codec.Reassembler(
+        vpn_codec.MAX_PARTIAL_OFFLOADS, vpn_codec.VNET_HEADER_BYTES + vpn_codec.MAX_OFFLOAD_FRAME
+    )
+    assert [joined.add(p) for p in map(vpn_codec.decode, pieces)] == [None] * (len(pieces) - 1) + [header + frame]
+    vpn_codec.check_offloaded(header + frame)
+    return [
+        _vpn_datagram_vector(
+            f"OFFLOAD {index + 1} of {len(pieces)}: a virtio-net header (needs checksum, TCPv4 segmentation by "
+            f"{segment}) and a {len(frame)}-byte TCP super-frame from the VM (offload id 1; payload 0x00, 0x01, "
+            "... mod 256)",
+            piece,
+        )
+        for index, piece in enumerate(pieces)
+    ]
+
+
 def vpn_vectors() -> dict[str, Any]:
     max_datagram = TransportCore(ALICE.signing_key).max_datagram_size
     tunnel = vpn_codec.tunnel_id(VPN_VM_ID)
@@ -971,6 +1005,7 @@ def vpn_vectors() -> dict[str, Any]:
                 piece,
             )
         )
+    vectors.extend(_vpn_offload_vectors(tunnel, max_datagram))
     keepalive = vpn_tunnel.ConsumerLink(VPN_VM_ID, max_datagram=max_datagram).keepalive_due(0.0)
     assert keepalive is not None
     vectors.append(_vpn_datagram_vector("KEEPALIVE: consumer to provider", keepalive))

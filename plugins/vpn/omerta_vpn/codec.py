@@ -6,6 +6,9 @@ Layout (all big-endian), carried on the transport's datagram channel
 - ``0x01 FRAME``     kind(1) tunnel(4) frame...
 - ``0x02 FRAGMENT``  kind(1) tunnel(4) frame-id(2) index(1) count(1) piece...
 - ``0x03 KEEPALIVE`` kind(1) tunnel(4) (consumer to provider: "I am here")
+- ``0x04 OFFLOAD``   kind(1) tunnel(4) frame-id(2) index(1) count(1) piece... : the pieces join into a
+  virtio-net header and a frame the receiving TAP's kernel finishes (a TCP super-frame of up to
+  64 KiB to segment, or a partial checksum to fill in)
 
 ``tunnel`` is the first four bytes of the VM id, so both sides know it without
 a handshake. The one message on :data:`CONTROL_CHANNEL` is a provider's
@@ -29,8 +32,14 @@ CONTROL_CHANNEL = "vpn.control"
 KIND_FRAME = 0x01
 KIND_FRAGMENT = 0x02
 KIND_KEEPALIVE = 0x03
+KIND_OFFLOAD = 0x04
 #: Every tunnel datagram kind by name (the golden vectors enumerate these).
-KINDS: dict[str, int] = {"FRAME": KIND_FRAME, "FRAGMENT": KIND_FRAGMENT, "KEEPALIVE": KIND_KEEPALIVE}
+KINDS: dict[str, int] = {
+    "FRAME": KIND_FRAME,
+    "FRAGMENT": KIND_FRAGMENT,
+    "KEEPALIVE": KIND_KEEPALIVE,
+    "OFFLOAD": KIND_OFFLOAD,
+}
 
 #: The ``type`` of a provider's report that a VM sent frames it may not send.
 ROGUE_MESSAGE = "vm.rogue"
@@ -50,6 +59,23 @@ MAX_FRAME = 1514
 MAX_FRAGMENTS = 4
 #: Frames being reassembled at once per tunnel; the oldest is dropped beyond that.
 MAX_PARTIAL_FRAMES = 64
+#: The virtio-net header before an offloaded frame (``struct virtio_net_hdr``, little-endian).
+_VNET = struct.Struct("<BBHHHH")
+VNET_HEADER_BYTES = _VNET.size
+#: A header that asks nothing of the kernel: what precedes a finished frame on a TAP with vnet headers.
+VNET_NONE = bytes(VNET_HEADER_BYTES)
+VNET_F_NEEDS_CSUM = 0x01
+VNET_F_DATA_VALID = 0x02
+VNET_GSO_NONE = 0x00
+VNET_GSO_TCPV4 = 0x01
+VNET_GSO_TCPV6 = 0x04
+VNET_GSO_ECN = 0x80
+#: The largest offloaded frame: a 64 KiB TCP super-frame (the kernel's GSO limit) and its Ethernet header.
+MAX_OFFLOAD_FRAME = 65536 + ETHERNET_HEADER
+#: An offloaded frame is split into at most this many pieces (64 of 1,239 bytes hold 64 KiB and more).
+MAX_OFFLOAD_PIECES = 64
+#: Offloaded frames being reassembled at once per tunnel (at most 8 of 64 pieces held); oldest dropped beyond.
+MAX_PARTIAL_OFFLOADS = 8
 
 
 class CodecError(ValueError):
@@ -76,7 +102,25 @@ class Keepalive:
     tunnel: int
 
 
-Datagram = Frame | Fragment | Keepalive
+@dataclass(frozen=True)
+class OffloadPiece:
+    """A piece of an offloaded frame: the pieces join into a virtio-net header and a frame."""
+
+    tunnel: int
+    frame_id: int
+    index: int
+    count: int
+    piece: bytes
+
+
+@dataclass(frozen=True)
+class Offloaded:
+    """A virtio-net header and the frame it describes, for a TAP that takes vnet headers."""
+
+    data: bytes
+
+
+Datagram = Frame | Fragment | Keepalive | OffloadPiece
 
 
 def tunnel_id(vm_id: str) -> int:
@@ -121,6 +165,48 @@ def encode_fragments(tunnel: int, frame_id: int, frame: bytes, max_datagram: int
     ]
 
 
+def encode_offload(tunnel: int, frame_id: int, data: bytes, max_datagram: int) -> list[bytes]:
+    """``data`` (vnet header and frame) in as few equal pieces as fit ``max_datagram``; empty if too many."""
+    room = max_datagram - FRAGMENT_HEADER_BYTES
+    count = -(-len(data) // room) if room > 0 and data else 0
+    if not 1 <= count <= MAX_OFFLOAD_PIECES:
+        return []
+    size = -(-len(data) // count)
+    frame_id &= 0xFFFF
+    return [
+        _FRAGMENT.pack(KIND_OFFLOAD, tunnel, frame_id, index, count) + data[index * size : (index + 1) * size]
+        for index in range(count)
+    ]
+
+
+def check_offloaded(data: bytes) -> None:
+    """Check a joined offloaded frame before a kernel sees it; raises only :class:`CodecError`.
+
+    Allowed: no GSO or TCP segmentation (IPv4, IPv6, with or without ECN); the flags "needs checksum"
+    and "data valid"; a checksum position and header length inside the frame; a frame of at most
+    :data:`MAX_FRAME` bytes unless it is to be segmented, then at most :data:`MAX_OFFLOAD_FRAME`.
+    """
+    if len(data) < VNET_HEADER_BYTES + ETHERNET_HEADER:
+        raise CodecError("an offloaded frame has a 10-byte virtio-net header and an Ethernet header at least")
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _VNET.unpack_from(data)
+    frame_bytes = len(data) - VNET_HEADER_BYTES
+    if flags & ~(VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID):
+        raise CodecError(f"virtio-net flags 0x{flags:02x} not allowed")
+    segmented = gso_type & ~VNET_GSO_ECN
+    if segmented not in (VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6) or gso_type == VNET_GSO_ECN:
+        raise CodecError(f"virtio-net GSO type 0x{gso_type:02x} not allowed")
+    if segmented == VNET_GSO_NONE and frame_bytes > MAX_FRAME:
+        raise CodecError(f"an unsegmented frame has at most {MAX_FRAME} bytes, got {frame_bytes}")
+    if segmented != VNET_GSO_NONE and not 1 <= gso_size <= MAX_FRAME:
+        raise CodecError(f"segment size {gso_size} out of range")
+    if frame_bytes > MAX_OFFLOAD_FRAME:
+        raise CodecError(f"an offloaded frame has at most {MAX_OFFLOAD_FRAME} bytes, got {frame_bytes}")
+    if hdr_len > frame_bytes:
+        raise CodecError("virtio-net header length past the frame")
+    if flags & VNET_F_NEEDS_CSUM and csum_start + csum_offset + 2 > frame_bytes:
+        raise CodecError("checksum position past the frame")
+
+
 def decode(datagram: bytes) -> Datagram:
     """Parse one tunnel datagram; raises only :class:`CodecError`."""
     if len(datagram) < HEADER_BYTES:
@@ -133,10 +219,14 @@ def decode(datagram: bytes) -> Datagram:
         return Frame(tunnel, frame)
     if kind == KIND_KEEPALIVE:
         return Keepalive(tunnel)
-    if kind == KIND_FRAGMENT:
+    if kind in (KIND_FRAGMENT, KIND_OFFLOAD):
         if len(datagram) <= FRAGMENT_HEADER_BYTES:
             raise CodecError("a fragment without a piece")
         _, _, frame_id, index, count = _FRAGMENT.unpack_from(datagram)
+        if kind == KIND_OFFLOAD:
+            if not 1 <= count <= MAX_OFFLOAD_PIECES or index >= count:
+                raise CodecError(f"offload piece {index} of {count}: out of range")
+            return OffloadPiece(tunnel, frame_id, index, count, datagram[FRAGMENT_HEADER_BYTES:])
         if not 2 <= count <= MAX_FRAGMENTS or index >= count:
             raise CodecError(f"fragment {index} of {count}: out of range")
         return Fragment(tunnel, frame_id, index, count, datagram[FRAGMENT_HEADER_BYTES:])
@@ -144,13 +234,19 @@ def decode(datagram: bytes) -> Datagram:
 
 
 class Reassembler:
-    """Joins fragments into frames, holding at most :data:`MAX_PARTIAL_FRAMES` partial ones."""
+    """Joins fragments into frames, holding at most ``max_partial`` partial ones of at most ``max_frame`` bytes.
 
-    def __init__(self) -> None:
+    The defaults are those of :data:`KIND_FRAGMENT`; offloaded frames use :data:`MAX_PARTIAL_OFFLOADS`
+    and their header plus :data:`MAX_OFFLOAD_FRAME`.
+    """
+
+    def __init__(self, max_partial: int = MAX_PARTIAL_FRAMES, max_frame: int = MAX_FRAME) -> None:
         self._partial: OrderedDict[int, list[bytes | None]] = OrderedDict()
+        self._max_partial = max_partial
+        self._max_frame = max_frame
         self.dropped = 0
 
-    def add(self, fragment: Fragment) -> bytes | None:
+    def add(self, fragment: Fragment | OffloadPiece) -> bytes | None:
         """The whole frame once its last piece arrives, else ``None``."""
         pieces = self._partial.get(fragment.frame_id)
         if pieces is None or len(pieces) != fragment.count:
@@ -158,15 +254,15 @@ class Reassembler:
                 self.dropped += 1
             pieces = [None] * fragment.count
             self._partial[fragment.frame_id] = pieces
-            while len(self._partial) > MAX_PARTIAL_FRAMES:
+            while len(self._partial) > self._max_partial:
                 self._partial.popitem(last=False)
                 self.dropped += 1
         pieces[fragment.index] = fragment.piece
-        if any(piece is None for piece in pieces):
+        if None in pieces:
             return None
         del self._partial[fragment.frame_id]
         frame = b"".join(piece for piece in pieces if piece is not None)
-        if len(frame) > MAX_FRAME:
+        if len(frame) > self._max_frame:
             self.dropped += 1
             return None
         return frame

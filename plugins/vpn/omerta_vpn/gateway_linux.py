@@ -91,7 +91,7 @@ class LinuxGateway:
     async def start(self) -> None:
         try:
             fd = await asyncio.to_thread(self._start_helper)
-            self._port = TapFramePort(fd, self.spec.mtu)
+            self._port = TapFramePort(fd, self.spec.mtu, vnet=True)
             if self.spec.mode is GatewayMode.INTERNET:
                 await asyncio.to_thread(self._start_pasta)
         except BaseException:

@@ -71,7 +71,7 @@ def main(argv: list[str]) -> int:
         tap, cidr = spec["tap"], f"{spec['gateway_address']}/{spec['prefix_len']}"
         _run("ip", "link", "set", "lo", "up")
         _run("sysctl", "-q", "-w", *ruleset.sysctls(spec["mode"]))
-        fd = open_tap(tap)
+        fd = open_tap(tap, vnet=True)  # takes the provider's TCP super-frames whole (GSO)
         _run("ip", "link", "set", tap, "mtu", str(spec["mtu"]), "address", spec["tap_mac"], "up")
         _run("ip", "addr", "add", cidr, "dev", tap)
         _run("nft", "-f", "-", stdin=ruleset.nft_ruleset(spec["mode"], tap, spec["mtu"], spec["subnet"]))

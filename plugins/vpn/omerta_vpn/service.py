@@ -34,6 +34,7 @@ from omerta_vpn.errors import ControlMessageError, GatewayError, TunnelError
 from omerta_vpn.gateway import Gateway, GatewaySpec
 from omerta_vpn.gateway_linux import LinuxGateway
 from omerta_vpn.settings import MAX_MTU, Settings
+from omerta_vpn.tap import OffloadPort
 from omerta_vpn.tunnel import ConsumerLink, DeleteVm, FramesMode, PauseVm, ProviderTunnel, ResumeVm, Rogue
 
 #: How often tunnels are checked for a gone consumer and VMs for new tunnels.
@@ -174,6 +175,8 @@ class VpnService:
         self._tunnels[vm_id] = tunnel
         self._by_key[key] = tunnel
         port.on_frames(self._vm_sender(tunnel))
+        if isinstance(port, OffloadPort):  # a port that yields TCP super-frames: carried whole, in pieces
+            port.on_offload(self._vm_sender(tunnel, tunnel.core.from_vm_offload))
         self.log.info("tunnel started", vm_id=vm_id, consumer=consumer.short, guest_mtu=port.mtu)
         return self._tunnel_info(tunnel)
 
@@ -205,8 +208,8 @@ class VpnService:
 
         return carry
 
-    def _vm_sender(self, tunnel: _Tunnel) -> FrameHandler:
-        carry = self._sender(tunnel.consumer, tunnel.core.from_vm)
+    def _vm_sender(self, tunnel: _Tunnel, encode: Callable[[bytes, float], list[bytes]] | None = None) -> FrameHandler:
+        carry = self._sender(tunnel.consumer, encode or tunnel.core.from_vm)
 
         def from_vm(frame: bytes) -> None:
             carry(frame)
@@ -228,6 +231,8 @@ class VpnService:
             elif isinstance(action, DeleteVm):
                 tunnel.closing = True
                 tunnel.port.on_frames(None)
+                if isinstance(tunnel.port, OffloadPort):
+                    tunnel.port.on_offload(None)
                 self._spawn(self._delete_vm(vm_id, action.reason))
 
     def _report_rogue(self, tunnel: _Tunnel, rogue: Rogue) -> None:
@@ -327,7 +332,7 @@ class VpnService:
         if tunnel is not None:
             frame = tunnel.core.from_consumer(datagram, time.monotonic())
             if frame is not None and not tunnel.closing:
-                tunnel.port.send(frame)
+                self._deliver(tunnel.port, frame)
             if tunnel.core.actions:
                 self._act(tunnel)
             return
@@ -335,9 +340,17 @@ class VpnService:
         if attached is not None:
             frame = attached.link.from_provider(datagram)
             if frame is not None:
-                attached.gateway.port.send(frame)
+                self._deliver(attached.gateway.port, frame)
             return
         self._count("dropped_unknown_tunnel")
+
+    def _deliver(self, port: FramePort, frame: bytes | codec.Offloaded) -> None:
+        if isinstance(frame, bytes):
+            port.send(frame)
+        elif isinstance(port, OffloadPort):
+            port.send_offload(frame.data)
+        else:
+            self._count("dropped_offload")  # this end cannot hand the kernel an offloaded frame
 
     def _on_control(self, peer: PeerId, data: bytes) -> None:
         try:

@@ -5,7 +5,14 @@ created the TAP and passed the descriptor over a Unix socket), so each read is
 one frame the gateway's kernel sends towards the VM and each write one frame
 from the VM (``received_*`` and ``sent_*`` counters are seen from the TAP's
 owner). Also serves the benchmark's stand-in VM. Non-blocking, read from the
-event loop. Touches only the descriptor it is given.
+event loop.
+
+A TAP opened with vnet headers (:func:`omerta_vpn.tun.open_tap` ``vnet=True``)
+also takes offloaded frames (:meth:`TapFramePort.send_offload`: a virtio-net
+header and a frame, e.g. a TCP super-frame of up to 64 KiB that the kernel
+delivers whole or segments) and, with offloads on, yields them
+(:meth:`TapFramePort.on_offload`); plain frames pass as plain frames either way.
+Touches only the descriptor it is given.
 """
 
 from __future__ import annotations
@@ -13,21 +20,39 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
-from omerta_core.interfaces.hypervisor import FrameHandler
+from omerta_core.interfaces.hypervisor import FrameHandler, FramePort
+from omerta_vpn.codec import MAX_OFFLOAD_FRAME, VNET_HEADER_BYTES, VNET_NONE
 
 ETHERNET_HEADER = 14
 RECEIVE_BATCH = 64
+#: Called with a virtio-net header and its frame.
+OffloadHandler = Callable[[bytes], None]
+
+
+@runtime_checkable
+class OffloadPort(FramePort, Protocol):
+    """A frame port that also carries offloaded frames (a virtio-net header and its frame)."""
+
+    def send_offload(self, data: bytes) -> bool:
+        """Hand the kernel ``data``, already checked by :func:`omerta_vpn.codec.check_offloaded`."""
+
+    def on_offload(self, handler: OffloadHandler | None) -> None:
+        """Where offloaded frames read from the port go (``None``: dropped and counted)."""
 
 
 class TapFramePort:
     """Frames through a TAP descriptor this process owns."""
 
-    def __init__(self, fd: int, mtu: int) -> None:
+    def __init__(self, fd: int, mtu: int, *, vnet: bool = False) -> None:
         self._fd = fd
         self._mtu = mtu
+        self._vnet = vnet
         self._max_frame = mtu + ETHERNET_HEADER
         self._handler: FrameHandler | None = None
+        self._offload_handler: OffloadHandler | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._counters: Counter[str] = Counter()
         os.set_blocking(fd, False)
@@ -37,32 +62,54 @@ class TapFramePort:
         return self._mtu
 
     def send(self, frame: bytes) -> bool:
-        if self._fd < 0:
-            self._counters["dropped_closed"] += 1
-            return False
         if not ETHERNET_HEADER <= len(frame) <= self._max_frame:
             self._counters["dropped_size"] += 1
             return False
+        return self._write(frame, "sent_frames")
+
+    def send_offload(self, data: bytes) -> bool:
+        if not self._vnet:
+            self._counters["dropped_offload"] += 1
+            return False
+        self._counters["sent_offloaded"] += 1
+        return self._write(data, "sent_frames", vnet=False)
+
+    def _write(self, data: bytes, counter: str, *, vnet: bool = True) -> bool:
+        if self._fd < 0:
+            self._counters["dropped_closed"] += 1
+            return False
         try:
-            os.write(self._fd, frame)
+            if vnet and self._vnet:
+                os.writev(self._fd, (VNET_NONE, data))
+            else:
+                os.write(self._fd, data)
         except (BlockingIOError, InterruptedError):
             self._counters["dropped_busy"] += 1
             return False
         except OSError:
             self._counters["dropped_error"] += 1
             return False
-        self._counters["sent_frames"] += 1
+        self._counters[counter] += 1
         return True
 
     def on_frames(self, handler: FrameHandler | None) -> None:
+        self._handler = handler
+        self._watch()
+
+    def on_offload(self, handler: OffloadHandler | None) -> None:
+        self._offload_handler = handler
+        self._watch()
+
+    def _watch(self) -> None:
         if self._fd < 0:
             return
-        if handler is not None and self._handler is None:
+        wanted = self._handler is not None or self._offload_handler is not None
+        if wanted and self._loop is None:
             self._loop = asyncio.get_running_loop()
             self._loop.add_reader(self._fd, self._readable)
-        elif handler is None and self._handler is not None and self._loop is not None:
+        elif not wanted and self._loop is not None:
             self._loop.remove_reader(self._fd)
-        self._handler = handler
+            self._loop = None
 
     def counters(self) -> dict[str, int]:
         return dict(self._counters)
@@ -70,22 +117,34 @@ class TapFramePort:
     def close(self) -> None:
         if self._fd < 0:
             return
-        self.on_frames(None)
+        self._handler = self._offload_handler = None
+        self._watch()
         os.close(self._fd)
         self._fd = -1
 
     def _readable(self) -> None:
         read = os.read
+        size = VNET_HEADER_BYTES + MAX_OFFLOAD_FRAME if self._vnet else 65536
+        counters = self._counters
         for _ in range(RECEIVE_BATCH):
             try:
-                frame = read(self._fd, 65536)
+                data = read(self._fd, size)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
-                self._counters["receive_errors"] += 1
+                counters["receive_errors"] += 1
                 return
-            self._counters["received_frames"] += 1
-            handler = self._handler
-            if handler is None:
-                return
-            handler(frame)
+            counters["received_frames"] += 1
+            if not self._vnet:
+                if self._handler is None:
+                    return
+                self._handler(data)
+            elif data.startswith(VNET_NONE):  # a finished frame
+                if self._handler is None:
+                    return
+                self._handler(data[VNET_HEADER_BYTES:])
+            elif self._offload_handler is not None:
+                counters["received_offloaded"] += 1
+                self._offload_handler(data)
+            else:
+                counters["dropped_offload"] += 1

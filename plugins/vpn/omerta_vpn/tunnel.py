@@ -96,7 +96,11 @@ class FrameCarrier:
         self.received = received
         self._max_whole = max_datagram - codec.HEADER_BYTES
         self._frame_ids = 0
+        self._offload_ids = 0
         self._reassembler = codec.Reassembler()
+        self._offloads = codec.Reassembler(
+            codec.MAX_PARTIAL_OFFLOADS, codec.VNET_HEADER_BYTES + codec.MAX_OFFLOAD_FRAME
+        )
 
     def encode(self, frame: bytes) -> list[bytes]:
         """The datagrams carrying ``frame``: none (dropped and counted) when it cannot be carried."""
@@ -113,11 +117,34 @@ class FrameCarrier:
         self.counters["dropped_too_big"] += 1
         return []
 
-    def decode(self, datagram: codec.Datagram) -> bytes | None:
+    def encode_offload(self, data: bytes) -> list[bytes]:
+        """The datagrams carrying ``data`` (a vnet header and its frame, e.g. a TCP super-frame)."""
+        self._offload_ids += 1
+        pieces = codec.encode_offload(self.tunnel, self._offload_ids, data, self.max_datagram)
+        if pieces:
+            self.counters[self.sent] += 1
+            self.counters["offloaded_frames"] += 1
+        else:
+            self.counters["dropped_too_big"] += 1
+        return pieces
+
+    def decode(self, datagram: codec.Datagram) -> bytes | codec.Offloaded | None:
         """The whole frame ``datagram`` completes, if any (keepalives carry none)."""
         if type(datagram) is codec.Frame:
             self.counters[self.received] += 1
             return datagram.frame
+        if type(datagram) is codec.OffloadPiece:
+            data = datagram.piece if datagram.count == 1 else self._offloads.add(datagram)
+            self.counters["dropped_offload_pieces"] = self._offloads.dropped
+            if data is None:
+                return None
+            try:
+                codec.check_offloaded(data)
+            except codec.CodecError:
+                self.counters["dropped_bad_offload"] += 1
+                return None
+            self.counters[self.received] += 1
+            return codec.Offloaded(data)
         if type(datagram) is codec.Fragment:
             frame = self._reassembler.add(datagram)
             self.counters["dropped_fragments"] = self._reassembler.dropped
@@ -189,6 +216,19 @@ class ProviderTunnel:
             return []
         return self.carrier.encode(frame)
 
+    def from_vm_offload(self, data: bytes, now: float) -> list[bytes]:
+        """The datagrams that carry ``data`` (a vnet header and a frame, e.g. a TCP super-frame) to the consumer."""
+        counters = self.counters
+        source = codec.VNET_HEADER_BYTES + 6
+        if data[source : source + 6] != self.vm_mac:
+            counters["rogue_foreign_mac"] += 1
+            self._rogue("foreign-source-mac")
+            return []
+        if self.paused_at is not None or not self.live(now):
+            counters["dropped_no_session"] += 1
+            return []
+        return self.carrier.encode_offload(data)
+
     def _rogue(self, reason: str) -> None:
         count = self.counters["rogue_frames"] = self.counters["rogue_frames"] + 1
         action = "none"
@@ -207,8 +247,8 @@ class ProviderTunnel:
 
     # -- datagrams from the consumer -----------------------------------------------
 
-    def from_consumer(self, datagram: codec.Datagram, now: float) -> bytes | None:
-        """The frame to hand to the VM, if ``datagram`` carries a whole one."""
+    def from_consumer(self, datagram: codec.Datagram, now: float) -> bytes | codec.Offloaded | None:
+        """The frame to hand to the VM, if ``datagram`` completes one."""
         self._heard(now)
         return self.carrier.decode(datagram)
 
@@ -265,7 +305,7 @@ class ConsumerLink:
             self.last_sent = now
         return datagrams
 
-    def from_provider(self, datagram: codec.Datagram) -> bytes | None:
+    def from_provider(self, datagram: codec.Datagram) -> bytes | codec.Offloaded | None:
         return self.carrier.decode(datagram)
 
     def keepalive_due(self, now: float) -> bytes | None:

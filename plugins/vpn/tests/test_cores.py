@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import struct
 
 import pytest
 from hypothesis import given
@@ -168,3 +169,71 @@ def test_the_gateway_ruleset_forwards_only_in_internet_mode() -> None:
     assert "policy drop" in isolated and "accept" not in isolated and "masquerade" not in isolated
     assert "masquerade" in internet and "maxseg size set 1189" in internet
     assert "net.ipv4.ip_forward=0" in ruleset.sysctls("isolated")
+
+
+# -- offloaded frames (vnet headers, TCP super-frames) ------------------------------------------
+
+
+def offloaded(payload: int, *, source: str = VM_MAC, gso_type: int = codec.VNET_GSO_TCPV4, flags: int = 1) -> bytes:
+    """A virtio-net header and a TCP/IPv4 frame with ``payload`` bytes (segmented by 1189 if GSO)."""
+    header = struct.pack("<BBHHHH", flags, gso_type, 54, 1189 if gso_type else 0, 34, 16)
+    return header + frame(54 + payload, source)
+
+
+@given(st.integers(min_value=1, max_value=65536 - 54))
+def test_an_offloaded_super_frame_travels_in_pieces_and_joins_in_any_order(payload: int) -> None:
+    data = offloaded(payload)
+    tunnel = provider()
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 0.0)
+    pieces = tunnel.from_vm_offload(data, 0.1)
+    assert pieces and all(len(p) <= MAX_DATAGRAM for p in pieces)
+    assert len(pieces) == -(-len(data) // (MAX_DATAGRAM - codec.FRAGMENT_HEADER_BYTES))
+    link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
+    results = [link.from_provider(codec.decode(p)) for p in reversed(pieces)]
+    assert results[-1] == codec.Offloaded(data) and all(r is None for r in results[:-1])
+    assert tunnel.counters["offloaded_frames"] == 1 and link.counters["frames_from_vm"] == 1
+
+
+def test_an_offloaded_frame_with_a_foreign_mac_is_rogue() -> None:
+    tunnel = provider()
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 0.0)
+    assert tunnel.from_vm_offload(offloaded(5000, source="02:00:00:00:be:ef"), 0.1) == []
+    assert tunnel.counters["rogue_foreign_mac"] == 1 and tunnel.actions[0] == DeleteVm("rogue")
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (offloaded(100, flags=0x04), "flags"),
+        (offloaded(100, gso_type=codec.VNET_GSO_ECN), "GSO type"),
+        (offloaded(100, gso_type=0x05), "GSO type"),  # UDP segmentation: not carried
+        (offloaded(2000, gso_type=codec.VNET_GSO_NONE), "unsegmented"),
+        (struct.pack("<BBHHHH", 1, 1, 54, 0, 34, 16) + frame(1000), "segment size"),
+        (struct.pack("<BBHHHH", 1, 1, 54, 1189, 34, 16) + frame(50), "header length"),
+        (struct.pack("<BBHHHH", 1, 0, 0, 0, 34, 16) + frame(51), "checksum position"),
+        (bytes(20), "at least"),
+    ],
+)
+def test_an_offloaded_frame_the_kernel_should_not_see_is_refused(data: bytes, why: str) -> None:
+    with pytest.raises(codec.CodecError, match=why):
+        codec.check_offloaded(data)
+    link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
+    pieces = codec.encode_offload(link.tunnel, 1, data, MAX_DATAGRAM)
+    assert [link.from_provider(codec.decode(p)) for p in pieces] == [None] * len(pieces)
+    assert link.counters["dropped_bad_offload"] == 1
+
+
+@given(st.binary(max_size=3000))
+def test_the_offload_check_raises_only_its_own_error(data: bytes) -> None:
+    with contextlib.suppress(codec.CodecError):
+        codec.check_offloaded(data)
+
+
+def test_offloaded_frames_being_joined_are_bounded() -> None:
+    link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
+    for frame_id in range(codec.MAX_PARTIAL_OFFLOADS * 3):
+        first = codec.encode_offload(link.tunnel, frame_id, offloaded(60000), MAX_DATAGRAM)[0]
+        assert link.from_provider(codec.decode(first)) is None
+    assert link.counters["dropped_offload_pieces"] == codec.MAX_PARTIAL_OFFLOADS * 2
+    too_many = codec.encode_offload(link.tunnel, 1, bytes(codec.MAX_OFFLOAD_PIECES * MAX_DATAGRAM), MAX_DATAGRAM)
+    assert too_many == []
