@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.hypervisor import FrameHandler, FramePort, Hypervisor, VmState
@@ -56,6 +56,10 @@ class _Tunnel:
     port: FramePort
     closing: bool = False
 
+    def __post_init__(self) -> None:
+        # whether the port takes offloaded frames: a Protocol isinstance check is slow, so once, not per frame
+        self.offload = isinstance(self.port, OffloadPort)
+
 
 @dataclass
 class _Attached:
@@ -63,6 +67,13 @@ class _Attached:
     provider: PeerId
     gateway: Gateway
     counters: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.offload = isinstance(self.gateway.port, OffloadPort)
+
+    @property
+    def port(self) -> FramePort:
+        return self.gateway.port
 
 
 def _build_gateway(spec: GatewaySpec, log: Any) -> Gateway:
@@ -175,8 +186,8 @@ class VpnService:
         self._tunnels[vm_id] = tunnel
         self._by_key[key] = tunnel
         port.on_frames(self._vm_sender(tunnel))
-        if isinstance(port, OffloadPort):  # a port that yields TCP super-frames: carried whole, in pieces
-            port.on_offload(self._vm_sender(tunnel, tunnel.core.from_vm_offload))
+        if tunnel.offload:  # a port that yields TCP super-frames: carried whole, in pieces
+            cast(OffloadPort, port).on_offload(self._vm_sender(tunnel, tunnel.core.from_vm_offload))
         self.log.info("tunnel started", vm_id=vm_id, consumer=consumer.short, guest_mtu=port.mtu)
         return self._tunnel_info(tunnel)
 
@@ -231,8 +242,8 @@ class VpnService:
             elif isinstance(action, DeleteVm):
                 tunnel.closing = True
                 tunnel.port.on_frames(None)
-                if isinstance(tunnel.port, OffloadPort):
-                    tunnel.port.on_offload(None)
+                if tunnel.offload:
+                    cast(OffloadPort, tunnel.port).on_offload(None)
                 self._spawn(self._delete_vm(vm_id, action.reason))
 
     def _report_rogue(self, tunnel: _Tunnel, rogue: Rogue) -> None:
@@ -332,7 +343,7 @@ class VpnService:
         if tunnel is not None:
             frame = tunnel.core.from_consumer(datagram, time.monotonic())
             if frame is not None and not tunnel.closing:
-                self._deliver(tunnel.port, frame)
+                self._deliver(tunnel, frame)
             if tunnel.core.actions:
                 self._act(tunnel)
             return
@@ -340,15 +351,15 @@ class VpnService:
         if attached is not None:
             frame = attached.link.from_provider(datagram)
             if frame is not None:
-                self._deliver(attached.gateway.port, frame)
+                self._deliver(attached, frame)
             return
         self._count("dropped_unknown_tunnel")
 
-    def _deliver(self, port: FramePort, frame: bytes | codec.Offloaded) -> None:
+    def _deliver(self, end: _Tunnel | _Attached, frame: bytes | codec.Offloaded) -> None:
         if isinstance(frame, bytes):
-            port.send(frame)
-        elif isinstance(port, OffloadPort):
-            port.send_offload(frame.data)
+            end.port.send(frame)
+        elif end.offload:
+            cast(OffloadPort, end.port).send_offload(frame.data)
         else:
             self._count("dropped_offload")  # this end cannot hand the kernel an offloaded frame
 
