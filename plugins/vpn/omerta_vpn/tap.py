@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from omerta_core.interfaces.hypervisor import FrameHandler, FramePort
-from omerta_vpn.codec import MAX_OFFLOAD_FRAME, VNET_HEADER_BYTES, VNET_NONE
+from omerta_vpn.codec import MAX_OFFLOAD_FRAME, VNET_F_NEEDS_CSUM, VNET_HEADER_BYTES, VNET_NONE
 
 ETHERNET_HEADER = 14
 RECEIVE_BATCH = 64
@@ -139,7 +139,7 @@ class TapFramePort:
                 if self._handler is None:
                     return
                 self._handler(data)
-            elif data.startswith(VNET_NONE):  # a finished frame
+            elif not data[0] & VNET_F_NEEDS_CSUM and not data[1]:  # a finished frame ("data valid" is a hint)
                 if self._handler is None:
                     return
                 self._handler(data[VNET_HEADER_BYTES:])
