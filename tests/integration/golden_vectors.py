@@ -14,6 +14,7 @@ A protocol gets vectors by adding a builder to :data:`FILES`. Touches only
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import struct
@@ -923,7 +924,9 @@ VPN_ARP = (
 
 def _vpn_datagram_vector(name: str, datagram: bytes) -> Vector:
     decoded = vpn_codec.decode(datagram)
-    fields = {key: value.hex() if isinstance(value, bytes) else value for key, value in vars(decoded).items()}
+    fields = {
+        key: value.hex() if isinstance(value, bytes) else value for key, value in dataclasses.asdict(decoded).items()
+    }
     kind = next(k for k, v in vpn_codec.KINDS.items() if v == datagram[0])
     return {
         "name": name,
