@@ -105,14 +105,8 @@ class Keepalive:
 
 
 @dataclass(slots=True)
-class OffloadPiece:
+class OffloadPiece(Fragment):
     """A piece of an offloaded frame: the pieces join into a virtio-net header and a frame."""
-
-    tunnel: int
-    frame_id: int
-    index: int
-    count: int
-    piece: bytes
 
 
 @dataclass(slots=True)
@@ -248,7 +242,7 @@ class Reassembler:
         self._max_frame = max_frame
         self.dropped = 0
 
-    def add(self, fragment: Fragment | OffloadPiece) -> bytes | None:
+    def add(self, fragment: Fragment) -> bytes | None:
         """The whole frame once its last piece arrives, else ``None``."""
         pieces = self._partial.get(fragment.frame_id)
         if pieces is None or len(pieces) != fragment.count:

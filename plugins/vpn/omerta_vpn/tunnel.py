@@ -206,28 +206,23 @@ class ProviderTunnel:
 
     def from_vm(self, frame: bytes, now: float) -> list[bytes]:
         """The datagrams that carry ``frame`` to the consumer (none if it is dropped)."""
-        counters = self.counters
-        if frame[6:12] != self.vm_mac:
-            counters["rogue_foreign_mac"] += 1
-            self._rogue("foreign-source-mac")
-            return []
-        if self.paused_at is not None or not self.live(now):
-            counters["dropped_no_session"] += 1
-            return []
-        return self.carrier.encode(frame)
+        return self.carrier.encode(frame) if self._admit(frame[6:12], now) else []
 
     def from_vm_offload(self, data: bytes, now: float) -> list[bytes]:
         """The datagrams that carry ``data`` (a vnet header and a frame, e.g. a TCP super-frame) to the consumer."""
-        counters = self.counters
         source = codec.VNET_HEADER_BYTES + 6
-        if data[source : source + 6] != self.vm_mac:
-            counters["rogue_foreign_mac"] += 1
+        return self.carrier.encode_offload(data) if self._admit(data[source : source + 6], now) else []
+
+    def _admit(self, source_mac: bytes, now: float) -> bool:
+        """Whether a frame from ``source_mac`` may go to the consumer now; refusals are counted, rogues acted on."""
+        if source_mac != self.vm_mac:
+            self.counters["rogue_foreign_mac"] += 1
             self._rogue("foreign-source-mac")
-            return []
+            return False
         if self.paused_at is not None or not self.live(now):
-            counters["dropped_no_session"] += 1
-            return []
-        return self.carrier.encode_offload(data)
+            self.counters["dropped_no_session"] += 1
+            return False
+        return True
 
     def _rogue(self, reason: str) -> None:
         count = self.counters["rogue_frames"] = self.counters["rogue_frames"] + 1
