@@ -430,11 +430,13 @@ class OmtLedger:
         return await self._runner().query(subject, what, chosen, min_confidence, **wait)
 
     def query_witnesses(self, subject: str) -> list[str]:
-        """The ``ledger_query_witnesses`` live peers this node trusts most, leaving out ``subject``."""
+        """The ``ledger_query_witnesses`` peers this node trusts most, leaving out ``subject``: live peers
+        discovery knows first, then the owners of other chains held here."""
         at = now_ms()
-        candidates = [p for p in self.known_peers(live_only=True) if p != subject]
         scores = self.ledger.trust_model(at).trust_all(self.ledger.me, at)
-        candidates.sort(key=lambda p: (-scores.get(p, 0.0), p))
+        live = set(self.known_peers(live_only=True))
+        held = set(self.ledger.store.owners()) - {self.ledger.me}
+        candidates = sorted((live | held) - {subject}, key=lambda p: (p not in live, -scores.get(p, 0.0), p))
         return candidates[: int(self.config["ledger_query_witnesses"])]
 
     def _runner(self) -> TransactionRunner:

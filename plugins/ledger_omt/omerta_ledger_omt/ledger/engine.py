@@ -69,6 +69,7 @@ from omerta_ledger_omt.omt.runtime import (
     SessionTable,
     StateChanged,
     Tick,
+    verify_envelope,
 )
 
 #: Seconds an ended session instance is kept, so late duplicates find it instead of opening a new one.
@@ -132,6 +133,9 @@ SPEC_03 = Spec(
 ESCROW_BALANCE_CONFIDENCE = "HIGH"
 #: Lock requests held at once waiting for their balance query (more are judged without one: rejected).
 MAX_HELD_LOCK_REQUESTS = 256
+#: Most witnesses a lock request may list for this node to query (spec 00 picks WITNESS_COUNT = 5): a
+#: forged request cannot turn one message into queries to many peers.
+MAX_LOCK_WITNESSES = 16
 
 #: Every spec this node runs, by channel. A new spec is one more entry (and its .omt file).
 SPECS: dict[str, Spec] = {spec.channel: spec for spec in (SPEC_00, SPEC_01, SPEC_02, SPEC_03)}
@@ -449,9 +453,12 @@ class TransactionEngine:
             or self.tables[CHANNEL].get(session, "Witness") is not None
             or len(self._held_requests) >= MAX_HELD_LOCK_REQUESTS
             or not isinstance(witnesses, list)
+            or len(witnesses) > MAX_LOCK_WITNESSES
             or not all(isinstance(w, str) for w in witnesses)
             or self.ledger.me not in witnesses
             or consumer in witnesses
+            or envelope.payload.get("consumer") != consumer
+            or not verify_envelope(envelope)
         ):
             return None
         query = self.new_session_id()

@@ -9,7 +9,9 @@ of witnesses with enough confidence give one value, and names the dissenters; th
 stay with the requester. An answer about the chain (balance, head, length) made with HIGH confidence
 is falsifiable: :class:`FalseAnswerProof` is the signed answer plus the subject's chain up to the head
 it names, which replays to another value — anyone checks it offline (``age`` and ``trust`` are
-local to each observer and never falsifiable). Touches nothing.
+local to each observer and never falsifiable). :func:`attested_answers` reads the signed answers out of
+a ``state_attestation`` block: what an audit holds against a witness whose answer the chain later
+contradicts. Touches nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 from omerta_core.identity import Identity, verify
 from omerta_core.interfaces.common import PeerId
 from omerta_ledger_omt.ledger import schema
-from omerta_ledger_omt.ledger.blocks import Block
+from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.encoding import hash_value
 from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidProofError
@@ -254,6 +256,13 @@ class FalseAnswerProof:
     def describe(self) -> str:
         s = self.answer.statement
         return f"false answer: {s['query']} of {s['subject'][:12]} at #{s['head_seq']} is not {s['value']!r}"
+
+
+def attested_answers(block: Block) -> tuple[Answer, ...]:
+    """The agreeing witnesses' signed answers a ``state_attestation`` block (spec 03) carries."""
+    if block.kind != BlockKind.STATE_ATTESTATION:
+        raise InvalidProofError(f"block {block.ref} is a {block.kind} block, not a state attestation")
+    return tuple(Answer.from_wire(entry) for entry in block.payload["answers"])
 
 
 def false_answer_from_wire(obj: Any) -> FalseAnswerProof:

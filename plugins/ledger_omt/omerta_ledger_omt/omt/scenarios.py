@@ -74,30 +74,19 @@ def _escrow_lock() -> dict[str, Scenario]:
             **_lock_setup(),
         ),
     ]
-    poor = _lock_setup()
-    for w in WITNESSES:
-        poor["knowledge"][w]["@alice"] = dict(ALICE_HEAD, **_attested(10))
-    out.append(
-        Scenario(
-            "insufficient_balance",
-            "witnesses see a balance below the amount and agree to reject",
-            triggers=[lock],
-            expect={"alice": "FAILED", "bob": "ABANDONED", **dict.fromkeys(WITNESSES, "DONE")},
-            **poor,
-        )
-    )
-    stale = _lock_setup()
-    for w in WITNESSES:
-        stale["knowledge"][w]["@alice"].update(attested_available=10, attested_balance=10)
-    out.append(
-        Scenario(
+    rejected = {"alice": "FAILED", "bob": "ABANDONED", **dict.fromkeys(WITNESSES, "DONE")}
+    for name, description, view in (
+        ("insufficient_balance", "witnesses see a balance below the amount and agree to reject", _attested(10)),
+        (
             "stale_view",
             "each witness's own copy shows enough, but the balance transaction 03 attests does not: reject",
-            triggers=[lock],
-            expect={"alice": "FAILED", "bob": "ABANDONED", **dict.fromkeys(WITNESSES, "DONE")},
-            **stale,
-        )
-    )
+            {**_attested(1000), "attested_available": 10, "attested_balance": 10},
+        ),
+    ):
+        setup = _lock_setup()
+        for w in WITNESSES:
+            setup["knowledge"][w]["@alice"] = dict(ALICE_HEAD, **view)
+        out.append(Scenario(name, description, triggers=[lock], expect=rejected, **setup))
     stranger = _lock_setup()
     del stranger["knowledge"]["alice"]["@bob"]
     out.append(

@@ -70,9 +70,12 @@ def test_a_fresh_chain_is_attested_with_high_confidence_by_the_threshold(
     assert all(a["agreed"] and a["confidence"] == "HIGH" for a in result["answers"]), result  # type: ignore[attr-defined]
     length = query(cluster["asker"], ids["subject"], "chain_length", honest, "HIGH")
     assert length["state"] == "ATTESTED" and length["value"] == 2, length  # identity block and the agreement
+    # without a list the asker picks the five peers it trusts most (here every other chain it holds)
+    chosen = cluster["asker"].call("ledger.query", {"peer": ids["subject"], "what": "age"}, timeout=120)
+    assert sorted(chosen["witnesses"]) == sorted(ids[n] for n in NAMES if n not in ("asker", "subject")), chosen
     # the asker's chain records the attestation with the witnesses' signed answers
     blocks = cluster["asker"].call("ledger.show", {})["blocks"]
-    [attestation, _] = [b for b in blocks if b["kind"] == "state_attestation"]
+    [attestation] = [b for b in blocks if b["kind"] == "state_attestation" and b["payload"]["query"] == "balance"]
     assert attestation["payload"]["value"] == FUNDS and attestation["payload"]["subject"] == ids["subject"]
     answers = [a for a in attestation["payload"]["answers"]]
     assert len(answers) == 3 and all(Answer.from_wire(a).signed() for a in answers)

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.encoding import decode
+from omerta_ledger_omt.ledger.errors import InvalidProofError
 from omerta_ledger_omt.ledger.proofs import verified_proof
-from omerta_ledger_omt.ledger.state_query import FalseAnswerProof
+from omerta_ledger_omt.ledger.state_query import FalseAnswerProof, attested_answers
 
 from .conftest import Network, identity
 from .runners import running
@@ -47,6 +49,15 @@ def test_the_threshold_attests_and_two_liars_are_proven_false(network: Network) 
     assert kinds.count(BlockKind.STATE_ATTESTATION) == 1 and kinds.count(BlockKind.ACCUSATION) == 2
     # the accusations' proofs are held, so the liars' trust falls wherever the provider's chain arrives
     assert all(provider.store.proofs(liar) for liar in liars)
+    # the attestation's signed answers are the honest three; held against the chain they are not false
+    [block] = [b for b in provider.store.blocks(provider.me) if b.kind == BlockKind.STATE_ATTESTATION]
+    answers = attested_answers(block)
+    assert {a.witness for a in answers} == {net.peer(w) for w in ("w1", "w2", "w3")}
+    chain = tuple(provider.store.blocks(net.peer("consumer")))
+    for answer in answers:
+        assert answer.signed()
+        with pytest.raises(InvalidProofError, match="not false"):
+            FalseAnswerProof(answer, chain).verify(net.params)
 
 
 def test_a_subject_nobody_holds_is_unknown_and_never_zero(network: Network) -> None:

@@ -6,7 +6,7 @@ time, get back actions) and :class:`SessionTable` (instances keyed per session).
 sockets, clocks or files here: the host does the I/O and applies the actions.
 """
 
-from omerta_ledger_omt.omt.runtime.actor import MAX_AUTO_CHAIN, MAX_BUFFERED_MESSAGES, ActorInstance
+from omerta_ledger_omt.omt.runtime.actor import MAX_AUTO_CHAIN, MAX_BUFFERED_MESSAGES, ActorInstance, verify_envelope
 from omerta_ledger_omt.omt.runtime.events import (
     Action,
     AppendBlockAction,
@@ -50,4 +50,5 @@ __all__ = [
     "StoreChanged",
     "Tick",
     "standard_natives",
+    "verify_envelope",
 ]

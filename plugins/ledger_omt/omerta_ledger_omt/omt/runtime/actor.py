@@ -54,7 +54,8 @@ def _default(t: ast.TypeRef) -> Any:
     return None
 
 
-def _verify_envelope(env: Envelope) -> bool:
+def verify_envelope(env: Envelope) -> bool:
+    """Whether ``env`` carries its sender's valid signature of its signed part."""
     if env.signature is None:
         return False
     try:
@@ -165,7 +166,7 @@ class ActorInstance:
             return "not addressed to this peer"
         if self.actor not in decl.recipients and NETWORK not in decl.recipients:
             return f"{self.actor} is not a recipient of {env.type}"
-        if decl.signed and not _verify_envelope(env):
+        if decl.signed and not verify_envelope(env):
             return "invalid signature"
         if self.roster is not None and self.roster.get(env.sender) != decl.sender:
             return f"sender does not play {decl.sender}"
