@@ -437,6 +437,10 @@ class OmtLedger:
         candidates.sort(key=lambda p: (-scores.get(p, 0.0), p))
         return candidates[: int(self.config["ledger_query_witnesses"])]
 
+    async def accuse(self, session: str, evidence: dict[str, Any]) -> dict[str, Any]:
+        """As the provider of VM session ``session``, accuse its consumer of misuse (spec 01's trial)."""
+        return await self._runner().accuse(session, evidence)
+
     def _runner(self) -> TransactionRunner:
         if self.runner is None:
             raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")

@@ -133,7 +133,7 @@ class TrustGraph:
                 if time_ms < first_seen.get(subject, time_ms + 1):
                     first_seen[subject] = time_ms
             said = graph.evidence_by_author[owner]
-            verdicts = {(v.subject, v.session_id): v for v in state.verifications if v.subject != owner}
+            verdicts = {(v.subject, v.session_id, v.check): v for v in state.verifications if v.subject != owner}
             for verdict in verdicts.values():
                 score = pass_score if verdict.passed else fail_score
                 said.append(Evidence(verdict.subject, owner, "verification", score, verdict.time_ms))

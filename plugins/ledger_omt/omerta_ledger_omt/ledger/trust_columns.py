@@ -131,7 +131,7 @@ class TrustColumns:
         for number, state in zip(owners.tolist(), states, strict=True):
             owner = state.owner
             if state.verifications or state.assertions:
-                verdicts = {(v.subject, v.session_id): v for v in state.verifications if v.subject != owner}
+                verdicts = {(v.subject, v.session_id, v.check): v for v in state.verifications if v.subject != owner}
                 mine = [(v.subject, PASSED if v.passed else FAILED, 0, v.time_ms) for v in verdicts.values()]
                 latest = {a.subject: a for a in state.assertions if a.subject != owner}
                 mine += [(a.subject, ASSERTED, a.score_milli, a.time_ms) for a in latest.values()]

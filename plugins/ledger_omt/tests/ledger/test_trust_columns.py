@@ -27,7 +27,8 @@ def random_chains(rng: random.Random, size: int) -> tuple[list[ChainState], dict
         for _ in range(rng.randint(0, 3)):
             session = bytes([rng.randrange(3)]) * 32
             when = NOW - rng.randint(0, 300) * MS_PER_DAY
-            state.verifications.append(VerificationFact(rng.choice(names), session, rng.random() < 0.7, when))
+            check = rng.choice(["session", "trial"])
+            state.verifications.append(VerificationFact(rng.choice(names), session, rng.random() < 0.7, when, check))
         for _ in range(rng.randint(0, 2)):
             when = NOW - rng.randint(0, 300) * MS_PER_DAY
             state.assertions.append(AssertionFact(rng.choice(names), rng.randint(-1000, 1000), "", when))

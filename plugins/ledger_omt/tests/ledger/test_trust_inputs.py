@@ -204,3 +204,15 @@ def test_a_misuse_verdict_costs_the_guilty_consumer_or_the_false_accuser() -> No
         before = world.trust("o", loser)
         world.chain("w").verifications.append(VerificationFact(payload["subject"], SESSION, False, NOW))
         assert world.trust("o", loser) < before
+
+
+def test_a_false_accusation_still_costs_the_accuser_after_the_session_ends_well() -> None:
+    """The trial's failed verification and the session's passed one are separate findings: the pass, written
+    later for the same session, does not erase the false accusation."""
+    world = honest_world()
+    world.chain("w").verifications.append(VerificationFact("p", SESSION, True, NOW))
+    honest = world.trust("o", "p")
+    world = honest_world()
+    world.chain("w").verifications.append(VerificationFact("p", SESSION, False, NOW, "trial"))
+    world.chain("w").verifications.append(VerificationFact("p", SESSION, True, NOW))
+    assert world.trust("o", "p") < honest
