@@ -58,7 +58,8 @@ class Interaction:
     kind: str
 
 
-#: How a witness's ``verification`` block from a misuse trial begins its detail: a guilty consumer, a false accuser.
+#: How a witness's ``verification`` block from a misuse trial begins its detail: a guilty consumer, a false accuser
+#: (a session's attestation carries ``duration_ms`` and may begin with the same termination reason).
 MISUSE_VERDICT_DETAILS = ("CONSUMER_MISUSE", "FALSE_ACCUSATION")
 
 
@@ -297,7 +298,8 @@ class ChainState:
                 AssertionFact(payload["subject"], payload["score_milli"], payload["reason"], block.time_ms)
             )
         elif block.kind == BlockKind.VERIFICATION:
-            check = "trial" if str(payload.get("detail", "")).startswith(MISUSE_VERDICT_DETAILS) else "session"
+            verdict = "duration_ms" not in payload and str(payload.get("detail", "")).startswith(MISUSE_VERDICT_DETAILS)
+            check = "trial" if verdict else "session"
             self.verifications.append(
                 VerificationFact(payload["subject"], payload["session_id"], payload["passed"], block.time_ms, check)
             )

@@ -72,7 +72,7 @@ def verdicts(node: LedgerNode) -> dict[str, str]:
     return {
         b["payload"]["subject"]: b["payload"]["detail"].split()[0]
         for b in own_blocks(node, "verification")
-        if b["payload"]["detail"].startswith(("CONSUMER_MISUSE", "FALSE_ACCUSATION"))
+        if " evidence=" in b["payload"]["detail"]
     }
 
 
