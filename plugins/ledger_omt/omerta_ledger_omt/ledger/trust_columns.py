@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from omerta_ledger_omt.ledger.chainstate import ChainState
-from omerta_ledger_omt.ledger.trust import MS_PER_DAY, TrustParameters
+from omerta_ledger_omt.ledger.trust import MS_PER_DAY, TrustParameters, connected_groups
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
@@ -232,24 +232,10 @@ def _cluster_weights(flat: _Flat, value: Floats, observer: int, params: TrustPar
     candidate = np.flatnonzero(value >= params.strong_tie_share * outgoing[src])
     a, b = src[candidate], dst[candidate]
     strong = np.isin(b * flat.size + a, a * flat.size + b) & (params.strong_tie_share * outgoing[b] > 0.0)
-    parent: dict[int, int] = {}
-
-    def root(node: int) -> int:
-        while parent.get(node, node) != node:
-            parent[node] = parent.get(parent[node], parent[node])
-            node = parent[node]
-        return node
-
-    for x, y in zip(a[strong].tolist(), b[strong].tolist(), strict=True):
-        rx, ry = root(x), root(y)
-        parent.setdefault(ry, ry)
-        parent[rx] = ry
-    groups: dict[int, list[int]] = {}
-    for node in parent:
-        groups.setdefault(root(node), []).append(node)
+    groups = connected_groups(zip(a[strong].tolist(), b[strong].tolist(), strict=True))
     label = np.full(flat.size, -1, dtype=np.int64)
     sizes: list[int] = []
-    for group in groups.values():
+    for group in groups:
         if 1 < len(group) <= params.max_cluster_size:
             label[group] = len(sizes)
             sizes.append(len(group))

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .nodes import WITNESSES, LedgerNode, sync_everyone
+from .nodes import WITNESSES, LedgerNode, start_cluster, sync_everyone
 
 pytestmark = pytest.mark.timeout(1200)
 
@@ -80,15 +80,8 @@ def test_a_true_accusation_aborts_and_costs_the_consumer_a_false_one_costs_the_a
     cluster: dict[str, LedgerNode], tmp_path: Path
 ) -> None:
     nodes = cluster
-    ids = {name: node.peer_id for name, node in nodes.items()}
-    config = {"authorities": [ids["w1"]], "age_maturity_days": 1e-6}  # ages do not hide the evidence's effect
-    nodes["w1"].start_with(config)
-    for name in ["consumer", "provider", *WITNESSES[1:]]:
-        nodes[name].start_with({**config, "peers": [nodes["w1"].address()]})
-    for name, node in nodes.items():
-        for other, other_node in nodes.items():
-            if other != name:
-                node.call("udp.add_peer", {"peer": ids[other], "endpoints": [f"127.0.0.1:{other_node.port}"]})
+    # ages do not hide the evidence's effect
+    ids = start_cluster(nodes, {"authorities": [nodes["w1"].peer_id], "age_maturity_days": 1e-6})
     nodes["w1"].call("ledger.run", {"name": "mint", "params": {"to": ids["consumer"], "amount": 2000}})
     sync_everyone(nodes, ids)
 
