@@ -139,7 +139,8 @@ class TrustColumns:
                 authors += [number] * len(mine)
             accusations += [(number, subject) for subject in {s for s, _, _ in state.accusations if s != owner}]
         evidence = np.array([row[1:] for row in said], dtype=np.int64).reshape(-1, 3)
-        seen = list(chain.from_iterable(state.mentions.items() for state in states))
+        mentioned = list(chain.from_iterable(state.mentions for state in states))
+        first_times = chain.from_iterable(state.mentions.values() for state in states)
         return _Batch(
             owners=owners,
             edge_src=pairs // size,
@@ -152,8 +153,8 @@ class TrustColumns:
             mention_owner=np.repeat(owners, [len(state.mentions) for state in states]),
             mentions=np.column_stack(
                 [
-                    self._numbers([subject for subject, _ in seen]),
-                    np.fromiter((time_ms for _, time_ms in seen), dtype=np.int64, count=len(seen)),
+                    self._numbers(mentioned),
+                    np.fromiter(first_times, dtype=np.int64, count=len(mentioned)),
                 ]
             ),
             accusers=np.array([number for number, _ in accusations], dtype=np.int64),
