@@ -433,7 +433,7 @@ class OmtLedger:
         """The ``ledger_query_witnesses`` live peers this node trusts most, leaving out ``subject``."""
         at = now_ms()
         candidates = [p for p in self.known_peers(live_only=True) if p != subject]
-        scores = self.ledger.trust_model(at).trust_all(self.ledger.me, at)
+        scores = self.ledger.trust_all(at)
         candidates.sort(key=lambda p: (-scores.get(p, 0.0), p))
         return candidates[: int(self.config["ledger_query_witnesses"])]
 
