@@ -90,13 +90,11 @@ class TrustColumns:
     def update(self, states: Iterable[ChainState], *, complete: bool = False) -> int:
         """Take in ``states``, re-reading those whose head moved (a chain's facts change only with its head);
         with ``complete``, drop every chain not among them. Returns how many chains were read."""
-        changed, given, heads = [], set(), self._heads
-        for state in states:
-            given.add(state.owner)
-            if heads.get(state.owner) != state.head_hash:
-                heads[state.owner] = state.head_hash
-                changed.append(state)
-        gone = heads.keys() - given if complete else set()
+        states, heads = list(states), self._heads
+        changed = [state for state in states if heads.get(state.owner) != state.head_hash]
+        for state in changed:
+            heads[state.owner] = state.head_hash
+        gone = heads.keys() - {state.owner for state in states} if complete else set()
         for owner in gone:
             del heads[owner]
         if changed or gone:
