@@ -21,7 +21,7 @@ import json
 from typing import Any
 
 from omerta_ledger_omt.ledger.blocks import BlockKind
-from omerta_ledger_omt.ledger.chainstate import EscrowLock
+from omerta_ledger_omt.ledger.chainstate import MISUSE_VERDICT_DETAILS, EscrowLock
 from omerta_ledger_omt.ledger.errors import EncodingError
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.omt.runtime.values import canonical_bytes
@@ -94,7 +94,7 @@ def misuse_verdict_payload(store: dict[str, Any], session: str) -> dict[str, Any
         "subject": store["accused"] if guilty else store["accuser"],
         "session_id": bytes.fromhex(session),
         "passed": False,
-        "detail": f"{'CONSUMER_MISUSE' if guilty else 'FALSE_ACCUSATION'} evidence={store['evidence_hash']}",
+        "detail": f"{MISUSE_VERDICT_DETAILS[0 if guilty else 1]} evidence={store['evidence_hash']}",
     }
 
 

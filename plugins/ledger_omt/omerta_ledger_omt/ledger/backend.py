@@ -433,11 +433,15 @@ class OmtLedger:
         """The ``ledger_query_witnesses`` peers this node trusts most, leaving out ``subject``: live peers
         discovery knows first, then the owners of other chains held here."""
         at = now_ms()
-        scores = self.ledger.trust_model(at).trust_all(self.ledger.me, at)
+        scores = self.ledger.trust_all(at)
         live = set(self.known_peers(live_only=True))
         held = set(self.ledger.store.owners()) - {self.ledger.me}
         candidates = sorted((live | held) - {subject}, key=lambda p: (p not in live, -scores.get(p, 0.0), p))
         return candidates[: int(self.config["ledger_query_witnesses"])]
+
+    async def accuse(self, session: str, evidence: dict[str, Any]) -> dict[str, Any]:
+        """As the provider of VM session ``session``, accuse its consumer of misuse (spec 01's trial)."""
+        return await self._runner().accuse(session, evidence)
 
     def _runner(self) -> TransactionRunner:
         if self.runner is None:

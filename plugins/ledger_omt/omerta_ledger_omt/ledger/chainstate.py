@@ -58,14 +58,24 @@ class Interaction:
     kind: str
 
 
+#: How a witness's ``verification`` block from a misuse trial begins its detail: a guilty consumer, a false accuser
+#: (a session's attestation carries ``duration_ms`` and may begin with the same termination reason).
+MISUSE_VERDICT_DETAILS = ("CONSUMER_MISUSE", "FALSE_ACCUSATION")
+
+
 @dataclass(frozen=True)
 class VerificationFact:
-    """A ``verification`` block: the owner (a witness) checked ``subject`` in a session."""
+    """A ``verification`` block: the owner (a witness) checked ``subject`` in a session.
+
+    ``check`` is ``"session"`` for the attested session itself and ``"trial"`` for a misuse trial's verdict
+    in it: the two are different findings, so the session's end does not overwrite the trial's.
+    """
 
     subject: str
     session_id: bytes
     passed: bool
     time_ms: int
+    check: str = "session"
 
 
 @dataclass(frozen=True)
@@ -288,8 +298,10 @@ class ChainState:
                 AssertionFact(payload["subject"], payload["score_milli"], payload["reason"], block.time_ms)
             )
         elif block.kind == BlockKind.VERIFICATION:
+            verdict = "duration_ms" not in payload and str(payload.get("detail", "")).startswith(MISUSE_VERDICT_DETAILS)
+            check = "trial" if verdict else "session"
             self.verifications.append(
-                VerificationFact(payload["subject"], payload["session_id"], payload["passed"], block.time_ms)
+                VerificationFact(payload["subject"], payload["session_id"], payload["passed"], block.time_ms, check)
             )
 
 

@@ -28,6 +28,7 @@ from omerta_ledger_omt.ledger import views
 from omerta_ledger_omt.ledger.backend import parameters_from
 from omerta_ledger_omt.ledger.errors import LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
+from omerta_ledger_omt.ledger.misuse import load_evidence
 from omerta_ledger_omt.ledger.state_query import QUERIES
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.trust import explanation_text
@@ -345,6 +346,28 @@ def query_text(result: dict[str, Any]) -> str:
     for proven in result["false_answers"]:
         lines.append(f"  {proven['witness'][:12]} answered falsely: proven, accusation {proven['accusation']}")
     return "\n".join(lines)
+
+
+@ledger_group.command(name="accuse")
+@click.argument("session")
+@click.option(
+    "--evidence",
+    "evidence_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="JSON file with the misuse evidence (format in docs/ledger.md, misuse trial).",
+)
+@state_dir_option
+@json_option
+def accuse_command(session: str, evidence_path: Path, state_dir: Path | None, as_json: bool) -> None:
+    """As provider, accuse the consumer of VM session SESSION of misuse (spec 01's trial).
+
+    The lock's witnesses judge the evidence; if enough find misuse the session ends (CONSUMER_MISUSE) and is
+    attested for settlement, otherwise the VM runs on and the false accusation costs this node trust.
+    """
+    params = {"session": session, "evidence": load_evidence(evidence_path)}
+    _print_result(_operate(state_dir, "accusing (waiting for the witnesses' votes)", "ledger.accuse", params),
+                  as_json, "trial")  # fmt: skip
 
 
 COMMANDS = [ledger_group]

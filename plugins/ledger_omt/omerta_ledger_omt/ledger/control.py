@@ -145,6 +145,13 @@ async def query(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+async def accuse(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    evidence = params.get("evidence")
+    if not isinstance(evidence, dict):
+        raise LedgerError("ledger.accuse takes the evidence as a JSON object (docs/ledger.md, misuse trial)")
+    return await _backend(node).accuse(str(params["session"]), evidence)
+
+
 def audit(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return _backend(node).audit()
 
@@ -173,4 +180,5 @@ METHODS = {
     "ledger.vm_start": vm_start,
     "ledger.attest": attest,
     "ledger.query": query,
+    "ledger.accuse": accuse,
 }

@@ -21,6 +21,7 @@ from omerta_ledger_omt.ledger.settlement import check_settlement_body
 from omerta_ledger_omt.ledger.statements import Statement, StatementKind, lock_witnesses
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.ledger.trust import TrustGraph, TrustModel, TrustParameters
+from omerta_ledger_omt.ledger.trust_columns import TrustColumns, trust_all
 from omerta_ledger_omt.ledger.witnesses import decide_lock
 
 
@@ -32,6 +33,7 @@ class LocalLedger:
         self.me = str(identity.peer_id)
         self.store = store
         self.trust_params = trust_params or TrustParameters()
+        self._trust_columns = TrustColumns()
 
     @property
     def params(self) -> Parameters:
@@ -170,8 +172,13 @@ class LocalLedger:
         )
         return TrustModel(graph, self.trust_params)
 
+    def trust_all(self, now_ms: int) -> dict[str, float]:
+        """``T(me, ·)`` over every held chain, evaluated over arrays that re-read only the chains that grew."""
+        self._trust_columns.update(self.store.states().values(), complete=True)
+        return trust_all(self._trust_columns, self.me, self.store.proof_counts(), now_ms, self.trust_params)
+
     def trust(self, peer: str, now_ms: int) -> float:
-        return self.trust_model(now_ms).trust_all(self.me, now_ms).get(peer, 0.0)
+        return self.trust_all(now_ms).get(peer, 0.0)
 
     def explain_trust(self, peer: str, now_ms: int) -> dict[str, Any]:
         return self.trust_model(now_ms).explain(self.me, peer, now_ms)

@@ -46,7 +46,7 @@ from typing import Any
 
 from omerta_core.interfaces.common import PeerId
 from omerta_core.randomness import RandomSource, child_random, system_random
-from omerta_ledger_omt.ledger import attestations
+from omerta_ledger_omt.ledger import attestations, misuse
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.chainstate import EscrowLock
 from omerta_ledger_omt.ledger.encoding import canonical
@@ -210,6 +210,8 @@ class TransactionRunner:
             if isinstance(subject, str) and self.ledger.store.head(subject) is not None:
                 await self.refresh(subject)
         opened = channel == ATTEST_CHANNEL and await self._open_attestation(envelope)
+        if channel == ATTEST_CHANNEL and envelope.type == "MISUSE_ACCUSATION":
+            self._judge_accusation(envelope)
         actions = self.engine.receive(channel, envelope, self._now())
         if opened:
             actions += self.engine.release_held(channel, envelope.session, self._now())
@@ -338,6 +340,19 @@ class TransactionRunner:
         _, actions = engine.open(ATTEST_CHANNEL, actor, "setup_session", inputs, self._now(), session=session)
         await self._apply(actions)
         return True
+
+    def _judge_accusation(self, envelope: Envelope) -> None:
+        """A witness judges a misuse accusation's evidence (docs/ledger.md, misuse trial) before its spec votes."""
+        witness = self.engine.instance(ATTEST_CHANNEL, envelope.session, "Witness")
+        if witness is None:
+            return
+        allocated = witness.store.get("allocated_at")
+        since_ms = round(float(allocated) * 1000) if isinstance(allocated, int | float) else 0
+        verdict = misuse.judge(envelope.payload.get("evidence"), envelope.session, witness.store.get("consumer", ""),
+                               since_ms, self.now_ms())  # fmt: skip
+        self.observations.setdefault(envelope.session, {})["misuse"] = verdict.guilty
+        self.log.info("misuse accusation judged", session=envelope.session[:12], peer=envelope.sender[:12],
+                      guilty=verdict.guilty, reason=verdict.reason)  # fmt: skip
 
     async def _witnessed_lock(self, session_id: bytes) -> EscrowLock | None:
         """The lock of a session this node witnesses, syncing its consumer's chain if the lock is not held yet."""
@@ -500,6 +515,37 @@ class TransactionRunner:
             "duration_ms": attestations.duration_ms(attestation.get("duration")) if attestation else None,
             "termination_reason": attestation.get("termination_reason"),
             "signatures": len(final.get("signatures") or []),
+            "block": self.written.get((session, "VM_SESSION")),
+        }
+
+    async def accuse(self, session: str, evidence: dict[str, Any], timeout: float = ATTEST_WAIT_S) -> dict[str, Any]:
+        """As the provider of running VM session ``session``, accuse its consumer of misuse (spec 01's trial).
+
+        Returns once the witnesses decided: guilty (the session is cancelled for ``CONSUMER_MISUSE`` and
+        attested, ready to settle through spec 02) or acquitted (the VM runs on; the accusation costs this
+        node trust).
+        """
+        if self._outcome(ATTEST_CHANNEL, session, "Provider") != "vm_verified":
+            raise LedgerError(f"no running VM session {session[:16]} with this node as provider to accuse in")
+        instance = self.engine.instance(ATTEST_CHANNEL, session, "Provider")
+        assert instance is not None
+        await self._apply(self.engine.fire(ATTEST_CHANNEL, session, "Provider", "accuse_misuse",
+                                           {"evidence": evidence}, self._now()))  # fmt: skip
+        await self.wait_outcome(ATTEST_CHANNEL, session, "Provider", VM_START_DONE, timeout)
+        store = instance.store
+        votes = store.get("trial_votes") or []
+        final = store.get("final_attestation") or {}
+        attestation = final.get("attestation") or {}
+        guilty = store.get("termination_reason") == "CONSUMER_MISUSE"
+        return {
+            "session": session,
+            "state": instance.state,
+            "verdict": "guilty" if guilty else "acquitted",
+            "evidence_hash": store.get("evidence_hash"),
+            "votes": len({vote["witness"] for vote in votes}),
+            "guilty_votes": len({vote["witness"] for vote in votes if vote["guilty"]}),
+            "termination_reason": attestation.get("termination_reason"),
+            "duration_ms": attestations.duration_ms(attestation.get("duration")) if attestation else None,
             "block": self.written.get((session, "VM_SESSION")),
         }
 

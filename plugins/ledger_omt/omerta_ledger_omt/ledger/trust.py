@@ -34,13 +34,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from omerta_ledger_omt.ledger.chainstate import ChainState
 
 MS_PER_DAY = 86_400_000
+Node = TypeVar("Node", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ class TrustGraph:
                 if time_ms < first_seen.get(subject, time_ms + 1):
                     first_seen[subject] = time_ms
             said = graph.evidence_by_author[owner]
-            verdicts = {(v.subject, v.session_id): v for v in state.verifications if v.subject != owner}
+            verdicts = {(v.subject, v.session_id, v.check): v for v in state.verifications if v.subject != owner}
             for verdict in verdicts.values():
                 score = pass_score if verdict.passed else fail_score
                 said.append(Evidence(verdict.subject, owner, "verification", score, verdict.time_ms))
@@ -148,6 +149,26 @@ class TrustGraph:
 
     def evidence_about(self, subject: str) -> list[Evidence]:
         return [item for said in self.evidence_by_author.values() for item in said if item.subject == subject]
+
+
+def connected_groups(pairs: Iterable[tuple[Node, Node]]) -> list[list[Node]]:
+    """The connected groups of the graph whose edges are ``pairs`` (union-find with path halving)."""
+    parent: dict[Node, Node] = {}
+
+    def root(node: Node) -> Node:
+        while parent.get(node, node) != node:
+            parent[node] = parent.get(parent[node], parent[node])
+            node = parent[node]
+        return node
+
+    for x, y in pairs:
+        a, b = root(x), root(y)
+        parent.setdefault(b, b)
+        parent[a] = b
+    groups: dict[Node, list[Node]] = {}
+    for node in parent:
+        groups.setdefault(root(node), []).append(node)
+    return list(groups.values())
 
 
 @dataclass
@@ -225,28 +246,19 @@ class TrustModel:
         share = self.params.strong_tie_share
         edges = self.graph.edges
         outgoing = {node: sum(row.values()) for node, row in edges.items()}
-        parent: dict[str, str] = {}
 
-        def root(node: str) -> str:
-            while parent.get(node, node) != node:
-                parent[node] = parent.get(parent[node], parent[node])
-                node = parent[node]
-            return node
+        def strong_ties() -> Iterator[tuple[str, str]]:
+            for node, row in edges.items():
+                floor = share * outgoing[node]
+                for target in [t for t, v in row.items() if v >= floor]:
+                    if edges.get(target, {}).get(node, 0.0) >= share * outgoing.get(target, 0.0) > 0.0:
+                        yield node, target
 
-        for node, row in edges.items():
-            floor = share * outgoing[node]
-            for target in [t for t, v in row.items() if v >= floor]:
-                if edges.get(target, {}).get(node, 0.0) >= share * outgoing.get(target, 0.0) > 0.0:
-                    a, b = root(node), root(target)
-                    parent.setdefault(b, b)
-                    parent[a] = b
-        groups: dict[str, list[str]] = defaultdict(list)
-        for node in parent:
-            groups[root(node)].append(node)
+        groups = connected_groups(strong_ties())
         of: dict[str, int] = {}
         members: dict[int, list[str]] = {}
         isolation: dict[int, float] = {}
-        weighed = (g for g in groups.values() if 1 < len(g) <= self.params.max_cluster_size)
+        weighed = (g for g in groups if 1 < len(g) <= self.params.max_cluster_size)
         for index, group in enumerate(weighed):
             inside = set(group)
             internal = sum(v for n in group for t, v in edges.get(n, {}).items() if t in inside)

@@ -50,6 +50,22 @@ class LedgerNode(UdpNode):
         return f"{self.peer_id}@127.0.0.1:{self.port}"
 
 
+def start_cluster(nodes: dict[str, LedgerNode], config: dict[str, Any]) -> dict[str, str]:
+    """Start ``w1`` with ``config``, the others bootstrapping from it, and give every node every endpoint.
+
+    Returns the peer ids by name.
+    """
+    ids = {name: node.peer_id for name, node in nodes.items()}
+    nodes["w1"].start_with(config)
+    for name in [n for n in nodes if n != "w1"]:
+        nodes[name].start_with({**config, "peers": [nodes["w1"].address()]})
+    for name, node in nodes.items():
+        for other, other_node in nodes.items():
+            if other != name:
+                node.call("udp.add_peer", {"peer": ids[other], "endpoints": [f"127.0.0.1:{other_node.port}"]})
+    return ids
+
+
 def sync_everyone(nodes: dict[str, LedgerNode], ids: dict[str, str], rounds: int = 1) -> None:
     """Every node syncs every other node's chain, ``rounds`` times; any failure fails the test."""
     for _ in range(rounds):

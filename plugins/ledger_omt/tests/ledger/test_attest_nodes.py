@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .nodes import WITNESSES, LedgerNode, sync_everyone
+from .nodes import WITNESSES, LedgerNode, start_cluster, sync_everyone
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -27,16 +27,7 @@ def test_witnesses_attest_a_vm_session_between_nodes_and_settlement_charges_it(
     cluster: dict[str, LedgerNode],
 ) -> None:
     nodes = cluster
-    ids = {name: node.peer_id for name, node in nodes.items()}
-    config = {"authorities": [ids["w1"]]}
-    nodes["w1"].start_with(config)
-    for name in ["consumer", "provider", *WITNESSES[1:]]:
-        nodes[name].start_with({**config, "peers": [nodes["w1"].address()]})
-    ports = {name: node.port for name, node in nodes.items()}
-    for name, node in nodes.items():
-        for other, port in ports.items():
-            if other != name:
-                node.call("udp.add_peer", {"peer": ids[other], "endpoints": [f"127.0.0.1:{port}"]})
+    ids = start_cluster(nodes, {"authorities": [nodes["w1"].peer_id]})
     nodes["w1"].call("ledger.run", {"name": "mint", "params": {"to": ids["consumer"], "amount": 1000}})
     sync_everyone(nodes, ids)
 

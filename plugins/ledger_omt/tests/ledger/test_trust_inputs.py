@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from omerta_ledger_omt.ledger.attestations import misuse_verdict_payload
-from omerta_ledger_omt.ledger.blocks import BlockKind
+from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import AssertionFact, ChainState, Interaction, Parameters, VerificationFact
 from omerta_ledger_omt.ledger.local import LocalLedger
 from omerta_ledger_omt.ledger.store import ChainStore
@@ -204,3 +204,34 @@ def test_a_misuse_verdict_costs_the_guilty_consumer_or_the_false_accuser() -> No
         before = world.trust("o", loser)
         world.chain("w").verifications.append(VerificationFact(payload["subject"], SESSION, False, NOW))
         assert world.trust("o", loser) < before
+
+
+def test_a_false_accusation_still_costs_the_accuser_after_the_session_ends_well() -> None:
+    """The trial's failed verification and the session's passed one are separate findings: the pass, written
+    later for the same session, does not erase the false accusation."""
+    world = honest_world()
+    world.chain("w").verifications.append(VerificationFact("p", SESSION, True, NOW))
+    honest = world.trust("o", "p")
+    world = honest_world()
+    world.chain("w").verifications.append(VerificationFact("p", SESSION, False, NOW, "trial"))
+    world.chain("w").verifications.append(VerificationFact("p", SESSION, True, NOW))
+    assert world.trust("o", "p") < honest
+
+
+def test_a_trial_verdict_and_a_session_attestation_are_told_apart_on_the_chain() -> None:
+    """An attestation of a session aborted for misuse begins like a guilty verdict but is the session's check."""
+    witness, consumer, provider = identity("w"), str(identity("c").peer_id), str(identity("p").peer_id)
+    state = ChainState(str(witness.peer_id), Parameters())
+    store = {"accuser": provider, "accused": consumer, "evidence_hash": "ee" * 32, "guilty": True}
+    payloads = [
+        {},
+        misuse_verdict_payload(store, SESSION.hex()),
+        {"subject": provider, "session_id": SESSION, "passed": True, "detail": "CONSUMER_MISUSE duration_ms=5",
+         "duration_ms": 5},
+    ]  # fmt: skip
+    prev = GENESIS_PREV
+    for seq, payload in enumerate(payloads):
+        block = Block.create(witness, seq, prev, BlockKind.VERIFICATION if seq else BlockKind.IDENTITY, NOW, payload)
+        state.apply(block)
+        prev = block.hash
+    assert [(v.subject, v.check) for v in state.verifications] == [(consumer, "trial"), (provider, "session")]
