@@ -6,6 +6,8 @@ on a :class:`~.transactions.TransactionRunner`:
 * ``audit_chain`` audits the segment the subject served (:func:`.audit.audit_chain`) against
   every block, proof and counterparty chain held here and the counterparties' confirmations, and
   returns the published result: each discrepancy with its proof whole, so anyone checks it offline.
+  The signed spec 03 answers about the subject that ``state_attestation`` blocks held here carry are
+  checked too: a HIGH one the replay disproves is proven false against its witness.
   The subject's signed ``CHAIN_RESPONSE`` is kept per session as it arrives, so a block in it that
   does not verify is proven against the subject (a served-corrupt proof).
 * ``halves_held`` is a counterparty's answer: which of the subject's proposals its own chain agreed
@@ -20,6 +22,7 @@ on a :class:`~.transactions.TransactionRunner`:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 from omerta_ledger_omt.ledger.audit import CounterpartyView, audit_chain
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.encoding import decode
-from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
+from omerta_ledger_omt.ledger.errors import EncodingError, InvalidProofError, LedgerError
 from omerta_ledger_omt.ledger.health import Check
 from omerta_ledger_omt.ledger.local import LocalLedger
 from omerta_ledger_omt.ledger.omt_host import AUDIT_CHANNEL, CHECK_CHANNEL, ChainLedgerView
+from omerta_ledger_omt.ledger.state_query import Answer
 from omerta_ledger_omt.ledger.suspicion import due
 from omerta_ledger_omt.ledger.witnesses import select_witnesses
 from omerta_ledger_omt.omt.runtime import ActorInstance, Envelope, NativeContext, NativeRegistry, standard_natives
@@ -106,6 +110,7 @@ class AuditHost:
             held=store.blocks(subject),
             counterparties=counterparties,
             proofs=store.proofs(subject),
+            answers=attested_answers(self.ledger, subject),
             response=self.responses.get(ctx.session),
         )
         return {**result.published(), "answered": True}
@@ -251,6 +256,23 @@ class AuditHost:
             "refusals": list(store.get("refusals") or []),
             "results": list(store.get("results") or []),
         }
+
+
+def attested_answers(ledger: LocalLedger, subject: str) -> list[Answer]:
+    """The signed spec 03 answers about ``subject`` that ``state_attestation`` blocks held here carry.
+
+    A HIGH answer the audit's replay disproves becomes a false-answer proof against its witness: a
+    threshold that agreed on a false value is caught later, and pays in trust once the proof spreads.
+    """
+    found = []
+    for owner in ledger.store.owners():
+        for block in ledger.store.blocks(owner):
+            if block.kind != BlockKind.STATE_ATTESTATION or block.payload["subject"] != subject:
+                continue
+            for wire in block.payload["answers"]:
+                with contextlib.suppress(InvalidProofError):
+                    found.append(Answer.from_wire(wire))
+    return found
 
 
 def _hex_bytes(text: str) -> bytes:

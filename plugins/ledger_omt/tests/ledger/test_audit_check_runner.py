@@ -17,6 +17,8 @@ from omerta_ledger_omt.ledger import views
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.engine import SPEC_05, load_program
 from omerta_ledger_omt.ledger.health import CHECK_THRESHOLD, checks
+from omerta_ledger_omt.ledger.state_query import Answer
+from omerta_ledger_omt.omt.runtime.values import canonical_bytes
 
 from .conftest import DAY_MS, NOW_MS, Network, identity
 from .runners import running
@@ -190,3 +192,43 @@ def test_a_check_that_catches_an_edited_chain_raises_suspicion_on_an_observer(ne
     seen = views.suspicion(observer, consumer.me, 86_400_000, NOW_MS)
     # one proven offence (three auditors' proofs of one corrupt block) and one unclean check
     assert seen["proofs"] == 3 and seen["suspicion"] > 1.4 and seen["interval_s"] < 86_400 / 2.4, seen
+
+
+def test_a_false_attestation_is_disproved_by_an_audit_and_costs_the_witness_trust(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    net.fund("w1", 1000)
+    for name in ("provider", "w5"):  # the liar w1 has paid the observers once: they trust it a little
+        net[name].agree(net["w1"].transfer(net.peer(name), 10, NOW_MS - 10 * DAY_MS), NOW_MS - 10 * DAY_MS)
+    net.sync()
+    consumer = net.peer("consumer")
+    head = net["consumer"].state(consumer)
+    # three witnesses sign, with HIGH confidence, that the consumer holds 5000 at its head; a requester records it
+    session = "cd" * 32
+    answers = []
+    for name in ("w1", "w2", "w3"):
+        statement = {
+            "what": "state_answer", "session_id": session, "subject": consumer, "query": "balance", "value": 5000,
+            "confidence": "HIGH", "head_seq": head.head_seq, "evidence": head.head_hash.hex(),
+            "witness": net.peer(name),
+        }  # fmt: skip
+        answers.append(Answer(statement, identity(name).sign(canonical_bytes(statement)).hex()).to_wire())
+    attestation = {"subject": consumer, "query": "balance", "value": 5000, "confidence": "HIGH"}
+    payload = {"session_id": bytes.fromhex(session), **attestation, "answers": answers}
+    net["w4"].append(BlockKind.STATE_ATTESTATION, payload, NOW_MS - 1000)
+    net.sync()
+    before = net["provider"].trust(net.peer("w1"), NOW_MS)
+    assert before > 0
+
+    async def scenario() -> dict[str, Any]:
+        async with running(net) as nodes:
+            return await nodes["w5"].audits.audit(consumer, counterparties=[])
+
+    outcome = asyncio.run(scenario())
+    false = [f for f in outcome["result"]["discrepancies"] if f["kind"] == "attestation_false"]
+    assert {f["against"] for f in false} == {net.peer(n) for n in ("w1", "w2", "w3")}, outcome["result"]
+    checked = views.verify_audit(net.params, outcome["block"])
+    assert sum(1 for row in checked["discrepancies"] if row["proof"] == "false_answer" and row["verified"]) == 3
+    net.sync(["provider"])  # the provider holds the auditor's chain, and with it the proofs
+    assert net["provider"].trust(net.peer("w1"), NOW_MS) < before  # replaying the chains keeps the proofs
+    assert len(net["provider"].store.proofs(net.peer("w1"))) == 1
