@@ -33,6 +33,7 @@ from omerta_discovery_gossip import peer_record
 from omerta_discovery_gossip import wire as gossip_wire
 from omerta_ledger_omt.ledger import encoding, escrow, sync, witnesses
 from omerta_ledger_omt.ledger.attestations import encode_probe
+from omerta_ledger_omt.ledger.audit import AuditResult
 from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import Parameters
 from omerta_ledger_omt.ledger.engine import SPECS, load_program
@@ -41,6 +42,7 @@ from omerta_ledger_omt.ledger.proofs import (
     ChainRuleProof,
     DoubleLockProof,
     ForkProof,
+    ServedCorruptProof,
     SignedLockRequest,
     verified_proof,
 )
@@ -732,6 +734,38 @@ def _chain_vectors(
         {"session_id": session_id, **attestation, "answers": [answer.to_wire()]},
         "witness 0 records the state attestation of alice's balance (spec 03)",
     )
+    # transactions 04 and 05: witness 0 publishes a clean audit of bob, then records a health check of him
+    audit = AuditResult(provider, blocks_checked=3, head_seq=2, head_hash="ef" * 32, balance=100).published()
+    audit["answered"] = True
+    append(
+        witness,
+        BlockKind.AUDIT_RESULT,
+        {"subject": provider, "session_id": session_id, "result": audit, "result_hash": bytes.fromhex(digest(audit))},
+        "witness 0 publishes a clean audit of bob (transaction 04)",
+    )
+    check_session = session_id.hex()
+    votes = []
+    for member in WITNESSES[:3]:
+        vote = {"what": "check_vote", "session_id": check_session, "subject": provider, "clean": True,
+                "audit_hash": digest(audit)}  # fmt: skip
+        signature = member.sign(canonical_bytes(vote)).hex()
+        votes.append(
+            {"member": str(member.peer_id), "clean": True, "audit_hash": digest(audit), "signature": signature}
+        )
+    append(
+        witness,
+        BlockKind.CHECK_RESULT,
+        {
+            "subject": provider,
+            "session_id": session_id,
+            "checked_at_ms": T0 + 60_000,
+            "clean": True,
+            "audit_hash": bytes.fromhex(digest(audit)),
+            "suspicion_milli": 0,
+            "votes": votes,
+        },
+        "witness 0 records a clean health check of bob backed by three votes (transaction 05)",
+    )
     return out
 
 
@@ -765,11 +799,17 @@ def _proof_vectors(session_id: bytes) -> list[Vector]:
         "witness": str(BOB.peer_id),
     }
     false_answer = FalseAnswerProof(Answer(answer, BOB.sign(canonical_bytes(answer)).hex()), (genesis,))
+    edited = Block(ALICE.peer_id, 1, genesis.hash, BlockKind.BURN, T0 + 1000, {"amount": 1}, burn_10.signature)
+    segment = [{"hash": b.hash.hex(), "seq": b.seq, "block": b.encode().hex()} for b in (genesis, edited)]
+    served = {"type": "CHAIN_RESPONSE", "session": session_id.hex(), "sender": str(ALICE.peer_id),
+              "payload": {"segment": segment}}  # fmt: skip
+    served_corrupt = ServedCorruptProof({**served, "signature": ALICE.sign(canonical_bytes(served)).hex()}, 1)
     proofs = [
         ("fork: two different blocks of alice at sequence 1", ForkProof(burn_10, burn_20)),
         ("chain rule: alice burns what she does not have", ChainRuleProof((genesis, burn_10))),
         ("double lock: 300 + 400 promised at one head with 500 available", DoubleLockProof(*requests)),
         ("false answer: bob said alice's chain is 5 blocks long at her genesis", false_answer),
+        ("served corrupt: alice served an auditor a burn she did not sign", served_corrupt),
     ]
     out = []
     for name, proof in proofs:

@@ -9,8 +9,9 @@ checks that counterparties hold their half, and returns an :class:`AuditResult` 
 discrepancies each carry what a third party needs to check them offline (with the network's
 parameters and nothing else):
 
-* ``signature_invalid``: a served block does not verify. No proof against the owner: the served
-  bytes are corrupt (what an edited store serves); the finding names the block.
+* ``signature_invalid``: a served block does not verify (what an edited store serves). With the
+  subject's signed chain response (between nodes) a served-corrupt proof; read from a local store,
+  no proof, and the finding names the block.
 * ``chain_fork``: a served block differs from a copy held elsewhere at its sequence. Fork proof.
 * ``double_spend``: the replay breaks an amount rule (a spend or lock beyond the balance), or a
   double-lock proof about the subject is held. Chain-rule proof or double-lock proof.
@@ -28,13 +29,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
-from omerta_ledger_omt.ledger.encoding import hash_value
-from omerta_ledger_omt.ledger.errors import ChainRuleError, InvalidBlockError, InvalidProofError
-from omerta_ledger_omt.ledger.proofs import ChainRuleProof, DoubleLockProof, ForkProof, Proof, verified_proof
+from omerta_ledger_omt.ledger.encoding import canonical, decode, hash_value
+from omerta_ledger_omt.ledger.errors import ChainRuleError, EncodingError, InvalidBlockError, InvalidProofError
+from omerta_ledger_omt.ledger.proofs import (
+    ChainRuleProof,
+    DoubleLockProof,
+    ForkProof,
+    Proof,
+    ServedCorruptProof,
+    verified_proof,
+)
 from omerta_ledger_omt.ledger.state_query import (
     CHAIN_QUERIES,
     Answer,
@@ -45,6 +53,16 @@ from omerta_ledger_omt.ledger.state_query import (
 
 #: Words of a chain-rule refusal that mean value was spent or locked twice.
 DOUBLE_SPEND_MARKS = ("exceeds the available balance", "double lock")
+
+
+class CounterpartyView(Protocol):
+    """What the audit needs of a counterparty's chain: how far it goes and which proposals it agreed to."""
+
+    @property
+    def last_time_ms(self) -> int: ...
+
+    @property
+    def accepted_proposals(self) -> set[bytes]: ...
 
 
 class Discrepancy(enum.StrEnum):
@@ -128,6 +146,17 @@ class AuditResult:
         wire["audit_hash"] = self.hash
         return wire
 
+    def published(self) -> dict[str, Any]:
+        """The result as transaction 04 publishes it: the summary, each proof also whole (hex of its encoding).
+
+        Plain text, numbers and lists only, so it travels in ``.omt`` values and in a block alike;
+        :func:`verify_published` checks every proof in it with nothing else.
+        """
+        wire = self.summary()
+        for entry, finding in zip(wire["discrepancies"], self.findings, strict=True):
+            entry["proof_cbor"] = None if finding.proof is None else canonical(finding.proof.to_wire()).hex()
+        return wire
+
 
 def audit_chain(
     subject: str,
@@ -135,11 +164,16 @@ def audit_chain(
     params: Parameters,
     *,
     held: Iterable[Block] = (),
-    counterparties: Mapping[str, ChainState] | None = None,
+    counterparties: Mapping[str, CounterpartyView] | None = None,
     proofs: Iterable[Proof] = (),
     answers: Iterable[Answer] = (),
+    response: Mapping[str, Any] | None = None,
 ) -> AuditResult:
-    """Audit ``subject``'s chain as served (wire maps in sequence order from 0)."""
+    """Audit ``subject``'s chain as served (wire maps in sequence order from 0).
+
+    ``response`` is the subject's signed chain response the blocks came in (transaction 04 between
+    nodes): a block in it that does not verify then carries a served-corrupt proof.
+    """
     result = AuditResult(subject)
     copies = {b.seq: b for b in held if b.owner == subject}
     blocks: list[Block] = []
@@ -151,7 +185,9 @@ def audit_chain(
             block = Block.from_wire(raw)
         except InvalidBlockError as exc:
             seq = raw.get("seq") if isinstance(raw, dict) else None
-            result.findings.append(Finding(Discrepancy.SIGNATURE_INVALID, seq if type(seq) is int else None, str(exc)))
+            seq = seq if type(seq) is int else None
+            proof = _served_corrupt(response, seq)
+            result.findings.append(Finding(Discrepancy.SIGNATURE_INVALID, seq, str(exc), proof))
             break
         if block.owner != subject:
             result.findings.append(
@@ -187,7 +223,19 @@ def audit_chain(
     return result
 
 
-def _missing_counterparties(blocks: list[Block], counterparties: Mapping[str, ChainState]) -> list[Finding]:
+def _served_corrupt(response: Mapping[str, Any] | None, seq: int | None) -> Proof | None:
+    """A served-corrupt proof of the block at ``seq`` of the signed ``response``, if it proves it."""
+    if response is None or seq is None:
+        return None
+    proof = ServedCorruptProof(dict(response), seq)
+    try:
+        proof.verify()
+    except (InvalidProofError, KeyError, TypeError, AttributeError):
+        return None
+    return proof
+
+
+def _missing_counterparties(blocks: list[Block], counterparties: Mapping[str, CounterpartyView]) -> list[Finding]:
     findings = []
     for block in blocks:
         if block.kind != BlockKind.TRANSFER:
@@ -216,6 +264,32 @@ def _false_answers(subject: str, blocks: list[Block], answers: Iterable[Answer],
             proof = FalseAnswerProof(item, tuple(blocks[: head + 1]))
             findings.append(Finding(Discrepancy.ATTESTATION_FALSE, head, proof.describe(), proof))
     return findings
+
+
+def verify_published(result: Any, params: Parameters) -> list[dict[str, Any]]:
+    """Check every proof of a published audit result with ``params`` alone (no chain, no network).
+
+    Returns one entry per discrepancy: its kind, whether it carries a proof, whether that proof
+    holds, whom it convicts and why it failed. Raises :class:`InvalidProofError` if the result is
+    not a published audit.
+    """
+    if not isinstance(result, dict) or not isinstance(result.get("discrepancies"), list):
+        raise InvalidProofError("not a published audit result (no discrepancies list)")
+    checked = []
+    for entry in result["discrepancies"]:
+        if not isinstance(entry, dict):
+            raise InvalidProofError("a discrepancy of the audit result is not a map")
+        row: dict[str, Any] = {"kind": entry.get("kind"), "seq": entry.get("seq"), "proof": None}
+        data = entry.get("proof_cbor")
+        if isinstance(data, str):
+            try:
+                proof = verified_proof(decode(bytes.fromhex(data)), params)
+            except (InvalidProofError, EncodingError, ValueError) as exc:
+                row.update(proof="invalid", reason=str(exc))
+            else:
+                row.update(proof=proof.kind, verified=True, against=proof.subject, hash=proof.hash.hex())
+        checked.append(row)
+    return checked
 
 
 def verify_finding(wire: Any, params: Parameters) -> Proof:

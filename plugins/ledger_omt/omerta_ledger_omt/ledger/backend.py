@@ -32,12 +32,21 @@ from omerta_core.interfaces.transport import Transport
 from omerta_core.node import NodeContext
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import WITNESS_COUNT, WITNESS_THRESHOLD, Parameters
+from omerta_ledger_omt.ledger.engine import SPEC_05, load_program
 from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
-from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, PROBE_CHANNEL, QUERY_CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import (
+    ATTEST_CHANNEL,
+    AUDIT_CHANNEL,
+    CHECK_CHANNEL,
+    PROBE_CHANNEL,
+    QUERY_CHANNEL,
+    SETTLE_CHANNEL,
+)
 from omerta_ledger_omt.ledger.omt_host import CHANNEL as OMT_CHANNEL
 from omerta_ledger_omt.ledger.state_query import QUERIES, Confidence
 from omerta_ledger_omt.ledger.store import ChainStore
+from omerta_ledger_omt.ledger.suspicion import BASE_INTERVAL_MS
 from omerta_ledger_omt.ledger.sync import CHANNEL, SyncClient, SyncResponder, is_request, parse
 from omerta_ledger_omt.ledger.transactions import TransactionRunner
 from omerta_ledger_omt.ledger.trust import TrustParameters
@@ -65,6 +74,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "ledger_query_witnesses": QUERY_WITNESSES,
     # test hook: this node answers state queries about chains falsely, with full confidence (never on by default)
     "ledger_test_lie_state_answers": False,
+    # transaction 05: seconds between health checks of an unsuspected peer (shrinks with suspicion)
+    "ledger_health_interval_s": BASE_INTERVAL_MS / 1000,
 }
 
 
@@ -115,12 +126,21 @@ class OmtLedger:
             lie = bool(self.config["ledger_test_lie_state_answers"])
             if lie:
                 self.log.warning("test hook on: this node answers state queries falsely")
-            self.runner = TransactionRunner(self.local, transport.send, self.log, now_ms, self._catch_up, lie=lie)
+            interval_s = float(self.config["ledger_health_interval_s"])
+            if interval_s <= 0:
+                raise LedgerError(f"ledger_health_interval_s must be above 0, got {interval_s}")
+            check_program = load_program(SPEC_05).with_parameters({"BASE_INTERVAL": interval_s})
+            self.runner = TransactionRunner(
+                self.local, transport.send, self.log, now_ms, self._catch_up,
+                programs={CHECK_CHANNEL: check_program}, check_base_ms=int(interval_s * 1000), lie=lie,
+            )  # fmt: skip
             transport.on_message(OMT_CHANNEL, self.runner.on_envelope)
             transport.on_message(SETTLE_CHANNEL, self.runner.on_settle_envelope)
             transport.on_message(ATTEST_CHANNEL, self.runner.on_attest_envelope)
             transport.on_message(PROBE_CHANNEL, self.runner.on_probe)
             transport.on_message(QUERY_CHANNEL, self.runner.on_query_envelope)
+            transport.on_message(AUDIT_CHANNEL, self.runner.on_audit_envelope)
+            transport.on_message(CHECK_CHANNEL, self.runner.on_check_envelope)
             self.runner.start()
         interval = float(self.config["ledger_sync_interval_s"])
         if interval > 0 and transport is not None:
@@ -447,6 +467,21 @@ class OmtLedger:
         if self.runner is None:
             raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")
         return self.runner
+
+    @property
+    def check_base_ms(self) -> int:
+        """Milliseconds between health checks of an unsuspected peer (``ledger_health_interval_s``)."""
+        return int(float(self.config["ledger_health_interval_s"]) * 1000)
+
+    async def audit_peer(self, subject: str, counterparties: list[str] | None = None) -> dict[str, Any]:
+        """Audit ``subject`` between nodes (transaction 04) and publish the result on this chain."""
+        report(f"auditing {subject[:12]}: fetching its chain, asking its counterparties")
+        return await self._runner().audits.audit(subject, counterparties)
+
+    async def health_check(self, subject: str, cabal: list[str] | None = None) -> dict[str, Any]:
+        """Ask a cabal to health-check ``subject`` (transaction 05); refused unless it is due."""
+        report(f"asking a cabal to check {subject[:12]} (each member audits it)")
+        return await self._runner().audits.health_check(subject, cabal)
 
     def audit(self) -> dict[str, int]:
         return supply_audit(self.ledger.store.states())

@@ -52,6 +52,9 @@ class BlockKind(enum.StrEnum):
     ACCUSATION = "accusation"
     # spec 03 (state query)
     STATE_ATTESTATION = "state_attestation"
+    # transactions 04 and 05 (stream 17b): an auditor's published audit, a cabal member's health check
+    AUDIT_RESULT = "audit_result"
+    CHECK_RESULT = "check_result"
 
 
 #: Proposals an agreement may accept.
@@ -110,6 +113,22 @@ PAYLOAD_SCHEMAS: dict[BlockKind, dict[str, schema.Field]] = {
         "value": schema.STATE_VALUE,
         "confidence": schema.Field(schema.one_of("HIGH", "MEDIUM", "LOW")),
         "answers": schema.MAPS,
+    },
+    # transactions 04 and 05 (stream 17b)
+    BlockKind.AUDIT_RESULT: {
+        "subject": schema.PEER,
+        "session_id": schema.HASH,
+        "result": schema.MAP,
+        "result_hash": schema.HASH,
+    },
+    BlockKind.CHECK_RESULT: {
+        "subject": schema.PEER,
+        "session_id": schema.HASH,
+        "checked_at_ms": schema.COUNT,
+        "clean": schema.FLAG,
+        "audit_hash": schema.HASH,
+        "suspicion_milli": schema.COUNT,
+        "votes": schema.MAPS,
     },
 }
 

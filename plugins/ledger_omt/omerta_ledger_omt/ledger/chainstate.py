@@ -88,6 +88,16 @@ class AssertionFact:
     time_ms: int
 
 
+@dataclass(frozen=True)
+class CheckFact:
+    """A ``check_result`` block (transaction 05): the owner, a cabal member, checked ``subject``."""
+
+    subject: str
+    session_id: bytes
+    checked_at_ms: int
+    clean: bool
+
+
 @dataclass
 class ChainState:
     """What one owner's chain says, replayed up to ``head_seq``."""
@@ -113,6 +123,7 @@ class ChainState:
     accusations: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
     assertions: list[AssertionFact] = field(default_factory=list)
     verifications: list[VerificationFact] = field(default_factory=list)
+    checks: list[CheckFact] = field(default_factory=list)
     #: The first time this chain recorded each other identity: what its identity age is measured from.
     mentions: dict[str, int] = field(default_factory=dict)
 
@@ -303,6 +314,10 @@ class ChainState:
             self.verifications.append(
                 VerificationFact(payload["subject"], payload["session_id"], payload["passed"], block.time_ms, check)
             )
+        elif block.kind == BlockKind.CHECK_RESULT:
+            self.checks.append(
+                CheckFact(payload["subject"], payload["session_id"], payload["checked_at_ms"], payload["clean"])
+            )
 
 
 def _statement(wire: Any, kind: StatementKind) -> Statement:
@@ -330,6 +345,8 @@ _RULES = {
     BlockKind.TRUST_ASSERTION: ChainState._record,
     BlockKind.ACCUSATION: ChainState._record,
     BlockKind.STATE_ATTESTATION: ChainState._record,
+    BlockKind.AUDIT_RESULT: ChainState._record,
+    BlockKind.CHECK_RESULT: ChainState._record,
 }
 
 

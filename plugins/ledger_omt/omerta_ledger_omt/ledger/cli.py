@@ -1,4 +1,5 @@
-"""``omerta ledger``: read and audit chains, balances and trust; sync; transfer, lock, top up and settle; query.
+"""``omerta ledger``: read and audit chains, balances and trust; sync; transfer, lock, top up and settle; query;
+audit a peer between nodes, health-check it, and verify a published audit offline.
 
 With a node running on the state directory the commands ask it over the
 control socket; without one, ``show``, ``verify``, ``balance``, ``trust`` and ``audit``
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -164,21 +165,39 @@ def trust_command(peer: str, explain: bool, state_dir: Path | None, as_json: boo
 
 @ledger_group.command(name="audit")
 @click.argument("peer", required=False)
+@click.option(
+    "--network",
+    is_flag=True,
+    help="Run transaction 04 between nodes: fetch PEER's chain from it, ask its counterparties, publish the result.",
+)
 @state_dir_option
 @json_option
-def audit_command(peer: str | None, state_dir: Path | None, as_json: bool) -> None:
+def audit_command(peer: str | None, network: bool, state_dir: Path | None, as_json: bool) -> None:
     """Audit PEER's chain as held here (this node's own by default): every block, replay, proofs.
 
+    With --network the running node fetches PEER's chain from PEER itself and records the result
+    (an audit_result block whose proofs anyone checks with `omerta ledger verify-audit`).
     Exits 1 when a discrepancy is found.
     """
-    result = _query(
-        state_dir,
-        "ledger.audit_chain",
-        {"peer": peer},
-        lambda led: views.audit(led, _offline_peer(led, peer) or led.me),
-    )
+    if network:
+        if not peer:
+            raise click.UsageError("--network needs the PEER to audit")
+        outcome = _operate(state_dir, f"auditing {peer} between nodes", "ledger.audit_peer", {"peer": peer})
+        if outcome["state"] != "COMPLETE" or not outcome["result"]:
+            _print_result(outcome, as_json)
+            raise click.ClickException(f"audit of {peer} did not complete: {outcome['state']}")
+        result = outcome["result"]
+    else:
+        result = _query(
+            state_dir,
+            "ledger.audit_chain",
+            {"peer": peer},
+            lambda led: views.audit(led, _offline_peer(led, peer) or led.me),
+        )
     if as_json:
         click.echo(json.dumps(result, indent=2))
+    elif "blocks_checked" not in result:  # the subject never answered
+        click.echo(f"{result['subject'][:12]}: did not answer the audit")
     else:
         click.echo(
             f"{result['subject'][:12]}: {result['blocks_checked']} blocks checked, head #{result['head_seq']}, "
@@ -189,6 +208,69 @@ def audit_command(peer: str | None, state_dir: Path | None, as_json: bool) -> No
             where = "" if finding["seq"] is None else f" at #{finding['seq']}"
             click.echo(f"  {finding['kind']}{where}: {finding['detail']}{against}")
     if result["discrepancies"]:
+        raise SystemExit(1)
+
+
+@ledger_group.command(name="check")
+@click.argument("peer")
+@click.option("--cabal", "cabal", multiple=True, help="A cabal member (repeat; default: three of the chains held).")
+@state_dir_option
+@json_option
+def check_command(peer: str, cabal: tuple[str, ...], state_dir: Path | None, as_json: bool) -> None:
+    """Health-check PEER (transaction 05): refused unless it is due; each cabal member audits it.
+
+    Exits 1 when the check was refused or did not finish.
+    """
+    params = {"peer": peer, "cabal": list(cabal) or None}
+    result = _operate(state_dir, f"health-checking {peer} (the cabal audits it)", "ledger.health_check", params)
+    _print_result(result, as_json)
+    if result["state"] != "CHECKED":
+        reason = str(result.get("failure_reason") or result["state"]).replace("_", " ")
+        raise click.ClickException(f"health check of {peer} refused: {reason}")
+
+
+@ledger_group.command(name="suspicion")
+@click.argument("peer")
+@state_dir_option
+@json_option
+def suspicion_command(peer: str, state_dir: Path | None, as_json: bool) -> None:
+    """How suspicious PEER is here, when it was last health-checked, and whether a check is due."""
+    result = _operate(state_dir, "reading suspicion", "ledger.suspicion", {"peer": peer})
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{result['peer'][:12]}: suspicion {result['suspicion']:.3f}; {result['reason']}")
+
+
+@ledger_group.command(name="verify-audit")
+@click.argument("source", type=click.File("r"))
+@click.option("--params-from", "state_dir", type=click.Path(path_type=Path), help="State directory whose config "
+              "gives the network's parameters (mint authorities) [default: the usual one].")  # fmt: skip
+@json_option
+def verify_audit_command(source: TextIO, state_dir: Path | None, as_json: bool) -> None:
+    """Check every proof of a published audit with nothing but the network's parameters.
+
+    SOURCE ('-' for stdin) holds an audit_result block in hex, or the JSON that `omerta ledger audit
+    PEER --network --json` printed. Exits 1 if a proof does not hold.
+    """
+    text = source.read().strip()
+    try:
+        audit: Any = text if not text.startswith("{") else json.loads(text)
+    except ValueError as exc:
+        raise click.ClickException(f"{source.name} is neither a block in hex nor JSON: {exc}") from exc
+    directory = resolve_state_dir(state_dir)
+    config = config_mod.load(overrides={"node.state_dir": str(directory)})
+    result = views.verify_audit(parameters_from(config.plugin("omt")), audit)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        who = f" by {result['auditor'][:12]}" if result["auditor"] else ""
+        click.echo(f"audit of {str(result['subject'])[:12]}{who}: {result['proven']} proof(s) hold")
+        for row in result["discrepancies"]:
+            proof = row["proof"] or "no proof"
+            against = f" against {row['against'][:12]}" if row.get("against") else ""
+            click.echo(f"  {row['kind']}: {proof}{against}{' ' + row['reason'] if 'reason' in row else ''}")
+    if result["invalid"]:
         raise SystemExit(1)
 
 

@@ -5,6 +5,10 @@
 (consumer or provider, ending the session) run transaction 01; ``ledger.settle`` settles a lock
 through transaction 02, for the attested duration unless ``duration_ms`` is given; ``ledger.query`` asks
 witnesses about another node's state through transaction 03.
+``ledger.audit_peer`` audits a peer between nodes (transaction 04) and publishes the result;
+``ledger.health_check`` asks a cabal for a health check (transaction 05); ``ledger.suspicion`` says how
+suspicious a peer is and whether it is due; ``ledger.verify_audit`` checks a published audit's proofs
+with the network's parameters alone.
 
 Each receives the node and the request's params and reaches the running
 backend through ``node.service(Ledger, "omt")``. Touches what the backend touches.
@@ -164,6 +168,38 @@ def audit_chain(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     return views.audit(backend.ledger, peer_arg(backend, peer) if peer else backend.ledger.me)
 
 
+# -- transactions 04 and 05 (stream 17b) ------------------------------------------------------
+
+
+def _peers(backend: OmtLedger, value: Any, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise LedgerError(f"{what} must be a list of peer ids")
+    return [peer_arg(backend, p) for p in value]
+
+
+async def audit_peer(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    backend = _backend(node)
+    subject = peer_arg(backend, params.get("peer"))
+    return await backend.audit_peer(subject, _peers(backend, params.get("counterparties"), "counterparties"))
+
+
+async def health_check(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    backend = _backend(node)
+    subject = peer_arg(backend, params.get("peer"))
+    return await backend.health_check(subject, _peers(backend, params.get("cabal"), "cabal"))
+
+
+def suspicion(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    backend = _backend(node)
+    return views.suspicion(backend.ledger, peer_arg(backend, params.get("peer")), backend.check_base_ms)
+
+
+def verify_audit(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
+    return views.verify_audit(_backend(node).ledger.params, params.get("audit"))
+
+
 METHODS = {
     "ledger.show": show,
     "ledger.balance": balance,
@@ -181,4 +217,8 @@ METHODS = {
     "ledger.attest": attest,
     "ledger.query": query,
     "ledger.accuse": accuse,
+    "ledger.audit_peer": audit_peer,
+    "ledger.health_check": health_check,
+    "ledger.suspicion": suspicion,
+    "ledger.verify_audit": verify_audit,
 }

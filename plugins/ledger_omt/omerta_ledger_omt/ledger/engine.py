@@ -44,8 +44,10 @@ from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
 from omerta_ledger_omt.ledger.omt_host import (
     ATTEST_CHANNEL,
+    AUDIT_CHANNEL,
     BLOCK_AUTHORS,
     CHANNEL,
+    CHECK_CHANNEL,
     QUERY_CHANNEL,
     SETTLE_CHANNEL,
     ChainLedgerView,
@@ -79,7 +81,8 @@ TERMINAL_RETENTION_S = 120.0
 #: forget it mid-session. The session table's size bounds the memory either way.
 RESTING_RETENTION_S = 7 * 86400.0
 
-ROLES = frozenset({"Consumer", "Provider", "Witness"})
+#: Roles a message from a peer may open here (the others, Auditor and Initiator, open on a local request).
+ROLES = frozenset({"Consumer", "Provider", "Witness", "Subject", "Counterparty", "Cabal"})
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,21 @@ MAX_HELD_LOCK_REQUESTS = 256
 #: forged request cannot turn one message into queries to many peers.
 MAX_LOCK_WITNESSES = 16
 
+# -- specs 04 and 05 (state audit, health check; stream 17b) -- (stream 17b)
+SPEC_04 = Spec(
+    "04", "04_state_audit.omt", AUDIT_CHANNEL, {"Auditor": {"COMPLETE": "audited"}, "Subject": {"SERVED": "served"}}
+)
+SPEC_05 = Spec(
+    "05",
+    "05_health_check.omt",
+    CHECK_CHANNEL,
+    {
+        "Initiator": {"CHECKED": "checked", "REFUSED": "refused"},
+        "Cabal": {"RECORDED": "recorded", "REFUSED": "refused", "INCONCLUSIVE": "inconclusive"},
+    },
+)
 #: Every spec this node runs, by channel. A new spec is one more entry (and its .omt file).
-SPECS: dict[str, Spec] = {spec.channel: spec for spec in (SPEC_00, SPEC_01, SPEC_02, SPEC_03)}
+SPECS: dict[str, Spec] = {spec.channel: spec for spec in (SPEC_00, SPEC_01, SPEC_02, SPEC_03, SPEC_04, SPEC_05)}
 
 
 def load_program(spec: Spec) -> Program:

@@ -17,9 +17,14 @@
   each carrying the witness-signed settlement (the payment also the lock evidence from the consumer's chain);
   of spec 01, a witness's ``ATTESTATION`` and ``MISUSE_VERDICT`` become ``verification`` blocks
   (:mod:`.attestations`); of spec 03, the requester's ``STATE_ATTESTATION`` becomes ``state_attestation``
-  carrying the agreeing witnesses' signed answers.
+  carrying the agreeing witnesses' signed answers; of spec 04, ``AUDIT_RESULT`` becomes ``audit_result``
+  (the published audit); of spec 05, ``CHECK_RESULT`` becomes ``check_result`` (times in ms, suspicion
+  in thousandths).
+* For specs 04 and 05 the view also answers ``genesis_hash``, ``last_health_check_at`` (seconds, or
+  None: never checked) and ``suspicion`` (:mod:`.health`); ``CHAIN_SEGMENT("")`` is the whole chain.
 * Envelopes travel as the runtime's canonical JSON on the transport channels ``ledger.omt`` (spec 00),
-  ``ledger.omt.attest`` (spec 01), ``ledger.omt.settle`` (spec 02) and ``ledger.omt.query`` (spec 03).
+  ``ledger.omt.attest`` (spec 01), ``ledger.omt.settle`` (spec 02), ``ledger.omt.query`` (spec 03),
+  ``ledger.omt.audit`` (spec 04) and ``ledger.omt.check`` (spec 05).
 
 Touches the chain store (reads; pending witnessed locks).
 """
@@ -32,6 +37,7 @@ from typing import Any
 from omerta_ledger_omt.ledger.attestations import misuse_verdict_payload, verification_payload, witnessed_duration_ms
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError, LedgerError
+from omerta_ledger_omt.ledger.health import Check, last_check_ms, suspicion_of
 from omerta_ledger_omt.ledger.local import LocalLedger
 from omerta_ledger_omt.ledger.store import ChainStore
 from omerta_ledger_omt.omt.runtime import Envelope
@@ -46,6 +52,10 @@ QUERY_CHANNEL = "ledger.omt.query"
 #: How long a spec 03 attestation of a consumer's balance stands for spec 00's witnesses: long enough for
 #: the lock round that asked for it, short enough that a later lock asks again.
 ATTESTED_BALANCE_FRESH_MS = 120_000
+
+# transactions 04 and 05 (stream 17b)
+AUDIT_CHANNEL = "ledger.omt.audit"
+CHECK_CHANNEL = "ledger.omt.check"
 
 #: Largest envelope accepted: a provider's chain segment dominates; 1 MiB holds a few thousand blocks.
 MAX_ENVELOPE_BYTES = 1024 * 1024
@@ -92,6 +102,19 @@ class ChainLedgerView:
             except ValueError:
                 return None
             return witnessed_duration_ms(store, self.ledger.me, session_id)
+        return self._read_health(peer, key)
+
+    def _read_health(self, peer: str, key: str) -> Any:
+        """What specs 04 and 05 read: the genesis hash held, the last health check, the suspicion."""
+        store = self.ledger.store
+        if key == "genesis_hash":
+            genesis = store.block(peer, 0)
+            return None if genesis is None else genesis.hash.hex()
+        if key == "last_health_check_at":
+            last = last_check_ms(store, peer)
+            return None if last is None else last / 1000.0
+        if key == "suspicion":
+            return self.suspicion(peer)
         return None
 
     def _attested(self, peer: str, key: str) -> int | None:
@@ -104,12 +127,25 @@ class ChainLedgerView:
         pending = sum(amount for _session, amount in self.ledger.store.witnessed_pending(peer))
         return max(0, value - pending)
 
+    def suspicion(self, peer: str, extra: tuple[Check, ...] = ()) -> float:
+        """``peer``'s suspicion now as this node sees it (with ``extra`` checks not recorded yet)."""
+        scores: list[dict[str, float]] = []
+
+        def credibility(author: str) -> float:  # the trust graph is computed once, on the first author asked
+            if not scores:
+                scores.append(self.ledger.trust_model(self.now_ms).trust_all(self.ledger.me, self.now_ms))
+            return scores[0].get(author, 0.0)
+
+        return suspicion_of(self.ledger.store, peer, self.now_ms, credibility, extra)
+
     def chain_head(self) -> str:
         head = self.ledger.store.head(self.ledger.me)
         return "" if head is None else head.hash.hex()
 
     def chain_segment(self, from_hash: str) -> list[dict[str, Any]]:
         blocks = self.ledger.store.blocks(self.ledger.me)
+        if from_hash == "":  # spec 04 asks for the whole chain from sequence 0
+            return [segment_entry(b) for b in blocks]
         for index, block in enumerate(blocks):
             if block.hash.hex() == from_hash:
                 return [segment_entry(b) for b in blocks[index:]]
@@ -146,6 +182,8 @@ BLOCK_AUTHORS = {
     "ATTESTATION": "Witness",
     "MISUSE_VERDICT": "Witness",
     "STATE_ATTESTATION": "Requester",
+    "AUDIT_RESULT": "Auditor",
+    "CHECK_RESULT": "Cabal",
 }
 
 #: The accusation reason a witness writes with a double-lock proof.
@@ -155,9 +193,14 @@ DOUBLE_LOCK_REASON = "double_lock"
 def block_for(
     name: str, store: dict[str, Any], session: str, chains: ChainStore
 ) -> tuple[BlockKind, dict[str, Any]] | None:
-    """The ledger block an ``APPEND(chain, NAME)`` of spec 00 to 03 stands for, or None for one not kept."""
+    """The ledger block an ``APPEND(chain, NAME)`` of spec 00 to 05 stands for, or None for one not kept."""
     if name == "STATE_ATTESTATION":
         return BlockKind.STATE_ATTESTATION, state_attestation_payload(store, session)
+    if name == "AUDIT_RESULT":
+        result = {"subject": store["subject"], "session_id": bytes.fromhex(session), "result": store["result"]}
+        return BlockKind.AUDIT_RESULT, {**result, "result_hash": bytes.fromhex(store["result_hash"])}
+    if name == "CHECK_RESULT":
+        return BlockKind.CHECK_RESULT, check_result_payload(store, session)
     if name == "ATTESTATION":
         return BlockKind.VERIFICATION, verification_payload(store, session)
     if name == "MISUSE_VERDICT":
@@ -199,6 +242,19 @@ def state_attestation_payload(store: dict[str, Any], session: str) -> dict[str, 
         "value": store["value"],
         "confidence": store["confidence"],
         "answers": answers,
+    }
+
+
+def check_result_payload(store: dict[str, Any], session: str) -> dict[str, Any]:
+    """A cabal member's ``check_result`` block from its spec 05 store (integer ms and thousandths on chain)."""
+    return {
+        "subject": store["subject"],
+        "session_id": bytes.fromhex(session),
+        "checked_at_ms": int(store["checked_at"] * 1000),
+        "clean": bool(store["clean"]),
+        "audit_hash": bytes.fromhex(store["audit_hash"]),
+        "suspicion_milli": round(store["suspicion"] * 1000),
+        "votes": [dict(v) for v in store["votes"]],
     }
 
 

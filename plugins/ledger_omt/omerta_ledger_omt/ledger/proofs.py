@@ -10,6 +10,9 @@
   together exceed the available balance the consumer itself stated at that head:
   the same funds promised twice. Two tries of one lock (same provider and amount,
   a retry after a timeout) are not one. It needs no chain to check.
+* A served-corrupt proof (transaction 04) is a subject's signed ``CHAIN_RESPONSE`` to an auditor
+  holding, at a named sequence, a block that does not verify as the subject's: what a node whose
+  SQLite file was edited serves. The envelope signature shows the subject served it.
 * A false-answer proof (:mod:`.state_query`) is a witness's signed HIGH-confidence
   answer about a chain and that chain up to the head it named, replaying to another
   value; it is against the witness.
@@ -231,13 +234,84 @@ class DoubleLockProof:
         )
 
 
-Proof: TypeAlias = ForkProof | ChainRuleProof | DoubleLockProof | FalseAnswerProof
+#: The spec 04 message whose signed copy a served-corrupt proof carries.
+CHAIN_RESPONSE = "CHAIN_RESPONSE"
+SERVED_FIELDS = ("type", "session", "sender", "payload")
+
+
+@dataclass(frozen=True)
+class ServedCorruptProof:
+    """A subject's signed chain response (spec 04) with a block at ``seq`` that is not a valid block of it."""
+
+    response: dict[str, Any]  # the envelope's signed part and its "signature"
+    seq: int
+
+    kind = "served_corrupt"
+
+    @property
+    def subject(self) -> str:
+        return str(self.response["sender"])
+
+    def _entry(self) -> Any:
+        segment = self.response["payload"].get("segment")
+        if not isinstance(segment, list):
+            raise InvalidProofError("served-corrupt proof's response holds no segment")
+        for entry in segment:
+            if isinstance(entry, dict) and entry.get("seq") == self.seq:
+                return entry
+        raise InvalidProofError(f"served-corrupt proof's response holds no entry at sequence {self.seq}")
+
+    def verify(self, params: Parameters | None = None) -> None:
+        response = self.response
+        if response["type"] != CHAIN_RESPONSE:
+            raise InvalidProofError(f"served-corrupt proof carries a {response['type']}, not a {CHAIN_RESPONSE}")
+        signed = {name: response[name] for name in SERVED_FIELDS}
+        try:
+            valid = verify(PeerId(self.subject), canonical_bytes(signed), bytes.fromhex(str(response["signature"])))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise InvalidProofError("served-corrupt proof's response is not signed by its sender")
+        entry = self._entry()
+        try:
+            block = Block.decode(bytes.fromhex(str(entry.get("block", ""))))
+        except (InvalidBlockError, ValueError):
+            return
+        if block.owner != self.subject or block.seq != self.seq:
+            return
+        raise InvalidProofError(f"served-corrupt proof's block {block.ref} is a valid block of its sender")
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "response": dict(self.response), "seq": self.seq}
+
+    @property
+    def hash(self) -> bytes:
+        return hash_value({"kind": self.kind, "response": digest(self.response), "seq": self.seq})
+
+    def describe(self) -> str:
+        return f"{self.subject[:12]} served a block at #{self.seq} that is not validly signed by it"
+
+
+def _served_corrupt_from_wire(obj: dict[str, Any]) -> ServedCorruptProof:
+    response, seq = obj.get("response"), obj.get("seq")
+    if set(obj) != {"kind", "response", "seq"} or not isinstance(response, dict) or type(seq) is not int:
+        raise InvalidProofError("served-corrupt proof is not a {kind, response, seq} map")
+    if set(response) != {*SERVED_FIELDS, "signature"} or not isinstance(response["payload"], dict):
+        raise InvalidProofError(f"served-corrupt proof's response fields must be {[*SERVED_FIELDS, 'signature']}")
+    if schema.PEER.check(response["sender"]) or not isinstance(response["signature"], str):
+        raise InvalidProofError("served-corrupt proof's response has no sender or no signature")
+    return ServedCorruptProof(dict(response), seq)
+
+
+Proof: TypeAlias = ForkProof | ChainRuleProof | DoubleLockProof | FalseAnswerProof | ServedCorruptProof
 
 
 def proof_from_wire(obj: Any) -> Proof:
     """Parse a proof; every block inside is signature-checked. Call ``verify`` to check what it proves."""
     if isinstance(obj, dict) and obj.get("kind") == FalseAnswerProof.kind:
         return false_answer_from_wire(obj)
+    if isinstance(obj, dict) and obj.get("kind") == ServedCorruptProof.kind:
+        return _served_corrupt_from_wire(obj)
     if isinstance(obj, dict) and obj.get("kind") == DoubleLockProof.kind:
         if set(obj) != {"kind", "requests"} or not isinstance(obj["requests"], list) or len(obj["requests"]) != 2:
             raise InvalidProofError("double-lock proof is not a {kind, requests} map with two requests")

@@ -28,6 +28,7 @@ from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
 from omerta_ledger_omt.ledger.encoding import canonical, decode
 from omerta_ledger_omt.ledger.errors import (
     ChainRuleError,
+    EncodingError,
     ForkDetectedError,
     InvalidBlockError,
     InvalidProofError,
@@ -260,6 +261,7 @@ class ChainStore:
                 try:
                     state.apply(block)
                     self._keep_accusation_proof(block)
+                    self.keep_audit_proofs(block)
                 except ChainRuleError:
                     # the replay stops here either way; a prefix too long to gossip is kept as no proof
                     with contextlib.suppress(InvalidProofError):
@@ -274,6 +276,16 @@ class ChainStore:
             with contextlib.suppress(InvalidProofError):
                 self.add_proof(proof_from_wire(block.payload["proof"]), block.time_ms)
 
+    def keep_audit_proofs(self, block: Block) -> None:
+        """A published audit's proofs (transaction 04) reach every node that holds the auditor's chain."""
+        if block.kind != BlockKind.AUDIT_RESULT:
+            return
+        for entry in block.payload["result"].get("discrepancies") or []:
+            data = entry.get("proof_cbor") if isinstance(entry, dict) else None
+            if isinstance(data, str):
+                with contextlib.suppress(InvalidProofError, EncodingError, ValueError):
+                    self.add_proof(proof_from_wire(decode(bytes.fromhex(data))), block.time_ms)
+
     def _links(self, state: ChainState) -> bool:
         held = self._link(state.owner, state.head_seq)
         return held is not None and held[0] == state.head_hash
@@ -286,8 +298,11 @@ class ChainStore:
     def add_proof(self, proof: Proof, found_ms: int = 0) -> bool:
         """Verify and keep a proof found at ``found_ms`` (the time of the block that showed it); False if held."""
         proof.verify(self.params)
+        # a proof first received bare (sync carries no time: 0) takes the time of a block showing it later
         cursor = self._db.execute(
-            "INSERT OR IGNORE INTO proofs (hash, subject, kind, wire, found_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO proofs (hash, subject, kind, wire, found_ms) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (hash) DO UPDATE SET found_ms = excluded.found_ms "
+            "WHERE proofs.found_ms = 0 AND excluded.found_ms > 0",
             (proof.hash, proof.subject, proof.kind, canonical(proof.to_wire()), found_ms),
         )
         return cursor.rowcount > 0
@@ -296,6 +311,11 @@ class ChainStore:
         query = "SELECT wire FROM proofs" + (" WHERE subject = ?" if subject else "") + " ORDER BY found_ms, rowid"
         rows = self._db.execute(query, (subject,) if subject else ())
         return [proof_from_wire(decode(row[0])) for row in rows]
+
+    def proofs_found(self, subject: str) -> list[tuple[int, Proof]]:
+        """Each proof held against ``subject`` with when it was found (the time of the block that showed it)."""
+        rows = self._db.execute("SELECT found_ms, wire FROM proofs WHERE subject = ? ORDER BY found_ms", (subject,))
+        return [(int(found), proof_from_wire(decode(wire))) for found, wire in rows]
 
     def proof_counts(self) -> dict[str, int]:
         return {s: n for s, n in self._db.execute("SELECT subject, COUNT(*) FROM proofs GROUP BY subject")}

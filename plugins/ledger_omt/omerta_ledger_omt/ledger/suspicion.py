@@ -74,9 +74,13 @@ def suspicion(events: Iterable[SuspicionEvent], clean_audits_ms: Iterable[int], 
     return min(SUSPICION_CAP, total) * CLEAN_AUDIT_RELIEF**relieved
 
 
-def interval_ms(level: float) -> int:
-    """Milliseconds between health checks at suspicion ``level``."""
-    return int(BASE_INTERVAL_DAYS * MS_PER_DAY / (1.0 + min(SUSPICION_CAP, max(0.0, level))))
+#: BASE_INTERVAL_DAYS in milliseconds (a node may configure another base: ``ledger_health_interval_s``).
+BASE_INTERVAL_MS = int(BASE_INTERVAL_DAYS * MS_PER_DAY)
+
+
+def interval_ms(level: float, base_ms: int = BASE_INTERVAL_MS) -> int:
+    """Milliseconds between health checks at suspicion ``level`` (``base_ms`` for an unsuspected peer)."""
+    return int(base_ms / (1.0 + min(SUSPICION_CAP, max(0.0, level))))
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,19 @@ class Due:
             return "never checked"
         state = "due" if self.due else "not due"
         return (
-            f"{state}: last check {self.since_last_check_ms / MS_PER_DAY:.1f} d ago, interval "
-            f"{self.interval_ms / MS_PER_DAY:.1f} d at suspicion {self.suspicion:.3f}"
+            f"{state}: last check {_span(self.since_last_check_ms)} ago, interval "
+            f"{_span(self.interval_ms)} at suspicion {self.suspicion:.3f}"
         )
 
 
-def due(last_check_ms: int | None, level: float, now_ms: int) -> Due:
+def _span(ms: int) -> str:
+    """A duration in days, or in seconds below a day (a test's or a lab's short interval)."""
+    return f"{ms / MS_PER_DAY:.1f} d" if ms >= MS_PER_DAY else f"{ms / 1000:.1f} s"
+
+
+def due(last_check_ms: int | None, level: float, now_ms: int, base_ms: int = BASE_INTERVAL_MS) -> Due:
     """``SHOULD_CHECK``: the time since the last check is at least the interval the suspicion gives."""
-    every = interval_ms(level)
+    every = interval_ms(level, base_ms)
     if last_check_ms is None:
         return Due(True, level, every, None)
     since = max(0, now_ms - last_check_ms)

@@ -34,7 +34,11 @@ Settlement (``settle``) runs spec 02 as the consumer under the lock's session id
 witnesses report their trust in the provider, sign the integer split computed from the lower
 median, and send their signatures to both parties; the consumer writes ``escrow_settle`` and the
 provider ``escrow_payment`` from the signed settlement (a provider that missed it claims its
-payment when it next syncs the consumer's chain). Touches the transport and the chain store.
+payment when it next syncs the consumer's chain).
+
+Audits (spec 04, ``ledger.omt.audit``) and health checks (spec 05, ``ledger.omt.check``) run through
+:class:`~.audits.AuditHost` (``self.audits``): its natives, and what it must see of their messages
+before the engine does. Touches the transport and the chain store.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from typing import Any
 from omerta_core.interfaces.common import PeerId
 from omerta_core.randomness import RandomSource, child_random, system_random
 from omerta_ledger_omt.ledger import attestations, misuse
+from omerta_ledger_omt.ledger.audits import AuditHost
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.chainstate import EscrowLock
 from omerta_ledger_omt.ledger.encoding import canonical
@@ -62,9 +67,18 @@ from omerta_ledger_omt.ledger.engine import (
 )
 from omerta_ledger_omt.ledger.errors import LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger
-from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, QUERY_CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import (
+    ATTEST_CHANNEL,
+    AUDIT_CHANNEL,
+    CHANNEL,
+    CHECK_CHANNEL,
+    PROBE_CHANNEL,
+    QUERY_CHANNEL,
+    SETTLE_CHANNEL,
+)
 from omerta_ledger_omt.ledger.state_query import CHAIN_QUERIES, Answer, Confidence, FalseAnswerProof
-from omerta_ledger_omt.omt.runtime import ActorInstance, Envelope, NativeContext, standard_natives
+from omerta_ledger_omt.ledger.suspicion import BASE_INTERVAL_MS
+from omerta_ledger_omt.omt.runtime import ActorInstance, Envelope, NativeContext, Program, standard_natives
 from omerta_ledger_omt.omt.runtime.values import digest
 
 #: Longest sleep of the timeout ticker: wall-clock time (the specs' clock) may jump while it sleeps.
@@ -119,6 +133,8 @@ class TransactionRunner:
         rng: RandomSource | None = None,
         engine: TransactionEngine | None = None,
         lie: bool = False,
+        programs: dict[str, Program] | None = None,
+        check_base_ms: int = BASE_INTERVAL_MS,
     ) -> None:
         self.ledger = ledger
         self.catch_up = catch_up
@@ -134,9 +150,15 @@ class TransactionRunner:
                 "judge_misuse": self._observed("misuse"),
             }
         )
+        self.audits = AuditHost(ledger, check_base_ms)
         self.engine = engine or TransactionEngine(
-            ledger, rng=child_random(self.rng, "sessions"), natives={ATTEST_CHANNEL: attest_natives}, lie=lie
+            ledger,
+            rng=child_random(self.rng, "sessions"),
+            natives={ATTEST_CHANNEL: attest_natives, **self.audits.natives()},
+            programs=programs,
+            lie=lie,
         )
+        self.audits.runner = self
         self.engine.on_forget = self._forgotten
         self.tables = self.engine.tables
         self.table = self.tables[CHANNEL]
@@ -178,6 +200,7 @@ class TransactionRunner:
 
     def _forgotten(self, channel: str, instance: ActorInstance) -> None:
         self.outcomes.pop((channel, instance.session, instance.actor), None)
+        self.audits.forget(channel, instance)
         if channel == ATTEST_CHANNEL and instance.actor == "Witness":
             self.observations.pop(instance.session, None)
 
@@ -199,10 +222,20 @@ class TransactionRunner:
         """A message of spec 03 (transport channel ``ledger.omt.query``)."""
         await self._receive(QUERY_CHANNEL, peer, data)
 
+    async def on_audit_envelope(self, peer: PeerId, data: bytes) -> None:
+        """A message of spec 04 (transport channel ``ledger.omt.audit``)."""
+        await self._receive(AUDIT_CHANNEL, peer, data)
+
+    async def on_check_envelope(self, peer: PeerId, data: bytes) -> None:
+        """A message of spec 05 (transport channel ``ledger.omt.check``)."""
+        await self._receive(CHECK_CHANNEL, peer, data)
+
     async def _receive(self, channel: str, peer: PeerId, data: bytes) -> None:
         envelope = self.engine.decode(channel, str(peer), data)
         if envelope is None:
             return
+        if channel in (AUDIT_CHANNEL, CHECK_CHANNEL):
+            await self.audits.before_receive(channel, envelope)
         if channel == CHANNEL and envelope.type == "WITNESS_REQUEST":
             await self.refresh(envelope.sender)
         if channel == QUERY_CHANNEL and envelope.type == "STATE_QUERY":
@@ -230,6 +263,10 @@ class TransactionRunner:
     async def on_timer(self, now: float) -> None:
         """Fire every timeout due at ``now`` (the ticker calls this; tests may too, with their own time)."""
         await self._apply(self.engine.tick(now))
+
+    async def apply(self, actions: list[EngineAction]) -> None:
+        """Carry out actions of a session opened by a local request (the audit host's)."""
+        await self._apply(actions)
 
     async def _apply(self, actions: list[EngineAction]) -> None:
         """Carry out the engine's actions one by one: a failing one is logged and counted, the rest go on."""

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from omerta_ledger_omt.ledger.audit import audit_chain
+from omerta_ledger_omt.ledger.audit import audit_chain, verify_published
 from omerta_ledger_omt.ledger.backend import block_summary, now_ms
+from omerta_ledger_omt.ledger.blocks import Block, BlockKind
+from omerta_ledger_omt.ledger.chainstate import Parameters
 from omerta_ledger_omt.ledger.encoding import decode
-from omerta_ledger_omt.ledger.errors import EncodingError
+from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError, InvalidProofError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
+from omerta_ledger_omt.ledger.omt_host import ChainLedgerView
+from omerta_ledger_omt.ledger.suspicion import due
 
 #: Most blocks one ``show`` returns unless asked for more.
 DEFAULT_SHOW_LIMIT = 50
@@ -64,3 +68,49 @@ def audit(ledger: LocalLedger, peer: str) -> dict[str, Any]:
     counterparties = {owner: ledger.state(owner) for owner in ledger.store.owners() if owner != peer}
     result = audit_chain(peer, served, ledger.params, counterparties=counterparties, proofs=ledger.store.proofs(peer))
     return result.summary()
+
+
+def suspicion(ledger: LocalLedger, peer: str, base_ms: int, at_ms: int | None = None) -> dict[str, Any]:
+    """Transaction 05's view of ``peer`` here (now, or at ``at_ms``): suspicion, last check, interval, due."""
+    view = ChainLedgerView(ledger, now_ms() if at_ms is None else at_ms)
+    level = view.suspicion(peer)
+    last = view.read(peer, "last_health_check_at")
+    state = due(None if last is None else int(last * 1000), level, view.now_ms, base_ms)
+    return {
+        "peer": peer,
+        "suspicion": round(level, 6),
+        "last_check_at": last,
+        "interval_s": state.interval_ms / 1000,
+        "due": state.due,
+        "reason": state.reason(),
+        "proofs": len(ledger.store.proofs(peer)),
+    }
+
+
+def verify_audit(params: Parameters, audit: Any) -> dict[str, Any]:
+    """Check a published audit with ``params`` alone: an ``audit_result`` block (hex) or a result map.
+
+    A block is also checked for its auditor's signature. Each discrepancy is listed with whether its
+    proof holds and whom it convicts.
+    """
+    auditor = None
+    if isinstance(audit, str):
+        try:
+            block = Block.decode(bytes.fromhex(audit))
+        except (InvalidBlockError, ValueError) as exc:
+            raise LedgerError(f"not an audit_result block: {exc}") from exc
+        if block.kind != BlockKind.AUDIT_RESULT:
+            raise LedgerError(f"block {block.ref} is a {block.kind}, not an audit_result")
+        auditor, audit = str(block.owner), block.payload["result"]
+    try:
+        checked = verify_published(audit, params)
+    except InvalidProofError as exc:
+        raise LedgerError(str(exc)) from exc
+    subject = audit.get("subject") if isinstance(audit, dict) else None
+    return {
+        "auditor": auditor,
+        "subject": subject,
+        "discrepancies": checked,
+        "proven": sum(1 for row in checked if row.get("verified")),
+        "invalid": sum(1 for row in checked if row.get("proof") == "invalid"),
+    }

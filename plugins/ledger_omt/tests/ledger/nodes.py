@@ -38,6 +38,8 @@ class LedgerNode(UdpNode):
         lines += [f"ledger_mint_authorities = {json.dumps(config.get('authorities', []))}"]
         lines += [f"ledger_sync_interval_s = {config.get('sync_interval_s', 0)}"]
         lines += [f"ledger_age_maturity_days = {config.get('age_maturity_days', 90.0)}"]
+        if "health_interval_s" in config:
+            lines += [f"ledger_health_interval_s = {config['health_interval_s']}"]
         self.state_dir.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text("\n".join(lines) + "\n")
         self.plugins = config.get("plugins", "udp,omt")

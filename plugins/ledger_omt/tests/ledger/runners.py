@@ -9,7 +9,15 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
-from omerta_ledger_omt.ledger.omt_host import ATTEST_CHANNEL, CHANNEL, PROBE_CHANNEL, QUERY_CHANNEL, SETTLE_CHANNEL
+from omerta_ledger_omt.ledger.omt_host import (
+    ATTEST_CHANNEL,
+    AUDIT_CHANNEL,
+    CHANNEL,
+    CHECK_CHANNEL,
+    PROBE_CHANNEL,
+    QUERY_CHANNEL,
+    SETTLE_CHANNEL,
+)
 from omerta_ledger_omt.ledger.transactions import CatchUpFunction, TransactionRunner
 
 from omerta_core.interfaces.common import PeerId
@@ -35,6 +43,8 @@ def runners(
                 SETTLE_CHANNEL: runner.on_settle_envelope,
                 PROBE_CHANNEL: runner.on_probe,
                 QUERY_CHANNEL: runner.on_query_envelope,
+                AUDIT_CHANNEL: runner.on_audit_envelope,
+                CHECK_CHANNEL: runner.on_check_envelope,
             }[channel]
             asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(receive(PeerId(me), data)))
 

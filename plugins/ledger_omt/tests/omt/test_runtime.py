@@ -272,3 +272,11 @@ def test_failed_event_leaves_the_instance_unchanged() -> None:
     with pytest.raises(OmtRuntimeError, match="ABORT: stop"):
         inst.handle(FireTrigger("go", {"x": 3}), 0.0)
     assert (inst.state, inst.store["n"]) == ("S", None)
+
+
+def test_a_program_takes_parameter_overrides_and_refuses_unknown_ones() -> None:
+    base = program()
+    short = base.with_parameters({"WAIT": 2})
+    assert short.parameter("WAIT") == 2 and base.parameter("WAIT") == 10
+    with pytest.raises(OmtError, match="no parameter 'NO_SUCH'"):
+        base.with_parameters({"NO_SUCH": 1})

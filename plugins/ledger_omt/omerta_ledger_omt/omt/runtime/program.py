@@ -5,7 +5,8 @@ Building a Program validates the module: a module with errors never runs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,16 @@ class Program:
 
     def parameter(self, name: str) -> int | float | str:
         return self.symbols.parameters[name].value
+
+    def with_parameters(self, values: Mapping[str, int | float]) -> Program:
+        """The same program with some parameters set otherwise (a node's configuration, a test's short timeout)."""
+        unknown = sorted(set(values) - set(self.symbols.parameters))
+        if unknown:
+            raise OmtError(f"no parameter {unknown[0]!r} (parameters: {', '.join(self.symbols.parameters)})")
+        parameters = dict(self.symbols.parameters)
+        for name, value in values.items():
+            parameters[name] = dataclasses.replace(parameters[name], value=value)
+        return dataclasses.replace(self, symbols=dataclasses.replace(self.symbols, parameters=parameters))
 
 
 def _index(actor: ast.ActorDecl) -> ActorIndex:
