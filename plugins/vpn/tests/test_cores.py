@@ -24,8 +24,9 @@ from omerta_vpn.tunnel import (
     Timing,
 )
 
-from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.vpn import TunnelState
+from omerta_core.testing.virtual import Simulation
 
 VM_ID = "0123456789abcdef0123456789abcdef"
 VM_MAC = "52:54:00:01:23:45"
@@ -151,7 +152,125 @@ def test_the_consumer_link_keeps_alive_and_fits_frames() -> None:
     assert link.from_gateway(frame(100), 0.6) and link.keepalive_due(1.5) is None
     assert link.keepalive_due(1.6) is not None
     assert link.from_gateway(frame(1514), 2.0) == [] and link.counters["dropped_too_big"] == 1
-    assert link.from_provider(codec.Frame(link.tunnel, frame(60))) == frame(60)
+    assert link.from_provider(codec.Frame(link.tunnel, frame(60)), 2.0) == frame(60)
+
+
+#: How often the vpn service runs the cores' timers (omerta_vpn.service.TICK_S).
+SERVICE_TICK_S = 0.25
+PROVIDER_AT, CONSUMER_AT = Endpoint("198.18.1.2", 7000), Endpoint("198.18.2.2", 7000)
+
+
+class ForgetfulNat:
+    """An address-and-port-dependent NAT in front of one end: it lets a datagram in only after its
+    own side sent one out since it last forgot its mappings."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.dropped = 0
+
+    def forget(self) -> None:
+        self.open = False
+
+
+class TunnelEnds:
+    """A provider tunnel and its consumer's link, driven as the vpn service drives them, on a virtual network.
+
+    The guest is idle: only keepalives travel.
+    """
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self.provider = provider()
+        self.consumer = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM, timing=TIMING)
+        self.nats = {PROVIDER_AT: ForgetfulNat(), CONSUMER_AT: ForgetfulNat()}
+        self.reconnects = {PROVIDER_AT: 0, CONSUMER_AT: 0}
+        #: No datagram gets through either way (an address changed behind a filtering NAT).
+        self.cut = False
+        self.actions: list[object] = []
+        self._next = 0.0
+        sim.network.attach(PROVIDER_AT, self._arrived(PROVIDER_AT))
+        sim.network.attach(CONSUMER_AT, self._arrived(CONSUMER_AT))
+
+    def _arrived(self, at: Endpoint):  # type: ignore[no-untyped-def]
+        def receive(data: bytes, _source: Endpoint) -> None:
+            nat = self.nats[at]
+            if not nat.open:
+                nat.dropped += 1
+                return
+            if at == PROVIDER_AT:
+                self.provider.from_consumer(codec.decode(data), self.sim.clock.now)
+            else:
+                self.consumer.from_provider(codec.decode(data), self.sim.clock.now)
+
+        return receive
+
+    def _send(self, source: Endpoint, destination: Endpoint, data: bytes) -> None:
+        self.nats[source].open = True  # an outbound packet makes the mapping anew
+        if not self.cut:
+            self.sim.network.send(source, destination, data)
+
+    def next_deadline(self) -> float:
+        return self._next
+
+    def on_timer(self, now: float) -> None:
+        self._next = now + SERVICE_TICK_S
+        self.provider.tick(now)
+        self.actions += self.provider.actions
+        self.provider.actions.clear()
+        for end, here, there in (
+            (self.provider, PROVIDER_AT, CONSUMER_AT),
+            (self.consumer, CONSUMER_AT, PROVIDER_AT),
+        ):
+            datagram = end.keepalive_due(now)
+            if datagram is not None:
+                self._send(here, there, datagram)
+            if end.reconnect_due(now):
+                self.reconnects[here] += 1
+
+
+def test_an_idle_tunnel_survives_both_nats_forgetting_their_mappings() -> None:
+    """The NAT-flush regression: with the guest idle, the provider sent nothing while its consumer was unheard,
+    so its NAT never made the mapping again, the consumer's keepalives stayed outside and the VM was paused,
+    then deleted. Both ends keep alive now: the first packet out of each side reopens its NAT."""
+    sim = Simulation(seed=14)
+    ends = TunnelEnds(sim)
+    sim.add(ends)
+    sim.run_for(5.0)
+    assert ends.provider.state(sim.clock.now) is TunnelState.UP
+    for nat in ends.nats.values():
+        nat.forget()
+    forgot_at = sim.clock.now
+    back = sim.run_until(lambda: ends.provider.last_heard is not None and ends.provider.last_heard > forgot_at, 10.0)
+    assert back <= 2 * TIMING.keepalive_s + 0.1
+    sim.run_for(60.0)
+    assert ends.actions == []  # never paused, never deleted
+    assert ends.provider.state(sim.clock.now) is TunnelState.UP
+    assert ends.reconnects == {PROVIDER_AT: 0, CONSUMER_AT: 0}
+    assert sum(nat.dropped for nat in ends.nats.values()) >= 1  # the NATs did drop the first arrivals
+
+
+def test_an_end_that_stops_hearing_the_other_asks_for_a_new_handshake_every_timeout() -> None:
+    """Roaming: the consumer's address changed, the provider's NAT filters the new one; only a new handshake
+    (over a relay, then punched anew) finds the path again, so each silent end asks for one."""
+    sim = Simulation(seed=15)
+    ends = TunnelEnds(sim)
+    sim.add(ends)
+    sim.run_for(5.0)
+    ends.cut = True
+    silent_from = sim.clock.now
+    sim.run_until(lambda: ends.reconnects[PROVIDER_AT] >= 1, 10.0)
+    assert sim.clock.now - silent_from <= TIMING.consumer_timeout_s + SERVICE_TICK_S
+    sim.run_for(9.0)
+    assert 3 <= ends.reconnects[PROVIDER_AT] <= 5  # once per consumer_timeout_s of silence, not every tick
+    assert ends.reconnects[CONSUMER_AT] >= 3
+
+
+def test_a_tunnel_never_heard_asks_for_no_handshake() -> None:
+    tunnel = provider()
+    assert not tunnel.reconnect_due(100.0)
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 100.0)
+    assert not tunnel.reconnect_due(102.9) and tunnel.reconnect_due(103.0) and not tunnel.reconnect_due(104.0)
+    assert tunnel.keepalive_due(104.0) == codec.encode_keepalive(tunnel.tunnel) and tunnel.keepalive_due(104.5) is None
 
 
 @pytest.mark.parametrize(
