@@ -423,14 +423,17 @@ class KvmHypervisor:
         if row is not None:
             registry.set_state(vm_id, VmState.RELEASING)
             self.events.step("expire" if reason == "expire" else "release", vm_id, reason=reason)
-        failures = []
-        for artefact in registry.artefacts(vm_id):
-            try:
-                await asyncio.to_thread(delete_artefact, self._conn, artefact)
-            except Exception as exc:
-                failures.append(f"{artefact.kind} {artefact.name}: {exc}")
-                continue
-            registry.forget(artefact)
+        artefacts = registry.artefacts(vm_id)
+        domains = [a for a in artefacts if a.kind == "domain"]
+        # QEMU first, at once (about 30 ms): then nothing holds the TAP, namespace or files any more,
+        # and libvirt's own bookkeeping (1.2-1.4 s here even for a dead QEMU) runs beside the rest
+        for domain in domains:
+            await asyncio.to_thread(libvirt_host.kill_qemu, domain.name)
+        failures: list[str] = []
+        await asyncio.gather(
+            self._delete_in_order(domains, failures),
+            self._delete_in_order([a for a in artefacts if a.kind != "domain"], failures),
+        )
         registry.remove_vm(vm_id)
         self._host_keys.pop(vm_id, None)
         if failures:
@@ -438,6 +441,17 @@ class KvmHypervisor:
             raise KvmError(f"VM {vm_id}: could not delete {'; '.join(failures)}")
         if row is not None:
             self.events.step("delete", vm_id, reason=reason, delete_s=round(time.monotonic() - started, 3))
+
+    async def _delete_in_order(self, artefacts: list[Artefact], failures: list[str]) -> None:
+        """Delete ``artefacts`` one after the other, forgetting each deleted one; failures are collected."""
+        registry = self._registry()
+        for artefact in artefacts:
+            try:
+                await asyncio.to_thread(delete_artefact, self._conn, artefact)
+            except Exception as exc:
+                failures.append(f"{artefact.kind} {artefact.name}: {exc}")
+                continue
+            registry.forget(artefact)
 
     async def _reconcile_forever(self) -> None:
         while True:

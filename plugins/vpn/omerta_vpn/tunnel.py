@@ -81,6 +81,9 @@ class DeleteVm:
 
 Action = Rogue | PauseVm | ResumeVm | DeleteVm
 
+#: The longest wait between two reconnect requests while the other end stays silent (it doubles up to this).
+MAX_RECONNECT_INTERVAL_S = 30.0
+
 
 def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
@@ -100,6 +103,7 @@ class PathWatch:
         self.last_sent = -math.inf
         self.last_heard: float | None = None
         self._next_reconnect = -math.inf
+        self._reconnect_interval = timing.consumer_timeout_s
 
     def sent(self, now: float) -> None:
         self.last_sent = now
@@ -107,6 +111,7 @@ class PathWatch:
     def heard(self, now: float) -> None:
         self.last_heard = now
         self._next_reconnect = -math.inf
+        self._reconnect_interval = self.timing.consumer_timeout_s
 
     def keepalive_due(self, now: float) -> bytes | None:
         """A keepalive to send now, if nothing else went to the other end for a keepalive interval."""
@@ -118,13 +123,16 @@ class PathWatch:
     def reconnect_due(self, now: float) -> bool:
         """Whether to ask for a new handshake now: the other end, once heard, has been silent too long.
 
-        True once per ``consumer_timeout_s`` of silence (the transport's handshake retries between).
+        First after ``consumer_timeout_s`` of silence, then after twice as long each time (up to
+        :data:`MAX_RECONNECT_INTERVAL_S`): an end that is gone for good (a deleted VM's tunnel)
+        costs a handshake now and then, not every few seconds.
         """
         if self.last_heard is None or now - self.last_heard < self.timing.consumer_timeout_s:
             return False
         if now < self._next_reconnect:
             return False
-        self._next_reconnect = now + self.timing.consumer_timeout_s
+        self._next_reconnect = now + self._reconnect_interval
+        self._reconnect_interval = min(2 * self._reconnect_interval, MAX_RECONNECT_INTERVAL_S)
         return True
 
 

@@ -39,8 +39,8 @@ def frame(size: int, source: str = VM_MAC) -> bytes:
     return b"\xff" * 6 + bytes.fromhex(source.replace(":", "")) + b"\x08\x00" + bytes(size - 14)
 
 
-def provider(**kw: object) -> ProviderTunnel:
-    tunnel = ProviderTunnel(VM_ID, VM_MAC, max_datagram=MAX_DATAGRAM, now=0.0, timing=TIMING, **kw)  # type: ignore[arg-type]
+def provider(timing: Timing = TIMING, **kw: object) -> ProviderTunnel:
+    tunnel = ProviderTunnel(VM_ID, VM_MAC, max_datagram=MAX_DATAGRAM, now=0.0, timing=timing, **kw)  # type: ignore[arg-type]
     tunnel.vm_ready(0.0)
     return tunnel
 
@@ -178,10 +178,10 @@ class TunnelEnds:
     The guest is idle: only keepalives travel.
     """
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Simulation, timing: Timing = TIMING) -> None:
         self.sim = sim
-        self.provider = provider()
-        self.consumer = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM, timing=TIMING)
+        self.provider = provider(timing)
+        self.consumer = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM, timing=timing)
         self.nats = {PROVIDER_AT: ForgetfulNat(), CONSUMER_AT: ForgetfulNat()}
         self.reconnects = {PROVIDER_AT: 0, CONSUMER_AT: 0}
         #: No datagram gets through either way (an address changed behind a filtering NAT).
@@ -253,23 +253,29 @@ def test_an_end_that_stops_hearing_the_other_asks_for_a_new_handshake_every_time
     """Roaming: the consumer's address changed, the provider's NAT filters the new one; only a new handshake
     (over a relay, then punched anew) finds the path again, so each silent end asks for one."""
     sim = Simulation(seed=15)
-    ends = TunnelEnds(sim)
+    ends = TunnelEnds(sim, Timing(keepalive_s=1, consumer_timeout_s=3, lease_grace_s=600, delete_after_s=600))
     sim.add(ends)
     sim.run_for(5.0)
     ends.cut = True
     silent_from = sim.clock.now
     sim.run_until(lambda: ends.reconnects[PROVIDER_AT] >= 1, 10.0)
     assert sim.clock.now - silent_from <= TIMING.consumer_timeout_s + SERVICE_TICK_S
-    sim.run_for(9.0)
-    assert 3 <= ends.reconnects[PROVIDER_AT] <= 5  # once per consumer_timeout_s of silence, not every tick
-    assert ends.reconnects[CONSUMER_AT] >= 3
+    sim.run_for(60.0)
+    # at 3, 6, 12, 24, 48 s of silence (doubling), not every tick
+    assert ends.reconnects == {PROVIDER_AT: 5, CONSUMER_AT: 5}
+    ends.cut = False
+    sim.run_until(lambda: ends.provider.live(sim.clock.now), 5.0)
+    ends.cut = True
+    sim.run_for(TIMING.consumer_timeout_s + SERVICE_TICK_S)
+    assert ends.reconnects[PROVIDER_AT] == 6  # heard again: the next silence starts at 3 s once more
 
 
 def test_a_tunnel_never_heard_asks_for_no_handshake() -> None:
     tunnel = provider()
     assert not tunnel.reconnect_due(100.0)
     tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 100.0)
-    assert not tunnel.reconnect_due(102.9) and tunnel.reconnect_due(103.0) and not tunnel.reconnect_due(104.0)
+    assert not tunnel.reconnect_due(102.9) and tunnel.reconnect_due(103.0) and not tunnel.reconnect_due(105.9)
+    assert tunnel.reconnect_due(106.0) and not tunnel.reconnect_due(111.9) and tunnel.reconnect_due(112.0)
     assert tunnel.keepalive_due(104.0) == codec.encode_keepalive(tunnel.tunnel) and tunnel.keepalive_due(104.5) is None
 
 
