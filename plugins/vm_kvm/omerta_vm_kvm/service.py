@@ -429,7 +429,7 @@ class KvmHypervisor:
         # libvirt's destroy, which returns only once the dead QEMU is reaped, runs beside the rest
         for domain in domains:
             await asyncio.to_thread(libvirt_host.kill_qemu, domain.name)
-        failures: list[str] = []
+        failures: builtins.list[str] = []
 
         async def everything_but_the_domain() -> None:
             await self._delete_in_order([a for a in artefacts if a.kind != "domain"], failures)
@@ -445,7 +445,7 @@ class KvmHypervisor:
         if row is not None:
             self.events.step("delete", vm_id, reason=reason, delete_s=round(time.monotonic() - started, 3))
 
-    async def _delete_in_order(self, artefacts: list[Artefact], failures: list[str]) -> None:
+    async def _delete_in_order(self, artefacts: builtins.list[Artefact], failures: builtins.list[str]) -> None:
         """Delete ``artefacts`` one after the other, forgetting each deleted one; failures are collected."""
         registry = self._registry()
         for artefact in artefacts:
