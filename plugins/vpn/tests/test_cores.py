@@ -314,7 +314,7 @@ def test_an_offloaded_super_frame_travels_in_pieces_and_joins_in_any_order(paylo
     assert pieces and all(len(p) <= MAX_DATAGRAM for p in pieces)
     assert len(pieces) == -(-len(data) // (MAX_DATAGRAM - codec.FRAGMENT_HEADER_BYTES))
     link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
-    results = [link.from_provider(codec.decode(p)) for p in reversed(pieces)]
+    results = [link.from_provider(codec.decode(p), 0.0) for p in reversed(pieces)]
     assert results[-1] == codec.Offloaded(data) and all(r is None for r in results[:-1])
     assert tunnel.counters["offloaded_frames"] == 1 and link.counters["frames_from_vm"] == 1
 
@@ -344,7 +344,7 @@ def test_an_offloaded_frame_the_kernel_should_not_see_is_refused(data: bytes, wh
         codec.check_offloaded(data)
     link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
     pieces = codec.encode_offload(link.tunnel, 1, data, MAX_DATAGRAM)
-    assert [link.from_provider(codec.decode(p)) for p in pieces] == [None] * len(pieces)
+    assert [link.from_provider(codec.decode(p), 0.0) for p in pieces] == [None] * len(pieces)
     assert link.counters["dropped_bad_offload"] == 1
 
 
@@ -358,7 +358,7 @@ def test_offloaded_frames_being_joined_are_bounded() -> None:
     link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
     for frame_id in range(codec.MAX_PARTIAL_OFFLOADS * 3):
         first = codec.encode_offload(link.tunnel, frame_id, offloaded(60000), MAX_DATAGRAM)[0]
-        assert link.from_provider(codec.decode(first)) is None
+        assert link.from_provider(codec.decode(first), 0.0) is None
     assert link.counters["dropped_offload_pieces"] == codec.MAX_PARTIAL_OFFLOADS * 2
     too_many = codec.encode_offload(link.tunnel, 1, bytes(codec.MAX_OFFLOAD_PIECES * MAX_DATAGRAM), MAX_DATAGRAM)
     assert too_many == []
