@@ -176,7 +176,7 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
                 transport.send_datagram(peer, codec.FRAMES_CHANNEL, datagram)
 
         def from_provider(_peer: PeerId, data: bytes) -> None:
-            deliver(link.from_provider(codec.decode(data)))
+            deliver(link.from_provider(codec.decode(data), time.monotonic()))
 
         async def keepalives() -> None:
             while True:

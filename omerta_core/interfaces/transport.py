@@ -56,6 +56,14 @@ class Transport(Service, Protocol):
     def max_datagram_size(self) -> int:
         """The largest ``data`` a datagram may carry in one packet."""
 
+    def reconnect(self, peer: PeerId) -> None:
+        """Start a fresh handshake with ``peer`` now, trying every path (direct, relays) at once.
+
+        For a caller that knows the path went silent sooner than the transport can (its
+        own traffic stopped arriving): the current session serves until the new one is
+        up, so nothing is lost when the old path was fine after all.
+        """
+
     def on_message(self, channel: str, handler: MessageHandler) -> None:
         """Register the handler for messages arriving on ``channel``."""
 

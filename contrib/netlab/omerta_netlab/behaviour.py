@@ -70,15 +70,18 @@ LOSS_TABLE = "omerta_loss"
 
 def router_ruleset(behaviour: NatBehaviour, wan_ifname: str, wan_address: str) -> str:
     """The complete ruleset of a NAT router for ``behaviour``."""
-    return _ipv4_rules(behaviour, wan_ifname, wan_address) + _ipv6_rules(behaviour, wan_ifname)
+    return ipv4_ruleset(behaviour, wan_ifname, wan_address) + _ipv6_rules(behaviour, wan_ifname)
 
 
-def _ipv4_rules(behaviour: NatBehaviour, wan: str, wan_address: str) -> str:
+def ipv4_ruleset(behaviour: NatBehaviour, wan: str, wan_address: str) -> str:
+    """The IPv4 half of a router's ruleset (table :data:`TABLE4`): what a new WAN address replaces."""
     random_ports = " fully-random" if behaviour is NatBehaviour.SYMMETRIC else ""
     inbound = {
-        NatBehaviour.FULL_CONE: f'iifname "{wan}" udp dport @mappings dnat ip to udp dport map @mappings',
+        NatBehaviour.FULL_CONE: (
+            f'iifname "{wan}" ip daddr {wan_address} udp dport @mappings dnat ip to udp dport map @mappings'
+        ),
         NatBehaviour.ADDRESS_RESTRICTED: (
-            f'iifname "{wan}" ip saddr . udp dport @contacted dnat ip to udp dport map @mappings'
+            f'iifname "{wan}" ip daddr {wan_address} ip saddr . udp dport @contacted dnat ip to udp dport map @mappings'
         ),
     }.get(behaviour, "")
     return f"""

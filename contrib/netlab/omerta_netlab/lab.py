@@ -18,6 +18,7 @@ processes it starts, and nftables/tc/sysctl state inside those namespaces.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import itertools
 import os
@@ -31,7 +32,14 @@ from typing import Any
 from pyroute2 import NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from omerta_netlab.behaviour import NatBehaviour, loss_ruleset, loss_table, router_ruleset
+from omerta_netlab.behaviour import (
+    TABLE4,
+    NatBehaviour,
+    ipv4_ruleset,
+    loss_ruleset,
+    loss_table,
+    router_ruleset,
+)
 from omerta_netlab.reflector import Reflector
 
 #: Namespace name prefix; a lab's namespaces also carry the pid so parallel runs never collide.
@@ -43,6 +51,8 @@ EPHEMERAL_BASE = 20000
 PORTS_PER_HOST = 1000
 #: Hosts behind one router: each needs a /30 of 198.19.k.0/24 and its own port range below 65536.
 MAX_HOSTS_PER_ROUTER = 40
+#: Highest host part a router's WAN address may take after :meth:`Lab.rebind` (.1 is the internet side).
+MAX_WAN_ADDRESS = 254
 #: Links on the internet: each needs its own 198.18.k.0/24 (198.18.0.0/24 is left unused).
 MAX_LINKS = 250
 #: Default receive timeout of lab sockets: generous, the lab often shares a loaded machine.
@@ -179,6 +189,41 @@ class Lab:
         for ns, ifname in ((node.netns, UPLINK), (peer_ns, peer_if)):
             self._set_delay(ns, ifname, delay_ms)
             self._set_loss(ns, ifname, loss_percent)
+
+    def rebind(self, router: Router) -> Router:
+        """Give ``router`` a new public IPv4 address, as when an ISP renumbers a line or a laptop moves.
+
+        The WAN link gets the next free address of its /24, the old one is removed, the NAT
+        translates to the new one and every connection-tracking entry is forgotten: each
+        mapping is made afresh, from the new address, by the next outbound packet. The
+        returned :class:`Router` (and the hosts behind it, in :attr:`hosts`) carry the new
+        address. IPv6 is routed, not translated, and stays as it was.
+        """
+        current = self.routers.get(router.name)
+        if current is None:
+            raise LabError(f"the lab has no router called {router.name!r}")
+        last = int(current.wan_address.rsplit(".", 1)[1])
+        if last + 1 > MAX_WAN_ADDRESS:
+            raise LabError(f"router {router.name} has used every WAN address of its link")
+        new_address = f"198.18.{current.link}.{last + 1}"
+        with NetNS(current.netns) as ns:
+            idx = ns.link_lookup(ifname=UPLINK)[0]
+            # the old address goes first: added second, the new one would be a secondary, deleted with it
+            ns.addr("del", index=idx, address=current.wan_address, prefixlen=24)
+            ns.addr("add", index=idx, address=new_address, prefixlen=24)
+            # the default route went with the old address's subnet route; it comes back through the new one
+            with contextlib.suppress(NetlinkError):
+                ns.route("add", dst="0.0.0.0/0", gateway=f"198.18.{current.link}.1")
+        self._nft(current.netns, f"delete table ip {TABLE4}\n")
+        self._nft(current.netns, ipv4_ruleset(current.behaviour, UPLINK, new_address))
+        rebound = dataclasses.replace(current, wan_address=new_address)
+        self.routers[rebound.name] = rebound
+        self._router_state[rebound.name].router = rebound
+        for name, host in self.hosts.items():
+            if host.router is not None and host.router.name == rebound.name:
+                self.hosts[name] = dataclasses.replace(host, router=rebound)
+        self.flush_conntrack(rebound)
+        return rebound
 
     # -- using ----------------------------------------------------------------
 

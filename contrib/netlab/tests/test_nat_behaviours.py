@@ -126,3 +126,20 @@ def test_conntrack_flush_forgets_port_restricted_mappings(lab: Lab, reflectors: 
     reflectors[0].send_from_here(mapped)
     assert not receives(sock), "after the flush the router no longer knows the flow"
     assert observe(sock, reflectors[0]) == mapped, "the next outbound packet recreates the same mapping"
+
+
+def test_rebinding_moves_the_router_to_a_new_public_address(lab: Lab, reflectors: list[Reflector]) -> None:
+    router = lab.add_nat("nat", NatBehaviour.FULL_CONE)
+    host = lab.add_host("host", router)
+    sock = lab.udp_socket(host)
+    port = sock.getsockname()[1]
+    assert observe(sock, reflectors[0]) == (router.wan_address, port)
+    rebound = lab.rebind(router)
+    assert rebound.wan_address != router.wan_address
+    assert lab.routers["nat"] == rebound and lab.hosts["host"].router == rebound
+    # the same socket's next packet leaves from the new address, and the (full-cone) mapping lives there only
+    assert observe(sock, reflectors[0]) == (rebound.wan_address, port)
+    reflectors[2].send_from_here((router.wan_address, port))
+    assert not receives(sock)
+    reflectors[2].send_from_here((rebound.wan_address, port))
+    assert receives(sock)

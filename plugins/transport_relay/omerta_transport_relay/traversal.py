@@ -162,6 +162,13 @@ class NatClassifier:
         known = self.observations.get(observer)
         if known is not None and known.mapped == mapped:
             return
+        if known is not None and known.mapped.host != mapped.host:
+            # the public address changed (the NAT was renumbered, the laptop moved): what the other
+            # observers saw of the old address would read as endpoint-dependent mapping
+            self.observations = {k: o for k, o in self.observations.items() if o.mapped.host == mapped.host}
+            self._filter_results.clear()
+            self._next_classify = 0.0  # learn the new network's behaviour at the next run
+            self._waiting_for_relay = False
         local = Endpoint(self.local_address_for(observer), local_port)
         self.observations[observer] = Observation(observer, local, mapped)
 

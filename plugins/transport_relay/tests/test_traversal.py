@@ -126,3 +126,27 @@ def test_malformed_signals_are_dropped_and_counted() -> None:
     coordinator = PunchCoordinator(seeded_random(4))
     assert coordinator.on_signal(B, b"\x01junk", 0.0, ours=KINDS["public"], candidates=A_AT) == []
     assert coordinator.counters["dropped_malformed_signal"] == 1
+
+
+def test_a_new_public_address_makes_the_classifier_forget_the_old_network() -> None:
+    """Roaming: one observer sees the new public address before the others; mixing both read as
+    endpoint-dependent mapping ("symmetric"), which made every punch hopeless for five minutes."""
+    from omerta_transport_relay import client  # noqa: PLC0415
+    from omerta_transport_relay.traversal import NatClassifier  # noqa: PLC0415
+
+    pool = client.RelayPool(A, lambda message: bytes(64))
+    for host in ("198.18.1.2", "198.18.2.2"):
+        pool.add_relay(B, Endpoint(host, 7700))
+    for link in pool.links:
+        link.observed = Endpoint("198.18.9.2", 20001)
+    classifier = NatClassifier([], lambda observer: "198.19.9.2", seeded_random(3))
+    classifier.tick(0.0, pool, 20001)
+    assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT
+    assert classifier.next_deadline() > 100.0
+    pool.links[0].observed = Endpoint("198.18.9.3", 20001)  # the router was renumbered
+    classifier.classify(pool, 20001)
+    assert classifier.behaviour[0] is not NatMapping.ADDRESS_AND_PORT_DEPENDENT
+    assert classifier.next_deadline() <= 0.0  # the new network's behaviour is learned at the next run
+    pool.links[1].observed = Endpoint("198.18.9.3", 20001)
+    classifier.classify(pool, 20001)
+    assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT

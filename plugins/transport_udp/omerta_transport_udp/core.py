@@ -187,6 +187,8 @@ class PeerState:
     want_until: float = float("-inf")
     #: With no route to try, the next handshake attempt waits until then (no busy retry).
     next_route_try: float = float("-inf")
+    #: The caller said the path went silent (:meth:`TransportCore.connect`): handshakes try every path at once.
+    route_suspect: bool = False
     ever_connected: bool = False
     datagrams: deque[bytes] = field(default_factory=deque)
 
@@ -330,9 +332,15 @@ class TransportCore:
         return nonce
 
     def connect(self, peer_id: PeerId, now: float) -> None:
-        """Start a fresh handshake with ``peer_id`` now, even if a session exists (the old one serves meanwhile)."""
+        """Start a fresh handshake with ``peer_id`` now, even if a session exists (the old one serves meanwhile).
+
+        The caller believes the current path went silent, so this handshake and its retries go
+        over every path at once (the direct route, the candidates and the packet paths) rather
+        than over packet paths only from the third attempt on.
+        """
         peer = self.peer(peer_id)
         peer.want_until = now + self.settings.give_up_s
+        peer.route_suspect = True
         self._start_handshake(peer, now, force=True)
 
     def probe(self, peer_id: PeerId, endpoint: Endpoint, now: float) -> None:
@@ -589,6 +597,7 @@ class TransportCore:
         peer.current = keypair
         peer.incarnation = keypair.incarnation
         peer.ever_connected = True
+        peer.route_suspect = False
         peer.last_received = now
         self._by_index[keypair.local_index] = keypair
         self.events.append(Connected(peer.peer_id, restarted, rekey))
@@ -630,7 +639,7 @@ class TransportCore:
             targets.append(peer.route)
         targets.extend(e for e in peer.candidates if e not in targets)
         direct = [t for t in targets if isinstance(t, Endpoint)]
-        if not direct or peer.handshake_attempts >= 2:
+        if not direct or peer.handshake_attempts >= 2 or peer.route_suspect:
             for name, reach in self._paths.items():
                 route = PathRoute(name, peer.peer_id)
                 if route not in targets and reach(peer.peer_id, now):

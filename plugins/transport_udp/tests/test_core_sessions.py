@@ -308,3 +308,21 @@ def test_dead_direct_path_falls_back_to_packet_path(pair) -> None:
     assert [d.data for d in pair.delivered(pair.b)] == [b"through the relay"]
     assert pair.a.route_of(pair.b.peer_id) == PathRoute("relay", pair.b.peer_id)
     assert pair.b.route_of(pair.a.peer_id) == PathRoute("relay", pair.a.peer_id)
+
+
+def test_a_reconnect_request_tries_the_packet_paths_at_once(pair) -> None:
+    """A caller that saw the path go silent (the VPN's keepalives stopped) gets the relay in the first handshake."""
+    from omerta_transport_udp.core import PathRoute  # noqa: PLC0415
+
+    pair.connect()
+    for core in (pair.a, pair.b):
+        core.register_path("relay", lambda peer, now: True)
+    pair.a.connect(pair.b.peer_id, pair.now)
+    routes = [route for route, packet in pair.a.outputs if packet[0] == wire.HANDSHAKE_INIT]
+    assert PathRoute("relay", pair.b.peer_id) in routes and pair.addr[id(pair.b)] in routes
+    relayed = next(p for r, p in pair.a.outputs if isinstance(r, PathRoute))
+    pair.a.outputs.clear()
+    pair.b.receive(relayed, None, pair.now, path="relay")
+    pair.a.receive(pair.b.outputs.pop()[1], None, pair.now, path="relay")
+    assert pair.a.route_of(pair.b.peer_id) == PathRoute("relay", pair.b.peer_id)
+    assert not pair.a.peers[pair.b.peer_id].route_suspect  # the next handshake tries the direct route first again

@@ -1,6 +1,7 @@
 """The provider lifecycle log: one JSON line per step of every VM.
 
 Steps: request, admission, create, boot, ready, renew, release, expire,
+stopped (QEMU dead, every artefact but libvirt's record of the domain deleted),
 delete, reclaim, failed. Each line is appended to ``lifecycle.jsonl`` in the
 plugin's state directory (and mirrored to the node's structlog logger).
 Touches only that file.

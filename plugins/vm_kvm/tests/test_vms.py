@@ -20,7 +20,7 @@ from omerta_core.errors import ControlError
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 SMALL_VM = {"image": "omk-test", "memory_mib": 128, "disk_gib": 1, "lease_seconds": 600}
-LIFECYCLE_STEPS = ["request", "admission", "create", "boot", "ready", "release", "delete"]
+LIFECYCLE_STEPS = ["request", "admission", "create", "boot", "ready", "release", "stopped", "delete"]
 
 
 def leftovers(state_dir: Path, vm_id: str) -> list[str]:
@@ -97,7 +97,7 @@ def test_kill_9_then_restart_deletes_both_vms_and_every_artefact(node: Any) -> N
     status = node.call("status")
     assert status["services"]["hypervisor"]["kvm"]["reclaimed_at_start"] >= 2 * 5
     for vm_id in ids:
-        assert steps_of(node.state_dir, vm_id)[-2:] == ["release", "delete"]
+        assert steps_of(node.state_dir, vm_id)[-3:] == ["release", "stopped", "delete"]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +137,7 @@ def test_node_shutdown_deletes_its_vms(node: Any) -> None:
     node.stop()
     assert node.proc is not None and node.proc.returncode == 0
     assert leftovers(node.state_dir, vm_id) == []
-    assert steps_of(node.state_dir, vm_id)[-2:] == ["release", "delete"]
+    assert steps_of(node.state_dir, vm_id)[-3:] == ["release", "stopped", "delete"]
 
 
 def test_cli_lists_shows_destroys_and_cleans_up(node: Any) -> None:

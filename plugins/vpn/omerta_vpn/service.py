@@ -55,6 +55,9 @@ class _Tunnel:
     consumer: PeerId
     port: FramePort
     closing: bool = False
+    #: Pause, resume and delete run one at a time, in order: a resume that overtook a
+    #: pause still under way was a no-op and left the VM paused for good.
+    vm_calls: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         # whether the port takes offloaded frames: a Protocol isinstance check is slow, so once, not per frame
@@ -236,9 +239,9 @@ class VpnService:
             if isinstance(action, Rogue):
                 self._report_rogue(tunnel, action)
             elif isinstance(action, PauseVm):
-                self._spawn(self._vm_call("pause", vm_id, action.reason))
+                self._spawn(self._vm_call(tunnel, "pause", action.reason))
             elif isinstance(action, ResumeVm):
-                self._spawn(self._vm_call("resume", vm_id, "consumer-back"))
+                self._spawn(self._vm_call(tunnel, "resume", "consumer-back"))
             elif isinstance(action, DeleteVm):
                 tunnel.closing = True
                 tunnel.port.on_frames(None)
@@ -256,12 +259,16 @@ class VpnService:
             data = codec.encode_rogue(tunnel.core.vm_id, rogue.reason, rogue.count, rogue.action)
             self._spawn(self._transport.send(tunnel.consumer, codec.CONTROL_CHANNEL, data, delivery=Delivery.RELIABLE))
 
-    async def _vm_call(self, method: str, vm_id: str, reason: str) -> None:
+    async def _vm_call(self, tunnel: _Tunnel, method: str, reason: str) -> None:
         hypervisor = self._hypervisor()
         if hypervisor is None:
             return
-        self.log.warning(f"vm {method}", vm_id=vm_id, reason=reason)
-        await getattr(hypervisor, method)(vm_id)
+        vm_id = tunnel.core.vm_id
+        async with tunnel.vm_calls:
+            if tunnel.closing:
+                return
+            self.log.warning(f"vm {method}", vm_id=vm_id, reason=reason)
+            await getattr(hypervisor, method)(vm_id)
 
     async def _delete_vm(self, vm_id: str, reason: str) -> None:
         self.log.warning("vm delete", vm_id=vm_id, reason=reason)
@@ -301,7 +308,7 @@ class VpnService:
         self._gateways[vm_id] = attached
         self._gateways_by_key[(str(provider), tunnel)] = attached
         gateway.port.on_frames(self._sender(provider, link.from_gateway))
-        self._keepalive(attached)
+        self._keep_alive(provider, link, time.monotonic())
         return gateway.info()
 
     async def detach_gateway(self, vm_id: str) -> None:
@@ -325,10 +332,18 @@ class VpnService:
     def on_rogue(self, listener: RogueListener) -> None:
         self._rogue_listeners.append(listener)
 
-    def _keepalive(self, attached: _Attached) -> None:
-        datagram = attached.link.keepalive_due(time.monotonic())
-        if datagram is not None and self._transport is not None:
-            self._transport.send_datagram(attached.provider, codec.FRAMES_CHANNEL, datagram)
+    def _keep_alive(self, peer: PeerId, end: ProviderTunnel | ConsumerLink, now: float) -> None:
+        """One end of a tunnel: its keepalive when due, and a new handshake when the other end went silent."""
+        transport = self._transport
+        if transport is None:
+            return
+        datagram = end.keepalive_due(now)
+        if datagram is not None:
+            transport.send_datagram(peer, codec.FRAMES_CHANNEL, datagram)
+        if end.reconnect_due(now):
+            self._count("reconnects")
+            self.log.info("tunnel peer silent; reconnecting", peer=peer.short, silent_s=_silent_for(end, now))
+            transport.reconnect(peer)
 
     # -- the transport's side ----------------------------------------------------------------
 
@@ -349,7 +364,7 @@ class VpnService:
             return
         attached = self._gateways_by_key.get(key)
         if attached is not None:
-            frame = attached.link.from_provider(datagram)
+            frame = attached.link.from_provider(datagram, time.monotonic())
             if frame is not None:
                 self._deliver(attached, frame)
             return
@@ -405,8 +420,10 @@ class VpnService:
             tunnel.core.tick(now)
             if tunnel.core.actions:
                 self._act(tunnel)
+            if not tunnel.closing:
+                self._keep_alive(tunnel.consumer, tunnel.core, now)
         for attached in list(self._gateways.values()):
-            self._keepalive(attached)
+            self._keep_alive(attached.provider, attached.link, now)
         hypervisor = self._hypervisor()
         if hypervisor is None:
             return
@@ -440,6 +457,11 @@ class VpnService:
                 self.log.warning("vpn action failed", error=str(finished.exception()))
 
         task.add_done_callback(done)
+
+
+def _silent_for(end: ProviderTunnel | ConsumerLink, now: float) -> float | None:
+    heard = end.watch.last_heard
+    return None if heard is None else round(now - heard, 1)
 
 
 def _parse_rogue(peer: PeerId, data: bytes) -> RogueEvent:

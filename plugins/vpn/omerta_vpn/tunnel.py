@@ -7,8 +7,14 @@ in :attr:`ProviderTunnel.actions`. It enforces: a frame whose source MAC is
 not the VM's is dropped and counted as rogue; frames while the consumer is not
 heard from are dropped and counted; a consumer gone longer than the grace
 pauses the VM, and longer still deletes it. :class:`ConsumerLink` is the
-consumer's end: datagrams from the provider in, frames for the gateway out, and
-keepalives. Both take ``now`` from their caller. Touches nothing.
+consumer's end: datagrams from the provider in, frames for the gateway out.
+
+Both ends send a keepalive every ``keepalive_s`` they sent nothing else, so each
+hears the other at least that often and each side's NAT keeps (or, after
+forgetting it, makes anew) its mapping; an end that stops hearing the other
+for ``consumer_timeout_s`` asks for a fresh handshake (:class:`PathWatch`),
+which finds another path (a relay, a new address) when the old one is gone.
+Both take ``now`` from their caller. Touches nothing.
 """
 
 from __future__ import annotations
@@ -40,9 +46,10 @@ class FramesMode(enum.Enum):
 
 @dataclass(frozen=True)
 class Timing:
-    #: The consumer sends a keepalive this often when it has nothing else to send.
+    #: Each end sends a keepalive this often when it has nothing else to send.
     keepalive_s: float = 1.0
-    #: Nothing heard from the consumer for this long: its session is not live, frames are dropped.
+    #: Nothing heard from the consumer for this long: its session is not live, frames are dropped;
+    #: either end hearing nothing for this long asks the transport for a new handshake (and again as often).
     consumer_timeout_s: float = 3.0
     #: Nothing heard for this long: the VM is paused (the lease's grace).
     lease_grace_s: float = 30.0
@@ -74,9 +81,59 @@ class DeleteVm:
 
 Action = Rogue | PauseVm | ResumeVm | DeleteVm
 
+#: The longest wait between two reconnect requests while the other end stays silent (it doubles up to this).
+MAX_RECONNECT_INTERVAL_S = 30.0
+
 
 def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
+
+
+class PathWatch:
+    """One end's view of the other: what it sent and heard when, its keepalives and its reconnect requests.
+
+    Why both ends keep alive: a NAT that forgot its mapping only makes a new one for a packet
+    going out. A provider that sent nothing while its consumer was unheard (it drops the VM's
+    frames then) left its NAT closed to the consumer for good, and the tunnel died.
+    """
+
+    def __init__(self, tunnel: int, timing: Timing) -> None:
+        self.tunnel = tunnel
+        self.timing = timing
+        self.last_sent = -math.inf
+        self.last_heard: float | None = None
+        self._next_reconnect = -math.inf
+        self._reconnect_interval = timing.consumer_timeout_s
+
+    def sent(self, now: float) -> None:
+        self.last_sent = now
+
+    def heard(self, now: float) -> None:
+        self.last_heard = now
+        self._next_reconnect = -math.inf
+        self._reconnect_interval = self.timing.consumer_timeout_s
+
+    def keepalive_due(self, now: float) -> bytes | None:
+        """A keepalive to send now, if nothing else went to the other end for a keepalive interval."""
+        if now - self.last_sent < self.timing.keepalive_s:
+            return None
+        self.last_sent = now
+        return codec.encode_keepalive(self.tunnel)
+
+    def reconnect_due(self, now: float) -> bool:
+        """Whether to ask for a new handshake now: the other end, once heard, has been silent too long.
+
+        First after ``consumer_timeout_s`` of silence, then after twice as long each time (up to
+        :data:`MAX_RECONNECT_INTERVAL_S`): an end that is gone for good (a deleted VM's tunnel)
+        costs a handshake now and then, not every few seconds.
+        """
+        if self.last_heard is None or now - self.last_heard < self.timing.consumer_timeout_s:
+            return False
+        if now < self._next_reconnect:
+            return False
+        self._next_reconnect = now + self._reconnect_interval
+        self._reconnect_interval = min(2 * self._reconnect_interval, MAX_RECONNECT_INTERVAL_S)
+        return True
 
 
 class FrameCarrier:
@@ -182,7 +239,7 @@ class ProviderTunnel:
         self.opened = now
         #: When the VM became ready: the consumer's grace runs from then (a boot may take longer).
         self.ready_at: float | None = None
-        self.last_heard: float | None = None
+        self.watch = PathWatch(self.tunnel, self.timing)
         self.paused_at: float | None = None
         self.acted_on_rogue = False
         self.deleting = False
@@ -192,8 +249,13 @@ class ProviderTunnel:
 
     # -- state ---------------------------------------------------------------------
 
+    @property
+    def last_heard(self) -> float | None:
+        return self.watch.last_heard
+
     def live(self, now: float) -> bool:
-        return self.last_heard is not None and now - self.last_heard < self.timing.consumer_timeout_s
+        last_heard = self.watch.last_heard
+        return last_heard is not None and now - last_heard < self.timing.consumer_timeout_s
 
     def state(self, now: float) -> TunnelState:
         if self.deleting:
@@ -206,12 +268,19 @@ class ProviderTunnel:
 
     def from_vm(self, frame: bytes, now: float) -> list[bytes]:
         """The datagrams that carry ``frame`` to the consumer (none if it is dropped)."""
-        return self.carrier.encode(frame) if self._admit(frame[6:12], now) else []
+        return self._carried(self.carrier.encode(frame), now) if self._admit(frame[6:12], now) else []
 
     def from_vm_offload(self, data: bytes, now: float) -> list[bytes]:
         """The datagrams that carry ``data`` (a vnet header and a frame, e.g. a TCP super-frame) to the consumer."""
         source = codec.VNET_HEADER_BYTES + 6
-        return self.carrier.encode_offload(data) if self._admit(data[source : source + 6], now) else []
+        return (
+            self._carried(self.carrier.encode_offload(data), now) if self._admit(data[source : source + 6], now) else []
+        )
+
+    def _carried(self, datagrams: list[bytes], now: float) -> list[bytes]:
+        if datagrams:
+            self.watch.sent(now)
+        return datagrams
 
     def _admit(self, source_mac: bytes, now: float) -> bool:
         """Whether a frame from ``source_mac`` may go to the consumer now; refusals are counted, rogues acted on."""
@@ -248,12 +317,19 @@ class ProviderTunnel:
         return self.carrier.decode(datagram)
 
     def _heard(self, now: float) -> None:
-        self.last_heard = now
+        self.watch.heard(now)
         if self.paused_at is not None and self.paused_at != math.inf and not self.deleting:
             self.paused_at = None
             self.actions.append(ResumeVm())
 
     # -- time ----------------------------------------------------------------------
+
+    def keepalive_due(self, now: float) -> bytes | None:
+        """A keepalive for the consumer (see :class:`PathWatch`); none once the VM is being deleted."""
+        return None if self.deleting else self.watch.keepalive_due(now)
+
+    def reconnect_due(self, now: float) -> bool:
+        return not self.deleting and self.watch.reconnect_due(now)
 
     def vm_ready(self, now: float) -> None:
         """The VM finished booting: from now on a missing consumer costs it its grace."""
@@ -291,21 +367,22 @@ class ConsumerLink:
         self.mode = mode
         self.timing = timing or Timing()
         self.counters: Counter[str] = Counter()
-        self.last_sent = -math.inf
+        self.watch = PathWatch(self.tunnel, self.timing)
         self.carrier = FrameCarrier(self.tunnel, max_datagram, mode, self.counters, "frames_to_vm", "frames_from_vm")
 
     def from_gateway(self, frame: bytes, now: float) -> list[bytes]:
         datagrams = self.carrier.encode(frame)
         if datagrams:
-            self.last_sent = now
+            self.watch.sent(now)
         return datagrams
 
-    def from_provider(self, datagram: codec.Datagram) -> bytes | codec.Offloaded | None:
+    def from_provider(self, datagram: codec.Datagram, now: float) -> bytes | codec.Offloaded | None:
+        self.watch.heard(now)
         return self.carrier.decode(datagram)
 
     def keepalive_due(self, now: float) -> bytes | None:
         """A keepalive to send now, if nothing else went to the provider for a keepalive interval."""
-        if now - self.last_sent < self.timing.keepalive_s:
-            return None
-        self.last_sent = now
-        return codec.encode_keepalive(self.tunnel)
+        return self.watch.keepalive_due(now)
+
+    def reconnect_due(self, now: float) -> bool:
+        return self.watch.reconnect_due(now)

@@ -24,8 +24,9 @@ from omerta_vpn.tunnel import (
     Timing,
 )
 
-from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.vpn import TunnelState
+from omerta_core.testing.virtual import Simulation
 
 VM_ID = "0123456789abcdef0123456789abcdef"
 VM_MAC = "52:54:00:01:23:45"
@@ -38,8 +39,8 @@ def frame(size: int, source: str = VM_MAC) -> bytes:
     return b"\xff" * 6 + bytes.fromhex(source.replace(":", "")) + b"\x08\x00" + bytes(size - 14)
 
 
-def provider(**kw: object) -> ProviderTunnel:
-    tunnel = ProviderTunnel(VM_ID, VM_MAC, max_datagram=MAX_DATAGRAM, now=0.0, timing=TIMING, **kw)  # type: ignore[arg-type]
+def provider(timing: Timing = TIMING, **kw: object) -> ProviderTunnel:
+    tunnel = ProviderTunnel(VM_ID, VM_MAC, max_datagram=MAX_DATAGRAM, now=0.0, timing=timing, **kw)  # type: ignore[arg-type]
     tunnel.vm_ready(0.0)
     return tunnel
 
@@ -151,7 +152,131 @@ def test_the_consumer_link_keeps_alive_and_fits_frames() -> None:
     assert link.from_gateway(frame(100), 0.6) and link.keepalive_due(1.5) is None
     assert link.keepalive_due(1.6) is not None
     assert link.from_gateway(frame(1514), 2.0) == [] and link.counters["dropped_too_big"] == 1
-    assert link.from_provider(codec.Frame(link.tunnel, frame(60))) == frame(60)
+    assert link.from_provider(codec.Frame(link.tunnel, frame(60)), 2.0) == frame(60)
+
+
+#: How often the vpn service runs the cores' timers (omerta_vpn.service.TICK_S).
+SERVICE_TICK_S = 0.25
+PROVIDER_AT, CONSUMER_AT = Endpoint("198.18.1.2", 7000), Endpoint("198.18.2.2", 7000)
+
+
+class ForgetfulNat:
+    """An address-and-port-dependent NAT in front of one end: it lets a datagram in only after its
+    own side sent one out since it last forgot its mappings."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.dropped = 0
+
+    def forget(self) -> None:
+        self.open = False
+
+
+class TunnelEnds:
+    """A provider tunnel and its consumer's link, driven as the vpn service drives them, on a virtual network.
+
+    The guest is idle: only keepalives travel.
+    """
+
+    def __init__(self, sim: Simulation, timing: Timing = TIMING) -> None:
+        self.sim = sim
+        self.provider = provider(timing)
+        self.consumer = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM, timing=timing)
+        self.nats = {PROVIDER_AT: ForgetfulNat(), CONSUMER_AT: ForgetfulNat()}
+        self.reconnects = {PROVIDER_AT: 0, CONSUMER_AT: 0}
+        #: No datagram gets through either way (an address changed behind a filtering NAT).
+        self.cut = False
+        self.actions: list[object] = []
+        self._next = 0.0
+        sim.network.attach(PROVIDER_AT, self._arrived(PROVIDER_AT))
+        sim.network.attach(CONSUMER_AT, self._arrived(CONSUMER_AT))
+
+    def _arrived(self, at: Endpoint):  # type: ignore[no-untyped-def]
+        def receive(data: bytes, _source: Endpoint) -> None:
+            nat = self.nats[at]
+            if not nat.open:
+                nat.dropped += 1
+                return
+            if at == PROVIDER_AT:
+                self.provider.from_consumer(codec.decode(data), self.sim.clock.now)
+            else:
+                self.consumer.from_provider(codec.decode(data), self.sim.clock.now)
+
+        return receive
+
+    def _send(self, source: Endpoint, destination: Endpoint, data: bytes) -> None:
+        self.nats[source].open = True  # an outbound packet makes the mapping anew
+        if not self.cut:
+            self.sim.network.send(source, destination, data)
+
+    def next_deadline(self) -> float:
+        return self._next
+
+    def on_timer(self, now: float) -> None:
+        self._next = now + SERVICE_TICK_S
+        self.provider.tick(now)
+        self.actions += self.provider.actions
+        self.provider.actions.clear()
+        for end, here, there in (
+            (self.provider, PROVIDER_AT, CONSUMER_AT),
+            (self.consumer, CONSUMER_AT, PROVIDER_AT),
+        ):
+            datagram = end.keepalive_due(now)
+            if datagram is not None:
+                self._send(here, there, datagram)
+            if end.reconnect_due(now):
+                self.reconnects[here] += 1
+
+
+def test_an_idle_tunnel_survives_both_nats_forgetting_their_mappings() -> None:
+    """The NAT-flush regression: with the guest idle, the provider sent nothing while its consumer was unheard,
+    so its NAT never made the mapping again, the consumer's keepalives stayed outside and the VM was paused,
+    then deleted. Both ends keep alive now: the first packet out of each side reopens its NAT."""
+    sim = Simulation(seed=14)
+    ends = TunnelEnds(sim)
+    sim.add(ends)
+    sim.run_for(5.0)
+    assert ends.provider.state(sim.clock.now) is TunnelState.UP
+    for nat in ends.nats.values():
+        nat.forget()
+    forgot_at = sim.clock.now
+    back = sim.run_until(lambda: ends.provider.last_heard is not None and ends.provider.last_heard > forgot_at, 10.0)
+    assert back <= 2 * TIMING.keepalive_s + 0.1
+    sim.run_for(60.0)
+    assert ends.actions == []  # never paused, never deleted
+    assert ends.provider.state(sim.clock.now) is TunnelState.UP
+    assert ends.reconnects == {PROVIDER_AT: 0, CONSUMER_AT: 0}
+    assert sum(nat.dropped for nat in ends.nats.values()) >= 1  # the NATs did drop the first arrivals
+
+
+def test_an_end_that_stops_hearing_the_other_asks_for_a_new_handshake_every_timeout() -> None:
+    """Roaming: the consumer's address changed, the provider's NAT filters the new one; only a new handshake
+    (over a relay, then punched anew) finds the path again, so each silent end asks for one."""
+    sim = Simulation(seed=15)
+    ends = TunnelEnds(sim, Timing(keepalive_s=1, consumer_timeout_s=3, lease_grace_s=600, delete_after_s=600))
+    sim.add(ends)
+    sim.run_for(5.0)
+    ends.cut = True
+    silent_from = sim.clock.now
+    sim.run_until(lambda: ends.reconnects[PROVIDER_AT] >= 1, 10.0)
+    assert sim.clock.now - silent_from <= TIMING.consumer_timeout_s + SERVICE_TICK_S
+    sim.run_for(60.0)
+    # at 3, 6, 12, 24, 48 s of silence (doubling), not every tick
+    assert ends.reconnects == {PROVIDER_AT: 5, CONSUMER_AT: 5}
+    ends.cut = False
+    sim.run_until(lambda: ends.provider.live(sim.clock.now), 5.0)
+    ends.cut = True
+    sim.run_for(TIMING.consumer_timeout_s + SERVICE_TICK_S)
+    assert ends.reconnects[PROVIDER_AT] == 6  # heard again: the next silence starts at 3 s once more
+
+
+def test_a_tunnel_never_heard_asks_for_no_handshake() -> None:
+    tunnel = provider()
+    assert not tunnel.reconnect_due(100.0)
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 100.0)
+    assert not tunnel.reconnect_due(102.9) and tunnel.reconnect_due(103.0) and not tunnel.reconnect_due(105.9)
+    assert tunnel.reconnect_due(106.0) and not tunnel.reconnect_due(111.9) and tunnel.reconnect_due(112.0)
+    assert tunnel.keepalive_due(104.0) == codec.encode_keepalive(tunnel.tunnel) and tunnel.keepalive_due(104.5) is None
 
 
 @pytest.mark.parametrize(
@@ -189,7 +314,7 @@ def test_an_offloaded_super_frame_travels_in_pieces_and_joins_in_any_order(paylo
     assert pieces and all(len(p) <= MAX_DATAGRAM for p in pieces)
     assert len(pieces) == -(-len(data) // (MAX_DATAGRAM - codec.FRAGMENT_HEADER_BYTES))
     link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
-    results = [link.from_provider(codec.decode(p)) for p in reversed(pieces)]
+    results = [link.from_provider(codec.decode(p), 0.0) for p in reversed(pieces)]
     assert results[-1] == codec.Offloaded(data) and all(r is None for r in results[:-1])
     assert tunnel.counters["offloaded_frames"] == 1 and link.counters["frames_from_vm"] == 1
 
@@ -219,7 +344,7 @@ def test_an_offloaded_frame_the_kernel_should_not_see_is_refused(data: bytes, wh
         codec.check_offloaded(data)
     link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
     pieces = codec.encode_offload(link.tunnel, 1, data, MAX_DATAGRAM)
-    assert [link.from_provider(codec.decode(p)) for p in pieces] == [None] * len(pieces)
+    assert [link.from_provider(codec.decode(p), 0.0) for p in pieces] == [None] * len(pieces)
     assert link.counters["dropped_bad_offload"] == 1
 
 
@@ -233,7 +358,7 @@ def test_offloaded_frames_being_joined_are_bounded() -> None:
     link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
     for frame_id in range(codec.MAX_PARTIAL_OFFLOADS * 3):
         first = codec.encode_offload(link.tunnel, frame_id, offloaded(60000), MAX_DATAGRAM)[0]
-        assert link.from_provider(codec.decode(first)) is None
+        assert link.from_provider(codec.decode(first), 0.0) is None
     assert link.counters["dropped_offload_pieces"] == codec.MAX_PARTIAL_OFFLOADS * 2
     too_many = codec.encode_offload(link.tunnel, 1, bytes(codec.MAX_OFFLOAD_PIECES * MAX_DATAGRAM), MAX_DATAGRAM)
     assert too_many == []

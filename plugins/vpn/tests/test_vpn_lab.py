@@ -46,7 +46,10 @@ BLOB_BYTES = 2 * 1024 * 1024
 GRACE_S = 6.0
 #: From the spoofed frame to the teardown starting, and to the VM and its artefacts being gone.
 ROGUE_REACTION_S = 0.5
-ROGUE_GONE_S = 3.0
+ROGUE_GONE_S = 2.0
+#: ... and to libvirt forgetting the domain: its destroy returns once the killed QEMU is reaped, which
+#: this sandbox's PID 1 does 1.0-1.9 s late (measured; docs/vpn.md), so that record gets more time.
+LIBVIRT_FORGETS_S = 3.0
 SMALL_VM = {"image": "omk-test", "memory_mib": 128, "disk_gib": 1, "lease_seconds": 600}
 
 SNIFFER = """
@@ -76,6 +79,8 @@ class Rig:
     capture: Path
     stop_capture: Path
     sniffer: subprocess.Popen[bytes]
+    #: The provider's ``--set`` overrides (a restart uses them again).
+    provider_sets: tuple[str, ...]
 
     def rent(self) -> tuple[str, dict[str, Any]]:
         """A VM for the consumer and its gateway; returns the VM id and the gateway."""
@@ -114,17 +119,18 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         relays = f'plugins.relay.relays=["{relay.peer_id}@{relay_host.address}:7700"]'
         provider = LabNode(lab, provider_host, workdir / "provider", "udp,relay,kvm,vpn")
         consumer = NobodyLabNode(lab, consumer_host, prepare_for_nobody(workdir / "consumer"), "udp,relay,vpn")
+        provider_sets = (
+            'plugins.udp.host="0.0.0.0"',
+            relays,
+            f'plugins.kvm.images_dir="{images_dir}"',
+            'plugins.kvm.domain_type="qemu"',
+            f'plugins.kvm.libvirt_netns="{libvirt_netns()}"',
+            f"plugins.vpn.lease_grace_s={GRACE_S}",
+            f"plugins.vpn.delete_after_s={GRACE_S}",
+            "node.shutdown_timeout_s=20",
+        )
         try:
-            provider.start(
-                'plugins.udp.host="0.0.0.0"',
-                relays,
-                f'plugins.kvm.images_dir="{images_dir}"',
-                'plugins.kvm.domain_type="qemu"',
-                f'plugins.kvm.libvirt_netns="{libvirt_netns()}"',
-                f"plugins.vpn.lease_grace_s={GRACE_S}",
-                f"plugins.vpn.delete_after_s={GRACE_S}",
-                "node.shutdown_timeout_s=20",
-            )
+            provider.start(*provider_sets)
             consumer.start('plugins.udp.host="0.0.0.0"', relays, "plugins.vpn.upstream_dns=false")
             for node, other in ((consumer, provider), (provider, consumer)):
                 node.call("udp.add_peer", {"peer": other.peer_id, "endpoints": []})
@@ -142,6 +148,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
                 capture,
                 stop,
                 sniffer,
+                provider_sets,
             )
         finally:
             stop.touch()
@@ -237,7 +244,8 @@ def test_the_internet_is_reached_only_through_the_consumer(rig: Rig, rented: Any
     _, gateway = rented
     rc, out = shell(gateway, f"wget -q -O - http://{rig.web.address}:{WEB_PORT}/hello")
     assert rc == 0 and "hello from the lab internet" in out
-    consumer_public = rig.consumer_host.router.wan_address if rig.consumer_host.router else ""
+    consumer_router = rig.lab.hosts[rig.consumer_host.name].router  # the lab's current one (rebinding moves it)
+    consumer_public = consumer_router.wan_address if consumer_router else ""
     provider_public = rig.provider_host.router.wan_address if rig.provider_host.router else ""
     requests = [line for line in rig.web_log.read_text().splitlines() if "GET /hello" in line]
     assert requests and all(line.startswith(consumer_public + " ") for line in requests), requests
@@ -275,22 +283,54 @@ def test_link_local_multicast_and_ipv6_tricks_reach_nothing(rig: Rig, rented: An
         assert rc != 0 and "bytes from" not in out, (name, out)
 
 
-@pytest.mark.skip(
-    reason="regression found when issues 12-14 met (issue 14): after both NATs forget their mappings the tunnel "
-    "dies within a minute, which breaks every later test on the shared VM; the transfer itself still completes"
-)
+def forget_every_mapping(rig: Rig) -> None:
+    for host in (rig.consumer_host, rig.provider_host):
+        router = rig.lab.hosts[host.name].router
+        assert router is not None
+        rig.lab.flush_conntrack(router)
+
+
 def test_a_transfer_survives_both_nats_forgetting_their_mappings(rig: Rig, rented: Any) -> None:
-    """The lab's stand-in for roaming: mid-transfer both routers drop every mapping, so the session's
-    path is lost and found again (relayed or punched anew); the guest's TCP only sees a pause."""
+    """Mid-transfer both routers drop every mapping, so the session's path is lost and found again
+    (relayed or punched anew); the guest's TCP only sees a pause."""
     _, gateway = rented
     with blob_server(rig, gateway, 4 * BLOB_BYTES) as md5, ThreadPoolExecutor(1) as pool:
         transfer = pool.submit(shell, gateway, FETCH, 300)
         time.sleep(2)
-        for host in (rig.consumer_host, rig.provider_host):
-            assert host.router is not None
-            rig.lab.flush_conntrack(host.router)
+        forget_every_mapping(rig)
         rc, out = transfer.result(timeout=330)
     assert rc == 0 and md5 in out
+
+
+def test_an_idle_tunnel_survives_both_nats_forgetting_their_mappings(rig: Rig, rented: Any) -> None:
+    """The regression of the deadline-driven transport's first days: with the guest idle, the provider sent
+    nothing while it did not hear its consumer, so its NAT never made its mapping again and the VM was
+    paused, then deleted, seconds after the flush. Both tunnel ends keep alive now."""
+    vm_id, gateway = rented
+    forget_every_mapping(rig)
+    flushed = time.time()
+    time.sleep(3 * GRACE_S)  # the consumer-gone grace would have paused and deleted the VM by now
+    rc, out = shell(gateway, f"ping -c 3 -W 2 {SUBNET_GATEWAY}")
+    assert rc == 0, out
+    assert rig.provider.call("vm.show", {"vm_id": vm_id})["state"] == "ready"
+    paused = [e for e in lifecycle(rig) if e.get("vm_id") == vm_id and e["step"] == "pause" and e["ts"] >= flushed]
+    assert paused == []
+
+
+def test_a_transfer_survives_the_consumers_address_changing(rig: Rig, rented: Any) -> None:
+    """Roaming: mid-transfer the consumer's router gets a new public address (every mapping gone, the old
+    address dead, the provider's filtering NAT closed to the new one); the tunnel finds its way again
+    (a new handshake over the relay, then a punch) and the guest's TCP only sees a pause."""
+    _, gateway = rented
+    router = rig.lab.hosts[rig.consumer_host.name].router
+    assert router is not None
+    with blob_server(rig, gateway, 4 * BLOB_BYTES) as md5, ThreadPoolExecutor(1) as pool:
+        transfer = pool.submit(shell, gateway, FETCH, 300)
+        time.sleep(2)
+        moved = rig.lab.rebind(router)
+        rc, out = transfer.result(timeout=330)
+    assert rc == 0 and md5 in out
+    assert wait_until(lambda: rig.provider.call("udp.peers")["peers"][0]["route"].startswith(moved.wan_address), 60)
 
 
 def test_a_spoofed_source_mac_is_counted_reported_and_kills_the_vm(rig: Rig, rented: Any) -> None:
@@ -304,9 +344,10 @@ def test_a_spoofed_source_mac_is_counted_reported_and_kills_the_vm(rig: Rig, ren
     assert events[0]["count"] == 1 and events[0]["action"] == "kill"
     assert wait_until(lambda: not any(vm["vm_id"] == vm_id for vm in rig.provider.call("vm.list")), 30)
     steps = {e["step"]: e["ts"] for e in lifecycle(rig) if e.get("vm_id") == vm_id}
-    # the tunnel acts at once; QEMU's own exit then takes 1.2-2.2 s on this shared host (docs/vpn.md)
+    # the tunnel acts at once; QEMU is killed, the TAP, namespace and files deleted within a few hundred ms
     assert steps["release"] - events[0]["at"] <= ROGUE_REACTION_S, (steps, events)
-    assert steps["delete"] - events[0]["at"] <= ROGUE_GONE_S, (steps, events)
+    assert steps["stopped"] - events[0]["at"] <= ROGUE_GONE_S, (steps, events)
+    assert steps["delete"] - events[0]["at"] <= LIBVIRT_FORGETS_S, (steps, events)
     assert not Path(f"/run/netns/omk-{vm_id}").exists() and not Path(rig.console_path(vm_id)).parent.exists()
     reported = wait_until(lambda: rig.consumer.call("vpn.rogue_events"), 30)
     assert reported and reported[0]["vm_id"] == vm_id and reported[0]["reason"] == "foreign-source-mac"
@@ -340,3 +381,22 @@ def test_the_providers_uplink_never_saw_a_frame_of_the_guest(rig: Rig, rented: A
         if (Ether in p and p[Ether].src.endswith(mac)) or (IP in p and p[IP].src.startswith("198.18.255."))
     ]
     assert leaked == []
+
+
+def test_kill_9_of_the_provider_with_the_vpn_running_is_reclaimed_at_restart(rig: Rig) -> None:
+    """A provider crash leaves a VM with its tunnel running; the restarted node's registry removes it all."""
+    info = rig.provider.call("vm.create", {**SMALL_VM, "consumer": rig.consumer.peer_id}, timeout=600)
+    vm_id = info["vm_id"]
+    domain, netns = f"omk-{vm_id}", f"omk-{vm_id}"
+    assert wait_until(lambda: any(t["vm_id"] == vm_id for t in rig.provider.call("vpn.status")["tunnels"]), 60)
+    assert Path(f"/run/netns/{netns}").exists()
+    rig.provider.kill9()
+    rig.provider.start(*rig.provider_sets)
+    assert not any(vm["vm_id"] == vm_id for vm in rig.provider.call("vm.list"))
+    kvm = rig.provider.status()["services"]["hypervisor"]["kvm"]
+    assert kvm["reclaimed_at_start"] >= 1
+    assert not Path(f"/run/netns/{netns}").exists()
+    listed = subprocess.run(["virsh", "-q", "list", "--all", "--name"], capture_output=True, text=True, check=True)
+    assert domain not in listed.stdout.split()
+    assert rig.provider.call("vpn.status")["tunnels"] == []
+    assert any(e["step"] == "delete" and e["reason"] == "reclaim" and e["vm_id"] == vm_id for e in lifecycle(rig))
