@@ -24,12 +24,13 @@ import functools
 import json
 import os
 import shutil
+import site
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -40,6 +41,9 @@ from omerta_netlab.lab import remove_stale_namespaces
 from omerta_netlab.nodes import LabNode
 from omerta_vm_kvm.cli import sweep_offline
 from omerta_vm_kvm.guest_builder import build_test_guest
+from omerta_vm_kvm.testing import SYSTEM_PYTHON
+
+from omerta_core.errors import ControlError
 
 #: Namespace prefix of the demo's labs (the pid follows, so runs side by side never collide).
 PREFIX = "omdemo"
@@ -99,6 +103,60 @@ class Timeline:
         self.note(f"  {name}: done in {self.steps[name]:.1f} s")
 
 
+#: The consumer runs as ``nobody``, as on a laptop (its VPN gateway needs no root), with this environment's packages.
+NOBODY = 65534
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+#: Runs the ``omerta`` command line (``python -m omerta_core``) with the arguments that follow.
+RUN_OMERTA = "import runpy; runpy.run_module('omerta_core', run_name='__main__', alter_sys=True)"
+#: Calls a control method and prints ``{"result": ...}`` or ``{"error": ...}``.
+CALL = """
+import json, pathlib, sys
+from omerta_core.control.client import call
+from omerta_core.errors import OmertaError
+try:
+    print(json.dumps({"result": call(pathlib.Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]),
+                                     timeout=float(sys.argv[4]))}))
+except OmertaError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def as_nobody(code: str) -> list[str]:
+    """argv running ``code`` as ``nobody`` with the system's Python and this environment's packages."""
+    dirs = [d for d in site.getsitepackages() if Path(d).is_dir()]
+    return [*AS_NOBODY, SYSTEM_PYTHON, "-c", f"import site\nfor d in {dirs!r}: site.addsitedir(d)\n{code}"]
+
+
+def owned_by_nobody(directory: Path) -> Path:
+    """``directory``, made and given to ``nobody``, under parents it may traverse."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for parent in directory.parents:
+        if parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o711)
+    os.chown(directory, NOBODY, NOBODY)
+    return directory
+
+
+class ConsumerNode(LabNode):
+    """The consumer's node, run by ``nobody``; its control socket answers only ``nobody``."""
+
+    def argv(self, *sets: str, args: Sequence[str] = ()) -> list[str]:
+        argv = super().argv(*sets, args=args)
+        at = argv.index(sys.executable)
+        return [*argv[:at], *as_nobody(RUN_OMERTA), *argv[at + 3 :]]
+
+    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
+        argv = [*as_nobody(CALL), str(self.state_dir), method, json.dumps(params or {}), str(timeout)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30, check=False)
+        if done.returncode != 0:
+            raise ControlError(f"{method} as nobody failed: {done.stderr.strip()[-500:]}")
+        answer = json.loads(done.stdout)
+        if "error" in answer:
+            raise ControlError(answer["error"])
+        return answer["result"]
+
+
 def libvirt_netns() -> str:
     """The network namespace libvirt's QEMU runs in (the provider itself runs in a lab namespace)."""
     done = subprocess.run(["pgrep", "-o", "-x", "libvirtd"], capture_output=True, text=True, check=False)
@@ -118,6 +176,7 @@ class RentalLab:
         self.nodes: dict[str, LabNode] = {}
         self.hosts: dict[str, Host] = {}
         self.ids: dict[str, str] = {}
+        self.tag = ""
 
     def __enter__(self) -> RentalLab:
         return self
@@ -136,6 +195,7 @@ class RentalLab:
         """Namespaces: the lab internet, the bootstrap and witnesses on it, two NATs, provider and consumer."""
         remove_stale_namespaces(self.prefix)
         self.lab = lab = Lab(prefix=self.prefix)
+        self.tag = lab.tag
         self.hosts["boot"] = lab.add_public_host("boot")
         for name in self.witnesses:
             self.hosts[name] = lab.add_public_host(name)
@@ -179,7 +239,10 @@ class RentalLab:
         """Identities, configuration files, then every node (the bootstrap first); wait until each answers."""
         assert self.lab is not None
         for name in ["boot", *self.witnesses, "provider", "consumer"]:
-            node = LabNode(self.lab, self.hosts[name], self.workdir / name, self.plugins(name))
+            kind = ConsumerNode if name == "consumer" else LabNode
+            node = kind(self.lab, self.hosts[name], self.workdir / name, self.plugins(name))
+            if name == "consumer":
+                owned_by_nobody(node.state_dir)
             node.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.nodes[name] = node
             self.ids[name] = self.omerta(name, "id").stdout.strip()
@@ -228,8 +291,18 @@ class RentalLab:
 
     def omerta(self, name: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         """Run the ``omerta`` CLI against a node (its control socket is a file: no namespace needed)."""
-        argv = [sys.executable, "-m", "omerta_core", *args, "--state-dir", str(self.workdir / name)]
-        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+        return subprocess.run(self.cli(name, *args), capture_output=True, text=True, check=False, timeout=timeout,
+                              env=self.cli_env(name))  # fmt: skip
+
+    def cli(self, name: str, *args: str) -> list[str]:
+        """argv of ``omerta ARGS`` for node ``name``, as the user the node runs as."""
+        head = as_nobody(RUN_OMERTA) if name == "consumer" else [sys.executable, "-m", "omerta_core"]
+        return [*head, *args]
+
+    def cli_env(self, name: str) -> dict[str, str]:
+        """The environment of the ``omerta`` command line for node ``name`` (its state directory)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")}
+        return {**env, "OMERTA_STATE_DIR": str(self.workdir / name)}
 
     def route(self, source: str, target: str) -> str:
         """How ``source``'s transport reaches ``target`` now (an address after hole punching, or the relay)."""
@@ -251,6 +324,12 @@ class RentalLab:
         gateways = self.node("consumer").call("vpn.gateways")
         left += [f"consumer gateway for {g['vm_id']}" for g in gateways if g.get("vm_id") == vm_id]
         return left
+
+    def remains(self) -> list[str]:
+        """Namespaces of this lab, and VM namespaces of its provider, that still exist (after :meth:`close`)."""
+        names = os.listdir("/run/netns") if Path("/run/netns").is_dir() else []
+        vms = {p.name for p in (self.workdir / "provider" / "plugins" / "kvm" / "vms").glob("*")}
+        return [n for n in names if (self.tag and n.startswith(self.tag + "-")) or n.removeprefix("omk-") in vms]
 
     def close(self) -> None:
         """Stop every node (the parties first), delete any VM the provider left, remove the namespaces."""
@@ -342,8 +421,9 @@ def tour(scene: RentalLab, timeline: Timeline) -> TourResult:
 
 def request(scene: RentalLab, args: list[str], say: Callable[[str], None]) -> str:
     """``omerta vm request`` on the consumer, its steps printed as they come; its whole output."""
-    argv = [sys.executable, "-m", "omerta_core", "vm", "request", *args, "--state-dir", str(scene.workdir / "consumer")]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+    argv = scene.cli("consumer", "vm", "request", *args)
+    env = scene.cli_env("consumer")
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
         assert process.stdout is not None
         lines = []
         for line in process.stdout:
@@ -419,6 +499,9 @@ def main() -> int:
             finally:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 timeline.note("removing everything the demo made (nodes, VMs, namespaces) ...")
+        left = scene.remains()
+        timeline.note(f"namespaces left behind: {', '.join(left) if left else 'none'}")
+        ok = ok and not left
     except KeyboardInterrupt:
         timeline.note("interrupted")
     except DemoError as exc:
