@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import shutil
-import site
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -37,13 +36,14 @@ from types import FrameType
 from typing import Any
 
 from omerta_netlab import Host, Lab, NatBehaviour
-from omerta_netlab.lab import remove_stale_namespaces
+from omerta_netlab.lab import LabError, remove_stale_namespaces
 from omerta_netlab.nodes import LabNode
 from omerta_vm_kvm.cli import sweep_offline
 from omerta_vm_kvm.guest_builder import build_test_guest
 from omerta_vm_kvm.testing import SYSTEM_PYTHON
 
-from omerta_core.errors import ControlError
+from omerta_core.errors import ControlError, OmertaError
+from omerta_core.testing import NodeStartError
 
 #: Namespace prefix of the demo's labs (the pid follows, so runs side by side never collide).
 PREFIX = "omdemo"
@@ -87,7 +87,7 @@ class DemoError(RuntimeError):
 class Timeline:
     """Prints each step as it starts and as it ends, with the time since the start and its duration."""
 
-    say: Callable[[str], None] = functools.partial(print, flush=True)
+    say: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
     started: float = field(default_factory=time.monotonic)
     steps: dict[str, float] = field(default_factory=dict)
 
@@ -455,7 +455,7 @@ def summary(scene: RentalLab, result: TourResult, timeline: Timeline) -> bool:
     timeline.say(f"    the command ran in the guest: {'yes' if ran else 'no (see its output above)'}")
     figures = "  ".join(f"{name} {seconds:.1f} s" for name, seconds in timeline.steps.items())
     timeline.say(f"    step times: {figures}")
-    return agree and not result.leftovers and bool(split.get("settled"))
+    return ran and agree and not result.leftovers and bool(split.get("settled"))
 
 
 def guest_images() -> Path:
@@ -463,14 +463,33 @@ def guest_images() -> Path:
     return build_test_guest(GUEST_CACHE).parent
 
 
+def check_nobody_can_run_omerta() -> None:
+    """The consumer runs as ``nobody``: it must be able to import this checkout's packages."""
+    done = subprocess.run(as_nobody("import omerta_core, omerta_rental, omerta_vpn"), capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        dirs = ", ".join(d for d in site.getsitepackages() if Path(d).is_dir())
+        raise DemoError(f"the consumer runs as nobody but nobody cannot import the packages in {dirs} nor what "
+                        "they point to: make those directories' parents traversable (chmod o+x) or put the "
+                        "checkout outside a private home")  # fmt: skip
+
+
+#: What a step may fail with: each is reported as one line (the cleanup still runs).
+FAILURES = (DemoError, OmertaError, LabError, NodeStartError, subprocess.TimeoutExpired)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Needs root, nftables and a running libvirtd (scripts/demo sets them up). Takes 2-4 minutes.",
+        epilog="Needs root, nftables, passt and a running libvirtd (scripts/demo sets them up). "
+        "Takes two to four minutes, plus building the test guest once.",
     )
-    parser.add_argument("--dir", type=Path, help="where to keep the nodes' state and logs (default: a fresh temp dir)")
+    parser.add_argument("--dir", type=Path, help="keep the nodes' state and logs here (default: a temporary "
+                        "directory, removed after a successful run)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="after the tour, keep the lab running until Ctrl-C")
     args = parser.parse_args()
+    if os.geteuid() != 0:
+        parser.error("the lab needs root (network namespaces, nftables, libvirt): run it with sudo")
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="omerta-demo-"))
     if args.dir and workdir.exists():
         shutil.rmtree(workdir)
@@ -485,28 +504,33 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     timeline = Timeline()
+    scene = RentalLab(workdir, Path())
     ok = False
     try:
-        images = guest_images()
-        with RentalLab(workdir, images) as scene:
-            try:
-                setup(scene, timeline)
-                result = tour(scene, timeline)
-                ok = summary(scene, result, timeline)
-                if args.keep:
-                    timeline.note(f"the lab keeps running; state and logs in {workdir}; Ctrl-C removes it")
-                    signal.pause()
-            finally:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                timeline.note("removing everything the demo made (nodes, VMs, namespaces) ...")
+        check_nobody_can_run_omerta()
+        scene.images_dir = guest_images()
+        setup(scene, timeline)
+        result = tour(scene, timeline)
+        ok = summary(scene, result, timeline)
+        if args.keep:
+            timeline.note(f"the lab keeps running; state and logs in {workdir}; Ctrl-C removes it")
+            signal.pause()
+    except KeyboardInterrupt:
+        timeline.note("interrupted")
+    except FAILURES as exc:
+        timeline.note(f"demo: {exc}")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        timeline.note("removing everything the demo made (nodes, VMs, namespaces) ...")
+        scene.close()
         left = scene.remains()
         timeline.note(f"namespaces left behind: {', '.join(left) if left else 'none'}")
         ok = ok and not left
-    except KeyboardInterrupt:
-        timeline.note("interrupted")
-    except DemoError as exc:
-        timeline.note(f"demo: {exc}; node logs in {workdir}")
-    timeline.note(f"done in {time.monotonic() - timeline.started:.1f} s; node logs in {workdir}")
+        if ok and not args.dir:
+            shutil.rmtree(workdir)
+        else:
+            timeline.note(f"state and node logs kept in {workdir}")
+    timeline.note(f"{'done' if ok else 'FAILED'} in {time.monotonic() - timeline.started:.1f} s")
     return 0 if ok else 1
 
 
