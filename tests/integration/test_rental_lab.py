@@ -46,7 +46,12 @@ def toured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Toured]:
     cache = os.environ.get("OMERTA_KVM_TEST_CACHE")
     images = demo.build_test_guest(Path(cache) if cache else tmp_path_factory.mktemp("guest")).parent
     said: list[str] = []
-    timeline = demo.Timeline(say=lambda line: (said.append(line), print(line)))
+
+    def say(line: str) -> None:
+        said.append(line)
+        print(line)
+
+    timeline = demo.Timeline(say=say)
     # not under pytest's base directory: another pytest run resets its mode to 0700, locking nobody out
     workdir = Path(tempfile.mkdtemp(prefix="omerta-rentallab-"))
     logs = tmp_path_factory.mktemp("rentallab-logs")
