@@ -235,8 +235,8 @@ class RentalLab:
             )
         return sections
 
-    def start(self) -> None:
-        """Identities, configuration files, then every node (the bootstrap first); wait until each answers."""
+    def start(self, ready: Callable[[str], None] = lambda name: None) -> None:
+        """Identities, configuration files, then every node (the bootstrap first); ``ready(name)`` as each answers."""
         assert self.lab is not None
         for name in ["boot", *self.witnesses, "provider", "consumer"]:
             kind = ConsumerNode if name == "consumer" else LabNode
@@ -254,8 +254,9 @@ class RentalLab:
         boot = f"{self.hosts['boot'].address}:{RELAY_PORT}"
         for name, node in self.nodes.items():
             node.spawn(args=[] if name == "boot" else ["--bootstrap", boot])
-        for node in self.nodes.values():
+        for name, node in self.nodes.items():
             node.wait_ready()
+            ready(name)
 
     def converged(self) -> bool:
         everyone = set(self.ids.values())
@@ -270,15 +271,16 @@ class RentalLab:
                 others = [peer for other, peer in self.ids.items() if other != name]
                 node.call("ledger.sync", {"peers": others, "timeout": 30}, timeout=90)
 
-    def fund(self) -> None:
+    def fund(self, progress: Callable[[str], None] = lambda text: None) -> None:
         """The bootstrap mints to both parties; the provider pays each witness once (trust edges, known chains)."""
         for name in ("consumer", "provider"):
             self.run(self.node("boot"), "mint", {"to": self.ids[name], "amount": FUNDING})
         self.sync()
+        progress("minted and synced")
         for name in ("boot", *self.witnesses):
             self.run(self.node("provider"), "transfer", {"to": self.ids[name], "amount": WITNESS_FEE})
         self.sync(rounds=2)
-        # fresh identities reach maturity (and so trust) after MATURITY_DAYS
+        progress(f"witnesses paid and synced; waiting {MATURITY_DAYS * 86400:.0f} s for the new identities to mature")
         time.sleep(MATURITY_DAYS * 86400)
 
     @staticmethod
@@ -368,13 +370,11 @@ def setup(scene: RentalLab, timeline: Timeline) -> None:
         behind = f"behind {host.router.behaviour.value} NAT {host.router.wan_address}" if host.router else "public"
         timeline.say(f"    {name:<9} {host.address:<15} {behind}")
     with timeline.step("nodes", "starting 8 nodes (bootstrap+relay, 5 witnesses, provider, consumer)"):
-        scene.start()
-    for name, node in scene.nodes.items():
-        timeline.say(f"    {name:<9} {scene.ids[name][:16]}  --plugins {node.plugins}")
+        scene.start(lambda name: timeline.note(f"  {name:<9} {scene.ids[name][:16]}  --plugins {scene.plugins(name)}"))
     with timeline.step("gossip", "waiting until every node has found every other through the bootstrap"):
         wait_for("gossip to converge (see the node logs)", scene.converged, CONVERGE_TIMEOUT_S, every=0.5)
     with timeline.step("funds", f"minting {FUNDING} to each party; the provider pays each witness {WITNESS_FEE}"):
-        scene.fund()
+        scene.fund(lambda text: timeline.note(f"  {text}"))
 
 
 def tour(scene: RentalLab, timeline: Timeline) -> TourResult:
