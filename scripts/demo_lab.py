@@ -339,8 +339,13 @@ class RentalLab:
             if name in self.nodes:
                 self.nodes[name].stop()
         if "provider" in self.nodes:
-            with contextlib.suppress(Exception):
-                sweep_offline(self.nodes["provider"].state_dir)
+            try:
+                swept = sweep_offline(self.nodes["provider"].state_dir)
+            except OmertaError as exc:  # the cleanup goes on; what is left is reported by remains()
+                print(f"demo: could not sweep the provider's VMs: {exc}", file=sys.stderr, flush=True)
+            else:
+                if swept:
+                    print(f"demo: deleted {swept} VM artefacts the provider left", file=sys.stderr, flush=True)
         if self.lab is not None:
             self.lab.close()
             self.lab = None
