@@ -304,7 +304,8 @@ class RentalLab:
     def cli_env(self, name: str) -> dict[str, str]:
         """The environment of the ``omerta`` command line for node ``name`` (its state directory)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")}
-        return {**env, "OMERTA_STATE_DIR": str(self.workdir / name)}
+        # unbuffered: `vm request` prints its steps as they happen, also into the demo's pipe
+        return {**env, "OMERTA_STATE_DIR": str(self.workdir / name), "PYTHONUNBUFFERED": "1"}
 
     def route(self, source: str, target: str) -> str:
         """How ``source``'s transport reaches ``target`` now (an address after hole punching, or the relay)."""
