@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -37,12 +37,12 @@ from typing import Any
 
 from omerta_netlab import Host, Lab, NatBehaviour
 from omerta_netlab.lab import LabError, remove_stale_namespaces
+from omerta_netlab.nobody import RUN_OMERTA, NobodyLabNode, nobody_can_import, prepare_for_nobody, python_as_nobody
 from omerta_netlab.nodes import LabNode
 from omerta_vm_kvm.cli import sweep_offline
 from omerta_vm_kvm.guest_builder import build_test_guest
-from omerta_vm_kvm.testing import SYSTEM_PYTHON
 
-from omerta_core.errors import ControlError, OmertaError
+from omerta_core.errors import OmertaError
 from omerta_core.testing import NodeStartError
 
 #: Namespace prefix of the demo's labs (the pid follows, so runs side by side never collide).
@@ -101,60 +101,6 @@ class Timeline:
         yield
         self.steps[name] = time.monotonic() - began
         self.note(f"  {name}: done in {self.steps[name]:.1f} s")
-
-
-#: The consumer runs as ``nobody``, as on a laptop (its VPN gateway needs no root), with this environment's packages.
-NOBODY = 65534
-AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-#: Runs the ``omerta`` command line (``python -m omerta_core``) with the arguments that follow.
-RUN_OMERTA = "import runpy; runpy.run_module('omerta_core', run_name='__main__', alter_sys=True)"
-#: Calls a control method and prints ``{"result": ...}`` or ``{"error": ...}``.
-CALL = """
-import json, pathlib, sys
-from omerta_core.control.client import call
-from omerta_core.errors import OmertaError
-try:
-    print(json.dumps({"result": call(pathlib.Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]),
-                                     timeout=float(sys.argv[4]))}))
-except OmertaError as exc:
-    print(json.dumps({"error": str(exc)}))
-"""
-
-
-def as_nobody(code: str) -> list[str]:
-    """argv running ``code`` as ``nobody`` with the system's Python and this environment's packages."""
-    dirs = [d for d in site.getsitepackages() if Path(d).is_dir()]
-    return [*AS_NOBODY, SYSTEM_PYTHON, "-c", f"import site\nfor d in {dirs!r}: site.addsitedir(d)\n{code}"]
-
-
-def owned_by_nobody(directory: Path) -> Path:
-    """``directory``, made and given to ``nobody``, under parents it may traverse."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for parent in directory.parents:
-        if parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o711)
-    os.chown(directory, NOBODY, NOBODY)
-    return directory
-
-
-class ConsumerNode(LabNode):
-    """The consumer's node, run by ``nobody``; its control socket answers only ``nobody``."""
-
-    def argv(self, *sets: str, args: Sequence[str] = ()) -> list[str]:
-        argv = super().argv(*sets, args=args)
-        at = argv.index(sys.executable)
-        return [*argv[:at], *as_nobody(RUN_OMERTA), *argv[at + 3 :]]
-
-    def call(self, method: str, params: dict[str, Any] | None = None, timeout: float = 60.0) -> Any:
-        argv = [*as_nobody(CALL), str(self.state_dir), method, json.dumps(params or {}), str(timeout)]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 30, check=False)
-        if done.returncode != 0:
-            raise ControlError(f"{method} as nobody failed: {done.stderr.strip()[-500:]}")
-        answer = json.loads(done.stdout)
-        if "error" in answer:
-            raise ControlError(answer["error"])
-        return answer["result"]
 
 
 def libvirt_netns() -> str:
@@ -239,10 +185,11 @@ class RentalLab:
         """Identities, configuration files, then every node (the bootstrap first); ``ready(name)`` as each answers."""
         assert self.lab is not None
         for name in ["boot", *self.witnesses, "provider", "consumer"]:
-            kind = ConsumerNode if name == "consumer" else LabNode
+            # the consumer runs as nobody, as on a laptop: its VPN gateway needs no root
+            kind = NobodyLabNode if name == "consumer" else LabNode
             node = kind(self.lab, self.hosts[name], self.workdir / name, self.plugins(name))
             if name == "consumer":
-                owned_by_nobody(node.state_dir)
+                prepare_for_nobody(node.state_dir).chmod(0o700)
             node.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.nodes[name] = node
             self.ids[name] = self.omerta(name, "id").stdout.strip()
@@ -298,7 +245,7 @@ class RentalLab:
 
     def cli(self, name: str, *args: str) -> list[str]:
         """argv of ``omerta ARGS`` for node ``name``, as the user the node runs as."""
-        head = as_nobody(RUN_OMERTA) if name == "consumer" else [sys.executable, "-m", "omerta_core"]
+        head = python_as_nobody(RUN_OMERTA) if name == "consumer" else [sys.executable, "-m", "omerta_core"]
         return [*head, *args]
 
     def cli_env(self, name: str) -> dict[str, str]:
@@ -471,9 +418,7 @@ def guest_images() -> Path:
 
 def check_nobody_can_run_omerta() -> None:
     """The consumer runs as ``nobody``: it must be able to import this checkout's packages."""
-    done = subprocess.run(as_nobody("import omerta_core, omerta_rental, omerta_vpn"), capture_output=True,
-                          text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
+    if not nobody_can_import("omerta_core", "omerta_rental", "omerta_vpn"):
         dirs = ", ".join(d for d in site.getsitepackages() if Path(d).is_dir())
         raise DemoError(f"the consumer runs as nobody but nobody cannot import the packages in {dirs} nor what "
                         "they point to: make those directories' parents traversable (chmod o+x) or put the "
