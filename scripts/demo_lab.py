@@ -39,6 +39,7 @@ from omerta_netlab import Host, Lab, NatBehaviour
 from omerta_netlab.lab import LabError, remove_stale_namespaces
 from omerta_netlab.nobody import RUN_OMERTA, NobodyLabNode, nobody_can_import, prepare_for_nobody, python_as_nobody
 from omerta_netlab.nodes import LabNode
+from omerta_rental import testing as rental_testing
 from omerta_vm_kvm.cli import sweep_offline
 from omerta_vm_kvm.guest_builder import build_test_guest
 
@@ -68,15 +69,11 @@ GONE_TIMEOUT_S = 60.0
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.3) -> Any:
-    """Poll ``check`` until it returns something true; raise with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
+    """Poll ``check`` until it returns something true (the rental tests' helper); a timeout is a demo error."""
+    try:
+        return rental_testing.wait_for(what, check, timeout, every)
+    except AssertionError as exc:  # how that helper reports the deadline
+        raise DemoError(str(exc)) from exc
 
 
 class DemoError(RuntimeError):
