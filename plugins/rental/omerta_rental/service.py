@@ -55,8 +55,6 @@ from omerta_rental.vpn import Attachment, VpnSeam
 PROGRESS_EVERY_S = 3.0
 #: Finished rentals kept for ``vm list``/``vm show``.
 HISTORY = 64
-#: Pause between SSH logins while waiting for a rented guest to answer.
-SSH_PROBE_EVERY_S = 0.5
 
 
 class RentalError(OmertaError):
@@ -510,21 +508,18 @@ class RentalService:
         argv = ssh.ssh_argv(attachment.enter, ssh.key_path(self.state_dir), ssh.known_hosts(self.state_dir, rental),
                             attachment.address, pinned, batch=True)  # fmt: skip
         started = self._now()
-        deadline = started + self.settings.timing.ready_timeout_s
-        while True:
-            works, why = await ssh.answers(argv, ssh.CONNECT_TIMEOUT_S + 5)
+
+        def wanted() -> bool:
             current = self.consumer.rentals.get(rental)
-            if current is None or current.state is not ConsumerState.READY:
-                return
-            if works:
-                trust = "host key pinned from the provider" if pinned else "host key learned on first use"
-                self._report(Report(rental, "ssh", f"SSH answers at {attachment.address} after "
-                                                   f"{self._now() - started:.1f} s ({trust})"))  # fmt: skip
-                return
-            if self._now() > deadline:
-                self._report(Report(rental, "ssh failed", f"SSH did not answer: {why}"))
-                return
-            await asyncio.sleep(SSH_PROBE_EVERY_S)
+            return current is not None and current.state is ConsumerState.READY
+
+        works, why = await ssh.first_answer(argv, self.settings.timing.ready_timeout_s, wanted)
+        if works:
+            trust = "host key pinned from the provider" if pinned else "host key learned on first use"
+            self._report(Report(rental, "ssh", f"SSH answers at {attachment.address} after "
+                                               f"{self._now() - started:.1f} s ({trust})"))  # fmt: skip
+        elif wanted():
+            self._report(Report(rental, "ssh failed", f"SSH did not answer: {why}"))
 
     async def _settle(self, action: Settle) -> None:
         result = await self.ledger.settle_escrow(action.session, action.billable_ms, action.price_per_hour)

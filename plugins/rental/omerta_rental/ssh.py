@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from omerta_core.errors import OmertaError
@@ -26,6 +26,9 @@ KEY_NAME = "id_ed25519"
 GUEST_USER = "omerta"
 #: Seconds one SSH attempt may take to connect (TCG guests answer slowly on a busy host).
 CONNECT_TIMEOUT_S = 10
+#: While waiting for a guest to answer: a new login attempt this often, at most this many at once.
+PROBE_EVERY_S = 0.5
+PROBE_OVERLAP = 4
 
 
 class SshError(OmertaError):
@@ -97,9 +100,44 @@ async def answers(argv: Sequence[str], timeout: float) -> tuple[bool, str]:
     )  # fmt: skip
     try:
         _, err = await asyncio.wait_for(process.communicate(), timeout)
-    except TimeoutError:
-        process.kill()
+    except (TimeoutError, asyncio.CancelledError) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
         await process.wait()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
         return False, f"no answer within {timeout:.0f} s"
     reason = err.decode(errors="replace").strip().splitlines()
     return process.returncode == 0, reason[-1] if reason else f"ssh exited {process.returncode}"
+
+
+async def first_answer(argv: Sequence[str], within: float, wanted: Callable[[], bool]) -> tuple[bool, str]:
+    """Start a login (:func:`answers`) every :data:`PROBE_EVERY_S`, up to :data:`PROBE_OVERLAP` at once, until
+    one works, ``within`` seconds pass or ``wanted()`` turns false; whether one worked, and the last reason.
+
+    Attempts overlap because one made before the guest has its address waits seconds for ARP to give up;
+    the next, started once it has, answers meanwhile.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    running: set[asyncio.Task[tuple[bool, str]]] = set()
+    last_start, why = -PROBE_EVERY_S, "no attempt finished"
+    try:
+        while wanted() and loop.time() < deadline:
+            if len(running) < PROBE_OVERLAP and loop.time() - last_start >= PROBE_EVERY_S:
+                running.add(asyncio.create_task(answers(argv, CONNECT_TIMEOUT_S + 5)))
+                last_start = loop.time()
+            pause = max(0.0, last_start + PROBE_EVERY_S - loop.time()) if len(running) < PROBE_OVERLAP else None
+            if not running:
+                await asyncio.sleep(pause or 0.0)
+                continue
+            done, running = await asyncio.wait(running, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                works, why = task.result()
+                if works:
+                    return True, ""
+        return False, why
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

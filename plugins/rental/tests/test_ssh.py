@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from omerta_rental import ssh
@@ -52,3 +53,27 @@ def test_the_probe_says_why_it_failed(tmp_path: Path) -> None:
     assert not works and why == "Permission denied (publickey)."
     works, why = asyncio.run(ssh.answers([sys.executable, "-c", "import time; time.sleep(30)"], 0.5))
     assert not works and "no answer within" in why
+
+
+def test_overlapping_logins_stop_at_the_first_that_answers(tmp_path: Path) -> None:
+    # the first attempt hangs (a guest without its address yet); a later one answers
+    script = tmp_path / "fake"
+    script.write_text(
+        "import pathlib, sys, time\n"
+        f"count = pathlib.Path({str(tmp_path / 'count')!r})\n"
+        "n = int(count.read_text()) if count.exists() else 0\n"
+        "count.write_text(str(n + 1))\n"
+        "time.sleep(30 if n == 0 else 0)\n"
+    )
+    started = time.monotonic()
+    works, _ = asyncio.run(ssh.first_answer([sys.executable, str(script)], 60, lambda: True))
+    assert works and time.monotonic() - started < 10
+    assert int((tmp_path / "count").read_text()) <= ssh.PROBE_OVERLAP
+
+
+def test_logins_give_up_at_the_deadline_or_when_no_longer_wanted(tmp_path: Path) -> None:
+    refuse = [sys.executable, "-c", "import sys; sys.stderr.write('Connection refused\\n'); sys.exit(255)"]
+    works, why = asyncio.run(ssh.first_answer(refuse, 1.5, lambda: True))
+    assert not works and why == "Connection refused"
+    works, _ = asyncio.run(ssh.first_answer(refuse, 60, lambda: False))
+    assert not works

@@ -372,6 +372,9 @@ class KvmHypervisor:
             if now >= next_liveness:
                 next_liveness = now + LIVENESS_POLL_S
                 if not await asyncio.to_thread(libvirt_host.domain_active, self._conn, name):
+                    # the console goes with the VM's artefacts: keep its end in the log for diagnosis
+                    self.log.warning("VM stopped while booting", vm_id=vm_id,
+                                     console_tail=tail[-1500:].decode(errors="replace"))  # fmt: skip
                     raise BootError(f"VM {vm_id}: its domain stopped while booting")
             await asyncio.sleep(CONSOLE_POLL_S)
 
