@@ -22,17 +22,24 @@ class LedgerNode(UdpNode):
 
     @property
     def peer_id(self) -> str:
-        """The node's id, also before its first start (``omerta id`` creates the identity)."""
-        result = subprocess.run(
-            [sys.executable, "-m", "omerta_core", "id", "--state-dir", str(self.state_dir)],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        return result.stdout.strip()
+        """The node's id, also before its first start (``omerta id`` creates the identity; asked once)."""
+        if self._peer_id is None:
+            result = subprocess.run(
+                [sys.executable, "-m", "omerta_core", "id", "--state-dir", str(self.state_dir)],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            self._peer_id = result.stdout.strip()
+        return self._peer_id
 
     def start_with(self, config: dict[str, Any]) -> LedgerNode:
+        """Start the node with ``config`` and wait until it answers."""
+        return self.spawn_with(config).wait_ready()
+
+    def spawn_with(self, config: dict[str, Any]) -> LedgerNode:
+        """Start the node with ``config`` and return at once (``wait_ready`` before calling it)."""
         lines = ["[plugins.udp]", 'host = "127.0.0.1"', "port = 0"]
         lines += [f"peers = {json.dumps(config.get('peers', []))}", "[plugins.omt]"]
         lines += [f"ledger_mint_authorities = {json.dumps(config.get('authorities', []))}"]
@@ -46,7 +53,7 @@ class LedgerNode(UdpNode):
         args: list[str] = []
         for endpoint in config.get("bootstrap", []):
             args += ["--bootstrap", endpoint]
-        return self.start(*config.get("sets", []), args=args)
+        return self.spawn(*config.get("sets", []), args=args)
 
     def address(self) -> str:
         return f"{self.peer_id}@127.0.0.1:{self.port}"
@@ -59,8 +66,11 @@ def start_cluster(nodes: dict[str, LedgerNode], config: dict[str, Any]) -> dict[
     """
     ids = {name: node.peer_id for name, node in nodes.items()}
     nodes["w1"].start_with(config)
-    for name in [n for n in nodes if n != "w1"]:
-        nodes[name].start_with({**config, "peers": [nodes["w1"].address()]})
+    others = [n for n in nodes if n != "w1"]
+    for name in others:  # the others start side by side: a node takes seconds to start on a busy machine
+        nodes[name].spawn_with({**config, "peers": [nodes["w1"].address()]})
+    for name in others:
+        nodes[name].wait_ready()
     for name, node in nodes.items():
         for other, other_node in nodes.items():
             if other != name:

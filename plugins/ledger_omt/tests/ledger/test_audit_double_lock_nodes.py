@@ -1,6 +1,6 @@
 """Transaction 04 between node processes on loopback over udp: an audit of a consumer that double-locked.
 
-The consumer promises 500 and 500 of its 1000 at one chain head to two providers at once (two locks with
+The consumer promises 600 and 600 of its 1000 at one chain head to two providers at once (two locks with
 different witness sets that share four witnesses). Each shared witness accepts whichever request reaches it
 first and refuses the other with a double-lock proof in an accusation on its own chain. An auditor that is
 not one of them picks the proof up by syncing their chains, then ``omerta ledger audit CONSUMER --network``
@@ -44,11 +44,11 @@ def judge(tmp_path: Path) -> Iterator[LedgerNode]:
 
 
 def double_lock(nodes: dict[str, LedgerNode], ids: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The consumer asks both providers for a lock of 500 at once; the outcomes by provider."""
+    """The consumer asks both providers for a lock of 600 at once; the outcomes by provider."""
     outcomes: dict[str, dict[str, Any]] = {}
 
     def promise(provider: str) -> None:
-        params = {"provider": ids[provider], "amount": 500}
+        params = {"provider": ids[provider], "amount": 600}
         outcomes[provider] = nodes["consumer"].call("ledger.lock", params, timeout=OPERATION_S)
 
     threads = [threading.Thread(target=promise, args=(p,)) for p in PROVIDERS]
