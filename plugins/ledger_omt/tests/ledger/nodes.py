@@ -19,11 +19,12 @@ class LedgerNode(UdpNode):
 
     def __init__(self, state_dir: Path) -> None:
         super().__init__(state_dir, "udp,omt")
+        self._id: str | None = None
 
     @property
     def peer_id(self) -> str:
         """The node's id, also before its first start (``omerta id`` creates the identity; asked once)."""
-        if self._peer_id is None:
+        if self._id is None:
             result = subprocess.run(
                 [sys.executable, "-m", "omerta_core", "id", "--state-dir", str(self.state_dir)],
                 check=True,
@@ -31,8 +32,8 @@ class LedgerNode(UdpNode):
                 text=True,
                 timeout=60,
             )
-            self._peer_id = result.stdout.strip()
-        return self._peer_id
+            self._id = result.stdout.strip()
+        return self._id
 
     def start_with(self, config: dict[str, Any]) -> LedgerNode:
         """Start the node with ``config`` and wait until it answers."""

@@ -65,6 +65,7 @@ def audit_over_network(auditor: LedgerNode, subject: str) -> tuple[int, dict[str
     command = [sys.executable, "-m", "omerta_core", "ledger", "audit", subject, "--network", "--json"]
     done = subprocess.run(
         [*command, "--state-dir", str(auditor.state_dir)],
+        check=False,  # exit 1 means a discrepancy was found
         capture_output=True,
         text=True,
         timeout=OPERATION_S,
