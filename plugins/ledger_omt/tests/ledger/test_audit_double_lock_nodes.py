@@ -115,6 +115,9 @@ def test_an_audit_between_nodes_finds_a_double_lock_and_a_fresh_node_verifies_th
     assert proofs and all(row["verified"] and row["against"] == ids["consumer"] for row in proofs), checked
     assert checked["invalid"] == 0 and checked["subject"] == ids["consumer"], checked
 
+    # a proof cut short, or with one bit of the second request's signature (its last bytes) flipped, is rejected
     spend = spends[0]
-    tampered = {**result, "discrepancies": [{**spend, "proof_cbor": spend["proof_cbor"][:-8]}]}
-    assert judge.call("ledger.verify_audit", {"audit": tampered})["invalid"] == 1
+    cbor = spend["proof_cbor"]
+    for forged in (cbor[:-8], cbor[:-1] + format(int(cbor[-1], 16) ^ 1, "x")):
+        tampered = {**result, "discrepancies": [{**spend, "proof_cbor": forged}]}
+        assert judge.call("ledger.verify_audit", {"audit": tampered})["invalid"] == 1, forged
