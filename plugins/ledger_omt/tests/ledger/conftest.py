@@ -82,3 +82,13 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, LedgerNode]]:
     finally:
         for node in nodes.values():
             node.stop()
+
+
+@pytest.fixture
+def judge(tmp_path: Path) -> Iterator[LedgerNode]:
+    """A node that holds no chain but its own: it checks proofs with the parameters alone."""
+    node = LedgerNode(tmp_path / "judge")
+    try:
+        yield node
+    finally:
+        node.stop()

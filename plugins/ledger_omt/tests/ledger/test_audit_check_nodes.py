@@ -12,8 +12,6 @@ interval shrinks; once the (configured, short) interval has passed, it is due ag
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,16 +29,6 @@ HEALTH_INTERVAL_S = 45
 #: A control call that runs an audit or a health check: the cabal's waits are 150 s and 180 s at most.
 OPERATION_S = 300.0
 CABAL = ["w1", "w2", "w3"]
-
-
-@pytest.fixture
-def judge(tmp_path: Path) -> Iterator[LedgerNode]:
-    """A node that holds no chain but its own: it checks proofs with the parameters alone."""
-    node = LedgerNode(tmp_path / "judge")
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def start(nodes: dict[str, LedgerNode], ids: dict[str, str]) -> dict[str, Any]:

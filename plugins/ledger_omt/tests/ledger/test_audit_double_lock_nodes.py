@@ -15,8 +15,6 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,16 +29,6 @@ PROVIDERS = ("w2", "w3")
 SHARED = ("provider", "w1", "w4", "w5")
 #: Seconds for one lock or one audit (the nodes' own waits are shorter; CI shares two cores).
 OPERATION_S = 300.0
-
-
-@pytest.fixture
-def judge(tmp_path: Path) -> Iterator[LedgerNode]:
-    """A node that holds no chain but its own: it checks proofs with the parameters alone."""
-    node = LedgerNode(tmp_path / "judge")
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def double_lock(nodes: dict[str, LedgerNode], ids: dict[str, str]) -> dict[str, dict[str, Any]]:
