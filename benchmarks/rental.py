@@ -1,21 +1,28 @@
 """Benchmark of renting a VM end to end, against a plain local VM create on the same host.
 
-Seven real node processes on loopback (``omerta_rental.testing.Cluster``: mint authority, consumer,
-provider with the kvm plugin and the test guest under TCG, four more witnesses). Measured in one run:
+Seven real node processes on loopback (``omerta_rental.testing.Cluster(vpn=True)``: mint authority,
+consumer with the vpn plugin (isolated gateway), provider with the kvm and vpn plugins and the test guest
+under TCG, four more witnesses). Measured in one run:
 
-* **rental ready**: ``rental.request`` → the consumer's rental is ready (admission, spec 00 escrow lock
-  with five witnesses, chain sync, VM creation and boot to the guest's console marker, ``ready``), for
+* **rental SSH-ready**: ``rental.request`` → the guest's SSH server answers the consumer over its VPN
+  (admission, spec 00 escrow lock with five witnesses, the witnesses' confirmation, VM creation and boot,
+  ``ready``, the VPN attach, the guest's dropbear answering: the consumer's ``ssh`` step), for
   10 sequential rentals; the baseline is the strongest fair one: ``vm.create`` on the provider's own
   control socket → console-ready, 10 times, on the same node and image (no mesh, no escrow), each
   run right before a rental so that the shared host's load weighs on both alike;
 * **release → settled**: ``rental.release`` → the VM and its artefacts are gone, the consumer's lock is
   settled on its chain and the provider's chain holds the payment;
 * **concurrent**: as many rentals at once as the provider's memory allows (its offer's memory over the
-  request's), from one consumer; how many reach ready.
+  request's), from one consumer; how many reach ready (console; each attaches the VPN too).
 
-The SSH-ready point needs the consumer VPN (another issue); until then "ready" is the guest's console
-marker, the same point the baseline uses. Needs root, libvirtd and QEMU (scripts/setup-system). The test
-guest is cached in $OMERTA_KVM_BENCH_CACHE (default /tmp/omk-bench-cache). Headlines last.
+It also prints where a rental's time goes (the consumer's steps: admission, spec 00 lock, the
+provider's lock confirmation, create and boot, VPN and SSH, then release, attestation and settlement)
+and how long each part of the run took; progress goes to stderr.
+
+The rental side ends at SSH-ready, the local side at console-ready (a local ``vm.create`` has no VPN or
+consumer key to log in with): the ratio is the whole overhead a consumer sees. Needs root, libvirtd and QEMU
+(scripts/setup-system). The test guest is cached in $OMERTA_KVM_BENCH_CACHE (default
+/tmp/omk-bench-cache). Headlines last.
 """
 
 from __future__ import annotations
@@ -54,11 +61,15 @@ class RentalFailedError(Exception):
     """A rental ended before ready (counted, and the run goes on)."""
 
 
-def ready(cluster: Cluster, rental: str) -> bool:
+def ready(cluster: Cluster, rental: str, step: str = "ssh") -> bool:
+    """Whether the rental reached ``step`` (``ssh``: the guest's SSH answers over the VPN; ``ready``: console)."""
     state = shown(cluster, rental)
     if state["outcome"] is not None:
         raise RentalFailedError(str(state["outcome"]))
-    return any(e["step"] == "ready" for e in state["events"])
+    failed = [e for e in state["events"] if e["step"] in ("ssh failed", "ssh skipped", "vpn failed")]
+    if step == "ssh" and failed:
+        raise RentalFailedError(f"{failed[0]['step']}: {failed[0]['text']}")
+    return any(e["step"] == step for e in state["events"])
 
 
 def provider_balance(cluster: Cluster) -> int:
@@ -66,13 +77,35 @@ def provider_balance(cluster: Cluster) -> int:
     return int(mine.get(cluster.ids["provider"], {}).get("balance", 0))
 
 
-def rent_once(cluster: Cluster) -> tuple[float, float] | None:
+#: The rental's steps as the consumer sees them, in order; each phase ends at its step.
+PHASES = [
+    ("admission", "requested", "admitted"),
+    ("escrow lock (spec 00, 5 witnesses)", "admitted", "locked"),
+    ("locked -> the provider creates (witnesses confirmed the lock)", "locked", "creating"),
+    ("create + boot + ready message", "creating", "ready"),
+    ("ready -> VPN attached and the guest's SSH answers", "ready", "ssh"),
+    ("release -> VM deleted and its duration attested (spec 01)", "releasing", "ended"),
+    ("ended -> settled on the consumer's chain (spec 02)", "ended", "settled"),
+]
+
+
+def step_times(events: list[dict[str, Any]]) -> dict[str, float]:
+    """When each step first happened, seconds from the request."""
+    times: dict[str, float] = {}
+    for event in events:
+        times.setdefault(event["step"], float(event["t"]))
+    return times
+
+
+def rent_once(cluster: Cluster, phases: dict[str, list[float]]) -> tuple[float, float] | None:
     started = time.monotonic()
     rental = cluster["consumer"].call("rental.request", REQUEST)["rental"]
     try:
         wait_for("ready", lambda: ready(cluster, rental), 600, every=0.05)
     except RentalFailedError as exc:
-        print(f"rental failed: {exc}", flush=True)
+        print(f"rental failed: {exc}", file=sys.stderr, flush=True)
+        if shown(cluster, rental)["outcome"] is None:
+            cluster["consumer"].call("rental.release", {"rental": rental})
         wait_for("the failed rental to settle", lambda: bool(shown(cluster, rental)["settlement"]), 300)
         return None
     to_ready = time.monotonic() - started
@@ -89,7 +122,12 @@ def rent_once(cluster: Cluster) -> tuple[float, float] | None:
         )
 
     wait_for("settled on both chains", settled, 300, every=0.05)
-    return to_ready, time.monotonic() - started
+    to_settled = time.monotonic() - started
+    times = step_times(shown(cluster, rental)["events"])
+    for name, start, end in PHASES:
+        if start in times and end in times:
+            phases.setdefault(name, []).append(times[end] - times[start])
+    return to_ready, to_settled
 
 
 def local_boot(cluster: Cluster) -> float:
@@ -112,6 +150,9 @@ def concurrent(cluster: Cluster) -> tuple[int, int]:
     wait_for("the concurrent rentals", all_done, 900)
     ok = sum(1 for r in rentals if shown(cluster, r)["outcome"] is None)
     for rental in rentals:
+        if (failed := shown(cluster, rental)["outcome"]) is not None:
+            print(f"concurrent rental {rental[:12]} failed: {failed}", file=sys.stderr, flush=True)
+    for rental in rentals:
         if shown(cluster, rental)["outcome"] is None:
             cluster["consumer"].call("rental.release", {"rental": rental})
     locked = [r for r in rentals if shown(cluster, r)["session"]]
@@ -126,20 +167,32 @@ def main() -> int:
     cache = Path(os.environ.get("OMERTA_KVM_BENCH_CACHE", "/tmp/omk-bench-cache"))
     images = build_test_guest(cache).parent
     settings = {"memory_mib": PROVIDER_MEMORY_MIB, "max_total": 8, "max_per_consumer": 8, "vcpus": 8}
+    took: dict[str, float] = {}
+    phases: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="omerta-rental-bench-") as tmp:
-        cluster = Cluster(Path(tmp), images, provider=settings)
+        mark = time.monotonic()
+        cluster = Cluster(Path(tmp), images, provider=settings, vpn=True)
         try:
             cluster.start_all()
-            cluster.fund()
+            cluster.fund(wait_mature=False)  # the identities mature during the first local boot
             wait_for("the offer", lambda: cluster["consumer"].call("rental.offers", {}), 60)
+            took["seven nodes started and funded"], mark = time.monotonic() - mark, time.monotonic()
             local: list[float] = []
             attempts = []
-            for _ in range(RUNS):  # interleaved, so the shared host's load weighs on both alike
+            for run in range(RUNS):  # interleaved, so the shared host's load weighs on both alike
                 local.append(local_boot(cluster))
-                attempts.append(rent_once(cluster))
+                cluster.wait_mature()
+                attempts.append(rent_once(cluster, phases))
+                done = attempts[-1]
+                rented = f"rental SSH-ready {done[0]:.1f} s, settled {done[1]:.1f} s" if done else "rental failed"
+                print(f"[{run + 1}/{RUNS}] local ready {local[-1]:.1f} s, {rented}", file=sys.stderr, flush=True)
+            took[f"{RUNS} local boots and {RUNS} rentals"], mark = time.monotonic() - mark, time.monotonic()
+            print(f"[{RUNS}/{RUNS}] now renting concurrently", file=sys.stderr, flush=True)
             ok, wanted = concurrent(cluster)
+            took["concurrent rentals"], mark = time.monotonic() - mark, time.monotonic()
         finally:
             cluster.stop()
+            took["stopping the nodes"] = time.monotonic() - mark
     rentals = [a for a in attempts if a is not None]
     if not rentals:
         print("rental benchmark: every rental failed", file=sys.stderr)
@@ -149,11 +202,16 @@ def main() -> int:
     print(
         f"local vm.create -> console ready: p50 {statistics.median(local):.2f} s, p95 {percentile(local, 0.95):.2f} s"
     )
-    print(f"rental request -> ready: p50 {statistics.median(ready_s):.2f} s, p95 {percentile(ready_s, 0.95):.2f} s")
+    print(f"rental request -> SSH-ready: p50 {statistics.median(ready_s):.2f} s, p95 {percentile(ready_s, 0.95):.2f} s")
     print(f"release -> gone and settled on both chains: p50 {statistics.median(release_s):.2f} s")
-    print(f"sequential rentals: {len(rentals)} of {RUNS} reached ready")
+    print(f"sequential rentals: {len(rentals)} of {RUNS} reached SSH-ready")
     print(f"concurrent rentals ready on one provider: {ok} of {wanted} (its memory allows {wanted})")
     print(f"escrow per rental: {PRICE} units locked, settled pro rata")
+    print("where a rental's time goes (p50 over the rentals, from the consumer's steps):")
+    for name, samples in phases.items():
+        print(f"  {name}: {statistics.median(samples):.2f} s")
+    print(f"  (local vm.create -> console ready, the baseline: {statistics.median(local):.2f} s)")
+    print("benchmark time: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items()))
     print(f"rental_ready_p50_s: {statistics.median(ready_s):.2f}")
     print(f"rental_ready_vs_local_ratio: {statistics.median(ready_s) / statistics.median(local):.2f}")
     print(f"rental_release_settled_p95_s: {percentile(release_s, 0.95):.2f}")

@@ -39,6 +39,17 @@ class EscrowTopUpResult:
 
 
 @dataclass(frozen=True)
+class EscrowConfirmation:
+    """The provider's view of a lock: whether its witnesses confirmed it to the provider, for whom and how much."""
+
+    session: str
+    confirmed: bool
+    consumer: PeerId | None = None
+    amount: int = 0
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class VmSessionResult:
     """The witnesses' verdict on a VM session announced by its provider."""
 
@@ -85,6 +96,9 @@ class Ledger(Service, Protocol):
 
     async def top_up_escrow(self, session: str, amount: int, *, timeout: float | None = None) -> EscrowTopUpResult:
         """As consumer, add ``amount`` to the open lock ``session``."""
+
+    async def confirm_escrow(self, session: str, *, timeout: float) -> EscrowConfirmation:
+        """As provider, wait up to ``timeout`` until the witnesses confirm lock ``session`` to this node."""
 
     async def start_vm_session(self, session: str, probe: VmProbe) -> VmSessionResult:
         """As provider of lock ``session``, announce its VM to the witnesses; ``probe`` answers their checks."""

@@ -15,6 +15,10 @@ Provider's view::
     ADMITTING ─decided→ ADMITTED ─locked→ CREATING ─vm_created→ READY ─release/expiry/lost/preempt→ ENDING → ENDED
                  └─refused→ gone   └─timeout→ gone   └─vm_failed→ ENDED (refused, billable 0)
 
+In CREATING the provider first has the lock's witnesses confirm the escrow to it (``ConfirmLock`` →
+:meth:`ProviderCore.lock_confirmed`): the consumer's own lock, for at least the admitted amount, used by no
+other lease. Only then is the VM created; otherwise the lease fails (billable 0, a full refund).
+
 The provider ends a lease by deleting the VM and having the witnesses attest its duration; only
 then does it send ``ended`` with the billable time (:mod:`.billing`, the same rule in every path),
 and the consumer settles the smaller of that and its own view of the rule.
@@ -55,6 +59,9 @@ class Timing:
     answer_timeout_s: float = 20.0
     #: Provider: an admitted consumer that has not locked escrow within this is dropped (spec 00 takes ≤ 2 min).
     lock_timeout_s: float = 150.0
+    #: Provider: the lock's witnesses must confirm it to this node within this of the consumer's ``locked``
+    #: (normally they already have; a loaded host with several locks at once can lag by seconds).
+    confirm_timeout_s: float = 60.0
     #: Consumer: after locking, the VM must be ready within this (TCG boots on a shared host are slow).
     ready_timeout_s: float = 420.0
     #: Consumer: after a release, the provider's ``ended`` must arrive within this; else settle alone.
@@ -86,6 +93,15 @@ class Admit:
     rental: str
     consumer: PeerId
     request: Request
+
+
+@dataclass(frozen=True)
+class ConfirmLock:
+    """Provider: have the lock's witnesses confirm escrow ``session`` to this node (spec 00); answer with
+    lock_confirmed. No VM is created before."""
+
+    rental: str
+    session: str
 
 
 @dataclass(frozen=True)
@@ -167,8 +183,8 @@ class Finished:
 
 
 Action = (
-    Send | Report | Admit | CreateVm | StartVmSession | DeleteVm | LockEscrow | TopUpEscrow | AttachVpn | DetachVpn
-    | Settle | Finished
+    Send | Report | Admit | ConfirmLock | CreateVm | StartVmSession | DeleteVm | LockEscrow | TopUpEscrow | AttachVpn
+    | DetachVpn | Settle | Finished
 )  # fmt: skip
 
 
@@ -251,10 +267,7 @@ class ProviderCore:
             return []
         if isinstance(message, Locked) and lease.state is ProviderState.ADMITTED:
             lease.state, lease.session, lease.since = ProviderState.CREATING, message.session, now
-            return [
-                Send(peer, Progress(lease.rental, "creating", f"escrow {message.session[:12]} seen; creating the VM")),
-                CreateVm(lease.rental, peer, lease.request, message.session),
-            ]
+            return [ConfirmLock(lease.rental, message.session)]
         if isinstance(message, Heartbeat):
             lease.last_heard = max(lease.last_heard, now)
             return []
@@ -290,6 +303,35 @@ class ProviderCore:
                                        f"for {request.lease_s} s at {price_per_hour}/h"),
         ]  # fmt: skip
 
+    def lock_confirmed(self, rental: str, confirmed: bool, consumer: PeerId | None, amount: int,
+                       now: float) -> list[Action]:  # fmt: skip
+        """What the lock's witnesses confirmed to this provider (``ConfirmLock``): create the VM, or refuse."""
+        lease = self.leases.get(rental)
+        if lease is None or lease.state not in (ProviderState.CREATING, ProviderState.ENDING):
+            return []
+        problem = self.lock_problem(lease, confirmed, consumer, amount)
+        if lease.state is ProviderState.ENDING:  # released or preempted before the VM was created
+            problem = f"{lease.end_reason} before the VM was created"
+        if problem is not None:
+            return self.vm_failed(rental, problem, now)
+        return [
+            Send(lease.consumer, Progress(rental, "creating", f"escrow {lease.session[:12]} confirmed by its "
+                                                              "witnesses; creating the VM")),
+            CreateVm(rental, lease.consumer, lease.request, lease.session),
+        ]  # fmt: skip
+
+    def lock_problem(self, lease: ProviderLease, confirmed: bool, consumer: PeerId | None, amount: int) -> str | None:
+        """Why the escrow the consumer named does not pay for ``lease`` (``None``: it does)."""
+        if not confirmed:
+            return f"its witnesses did not confirm escrow {lease.session[:12]} to this provider"
+        if consumer != lease.consumer:
+            return f"escrow {lease.session[:12]} locks another consumer's funds"
+        if amount < lease.total:
+            return f"escrow {lease.session[:12]} holds {amount}, less than the {lease.total} admitted"
+        if any(other.session == lease.session for other in self.leases.values() if other is not lease):
+            return f"escrow {lease.session[:12]} already pays for another lease"
+        return None
+
     def vm_created(self, rental: str, vm_id: str, address: str, now: float, host_key: str = "") -> list[Action]:
         lease = self.leases.get(rental)
         if lease is None:
@@ -311,7 +353,7 @@ class ProviderCore:
         lease = self.leases.pop(rental, None)
         if lease is None:
             return []
-        text = f"the VM could not be created: {reason}"
+        text = reason if lease.state is ProviderState.ENDING else f"the VM could not be created: {reason}"
         return [Send(lease.consumer, Refused(rental, text)), Report(rental, "failed", text), Finished(rental, text)]
 
     def vm_deleted(self, rental: str, attested_ms: int | None, now: float) -> list[Action]:

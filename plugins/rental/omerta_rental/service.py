@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from omerta_rental.core import (
     Action,
     Admit,
     AttachVpn,
+    ConfirmLock,
     ConsumerCore,
     ConsumerState,
     CreateVm,
@@ -317,6 +319,8 @@ class RentalService:
             self._report(action)
         elif isinstance(action, Admit):
             self._admit(action)
+        elif isinstance(action, ConfirmLock):
+            self._spawn(self._confirm_lock(action))
         elif isinstance(action, CreateVm):
             self._spawn(self._create_vm(action))
         elif isinstance(action, StartVmSession):
@@ -385,7 +389,7 @@ class RentalService:
         ]  # fmt: skip
         want = Want(request.vcpus, request.memory_mib, request.image, None, request.lease_s)
         candidate = admission.Candidate(consumer, want, request.activity, networks, self.ledger.trust(consumer),
-                                        time.localtime().tm_hour, tuple(leases))  # fmt: skip
+                                        self._local_hour(), tuple(leases))  # fmt: skip
         decision = admission.admit(self.settings.policy, offer, candidate)
         reason = decision.reason
         if decision.admitted and self.admission_hook is not None:
@@ -400,6 +404,19 @@ class RentalService:
         self._run(self.provider.decided(action.rental, admitted, reason, offer.price_per_hour, max_lease_ms,
                                         self._now()))  # fmt: skip
         self.publish_offer()
+
+    def _local_hour(self) -> int:
+        """The hour on the provider's clock (``timezone``, else the host's local time), for quiet hours."""
+        return datetime.datetime.now(self.settings.timezone).hour
+
+    async def _confirm_lock(self, action: ConfirmLock) -> None:
+        # spec 00's service phase: normally reached before the consumer's ``locked`` arrives
+        confirmed = await self.ledger.confirm_escrow(action.session, timeout=self.settings.timing.confirm_timeout_s)
+        if not confirmed.confirmed:
+            self.log.warning("escrow not confirmed; no VM", rental=action.rental[:12], session=action.session[:12],
+                             reason=confirmed.failure_reason)  # fmt: skip
+        self._run(self.provider.lock_confirmed(action.rental, confirmed.confirmed, confirmed.consumer,
+                                               confirmed.amount, self._now()))  # fmt: skip
 
     async def _create_vm(self, action: CreateVm) -> None:
         assert self.hypervisor is not None
@@ -416,8 +433,8 @@ class RentalService:
             lease_seconds=self.settings.max_lease_h * 3600,
             ssh_public_key=request.ssh_public_key or None,
         )
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ledger.sync([action.consumer]), self.settings.sync_timeout_s)
+        # The consumer's chain, which the witnesses' VM session needs at ready, is fetched while the VM boots.
+        syncing = asyncio.create_task(self._sync_consumer(action.consumer))
         progress = asyncio.create_task(self._booting(action))
         try:
             info = await self.hypervisor.create(vm_request)
@@ -427,11 +444,20 @@ class RentalService:
             return
         finally:
             progress.cancel()
+            await syncing
         if record is not None:
             record.vm_id = info.vm_id
             record.address = self.vpn.guest_address
         self._run(self.provider.vm_created(action.rental, info.vm_id, self.vpn.guest_address, self._now(),
                                            info.ssh_host_key or ""))  # fmt: skip
+
+    async def _sync_consumer(self, consumer: PeerId) -> None:
+        try:
+            await asyncio.wait_for(self.ledger.sync([consumer]), self.settings.sync_timeout_s)
+        except Exception as exc:  # best effort: the payment is claimed at a later sync
+            self.log.info(
+                "syncing the consumer's chain failed", peer=consumer[:12], reason=str(exc) or type(exc).__name__
+            )
 
     async def _booting(self, action: CreateVm) -> None:
         started = self._now()

@@ -1,10 +1,11 @@
 """The rental plugin's settings (``[plugins.rental]``): the offer, admission policy and timers.
 
-Pure parsing; touches nothing.
+Pure parsing (the ``timezone`` name is looked up in the system's time zone database); touches nothing.
 """
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "max_total": 4,
     "min_trust": 0.0,
     "quiet_hours": [],
+    "timezone": "",
     "heartbeat_s": Timing.heartbeat_s,
     "grace_s": Timing.grace_s,
     "ready_timeout_s": Timing.ready_timeout_s,
@@ -51,6 +53,8 @@ class Settings:
     policy: Policy
     timing: Timing
     sync_timeout_s: float
+    #: The provider's clock for quiet hours: an IANA zone, ``None`` for the host's local time.
+    timezone: zoneinfo.ZoneInfo | None = None
 
 
 def _names(value: Any, key: str) -> tuple[str, ...]:
@@ -59,6 +63,19 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise SettingsError(f"plugins.rental.{key} must be a list of names")
     return tuple(v.strip() for v in value)
+
+
+def _zone(name: Any) -> zoneinfo.ZoneInfo | None:
+    if not isinstance(name, str):
+        raise SettingsError('plugins.rental.timezone must be a time zone name such as "Europe/Berlin"')
+    if not name:
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(
+            f'plugins.rental.timezone: no time zone named {name!r} (e.g. "UTC", "Europe/Berlin")'
+        ) from exc
 
 
 def parse_settings(config: dict[str, Any]) -> Settings:
@@ -95,6 +112,7 @@ def parse_settings(config: dict[str, Any]) -> Settings:
             policy=policy,
             timing=timing,
             sync_timeout_s=float(merged["sync_timeout_s"]),
+            timezone=_zone(merged["timezone"]),
         )
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"bad [plugins.rental] setting: {exc}") from exc

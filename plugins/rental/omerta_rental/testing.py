@@ -16,9 +16,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from omerta_core.identity import load_or_create
 from omerta_core.testing import NodeProcess
 
 #: Identities count as mature after ~9 s, so a fresh network has non-zero trust.
@@ -62,9 +64,9 @@ class RentalNode(NodeProcess):
         return subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, timeout=timeout)
 
     def identity(self) -> str:
-        done = subprocess.run([sys.executable, "-m", "omerta_core", "id", "--state-dir", str(self.state_dir)],
-                              capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
-        return done.stdout.strip()
+        """The node's peer id, its identity key made now if need be (as ``omerta id`` would, without a process)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return str(load_or_create(self.state_dir).peer_id)
 
 
 class Cluster:
@@ -76,6 +78,13 @@ class Cluster:
         self.vpn = vpn
         self.nodes = {name: RentalNode(root / name, self.plugins(name)) for name in NAMES}
         self.ids = {name: node.identity() for name, node in self.nodes.items()}
+        self.mature_at = 0.0
+
+    @staticmethod
+    def _each(work: Callable[[Any], Any], items: Any) -> list[Any]:
+        """``work`` on every item at once (each waits on a node process, not on this one)."""
+        with ThreadPoolExecutor(max_workers=len(NAMES)) as pool:
+            return list(pool.map(work, items))
 
     def __getitem__(self, name: str) -> RentalNode:
         return self.nodes[name]
@@ -98,7 +107,7 @@ class Cluster:
                 "ledger_sync_interval_s": 0,
                 "ledger_age_maturity_days": MATURITY_DAYS,
             },
-            "plugins.rental": {"heartbeat_s": 1.0, "grace_s": 6.0, **(rental or {})},
+            "plugins.rental": {"heartbeat_s": 1.0, "grace_s": 6.0},
         }
         if name == "provider":
             sections["node"] = {"shutdown_timeout_s": 20}  # time to delete its VMs when stopped mid-rental
@@ -111,20 +120,34 @@ class Cluster:
             )  # fmt: skip
         if self.vpn and name in SUBNETS:
             sections["plugins.vpn"] = {"gateway_mode": "isolated", "upstream_dns": False, "subnet": SUBNETS[name]}
+        sections["plugins.rental"].update(rental or {})  # this start's settings win
         return sections
 
     def start(self, name: str, **rental: Any) -> RentalNode:
+        return self.spawn(name, **rental).wait_ready()
+
+    def spawn(self, name: str, **rental: Any) -> RentalNode:
         node = self.nodes[name]
         node.configure(self.config(name, rental))
         args = [] if name == "authority" else ["--bootstrap", f"127.0.0.1:{self.nodes['authority'].port}"]
-        return node.start(args=args)
+        return node.spawn(args=args)
+
+    def restart(self, name: str, **rental: Any) -> RentalNode:
+        """Stop ``name`` and start it again with these ``[plugins.rental]`` settings (the cluster's otherwise);
+        return once every other running node has a session with it again (its port changed)."""
+        node = self.nodes[name]
+        node.stop()
+        self.start(name, **rental)
+        wait_for(f"{name} to see every peer", functools.partial(self.converged, name), 60)
+        others = [self.ids[o] for o in self.nodes if o != name and self.nodes[o].running]
+        node.call("ledger.sync", {"peers": others, "timeout": 30}, timeout=60)
+        return node
 
     def start_all(self) -> None:
-        self.start("authority")
-        for name in NAMES[1:]:
-            self.start(name)
-        for name in self.nodes:
-            wait_for(f"{name} to see every peer", functools.partial(self.converged, name), 60)
+        self.start("authority")  # the others bootstrap from it, then start together
+        self._each(RentalNode.wait_ready, [self.spawn(name) for name in NAMES[1:]])
+        self._each(lambda name: wait_for(f"{name} to see every peer", functools.partial(self.converged, name), 60),
+                   self.nodes)  # fmt: skip
 
     def converged(self, name: str) -> bool:
         node = self.nodes[name]
@@ -132,14 +155,20 @@ class Cluster:
         return seen >= set(self.ids.values())
 
     def sync(self, rounds: int = 1) -> None:
-        for _ in range(rounds):
-            for name, node in self.nodes.items():
-                if node.running:
-                    others = [self.ids[o] for o in self.nodes if o != name and self.nodes[o].running]
-                    node.call("ledger.sync", {"peers": others, "timeout": 30}, timeout=60)
+        """Every running node fetches every other's chain, all at once; ``rounds`` times (news spreads a hop each)."""
 
-    def fund(self) -> None:
-        """Mint to the consumer and provider; the provider pays every witness once (trust edges, known chains)."""
+        def sync_one(name: str) -> None:
+            others = [self.ids[o] for o in self.nodes if o != name and self.nodes[o].running]
+            self.nodes[name].call("ledger.sync", {"peers": others, "timeout": 30}, timeout=60)
+
+        for _ in range(rounds):
+            self._each(sync_one, [name for name, node in self.nodes.items() if node.running])
+
+    def fund(self, wait_mature: bool = True) -> None:
+        """Mint to the consumer and provider; the provider pays every witness once (trust edges, known chains).
+
+        The identities are mature (non-zero trust) :data:`MATURITY_DAYS` later: this waits for it unless
+        ``wait_mature`` is false (then call :meth:`wait_mature` before what needs trust)."""
         authority = self.nodes["authority"]
         for name in (*self.consumers, "provider"):
             authority.call("ledger.run", {"name": "mint", "params": {"to": self.ids[name], "amount": FUNDING}})
@@ -148,11 +177,15 @@ class Cluster:
             self.nodes["provider"].call("ledger.run", {"name": "transfer", "params": {"to": self.ids[name],
                                                                                         "amount": 100}})  # fmt: skip
         self.sync(rounds=2)
-        time.sleep(MATURITY_DAYS * 86400)
+        self.mature_at = time.monotonic() + MATURITY_DAYS * 86400
+        if wait_mature:
+            self.wait_mature()
+
+    def wait_mature(self) -> None:
+        time.sleep(max(0.0, self.mature_at - time.monotonic()))
 
     def balances(self, name: str) -> dict[str, Any]:
         return dict(self.nodes[name].call("ledger.balance", {})["balances"])
 
     def stop(self) -> None:
-        for node in self.nodes.values():
-            node.stop()
+        self._each(RentalNode.stop, self.nodes.values())

@@ -10,6 +10,7 @@ from omerta_rental.core import (
     Action,
     Admit,
     AttachVpn,
+    ConfirmLock,
     ConsumerCore,
     ConsumerState,
     CreateVm,
@@ -88,6 +89,7 @@ class Wire:
         (lock,) = self.taken(LockEscrow)
         assert isinstance(lock, LockEscrow) and lock.amount == hours * PRICE
         self.run(self.consumer.lock_done(RENTAL, True, SESSION, None, self.now))
+        self.confirm()
         (create,) = self.taken(CreateVm)
         assert isinstance(create, CreateVm) and create.session == SESSION
         self.advance(30)  # booting: nobody heartbeats yet, nothing times out
@@ -101,9 +103,16 @@ class Wire:
         self.run(self.provider.decided(RENTAL, True, "", PRICE, billing.MS_PER_HOUR, self.now))
         assert len(self.taken(LockEscrow)) == 1
 
+    def confirm(self, confirmed: bool = True, consumer: PeerId | None = CONSUMER, amount: int | None = None) -> None:
+        """The lock's witnesses confirm (or not) to the provider what the consumer locked."""
+        assert self.taken(ConfirmLock) == [ConfirmLock(RENTAL, SESSION)]
+        total = self.provider.leases[RENTAL].total if amount is None else amount
+        self.run(self.provider.lock_confirmed(RENTAL, confirmed, consumer, total, self.now))
+
     def to_creating(self) -> None:
         self.to_admitted()
         self.run(self.consumer.lock_done(RENTAL, True, SESSION, None, self.now))
+        self.confirm()
         assert len(self.taken(CreateVm)) == 1
 
     def finish_deletion(self, attested_ms: int | None = None) -> Settle:
@@ -347,3 +356,34 @@ def test_a_resumed_rental_the_provider_forgot_settles_the_journal() -> None:
     wire.advance(TIMING.release_timeout_s + 1)
     (settle,) = wire.taken(Settle)
     assert isinstance(settle, Settle) and settle.billable_ms == 12_345
+
+
+@pytest.mark.parametrize(
+    ("confirmed", "consumer", "short", "reason"),
+    [(False, None, 0, "its witnesses did not confirm escrow"), (True, STRANGER, 0, "locks another consumer's funds"),
+     (True, CONSUMER, 1, "holds 239, less than the 240 admitted")],
+)  # fmt: skip
+def test_no_vm_unless_the_witnesses_confirm_the_consumers_own_lock_for_the_admitted_amount(
+    confirmed: bool, consumer: PeerId | None, short: int, reason: str
+) -> None:
+    wire = Wire()
+    wire.to_admitted()
+    wire.run(wire.consumer.lock_done(RENTAL, True, SESSION, None, wire.now))
+    wire.confirm(confirmed, consumer, 2 * PRICE - short)
+    assert wire.taken(CreateVm) == []
+    (settle,) = wire.taken(Settle)
+    assert isinstance(settle, Settle) and settle.billable_ms == 0  # refunded in full
+    assert wire.provider.leases == {}
+    failed = [a for a in wire.taken(Report) if isinstance(a, Report) and a.step == "failed"]
+    assert failed and reason in failed[0].text
+
+
+def test_a_release_before_the_lock_is_confirmed_creates_no_vm() -> None:
+    wire = Wire()
+    wire.to_admitted()
+    wire.run(wire.consumer.lock_done(RENTAL, True, SESSION, None, wire.now))
+    wire.run(wire.consumer.release(RENTAL, wire.now))
+    wire.confirm()
+    assert wire.taken(CreateVm) == [] and wire.provider.leases == {}
+    (settle,) = wire.taken(Settle)
+    assert isinstance(settle, Settle) and settle.billable_ms == 0

@@ -8,6 +8,8 @@ removed at the end.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import ipaddress
 import json
 import os
@@ -70,14 +72,59 @@ def test_the_consumer_sees_the_providers_offer(cluster: Cluster) -> None:
 )
 def test_a_refusal_is_one_line_and_leaves_no_lock_and_no_vm(cluster: Cluster, who: str, args: list[str],
                                                             reason: str) -> None:  # fmt: skip
+    refused(cluster, who, args, reason)
+
+
+def refused(cluster: Cluster, who: str, args: list[str], reason: str) -> None:
+    """``who`` asks the provider and sees one line containing ``reason``; no lock opened, no VM made."""
     if "--activity" not in args:
         args = [*args, "--activity", "run the test suite"]
+    vms_before, locked_before = cluster["provider"].call("vm.list"), locked(cluster, who)
     done = cluster[who].omerta("vm", "request", "--provider", cluster.ids["provider"], *args)
     assert done.returncode != 0
     error = done.stderr.strip().splitlines()
     assert len(error) == 1 and reason in error[0], done.stderr
-    assert locked(cluster, who) == 0
-    assert cluster["provider"].call("vm.list") == []
+    assert locked(cluster, who) == locked_before
+    assert [v["vm_id"] for v in cluster["provider"].call("vm.list")] == [v["vm_id"] for v in vms_before]
+
+
+@contextlib.contextmanager
+def provider_configured(cluster: Cluster, **rental: Any) -> Iterator[None]:
+    """The provider restarted with these admission settings, and with the cluster's again afterwards."""
+    cluster.restart("provider", **rental)
+    try:
+        yield
+    finally:
+        cluster.restart("provider")
+
+
+def network_of(cluster: Cluster, name: str) -> str:
+    """The network the provider's discovery has ``name`` in (every node of the cluster shares it)."""
+    rows = cluster["provider"].call("gossip.peers")
+    return str(next(r["network"] for r in rows if r["peer"] == cluster.ids[name]))
+
+
+def test_a_provider_for_its_owner_and_trusted_networks_refuses_others(cluster: Cluster) -> None:
+    with provider_configured(cluster, admit_others=False):
+        refused(cluster, "consumer", ["--image", "omk-test"],
+                "refused: this provider rents only to its owner and trusted networks")  # fmt: skip
+
+
+def test_quiet_hours_on_the_providers_clock_refuse_even_a_trusted_network(cluster: Cluster) -> None:
+    # the provider's clock is UTC by setting; its quiet hours hold "now" with an hour to spare either side
+    hour = datetime.datetime.now(datetime.UTC).hour
+    quiet = [(hour - 1) % 24, (hour + 2) % 24]
+    with provider_configured(cluster, timezone="UTC", quiet_hours=quiet, admit_others=False,
+                             trusted_networks=[network_of(cluster, "consumer")]):  # fmt: skip
+        refused(cluster, "consumer", ["--image", "omk-test"],
+                f"refused: quiet hours ({quiet[0]:02d}:00-{quiet[1]:02d}:00 provider time), owner only")  # fmt: skip
+
+
+def test_trust_below_the_providers_minimum_is_refused(cluster: Cluster) -> None:
+    # the consumer is in a trusted network, so the trust rule (after the tier rule) is what refuses it
+    with provider_configured(cluster, min_trust=0.99, admit_others=False,
+                             trusted_networks=[network_of(cluster, "consumer")]):  # fmt: skip
+        refused(cluster, "consumer", ["--image", "omk-test"], "below the minimum 0.990")
 
 
 @pytest.mark.parametrize(
@@ -307,3 +354,17 @@ def test_owner_preemption_ends_the_lease_and_settles(cluster: Cluster) -> None:
     split = final["settlement"]
     assert split["settled"] and 0 < split["duration_ms"] <= 60_000
     assert_gone_and_agreed(cluster, PRICE)
+
+
+def test_per_consumer_and_total_limits_with_a_lease_held(cluster: Cluster) -> None:
+    with provider_configured(cluster, max_total=1, max_per_consumer=1):
+        rental = rent(cluster)
+        try:
+            refused(cluster, "consumer", ["--image", "omk-test", "--mem", "128"],
+                    "refused: you already hold 1 lease(s) here, the limit per consumer")  # fmt: skip
+            refused(cluster, "w1", ["--image", "omk-test", "--mem", "128"], "refused: this provider is full (1 leases)")
+        finally:
+            released = cluster["consumer"].omerta("vm", "release", rental)
+        assert released.returncode == 0, released.stderr
+        assert outcome(cluster, rental)["outcome"] == "released"
+        assert_gone_and_agreed(cluster, PRICE)

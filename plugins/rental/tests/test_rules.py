@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zoneinfo
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from omerta_rental import billing
 from omerta_rental.admission import Candidate, Lease, Policy, Tier, admit, in_quiet_hours
 from omerta_rental.messages import MAX_MESSAGE_BYTES, Heartbeat, MessageError, Request, decode, encode
 from omerta_rental.offers import Offer, OfferError, SeenOffer, Want, matching, remaining
+from omerta_rental.settings import SettingsError, parse_settings
 
 from omerta_core.identity import Identity
 from omerta_core.interfaces.common import PeerId
@@ -106,6 +108,14 @@ def test_the_owner_preempts_for_memory() -> None:
 )  # fmt: skip
 def test_quiet_hours_wrap_around_midnight(hours: tuple[int, int] | None, hour: int, quiet: bool) -> None:
     assert in_quiet_hours(hours, hour) is quiet
+
+
+def test_the_providers_clock_is_a_named_time_zone_or_the_hosts() -> None:
+    assert parse_settings({}).timezone is None
+    assert parse_settings({"timezone": "UTC"}).timezone == zoneinfo.ZoneInfo("UTC")
+    for bad in ("Mars/Olympus", 5):
+        with pytest.raises(SettingsError, match="timezone"):
+            parse_settings({"timezone": bad})
 
 
 def test_offers_round_trip_and_sort_cheapest_first() -> None:

@@ -22,6 +22,7 @@ from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.discovery import Discovery, Liveness
 from omerta_core.interfaces.ledger import (
     AttestationResult,
+    EscrowConfirmation,
     EscrowLockResult,
     EscrowTopUpResult,
     SettlementResult,
@@ -209,6 +210,16 @@ class OmtLedger:
         done = bool(outcome["topped_up"])
         reason = None if done else str(outcome.get("failure_reason") or "the witnesses did not accept the top-up")
         return EscrowTopUpResult(session, done, int(outcome["total_escrowed"]), reason)
+
+    async def confirm_escrow(self, session: str, *, timeout: float) -> EscrowConfirmation:
+        outcome = await self._runner().confirmed_lock(session, timeout)
+        if not outcome["confirmed"]:
+            state = outcome["state"]
+            reason = outcome["reason"] or (
+                "no such lock towards this node" if state is None else f"the lock is {state}"
+            )
+            return EscrowConfirmation(session, False, failure_reason=str(reason))
+        return EscrowConfirmation(session, True, PeerId(outcome["consumer"]), int(outcome["amount"]))
 
     async def start_vm_session(self, session: str, probe: VmProbe) -> VmSessionResult:
         runner = self._runner()

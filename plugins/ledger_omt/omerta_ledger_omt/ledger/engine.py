@@ -105,6 +105,7 @@ SPEC_00 = Spec(
     CHANNEL,
     {
         "Consumer": {"LOCKED": "locked", "FAILED": "failed"},
+        "Provider": {"SERVICE_PHASE": "confirmed", "REJECTED": "rejected", "ABANDONED": "abandoned"},
         "Witness": {"DONE": "done", "AWAITING_CONSUMER_SIGNATURE": "decided"},
     },
 )

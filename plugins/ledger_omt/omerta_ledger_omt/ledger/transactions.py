@@ -91,6 +91,7 @@ SETTLE_WAIT_S = 240.0
 
 #: Outcomes after which ``lock``, ``start_vm``, ``end_vm`` and ``settle`` stop waiting (see engine.SPECS).
 LOCK_DONE = frozenset({"locked", "failed"})
+LOCK_CONFIRM_DONE = frozenset({"confirmed", "rejected", "abandoned"})
 VM_START_DONE = frozenset({"vm_verified", "attested", "aborted"})
 ATTEST_DONE = frozenset({"attested", "unattested", "aborted"})
 SETTLE_DONE = frozenset({"settled", "unsettled"})
@@ -479,6 +480,20 @@ class TransactionRunner:
             "failure_reason": store.get("failure_reason"),
             "witnesses": store.get("witnesses") or [],
             "amount": amount,
+        }
+
+    async def confirmed_lock(self, session: str, timeout: float) -> dict[str, Any]:
+        """As the provider of spec 00 session ``session``: wait until a witness confirmed the lock (service phase)."""
+        await self.wait_outcome(CHANNEL, session, "Provider", LOCK_CONFIRM_DONE, timeout)
+        instance = self.engine.instance(CHANNEL, session, "Provider")
+        store = instance.store if instance is not None else {}
+        return {
+            "session": session,
+            "state": instance.state if instance is not None else None,
+            "confirmed": self._outcome(CHANNEL, session, "Provider") == "confirmed",
+            "consumer": store.get("consumer"),
+            "amount": store.get("amount") or 0,
+            "reason": store.get("reason"),
         }
 
     async def topup(self, session: str, amount: int, timeout: float) -> dict[str, Any]:

@@ -168,3 +168,22 @@ def payment_claim(net: Network) -> dict[str, Any]:
     state = net["provider"].state(net.peer("consumer"))
     [(lock, settlement)] = state.settled.values()
     return {"lock": lock, "settlement": settlement}
+
+
+def test_the_provider_hears_the_lock_confirmed_with_its_consumer_and_amount(network: Network) -> None:
+    net = network
+    net.fund("consumer", 1000)
+    net.sync()
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        async with running(net) as nodes:
+            locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
+            confirmed = await nodes["provider"].confirmed_lock(locked["session"], TIMEOUT_S)
+            unknown = await nodes["provider"].confirmed_lock("ab" * 32, 0.2)
+            return locked, confirmed, unknown
+
+    locked, confirmed, unknown = asyncio.run(run())
+    assert locked["state"] == "LOCKED"
+    assert confirmed["confirmed"] and confirmed["state"] == "SERVICE_PHASE"
+    assert (confirmed["consumer"], confirmed["amount"]) == (net.peer("consumer"), 600)
+    assert not unknown["confirmed"] and unknown["state"] is None
