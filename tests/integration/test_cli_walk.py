@@ -33,6 +33,7 @@ WRONG: dict[str, list[str]] = {
     "config show": ["--config", "/nonexistent/omerta.toml"],
     "id": ["unexpected-extra"],
     "ledger": ["balanse"],
+    "ledger accuse": ["session", "--evidence", "/nonexistent/evidence.json"],
     "ledger audit": [PEER, "extra"],
     "ledger balance": [PEER, "extra"],
     "ledger check": [],
