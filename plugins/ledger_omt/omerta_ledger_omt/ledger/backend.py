@@ -108,6 +108,8 @@ class OmtLedger:
         self.local: LocalLedger | None = None
         self.responder: SyncResponder | None = None
         self._inbox: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        #: One sync per peer at a time: replies carry no request id, so a second sync would take the first's.
+        self._syncing: dict[str, asyncio.Lock] = {}
         self._task: asyncio.Task[None] | None = None
         self.runner: TransactionRunner | None = None
         self.malformed = 0
@@ -308,14 +310,30 @@ class OmtLedger:
         queue.put_nowait(message)
 
     async def sync_with(self, peer: str, timeout: float | None = None) -> dict[str, Any]:
-        """Fetch every block ``peer`` holds beyond ours; return what happened."""
+        """Fetch every block ``peer`` holds beyond ours; return what happened.
+
+        Syncs with one peer run one after another (a witness judging a lock and answering a balance query
+        about the same consumer starts two at once); the wait for an earlier one counts in the budget.
+        """
+        budget = float(timeout if timeout is not None else self.config["ledger_sync_timeout_s"])
+        started = time.monotonic()
+        turn = self._syncing.setdefault(peer, asyncio.Lock())
+        try:
+            async with asyncio.timeout(budget):
+                await turn.acquire()
+        except TimeoutError:
+            return {"error": f"timed out after {budget:.0f} s waiting for an earlier sync with this peer"}
+        try:
+            return await self._sync_once(peer, budget, started)
+        finally:
+            turn.release()
+
+    async def _sync_once(self, peer: str, budget: float, started: float) -> dict[str, Any]:
         store = self.ledger.store
         transport = self.node.service(Transport)
-        budget = float(timeout if timeout is not None else self.config["ledger_sync_timeout_s"])
         client = SyncClient(store)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._inbox[peer] = queue
-        started = time.monotonic()
         try:
             await transport.send(PeerId(peer), CHANNEL, client.begin())
             while not client.done:

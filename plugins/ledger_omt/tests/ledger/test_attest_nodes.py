@@ -33,6 +33,10 @@ def test_witnesses_attest_a_vm_session_between_nodes_and_settlement_charges_it(
 
     locked = nodes["consumer"].call("ledger.lock", {"provider": ids["provider"], "amount": 600})
     assert locked["state"] == "LOCKED", locked
+    # Each witness syncs the consumer twice at once (to judge the request, and to answer the others'
+    # balance queries about it); both must work rather than one taking the other's replies and timing out.
+    for name in WITNESSES:
+        assert "catching up with a peer failed" not in nodes[name].log_path.read_text(errors="replace"), name
     session = locked["session"]
     with pytest.raises(Exception, match="no attested duration"):
         nodes["consumer"].call("ledger.settle", {"session": session, "hourly_rate": HOURLY_RATE})
