@@ -555,7 +555,8 @@ class ConsumerCore:
             r.ready_at, r.last_heard, r.last_sent, r.paid_ms = now, now, now, message.lease_ms
             return [
                 AttachVpn(r.rental, peer, message.vm_id, message.address, message.host_key),
-                Report(r.rental, "ready", f"VM {message.vm_id} ready at {message.address}; "
+                # The address comes with the "vpn" step: the one in Ready is the guest's own, not the gateway's lease.
+                Report(r.rental, "ready", f"VM {message.vm_id} ready on the provider; "
                                           f"lease {message.lease_ms // 1000} s"),
             ]  # fmt: skip
         if isinstance(message, Heartbeat):
