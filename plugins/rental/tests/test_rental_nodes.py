@@ -356,6 +356,30 @@ def test_owner_preemption_ends_the_lease_and_settles(cluster: Cluster) -> None:
     assert_gone_and_agreed(cluster, PRICE)
 
 
+def test_one_consumer_rents_two_vms_at_once(cluster: Cluster) -> None:
+    """Both requests lock and get their VM: the consumer's node makes its escrow locks one after another, so the
+    second names the head holding the first and the witnesses' attested balance (spec 03) agrees with it."""
+    request = {"image": "omk-test", "memory_mib": 128, "lease_s": 3600, "activity": "two at once"}
+    with provider_configured(cluster, max_per_consumer=2):
+        rentals = [cluster["consumer"].call("rental.request", request)["rental"] for _ in range(2)]  # same instant
+
+        def both_ready() -> bool:
+            shown = [cluster["consumer"].call("rental.show", {"rental": r}) for r in rentals]
+            assert all(s["outcome"] is None for s in shown), shown
+            return all(any(e["step"] == "ready" for e in s["events"]) for s in shown)
+
+        try:
+            wait_for("both rentals to be ready", both_ready, 300)
+            hosted = cluster["provider"].call("vm.list")
+            assert len(set(rentals)) == 2 and [vm["consumer"] for vm in hosted] == [cluster.ids["consumer"]] * 2
+        finally:
+            for rental in rentals:
+                cluster["consumer"].omerta("vm", "release", rental)
+        for rental in rentals:
+            assert outcome(cluster, rental)["settlement"]["settled"]
+        assert_gone_and_agreed(cluster, PRICE)
+
+
 def test_per_consumer_and_total_limits_with_a_lease_held(cluster: Cluster) -> None:
     with provider_configured(cluster, max_total=1, max_per_consumer=1):
         rental = rent(cluster)

@@ -110,6 +110,8 @@ class OmtLedger:
         self._inbox: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         #: One sync per peer at a time: replies carry no request id, so a second sync would take the first's.
         self._syncing: dict[str, asyncio.Lock] = {}
+        #: One escrow lock of this node's at a time through the typed API (see ``lock_escrow``).
+        self._locking = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.runner: TransactionRunner | None = None
         self.malformed = 0
@@ -198,7 +200,11 @@ class OmtLedger:
     # -- typed escrow (the Ledger interface; the rental protocol uses these) ---------------
 
     async def lock_escrow(self, provider: PeerId, amount: int, *, timeout: float | None = None) -> EscrowLockResult:
-        outcome = await self.lock(str(provider), amount, timeout)
+        """Lock ``amount`` for ``provider`` (spec 00), one lock at a time: each request then names the head that
+        holds the previous lock, so the witnesses' attested balance (spec 03) matches it, and concurrent
+        rentals never look like a double lock."""
+        async with self._locking:
+            outcome = await self.lock(str(provider), amount, timeout)
         locked = outcome["state"] == "LOCKED"
         reason = None if locked else str(outcome.get("failure_reason") or f"the lock ended in {outcome['state']}")
         witnesses = tuple(PeerId(w) for w in outcome["witnesses"])
