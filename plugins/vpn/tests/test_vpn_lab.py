@@ -199,7 +199,9 @@ def shell(gateway: dict[str, Any], command: str, timeout: float = 60.0) -> tuple
 def test_the_guest_gets_its_lease_with_the_mtu_from_the_consumers_dnsmasq(rig: Rig, rented: Any) -> None:
     vm_id, gateway = rented
     assert gateway["vm_address"] == VM_ADDRESS and gateway["mtu"] == GUEST_MTU
-    assert f"{LEASE_MARKER} ip={VM_ADDRESS} mtu={GUEST_MTU} router={SUBNET_GATEWAY}" in rig.console(vm_id)
+    # The fixture saw the marker; the rest of the line may still be on its way through the serial console.
+    line = f"{LEASE_MARKER} ip={VM_ADDRESS} mtu={GUEST_MTU} router={SUBNET_GATEWAY}"
+    assert wait_until(lambda: line in rig.console(vm_id), 30), rig.console(vm_id)[-2000:]
     rc, out = shell(gateway, "cat /sys/class/net/eth0/mtu; ip -4 -o addr show dev eth0; ip route")
     assert rc == 0 and out.split()[0] == str(GUEST_MTU)
     assert f"{VM_ADDRESS}/24" in out and f"default via {SUBNET_GATEWAY}" in out
