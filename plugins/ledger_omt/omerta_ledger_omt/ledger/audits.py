@@ -197,10 +197,7 @@ class AuditHost:
         asked = self.counterparties_of(subject) if counterparties is None else counterparties
         inputs = {"subject": subject, "counterparties": asked}
         session, actions = runner.engine.open(AUDIT_CHANNEL, "Auditor", "audit", inputs, runner.now_ms() / 1000)
-        instance = runner.engine.instance(AUDIT_CHANNEL, session, "Auditor")
-        assert instance is not None
-        await runner.apply(actions)
-        await runner.wait_outcome(AUDIT_CHANNEL, session, "Auditor", AUDIT_DONE, timeout)
+        instance = await runner.follow(AUDIT_CHANNEL, session, "Auditor", actions, AUDIT_DONE, timeout)
         store = instance.store
         block = self._own_block(BlockKind.AUDIT_RESULT, session)
         if block is not None:  # its proofs count here at once (others keep them when they sync this chain)
@@ -241,10 +238,7 @@ class AuditHost:
         session, actions = runner.engine.open(
             CHECK_CHANNEL, "Initiator", "request_check", inputs, runner.now_ms() / 1000
         )
-        instance = runner.engine.instance(CHECK_CHANNEL, session, "Initiator")
-        assert instance is not None
-        await runner.apply(actions)
-        await runner.wait_outcome(CHECK_CHANNEL, session, "Initiator", CHECK_DONE, timeout)
+        instance = await runner.follow(CHECK_CHANNEL, session, "Initiator", actions, CHECK_DONE, timeout)
         store = instance.store
         return {
             "session": session,

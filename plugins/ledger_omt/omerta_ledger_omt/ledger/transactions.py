@@ -265,10 +265,6 @@ class TransactionRunner:
         """Fire every timeout due at ``now`` (the ticker calls this; tests may too, with their own time)."""
         await self._apply(self.engine.tick(now))
 
-    async def apply(self, actions: list[EngineAction]) -> None:
-        """Carry out actions of a session opened by a local request (the audit host's)."""
-        await self._apply(actions)
-
     async def _apply(self, actions: list[EngineAction]) -> None:
         """Carry out the engine's actions one by one: a failing one is logged and counted, the rest go on."""
         for action in actions:
@@ -327,6 +323,23 @@ class TransactionRunner:
                 async with self.changed:
                     await self.changed.wait_for(there)
         return there()
+
+    async def follow(
+        self,
+        channel: str,
+        session: str,
+        actor: str,
+        actions: list[EngineAction],
+        outcomes: Collection[str],
+        timeout: float,
+    ) -> ActorInstance:
+        """Carry out ``actions`` of ``actor``'s instance of ``session`` (a local request just opened or fired it),
+        wait until it reports one of ``outcomes`` (or ``timeout`` passes) and return the instance."""
+        instance = self.engine.instance(channel, session, actor)
+        assert instance is not None
+        await self._apply(actions)
+        await self.wait_outcome(channel, session, actor, outcomes, timeout)
+        return instance
 
     # -- spec 00 and 01: what the engine needs from the network first ------------------------
 
@@ -469,10 +482,7 @@ class TransactionRunner:
         """Run spec 00 as the consumer; return when it reports ``locked`` or ``failed`` (or after ``timeout``)."""
         inputs = {"provider": provider, "amount": amount}
         session, actions = self.engine.open(CHANNEL, "Consumer", "initiate_lock", inputs, self._now())
-        instance = self.engine.instance(CHANNEL, session, "Consumer")
-        assert instance is not None
-        await self._apply(actions)
-        await self.wait_outcome(CHANNEL, session, "Consumer", LOCK_DONE, timeout)
+        instance = await self.follow(CHANNEL, session, "Consumer", actions, LOCK_DONE, timeout)
         store = instance.store
         return {
             "session": session,
@@ -579,11 +589,10 @@ class TransactionRunner:
         """
         if self._outcome(ATTEST_CHANNEL, session, "Provider") != "vm_verified":
             raise LedgerError(f"no running VM session {session[:16]} with this node as provider to accuse in")
-        instance = self.engine.instance(ATTEST_CHANNEL, session, "Provider")
-        assert instance is not None
-        await self._apply(self.engine.fire(ATTEST_CHANNEL, session, "Provider", "accuse_misuse",
-                                           {"evidence": evidence}, self._now()))  # fmt: skip
-        await self.wait_outcome(ATTEST_CHANNEL, session, "Provider", VM_START_DONE, timeout)
+        fired = self.engine.fire(
+            ATTEST_CHANNEL, session, "Provider", "accuse_misuse", {"evidence": evidence}, self._now()
+        )
+        instance = await self.follow(ATTEST_CHANNEL, session, "Provider", fired, VM_START_DONE, timeout)
         store = instance.store
         votes = store.get("trial_votes") or []
         final = store.get("final_attestation") or {}
@@ -628,10 +637,7 @@ class TransactionRunner:
             "hourly_rate": hourly_rate,
         }
         _, actions = self.engine.open(SETTLE_CHANNEL, "Consumer", "settle", inputs, self._now(), session=session)
-        instance = self.engine.instance(SETTLE_CHANNEL, session, "Consumer")
-        assert instance is not None
-        await self._apply(actions)
-        await self.wait_outcome(SETTLE_CHANNEL, session, "Consumer", SETTLE_DONE, timeout)
+        instance = await self.follow(SETTLE_CHANNEL, session, "Consumer", actions, SETTLE_DONE, timeout)
         store = instance.store
         final = store.get("final_settlement") or {}
         settlement = final.get("settlement") or {}
@@ -662,10 +668,7 @@ class TransactionRunner:
         if subject in witnesses or not witnesses:
             raise LedgerError("a state query needs witnesses other than its subject")
         session, actions = self.engine.ask(subject, what, witnesses, min_confidence, self._now())
-        instance = self.engine.instance(QUERY_CHANNEL, session, "Requester")
-        assert instance is not None
-        await self._apply(actions)
-        await self.wait_outcome(QUERY_CHANNEL, session, "Requester", QUERY_DONE, timeout)
+        instance = await self.follow(QUERY_CHANNEL, session, "Requester", actions, QUERY_DONE, timeout)
         store = instance.store
         attested = instance.state == "ATTESTED"
         supporters = {a["witness"] for a in store.get("attestation") or []} if attested else set()
