@@ -1,4 +1,4 @@
-"""The ``omerta`` command line: node, plugins, id, status, config, and plugins' groups.
+"""The ``omerta`` command line: node, plugins, id, status, transport, config, and plugins' groups.
 
 Plugins add command groups through the ``omerta_cli_commands`` hook. Errors
 raised as :class:`~omerta_core.errors.OmertaError` become one-line messages.
@@ -418,6 +418,34 @@ def status(state_dir: Path | None, as_json: bool) -> None:
         return
     for line in status_lines(result):
         click.echo(line)
+
+
+@main.group(name="transport")
+def transport_group() -> None:
+    """The running node's transport."""
+
+
+@transport_group.command(name="restart")
+@click.option("--new-port", is_flag=True, help="Listen on a new port even if the old one is free (as after sleep).")
+@click.option("--name", default=None, help="Which transport, when the node runs several (default: the default one).")
+@state_dir_option
+@json_option
+def transport_restart(new_port: bool, name: str | None, state_dir: Path | None, as_json: bool) -> None:
+    """Close the transport's sockets and open them again, keeping every session.
+
+    What a laptop's network stack does to a node when it sleeps: peers see a pause, not a lost
+    session. The same port is taken again unless --new-port is given or another program holds it
+    now; every session is then resumed from the new socket (through a relay where a NAT no longer
+    lets direct packets in), and relays and discovery learn where the node listens.
+    """
+    params: dict[str, Any] = {"new_port": new_port, **({"name": name} if name else {})}
+    result = client.call(resolve_state_dir(state_dir), "transport.restart", params)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    where = ", ".join(result["after"]) or "nowhere"
+    moved = "on a new port" if result["moved"] else "on the same port"
+    click.echo(f"transport restarted {moved}: listening on {where}; resuming {result['resumed']} sessions")
 
 
 @main.group(name="config")

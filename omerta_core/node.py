@@ -24,6 +24,7 @@ import structlog
 import structlog.typing
 
 from omerta_core import identity as identity_mod
+from omerta_core import transport_restart
 from omerta_core.config import Config
 from omerta_core.control.server import ControlServer
 from omerta_core.errors import OmertaError, UnmetNeedError
@@ -37,7 +38,7 @@ from omerta_core.services import Claims, KindKey, ServiceTable, acting_for, star
 T = TypeVar("T")
 
 #: Control methods the kernel serves itself; a plugin offering one of these names is a conflict.
-KERNEL_METHODS = ("status", "stop")
+KERNEL_METHODS = ("status", "stop", "transport.restart")
 
 LOCK_FILE = "node.lock"
 #: What a person who just started their first node may want to do next.
@@ -201,6 +202,7 @@ class Node:
         methods: dict[str, Any] = {
             "status": lambda _params: self.status(ctx),
             "stop": lambda _params: self._stop_soon(ctx),
+            "transport.restart": functools.partial(transport_restart.restart, ctx),
         }
         for name in KERNEL_METHODS:
             claims.claim(name, "kernel")

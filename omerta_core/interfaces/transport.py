@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from omerta_core.interfaces.common import Endpoint, PeerId, Service
@@ -152,3 +153,38 @@ class PacketPathHost(Protocol):
 @runtime_checkable
 class PathHostTransport(Transport, PacketPathHost, Protocol):
     """A transport that is also a :class:`PacketPathHost` (what a relay needs)."""
+
+
+# -- restarting the transport alone ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransportRestart:
+    """What a transport restart did: where it listened before and after, and how many sessions it resumes."""
+
+    before: tuple[Endpoint, ...]
+    after: tuple[Endpoint, ...]
+    #: Peers whose session the transport is resuming over the new socket (a fresh handshake on every path).
+    resumed: int
+
+    @property
+    def moved(self) -> bool:
+        """True when the transport listens somewhere else now (a new port: the old one was gone or asked away)."""
+        return self.before != self.after
+
+
+#: Called after a restart, once the new socket is open (a relay re-registers, discovery re-announces).
+RestartListener = Callable[[TransportRestart], None]
+
+
+@runtime_checkable
+class RestartableTransport(Protocol):
+    """A transport that can close and reopen its sockets in a running node, keeping its sessions
+    (optional; check with ``isinstance``): what a laptop's network stack does to it after sleep."""
+
+    async def restart(self, *, new_port: bool = False) -> TransportRestart:
+        """Close the sockets and open them again: on the same port, or on a new one when that port is
+        gone (or ``new_port``); then resume every session from there and tell the listeners."""
+
+    def on_restart(self, listener: RestartListener) -> None:
+        """Call ``listener`` after each restart."""

@@ -73,6 +73,8 @@ WRONG: dict[str, list[str]] = {
     "relay peers": [],
     "relay status": [],
     "status": [],
+    "transport": ["restrat"],
+    "transport restart": ["--new-port=yes"],
     "udp": ["peerz"],
     "udp identify": ["notanendpoint"],
     "udp peers": ["extra"],

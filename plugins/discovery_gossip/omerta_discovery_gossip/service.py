@@ -18,7 +18,7 @@ from typing import Any
 from omerta_core.errors import OmertaError
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.discovery import Liveness, PeerInfo, PeerListener
-from omerta_core.interfaces.transport import Delivery, Transport
+from omerta_core.interfaces.transport import Delivery, RestartableTransport, Transport, TransportRestart
 from omerta_core.node import NodeContext
 from omerta_core.randomness import child_random, system_random
 from omerta_discovery_gossip.errors import GossipError
@@ -68,6 +68,8 @@ class GossipDiscovery:
         self._transport = self.node.service(Transport)
         self._cache = PeerCache(self.node.plugin_state_dir("gossip"))
         self._transport.on_message(CHANNEL, self._on_frame)
+        if isinstance(self._transport, RestartableTransport):
+            self._transport.on_restart(self._on_transport_restart)
         self.reload()
         for entry in self.node.config.node("bootstrap") or []:
             self._bootstrap(str(entry))
@@ -315,6 +317,12 @@ class GossipDiscovery:
         local = tuple(self._transport.local_endpoints())
         for core in self._cores.values():
             core.update_self(now, local_endpoints=local)
+
+    def _on_transport_restart(self, restart: TransportRestart) -> None:
+        """The transport reopened its sockets: a new port goes into our records now, not at the next save."""
+        if restart.moved:
+            self._refresh_local_endpoints(time.monotonic())
+            self._poke()
 
     def _save_cache(self) -> None:
         if self._cache is None:

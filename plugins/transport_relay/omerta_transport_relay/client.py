@@ -124,6 +124,16 @@ class RelayPool:
             return
         self.links.append(RelayLink(relay, endpoint, self.me, self.sign, rng=self.rng))
 
+    def reallocate(self, now: float) -> None:
+        """This node's socket changed (its transport restarted): ask every relay for the allocation again now.
+
+        The relay knows the allocation by the old source; the request from the new one is challenged
+        afresh and moves it, so packets for this node reach the new socket one round trip later.
+        """
+        for link in self.links:
+            link.next_request = now
+        self.counters["reallocations"] += 1
+
     def link_at(self, endpoint: Endpoint) -> RelayLink | None:
         return next((link for link in self.links if link.endpoint == endpoint), None)
 

@@ -30,7 +30,7 @@ import structlog
 from omerta_core.errors import ConfigError, OmertaError
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.nat import NatFiltering, NatMapping
-from omerta_core.interfaces.transport import PathHostTransport, Transport
+from omerta_core.interfaces.transport import PathHostTransport, RestartableTransport, Transport, TransportRestart
 from omerta_core.node import NodeContext
 from omerta_core.randomness import child_random, system_random
 from omerta_transport_relay import client, stun, traversal, wire
@@ -136,6 +136,8 @@ class RelayService:
             if relay is not None:
                 self.pool.add_relay(relay, endpoint)
         transport.register_path(self)
+        if isinstance(transport, RestartableTransport):
+            transport.on_restart(self._on_transport_restart)
         self._ticker = self._loop.create_task(self._tick_forever())
         self.log.info(
             "relay plugin started",
@@ -189,6 +191,13 @@ class RelayService:
         self._other_socket = sock
         assert self._loop is not None
         self._loop.add_reader(sock.fileno(), self._other_readable)
+
+    def _on_transport_restart(self, restart: TransportRestart) -> None:
+        """The transport reopened its socket: re-register with every relay now and punch anew without back-off."""
+        self.pool.reallocate(time.monotonic())
+        self.punches.moved()
+        self._wake.set()
+        self.log.info("re-registering with the relays", endpoints=[str(e) for e in restart.after])
 
     # -- PacketPath --------------------------------------------------------------------
 

@@ -237,6 +237,11 @@ class PunchCoordinator:
         history.hopeless = False
         return self.relayed(peer, now, direct=direct, ours=ours, candidates=candidates)
 
+    def moved(self) -> None:
+        """This node's socket changed: earlier failed punches say nothing of the new mapping, so no back-off."""
+        for history in self.peers.values():
+            history.not_before = 0.0
+
     def on_signal(
         self, peer: PeerId, data: bytes, now: float, *, ours: Behaviour, candidates: tuple[Endpoint, ...]
     ) -> list[Action]:

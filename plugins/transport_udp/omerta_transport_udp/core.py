@@ -343,6 +343,22 @@ class TransportCore:
         peer.route_suspect = True
         self._start_handshake(peer, now, force=True)
 
+    def resume(self, now: float) -> int:
+        """The sockets were reopened (perhaps on a new port): resume every session and handshake from there.
+
+        Each peer with a session, or a handshake under way, gets a fresh handshake over every path at
+        once, as :meth:`connect` does: a peer behind a filtering NAT will not let packets from our new
+        port in, but hears the handshake through a relay. The current session serves meanwhile.
+        Returns how many peers are being resumed.
+        """
+        resumed = 0
+        for peer in list(self.peers.values()):
+            if self._usable(peer.current, now) or peer.handshake is not None:
+                self.connect(peer.peer_id, now)
+                resumed += 1
+        self.counters["resumed_sessions"] += resumed
+        return resumed
+
     def probe(self, peer_id: PeerId, endpoint: Endpoint, now: float) -> None:
         """Send an authenticated packet to ``peer_id`` at ``endpoint`` (a punch that authenticates)."""
         peer = self.peer(peer_id)

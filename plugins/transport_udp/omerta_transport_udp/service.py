@@ -1,7 +1,8 @@
 """The asyncio adapter: owns the UDP sockets and the timer, feeds :class:`TransportCore`.
 
-Implements :class:`omerta_core.interfaces.transport.Transport` and
-:class:`~omerta_core.interfaces.transport.PacketPathHost`. All protocol
+Implements :class:`omerta_core.interfaces.transport.Transport`,
+:class:`~omerta_core.interfaces.transport.PacketPathHost` and
+:class:`~omerta_core.interfaces.transport.RestartableTransport`. All protocol
 decisions live in the core; this module moves datagrams, runs handlers and
 answers identify requests. Touches the UDP sockets it binds.
 """
@@ -33,6 +34,8 @@ from omerta_core.interfaces.transport import (
     PacketPath,
     PathState,
     RawDatagramHandler,
+    RestartListener,
+    TransportRestart,
 )
 from omerta_core.services import Claims
 from omerta_transport_udp.core import Connected, Delivered, Identified, PathRoute, RawDatagram, Settings, TransportCore
@@ -121,6 +124,7 @@ class UdpTransport:
         self._channel_owners = Claims("transport channel")
         self._early: defaultdict[str, deque[tuple[PeerId, bytes]]] = defaultdict(deque)
         self._raw_handlers: list[RawDatagramHandler] = []
+        self._restart_listeners: list[RestartListener] = []
         self._paths: dict[str, PacketPath] = {}
         self._identify_waiters: dict[bytes, asyncio.Future[PeerId]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -129,6 +133,8 @@ class UdpTransport:
         self._last_timer = float("-inf")
         self._drain_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Between start and stop (a restart may find the sockets closed, never the transport stopped).
+        self._running = False
         self.pinger: Pinger | None = None
 
     @property
@@ -139,26 +145,35 @@ class UdpTransport:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        port = self.port
-        for host in self.hosts:
-            sock = self._bind(host, port)
-            port = sock.getsockname()[1]
-            with contextlib.suppress(OSError):  # before Linux 5.0: one packet per read
-                sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
-                self._gro.add(sock)
-            self._loop.add_reader(sock.fileno(), self._readable, sock)
-            self._sockets.append(sock)
-            if sock.family == socket.AF_INET6:
-                self._v6 = self._v6 or sock
-                self._v6_dual = self._v6_dual or not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-            else:
-                self._v4 = self._v4 or sock
-        self.port = port
+        self._open(self.port)
+        self._running = True
         self.pinger = Pinger(self, self.log)
         for entry in self._configured_peers:
             peer_text, _, address = entry.partition("@")
             self.add_peer(PeerId(peer_text), [Endpoint.parse(address)] if address else [])
         self.log.info("udp transport listening", endpoints=[str(e) for e in self.local_endpoints()])
+
+    def _open(self, port: int) -> None:
+        """Bind a socket on every configured host (one port for all; 0 lets the first choose) and read them."""
+        assert self._loop is not None
+        try:
+            for host in self.hosts:
+                sock = self._bind(host, port)
+                port = sock.getsockname()[1]
+                with contextlib.suppress(OSError):  # before Linux 5.0: one packet per read
+                    sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
+                    self._gro.add(sock)
+                self._loop.add_reader(sock.fileno(), self._readable, sock)
+                self._sockets.append(sock)
+                if sock.family == socket.AF_INET6:
+                    self._v6 = self._v6 or sock
+                    self._v6_dual = self._v6_dual or not sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+                else:
+                    self._v4 = self._v4 or sock
+        except TransportError:
+            self._close_sockets()
+            raise
+        self.port = port
 
     def _bind(self, host: str, port: int) -> socket.socket:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -187,10 +202,19 @@ class UdpTransport:
         return sock
 
     async def stop(self) -> None:
+        self._running = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
             self._timer_at = float("inf")
+        self._close_sockets()
+        for waiter in self._identify_waiters.values():
+            waiter.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _close_sockets(self) -> None:
+        """Stop reading and close every socket; what waited for a full send buffer is dropped (and counted)."""
         for sock in self._sockets:
             if self._loop is not None:
                 self._loop.remove_reader(sock.fileno())
@@ -199,13 +223,51 @@ class UdpTransport:
         self._sockets.clear()
         self._gro.clear()
         self._no_gso.clear()
+        self.core.counters["dropped_send_backlog"] += len(self._backlog)
         self._backlog.clear()
         self._v4 = self._v6 = None
+        self._v6_dual = False
         self._addr_cache.clear()
-        for waiter in self._identify_waiters.values():
-            waiter.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+
+    async def restart(self, *, new_port: bool = False) -> TransportRestart:
+        """Close the sockets and reopen them, keeping every session; see :class:`RestartableTransport`.
+
+        The same port is taken again unless ``new_port`` is asked for or another program holds it
+        now; then the kernel picks a free one. Every peer with a session gets a fresh handshake
+        over every path at once (direct and packet paths), so peers whose NAT no longer lets our
+        packets in hear from us through a relay, and the listeners (a relay's allocations,
+        discovery's record) learn where we listen before that handshake's first retry.
+        """
+        if not self._running:
+            raise NotStartedError("the udp transport is not running")
+        before = tuple(self.local_endpoints())
+        self._close_sockets()
+        try:
+            self._open(0 if new_port else self.port)
+        except TransportError as exc:
+            if new_port:
+                raise
+            self.log.info("udp port taken while restarting; listening on a new one", port=self.port, error=str(exc))
+            self._open(0)
+        resumed = self.core.resume(time.monotonic())
+        result = TransportRestart(before, tuple(self.local_endpoints()), resumed)
+        self.core.counters["restarts"] += 1
+        self.log.info(
+            "udp transport restarted",
+            before=[str(e) for e in result.before],
+            after=[str(e) for e in result.after],
+            resumed=resumed,
+        )
+        for listener in list(self._restart_listeners):
+            try:
+                listener(result)
+            except Exception:
+                self.log.exception("restart listener failed")
+        self._schedule_drain()
+        return result
+
+    def on_restart(self, listener: RestartListener) -> None:
+        self._restart_listeners.append(listener)
 
     def _on_timer(self) -> None:
         self._timer = None
