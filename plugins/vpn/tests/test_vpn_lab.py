@@ -335,6 +335,37 @@ def test_a_transfer_survives_the_consumers_address_changing(rig: Rig, rented: An
     assert wait_until(lambda: rig.provider.call("udp.peers")["peers"][0]["route"].startswith(moved.wan_address), 60)
 
 
+@pytest.mark.parametrize("side", ["consumer", "provider"])
+def test_a_transfer_survives_a_transport_restart(rig: Rig, rented: Any, side: str) -> None:
+    """Roaming by restart: mid-transfer one side's transport closes its socket and opens another on a new
+    port, as a laptop's network stack does after sleep. Its NAT maps the new port anew and the other side's
+    filtering NAT drops what comes from it, so the session resumes through the relay, then a punch; the
+    guest's TCP only sees a pause, not a reset, and the node's session with its peer is the same one."""
+    _, gateway = rented
+    node, other = (rig.consumer, rig.provider) if side == "consumer" else (rig.provider, rig.consumer)
+
+    def handshakes() -> int:
+        return int(node.status()["services"]["transport"]["udp"]["counters"].get("handshakes_completed", 0))
+
+    peer_restarts = other.status()["services"]["transport"]["udp"]["counters"].get("peer_restarts", 0)
+    with blob_server(rig, gateway, 4 * BLOB_BYTES) as md5, ThreadPoolExecutor(1) as pool:
+        transfer = pool.submit(shell, gateway, FETCH, 300)
+        time.sleep(2)
+        before = handshakes()
+        restarted_at = time.monotonic()
+        result = node.call("transport.restart", {"new_port": True})
+        assert wait_until(lambda: handshakes() > before, 60), "the session was not resumed"
+        resumed_s = time.monotonic() - restarted_at
+        rc, out = transfer.result(timeout=330)
+    assert rc == 0 and md5 in out
+    assert result["moved"] and result["resumed"] >= 1 and result["after"] != result["before"]
+    print(f"{side} transport restarted: session resumed {resumed_s:.2f} s later ({result['before']} -> {result['after']})")
+    # the peer saw the same node come back, not a new incarnation (which would have reset the reliable channels)
+    assert other.status()["services"]["transport"]["udp"]["counters"].get("peer_restarts", 0) == peer_restarts
+    rc, out = shell(gateway, f"ping -c 2 -W 2 {SUBNET_GATEWAY}")
+    assert rc == 0, out
+
+
 def test_a_spoofed_source_mac_is_counted_reported_and_kills_the_vm(rig: Rig, rented: Any) -> None:
     vm_id, gateway = rented
     # the agent connection itself carries the spoofed frames; its answer never comes back
