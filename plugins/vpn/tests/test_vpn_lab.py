@@ -44,12 +44,10 @@ GATEWAY_WEB_PORT = 8000
 BLOB_BYTES = 2 * 1024 * 1024
 #: The consumer-gone timings for the crash test: paused after 6 s, deleted 6 s later.
 GRACE_S = 6.0
-#: From the spoofed frame to the teardown starting, and to the VM and its artefacts being gone.
+#: From the spoofed frame to the teardown starting, and to the VM and all its artefacts being gone, libvirt's
+#: record included (it goes once the killed QEMU is reaped: at once, since libvirtd runs under a subreaper).
 ROGUE_REACTION_S = 0.5
 ROGUE_GONE_S = 2.0
-#: ... and to libvirt forgetting the domain: its destroy returns once the killed QEMU is reaped, which
-#: this sandbox's PID 1 does 1.0-1.9 s late (measured; docs/vpn.md), so that record gets more time.
-LIBVIRT_FORGETS_S = 3.0
 SMALL_VM = {"image": "omk-test", "memory_mib": 128, "disk_gib": 1, "lease_seconds": 600}
 
 SNIFFER = """
@@ -377,10 +375,12 @@ def test_a_spoofed_source_mac_is_counted_reported_and_kills_the_vm(rig: Rig, ren
     assert events[0]["count"] == 1 and events[0]["action"] == "kill"
     assert wait_until(lambda: not any(vm["vm_id"] == vm_id for vm in rig.provider.call("vm.list")), 30)
     steps = {e["step"]: e["ts"] for e in lifecycle(rig) if e.get("vm_id") == vm_id}
-    # the tunnel acts at once; QEMU is killed, the TAP, namespace and files deleted within a few hundred ms
+    # the tunnel acts at once; QEMU is killed, the TAP, namespace and files deleted within a few hundred ms,
+    # and libvirt forgets the domain as soon as the dead QEMU is reaped
     assert steps["release"] - events[0]["at"] <= ROGUE_REACTION_S, (steps, events)
     assert steps["stopped"] - events[0]["at"] <= ROGUE_GONE_S, (steps, events)
-    assert steps["delete"] - events[0]["at"] <= LIBVIRT_FORGETS_S, (steps, events)
+    assert steps["delete"] - events[0]["at"] <= ROGUE_GONE_S, (steps, events)
+    print(f"spoofed frame -> stopped {steps['stopped'] - events[0]['at']:.3f} s, delete {steps['delete'] - events[0]['at']:.3f} s")
     assert not Path(f"/run/netns/omk-{vm_id}").exists() and not Path(rig.console_path(vm_id)).parent.exists()
     reported = wait_until(lambda: rig.consumer.call("vpn.rogue_events"), 30)
     assert reported and reported[0]["vm_id"] == vm_id and reported[0]["reason"] == "foreign-source-mac"
