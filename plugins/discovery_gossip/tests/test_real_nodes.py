@@ -197,3 +197,31 @@ def test_two_networks_on_the_same_nodes_never_leak_records(tmp_path: Path) -> No
             assert converged()
     finally:
         cluster.close()
+
+
+def test_a_transport_restarted_on_a_new_port_is_announced_at_once(tmp_path: Path) -> None:
+    """`omerta transport restart --new-port`: the node's own records name the new port as soon as the restart
+    returns (not at the next periodic check), and its peer sees it alive there, on the same session."""
+    cluster = LocalCluster(tmp_path)
+    try:
+        cluster.spawn("boot")
+        cluster.wait_ready(["boot"])
+        cluster.spawn("moved", bootstrap=(cluster.nodes["boot"].endpoint,))
+        cluster.wait_ready(["moved"])
+        moved = cluster.nodes["moved"]
+        wait_until(lambda: view(cluster, "boot").get(moved.peer_id, {}).get("liveness") == "alive")
+        result = cluster.call("moved", "transport.restart", {"new_port": True})
+        (new_endpoint,) = result["after"]
+        assert result["moved"] and result["before"] == [moved.endpoint] and new_endpoint != moved.endpoint
+        for network in cluster.gossip_status("moved")["networks"].values():
+            assert network["endpoints"] == [new_endpoint]
+
+        def seen_there() -> bool:
+            row = view(cluster, "boot").get(moved.peer_id)
+            return row is not None and row["liveness"] == "alive" and new_endpoint in row["endpoints"]
+
+        wait_until(seen_there, timeout=60)
+        counters = cluster.call("boot", "status")["services"]["transport"]["udp"]["counters"]
+        assert counters.get("peer_restarts", 0) == 0
+    finally:
+        cluster.close()

@@ -95,6 +95,25 @@ def test_packets_are_forwarded_unchanged_between_allocated_clients() -> None:
     ]
 
 
+def test_a_client_whose_socket_moved_reallocates_at_once_and_is_reached_there() -> None:
+    """The transport restarted on a new port: the relay moves the allocation after one challenge, before the
+    next refresh would have, and packets for the client go to its new endpoint."""
+    net, (alice, bob), _ = setup()
+    net.tick(0.0)
+    relay = net.relays[RELAY_AT]
+    del net.members[bob.endpoint]
+    bob.endpoint = Endpoint(bob.endpoint.host, 31000)
+    net.members[bob.endpoint] = bob
+    assert not bob.pool.poll(0.2)  # the next refresh is not due yet ...
+    bob.pool.reallocate(0.2)  # ... but the restart asks for one now
+    net.tick(0.2)
+    assert relay.by_peer[bob.identity.peer_id].endpoint == bob.endpoint
+    assert bob.pool.links[0].observed == bob.endpoint and bob.pool.counters["reallocations"] == 1
+    _, data = alice.pool.send(bob.identity.peer_id, b"\x14after-the-move", 0.3) or (None, b"")
+    net.deliver(alice.endpoint, RELAY_AT, data, 0.3)
+    assert bob.events[-1] == client.Delivered(relay.relay, alice.identity.peer_id, b"\x14after-the-move")
+
+
 def test_unallocated_senders_are_ignored_and_counted() -> None:
     net, (_alice, bob), _ = setup()
     net.tick(0.0)
