@@ -6,7 +6,9 @@ Touches what :class:`omerta_core.testing.NodeProcess` touches.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,12 @@ class UdpNode(NodeProcess):
         """The transport's current route to ``peer`` (``HOST:PORT`` or ``via relay``), if any."""
         rows = self.call("udp.peers")["peers"]
         return next((row.get("route") for row in rows if row.get("peer") == peer), None)
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    """Let the event loop run until ``condition()`` is true; an ``AssertionError`` after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import subprocess
@@ -12,6 +11,7 @@ import nacl.signing
 import pytest
 from omerta_transport_udp.errors import NotStartedError
 from omerta_transport_udp.service import UdpTransport
+from omerta_transport_udp.testing import wait_for
 
 from omerta_core.interfaces.common import Endpoint
 from omerta_core.interfaces.transport import RestartableTransport, TransportRestart
@@ -19,14 +19,6 @@ from omerta_core.interfaces.transport import RestartableTransport, TransportRest
 pytestmark = [pytest.mark.timeout(300)]
 
 MESSAGES = 300
-
-
-async def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def pair() -> tuple[UdpTransport, UdpTransport, list[bytes]]:

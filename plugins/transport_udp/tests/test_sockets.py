@@ -9,19 +9,12 @@ import nacl.signing
 import pytest
 from omerta_transport_udp.errors import IdentifyTimeoutError
 from omerta_transport_udp.service import UdpTransport
+from omerta_transport_udp.testing import wait_for
 
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.transport import Delivery, PacketPathHost, PathState, Transport
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300)]
-
-
-async def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def started(host: str = "::") -> UdpTransport:
