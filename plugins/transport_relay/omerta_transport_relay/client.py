@@ -128,10 +128,12 @@ class RelayPool:
         """This node's socket changed (its transport restarted): ask every relay for the allocation again now.
 
         The relay knows the allocation by the old source; the request from the new one is challenged
-        afresh and moves it, so packets for this node reach the new socket one round trip later.
+        afresh and moves it, so packets for this node reach the new socket one round trip later. What
+        each relay observed was the old socket's mapping: forgotten until it answers again.
         """
         for link in self.links:
             link.next_request = now
+            link.observed = None
         self.counters["reallocations"] += 1
 
     def link_at(self, endpoint: Endpoint) -> RelayLink | None:

@@ -193,8 +193,10 @@ class RelayService:
         self._loop.add_reader(sock.fileno(), self._other_readable)
 
     def _on_transport_restart(self, restart: TransportRestart) -> None:
-        """The transport reopened its socket: re-register with every relay now and punch anew without back-off."""
+        """The transport reopened its socket: re-register with every relay now, learn the NAT's mapping of the
+        new socket afresh, and punch anew without back-off."""
         self.pool.reallocate(time.monotonic())
+        self.classifier.moved()
         self.punches.moved()
         self._wake.set()
         self.log.info("re-registering with the relays", endpoints=[str(e) for e in restart.after])

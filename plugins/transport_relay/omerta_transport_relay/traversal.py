@@ -172,6 +172,19 @@ class NatClassifier:
         local = Endpoint(self.local_address_for(observer), local_port)
         self.observations[observer] = Observation(observer, local, mapped)
 
+    def moved(self) -> None:
+        """This node's socket changed (its transport restarted): every mapping seen was of the old socket.
+
+        Kept, the old port beside the new one from the same observer would read as endpoint-dependent
+        mapping and make every punch hopeless; so all is forgotten and learnt again at the next run.
+        """
+        self.observations.clear()
+        self._filter_results.clear()
+        self._stun = []
+        self._filter_probe = None
+        self._next_classify = 0.0
+        self._waiting_for_relay = False
+
     def _start_discovery(self, now: float, pool: client.RelayPool) -> list[Action]:
         """Ask the first healthy relay for a filtering probe from its second port (STUN waits for it)."""
         self._filter_results.clear()

@@ -150,3 +150,29 @@ def test_a_new_public_address_makes_the_classifier_forget_the_old_network() -> N
     pool.links[1].observed = Endpoint("198.18.9.3", 20001)
     classifier.classify(pool, 20001)
     assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT
+
+
+def test_a_restarted_transport_makes_the_classifier_learn_the_new_sockets_mapping() -> None:
+    """The transport reopened its socket on a new port: one relay reports the new mapping before the
+    other; mixing it with the old port read as endpoint-dependent mapping and made punching hopeless."""
+    from omerta_transport_relay import client  # noqa: PLC0415
+    from omerta_transport_relay.traversal import NatClassifier  # noqa: PLC0415
+
+    pool = client.RelayPool(A, lambda message: bytes(64))
+    for host in ("198.18.1.2", "198.18.2.2"):
+        pool.add_relay(B, Endpoint(host, 7700))
+    for link in pool.links:
+        link.observed = Endpoint("198.18.9.2", 20001)
+    classifier = NatClassifier([], lambda observer: "198.19.9.2", seeded_random(3))
+    classifier.tick(0.0, pool, 20001)
+    assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT
+    classifier.moved()
+    pool.reallocate(0.1)  # each relay reports the new socket's mapping when it answers
+    assert [link.observed for link in pool.links] == [None, None]
+    pool.links[0].observed = Endpoint("198.18.9.2", 31000)
+    classifier.classify(pool, 31000)
+    assert classifier.behaviour[0] is not NatMapping.ADDRESS_AND_PORT_DEPENDENT
+    assert classifier.next_deadline() <= 0.0  # the new socket's behaviour is learned at the next run
+    pool.links[1].observed = Endpoint("198.18.9.2", 31000)
+    classifier.classify(pool, 31000)
+    assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT
