@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from omerta_transport_relay import punch
-from omerta_transport_relay.traversal import Probe, PunchCoordinator, PunchFinished, SendSignal
+from omerta_transport_relay import client, punch
+from omerta_transport_relay.traversal import NatClassifier, Probe, PunchCoordinator, PunchFinished, SendSignal
 
 from omerta_core.identity import Identity
 from omerta_core.interfaces.common import Endpoint, PeerId
@@ -128,12 +128,8 @@ def test_malformed_signals_are_dropped_and_counted() -> None:
     assert coordinator.counters["dropped_malformed_signal"] == 1
 
 
-def test_a_new_public_address_makes_the_classifier_forget_the_old_network() -> None:
-    """Roaming: one observer sees the new public address before the others; mixing both read as
-    endpoint-dependent mapping ("symmetric"), which made every punch hopeless for five minutes."""
-    from omerta_transport_relay import client  # noqa: PLC0415
-    from omerta_transport_relay.traversal import NatClassifier  # noqa: PLC0415
-
+def classified_behind_one_nat() -> tuple[client.RelayPool, NatClassifier]:
+    """Two relays that both saw this node at 198.18.9.2:20001, and a classifier that learnt from them."""
     pool = client.RelayPool(A, lambda message: bytes(64))
     for host in ("198.18.1.2", "198.18.2.2"):
         pool.add_relay(B, Endpoint(host, 7700))
@@ -142,37 +138,34 @@ def test_a_new_public_address_makes_the_classifier_forget_the_old_network() -> N
     classifier = NatClassifier([], lambda observer: "198.19.9.2", seeded_random(3))
     classifier.tick(0.0, pool, 20001)
     assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT
-    assert classifier.next_deadline() > 100.0
-    pool.links[0].observed = Endpoint("198.18.9.3", 20001)  # the router was renumbered
-    classifier.classify(pool, 20001)
+    return pool, classifier
+
+
+def report_one_relay_after_the_other(pool: client.RelayPool, classifier: NatClassifier, mapped: Endpoint) -> None:
+    """The relays report ``mapped`` one after the other: never read as symmetric meanwhile, the NAT learnt
+    afresh at the classifier's next run, and endpoint-independent once both agree."""
+    pool.links[0].observed = mapped
+    classifier.classify(pool, mapped.port)
     assert classifier.behaviour[0] is not NatMapping.ADDRESS_AND_PORT_DEPENDENT
-    assert classifier.next_deadline() <= 0.0  # the new network's behaviour is learned at the next run
-    pool.links[1].observed = Endpoint("198.18.9.3", 20001)
-    classifier.classify(pool, 20001)
+    assert classifier.next_deadline() <= 0.0
+    pool.links[1].observed = mapped
+    classifier.classify(pool, mapped.port)
     assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT
+
+
+def test_a_new_public_address_makes_the_classifier_forget_the_old_network() -> None:
+    """Roaming: one observer sees the new public address before the others; mixing both read as
+    endpoint-dependent mapping ("symmetric"), which made every punch hopeless for five minutes."""
+    pool, classifier = classified_behind_one_nat()
+    assert classifier.next_deadline() > 100.0
+    report_one_relay_after_the_other(pool, classifier, Endpoint("198.18.9.3", 20001))  # the router was renumbered
 
 
 def test_a_restarted_transport_makes_the_classifier_learn_the_new_sockets_mapping() -> None:
     """The transport reopened its socket on a new port: one relay reports the new mapping before the
     other; mixing it with the old port read as endpoint-dependent mapping and made punching hopeless."""
-    from omerta_transport_relay import client  # noqa: PLC0415
-    from omerta_transport_relay.traversal import NatClassifier  # noqa: PLC0415
-
-    pool = client.RelayPool(A, lambda message: bytes(64))
-    for host in ("198.18.1.2", "198.18.2.2"):
-        pool.add_relay(B, Endpoint(host, 7700))
-    for link in pool.links:
-        link.observed = Endpoint("198.18.9.2", 20001)
-    classifier = NatClassifier([], lambda observer: "198.19.9.2", seeded_random(3))
-    classifier.tick(0.0, pool, 20001)
-    assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT
+    pool, classifier = classified_behind_one_nat()
     classifier.moved()
     pool.reallocate(0.1)  # each relay reports the new socket's mapping when it answers
     assert [link.observed for link in pool.links] == [None, None]
-    pool.links[0].observed = Endpoint("198.18.9.2", 31000)
-    classifier.classify(pool, 31000)
-    assert classifier.behaviour[0] is not NatMapping.ADDRESS_AND_PORT_DEPENDENT
-    assert classifier.next_deadline() <= 0.0  # the new socket's behaviour is learned at the next run
-    pool.links[1].observed = Endpoint("198.18.9.2", 31000)
-    classifier.classify(pool, 31000)
-    assert classifier.behaviour[0] is NatMapping.ENDPOINT_INDEPENDENT
+    report_one_relay_after_the_other(pool, classifier, Endpoint("198.18.9.2", 31000))
