@@ -42,6 +42,9 @@ from omerta_netlab.nodes import LabNode
 from omerta_rental import testing as rental_testing
 from omerta_vm_kvm.cli import sweep_offline
 from omerta_vm_kvm.guest_builder import build_test_guest
+from omerta_vm_kvm.network import link_exists as tap_exists
+from omerta_vm_kvm.network import tap_artefact
+from omerta_vm_kvm.service import tap_name
 
 from omerta_core.errors import OmertaError
 from omerta_core.testing import NodeStartError
@@ -111,10 +114,13 @@ def libvirt_netns() -> str:
 class RentalLab:
     """The lab, its eight nodes and their configuration; a context manager that removes everything."""
 
-    def __init__(self, workdir: Path, images_dir: Path, prefix: str = PREFIX) -> None:
+    def __init__(self, workdir: Path, images_dir: Path, prefix: str = PREFIX,
+                 settings: dict[str, dict[str, dict[str, Any]]] | None = None) -> None:  # fmt: skip
         self.workdir = workdir
         self.images_dir = images_dir
         self.prefix = prefix
+        #: Per node, per section, settings over the demo's (e.g. shorter timers for the failure tests).
+        self.settings = settings or {}
         self.lab: Lab | None = None
         self.nodes: dict[str, LabNode] = {}
         self.hosts: dict[str, Host] = {}
@@ -176,6 +182,8 @@ class RentalLab:
             sections["plugins.rental"].update(
                 {"images": [GUEST_IMAGE], "vcpus": 1, "memory_mib": 256, "disk_gib": 1, "price_per_hour": PRICE}
             )
+        for section, values in self.settings.get(name, {}).items():
+            sections.setdefault(section, {}).update(values)
         return sections
 
     def start(self, ready: Callable[[str], None] = lambda name: None) -> None:
@@ -195,12 +203,23 @@ class RentalLab:
             for section, values in self.config(name).items():
                 lines += [f"[{section}]", *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
             node.config_path.write_text("\n".join(lines) + "\n")
-        boot = f"{self.hosts['boot'].address}:{RELAY_PORT}"
         for name, node in self.nodes.items():
-            node.spawn(args=[] if name == "boot" else ["--bootstrap", boot])
+            node.spawn(args=self.node_args(name))
         for name, node in self.nodes.items():
             node.wait_ready()
             ready(name)
+
+    def node_args(self, name: str) -> list[str]:
+        """``omerta node`` arguments of ``name``: every node but the bootstrap names it."""
+        return [] if name == "boot" else ["--bootstrap", f"{self.hosts['boot'].address}:{RELAY_PORT}"]
+
+    def restart(self, name: str) -> None:
+        """Start ``name`` again with its state and configuration (after :meth:`LabNode.kill9`, a crash) and
+        wait until it and every other node know each other again."""
+        node = self.node(name)
+        node.stop()
+        node.spawn(args=self.node_args(name)).wait_ready()
+        wait_for(f"{name} to rejoin", self.converged, CONVERGE_TIMEOUT_S, every=0.5)
 
     def converged(self) -> bool:
         everyone = set(self.ids.values())
@@ -257,9 +276,11 @@ class RentalLab:
         return next((str(row.get("route")) for row in rows if row.get("peer") == self.ids[target]), "none")
 
     def leftovers(self, vm_id: str) -> list[str]:
-        """What is left of the VM anywhere: its domain, its artefacts, its namespace, the consumer's gateway."""
+        """What is left of the VM anywhere: its domain, artefacts, namespace and TAP, the consumer's gateway, and
+        any process naming it (QEMU, the gateway's helpers); a stopped node's own list is not asked."""
         left = []
-        if any(vm["vm_id"] == vm_id for vm in self.node("provider").call("vm.list")):
+        provider = self.node("provider")
+        if provider.running and any(vm["vm_id"] == vm_id for vm in provider.call("vm.list")):
             left.append("provider's vm.list")
         if (self.workdir / "provider" / "plugins" / "kvm" / "vms" / vm_id).exists():
             left.append("artefact directory")
@@ -268,8 +289,12 @@ class RentalLab:
         domains = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
                                  capture_output=True, text=True, check=False).stdout  # fmt: skip
         left += [f"libvirt domain {d}" for d in domains.split() if vm_id in d]
-        gateways = self.node("consumer").call("vpn.gateways")
-        left += [f"consumer gateway for {g['vm_id']}" for g in gateways if g.get("vm_id") == vm_id]
+        if tap_exists(tap_artefact(tap_name(vm_id), libvirt_netns())):
+            left.append(f"TAP {tap_name(vm_id)}")
+        if self.node("consumer").running:
+            gateways = self.node("consumer").call("vpn.gateways")
+            left += [f"consumer gateway for {g['vm_id']}" for g in gateways if g.get("vm_id") == vm_id]
+        left += [f"process {pid}: {line[:80]}" for pid, line in processes_naming(vm_id)]
         return left
 
     def remains(self) -> list[str]:
@@ -294,6 +319,22 @@ class RentalLab:
         if self.lab is not None:
             self.lab.close()
             self.lab = None
+
+
+def processes_naming(text: str) -> list[tuple[int, str]]:
+    """Every process whose command line holds ``text`` (a VM's QEMU, its consumer's gateway helpers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        line = " ".join(a.decode(errors="replace") for a in argv if a)
+        if text in line:
+            found.append((int(entry.name), line))
+    return found
 
 
 @dataclass

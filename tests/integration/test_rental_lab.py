@@ -10,61 +10,20 @@ failure; the test checks that too.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(900)]
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo_lab.py"
-
-
-def load_demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("demo_lab", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["demo_lab"] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = load_demo()
 #: The scene, what the tour saw, and every line the demo printed.
 Toured = tuple[Any, Any, list[str]]
 
 
 @pytest.fixture(scope="module")
-def toured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Toured]:
-    cache = os.environ.get("OMERTA_KVM_TEST_CACHE")
-    images = demo.build_test_guest(Path(cache) if cache else tmp_path_factory.mktemp("guest")).parent
-    said: list[str] = []
-
-    def say(line: str) -> None:
-        said.append(line)
-        print(line)
-
-    timeline = demo.Timeline(say=say)
-    # not under pytest's base directory: another pytest run resets its mode to 0700, locking nobody out
-    workdir = Path(tempfile.mkdtemp(prefix="omerta-rentallab-"))
-    logs = tmp_path_factory.mktemp("rentallab-logs")
-    try:
-        with demo.RentalLab(workdir, images, prefix="omrt") as scene:
-            demo.setup(scene, timeline)
-            result = demo.tour(scene, timeline)
-            yield scene, result, said
-        assert scene.remains() == [], "the lab left namespaces behind"
-    finally:
-        for log in workdir.glob("*.log"):
-            shutil.copy(log, logs)
-        shutil.rmtree(workdir)
+def toured(rental_lab: Any) -> Toured:
+    """The lab of ``conftest.rental_lab`` after the demo's tour."""
+    return rental_lab.scene, rental_lab.demo.tour(rental_lab.scene, rental_lab.timeline), rental_lab.said
 
 
 def test_the_command_output_comes_back_from_the_guest(toured: Toured) -> None:
@@ -88,9 +47,10 @@ def test_after_release_the_vm_and_its_artefacts_are_gone(toured: Toured) -> None
     assert not vms.exists() or not any(vms.iterdir())
 
 
-def test_both_parties_and_every_witness_agree_on_the_settlement(toured: Toured) -> None:
+def test_both_parties_and_every_witness_agree_on_the_settlement(toured: Toured, rental_lab: Any) -> None:
     scene, result, _ = toured
     split = result.settlement
+    demo = rental_lab.demo
     escrow = demo.PRICE * float(demo.LEASE_HOURS)
     assert split["settled"] and split["provider_payment"] + split["burn"] + split["refund"] == escrow
     assert split["duration_ms"] > 0 and split["refund"] > 0

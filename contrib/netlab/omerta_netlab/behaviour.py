@@ -66,6 +66,8 @@ class NatBehaviour(enum.Enum):
 TABLE4 = "omerta_nat"
 TABLE6 = "omerta_fw6"
 LOSS_TABLE = "omerta_loss"
+#: The table of a router's cut (:func:`cut_ruleset`).
+CUT_TABLE = "omerta_cut"
 
 
 def router_ruleset(behaviour: NatBehaviour, wan_ifname: str, wan_address: str) -> str:
@@ -171,6 +173,28 @@ table inet {loss_table(ifname)} {{
     chain ingress {{
         type filter hook prerouting priority raw; policy accept;
         iifname "{ifname}" numgen random mod 1000 < {per_mille} drop
+    }}
+}}
+"""
+
+
+def cut_ruleset(addresses: list[str], addresses6: list[str]) -> str:
+    """Drop every packet a router forwards to or from these addresses, established flows included.
+
+    Its own table, hooked before the NAT's filter: a drop in any base chain is final, so the NAT's
+    rules and mappings stay exactly as they were and the cut is undone by deleting the table.
+    """
+    rules = []
+    for family, listed in (("ip", addresses), ("ip6", addresses6)):
+        if listed:
+            targets = ", ".join(listed)
+            rules += [f"{family} saddr {{ {targets} }} drop", f"{family} daddr {{ {targets} }} drop"]
+    body = "\n        ".join(rules)
+    return f"""
+table inet {CUT_TABLE} {{
+    chain forward {{
+        type filter hook forward priority filter - 10; policy accept;
+        {body}
     }}
 }}
 """

@@ -33,8 +33,10 @@ from pyroute2 import NetNS, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from omerta_netlab.behaviour import (
+    CUT_TABLE,
     TABLE4,
     NatBehaviour,
+    cut_ruleset,
     ipv4_ruleset,
     loss_ruleset,
     loss_table,
@@ -225,6 +227,27 @@ class Lab:
         self.flush_conntrack(rebound)
         return rebound
 
+    def cut(self, router: Router, *others: Host | Router) -> None:
+        """Partition: ``router`` forwards nothing more between its hosts and ``others`` (either way).
+
+        Flows already set up are cut too; the NAT's mappings stay as they were. The addresses are
+        the ones ``others`` have on the internet (a router's WAN address stands for every host
+        behind it). A second cut of the same router replaces the first; :meth:`mend` undoes it.
+        """
+        current = self.routers.get(router.name)
+        if current is None:
+            raise LabError(f"the lab has no router called {router.name!r}")
+        if not others:
+            raise LabError("a cut needs something to cut the router from")
+        addresses = [self._internet_address(o) for o in others]
+        self.mend(current)
+        self._nft(current.netns, cut_ruleset([a for a, _ in addresses], [a6 for _, a6 in addresses]))
+
+    def mend(self, router: Router) -> None:
+        """Undo :meth:`cut` on ``router`` (nothing happens when it has none)."""
+        subprocess.run(["ip", "netns", "exec", router.netns, "nft", "delete", "table", "inet", CUT_TABLE],
+                       capture_output=True, check=False)  # fmt: skip
+
     # -- using ----------------------------------------------------------------
 
     def command(self, node: Host | Router | str, argv: Sequence[str]) -> list[str]:
@@ -345,6 +368,15 @@ class Lab:
             node.route("add", dst="0.0.0.0/0", gateway=f"198.18.{link}.1")
             node.route("add", dst="::/0", gateway=f"fd00::{link:x}:0:0:0:1")
         return link
+
+    def _internet_address(self, node: Host | Router) -> tuple[str, str]:
+        """The IPv4 and IPv6 address ``node``'s packets carry on the internet."""
+        if isinstance(node, Host):
+            node = node.router or node
+        if isinstance(node, Router):
+            current = self.routers.get(node.name, node)
+            return current.wan_address, current.wan_address6
+        return node.address, node.address6
 
     def _uplink_peer(self, node: Host | Router) -> tuple[str, str]:
         """The namespace and interface at the other end of ``node``'s uplink."""

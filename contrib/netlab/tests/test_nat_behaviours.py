@@ -143,3 +143,21 @@ def test_rebinding_moves_the_router_to_a_new_public_address(lab: Lab, reflectors
     assert not receives(sock)
     reflectors[2].send_from_here((rebound.wan_address, port))
     assert receives(sock)
+
+
+def test_a_cut_partitions_a_router_from_a_host_until_mended(lab: Lab, reflectors: list[Reflector]) -> None:
+    router = lab.add_nat("nat", NatBehaviour.PORT_RESTRICTED)
+    host = lab.add_host("host", router)
+    sock = lab.udp_socket(host)
+    sock.settimeout(0.5)
+    mapped = observe(sock, reflectors[0])
+    lab.cut(router, lab.hosts["refl_a"])
+    # both directions of the established flow are gone, and so is a new one to the same host
+    reflectors[0].send_from_here(mapped)
+    assert not receives(sock)
+    sock.sendto(b"probe", reflectors[1].address)
+    assert not receives(sock)
+    assert observe(sock, reflectors[2])[0] == router.wan_address, "hosts not named stay reachable"
+    lab.mend(router)
+    assert observe(sock, reflectors[0]) == mapped, "mended, the same mapping carries the flow again"
+    lab.mend(router)  # mending twice is harmless
