@@ -75,9 +75,14 @@ class Scene:
 
         return dict(self.demo.wait_for(f"rental {rental[:12]} to settle", settled, END_TIMEOUT_S, every=1.0))
 
-    def wait_reachable(self) -> None:
-        """After a cut: until the consumer sees the provider's offer again (gossip found it alive)."""
-        self.demo.wait_for("the provider's offer again", lambda: self.call("consumer", "rental.offers"), 60, every=1.0)
+    def wait_offered(self) -> None:
+        """Until the consumer sees the provider's offer with room for a rental (after a cut: gossip found it alive
+        again, and it holds no lease)."""
+        want = {"image": IMAGE, "vcpus": 1, "memory_mib": 128}
+        self.demo.wait_for("the provider's offer", lambda: self.call("consumer", "rental.offers", want), 60, every=1.0)
+
+    def provider_holds_no_lease(self) -> bool:
+        return all(r["outcome"] is not None for r in self.call("provider", "rental.list"))
 
     def balances(self) -> dict[str, Any]:
         return dict(self.call("boot", "ledger.balance")["balances"])
@@ -111,7 +116,7 @@ class Scene:
 @pytest.fixture(scope="module")
 def scene(rental_lab: Any) -> Scene:
     made = Scene(rental_lab)
-    made.demo.wait_for("the provider's offer", lambda: made.call("consumer", "rental.offers"), 60)
+    made.wait_offered()
     return made
 
 
@@ -122,7 +127,7 @@ def refused(scene: Scene, args: list[str], reason: str) -> None:
     error = done.stderr.strip().splitlines()
     assert len(error) == 1 and reason in error[0], done.stderr
     assert scene.locked() == 0
-    assert scene.call("provider", "vm.list") == []
+    assert scene.call("provider", "vm.list") == [] and scene.provider_holds_no_lease()
 
 
 @pytest.mark.parametrize(
@@ -132,7 +137,7 @@ def refused(scene: Scene, args: list[str], reason: str) -> None:
         (["--image", IMAGE, "--cpu", "4"], "refused: this provider offers 1 free vCPUs, not 4"),
         (["--image", IMAGE, "--hours", "49"], "refused: this provider leases at most 48 h"),
         # 30 h at 3,600 an hour is 108,000: more than the 100,000 the consumer was given
-        (["--image", IMAGE, "--hours", "30"], "escrow lock failed"),
+        (["--image", IMAGE, "--hours", "30"], "escrow lock failed: this node holds "),
     ],
     ids=["unknown-image", "over-the-vcpus", "over-the-longest-lease", "without-the-funds"],
 )
@@ -147,7 +152,9 @@ def test_a_provider_that_vanished_after_its_offer_is_a_clear_error(scene: Scene)
     with scene.cut("pnat", "cnat", "boot", *scene.lab.witnesses):
         refused(scene, ["--provider", offers[0]["provider"], "--image", IMAGE],
                 "the provider did not answer within 20 s (gone?)")  # fmt: skip
-    scene.wait_reachable()
+    # back, the provider may still get the request; the consumer's release right behind it ends it at once
+    scene.wait_offered()
+    assert scene.provider_holds_no_lease()
 
 
 def test_a_top_up_extends_the_lease_and_then_it_runs_out(scene: Scene) -> None:
@@ -180,7 +187,7 @@ def test_a_partition_longer_than_the_grace(scene: Scene) -> None:
         assert time.monotonic() - cut_at >= GRACE_S
         # the provider ends the lease by the same rule on its side, and deletes the VM
         scene.demo.wait_for("the provider to delete the VM", lambda: not scene.lab.leftovers(vm_id), GONE_TIMEOUT_S)
-    scene.wait_reachable()
+    scene.wait_offered()
     assert_billed_until(final["settlement"], cut_at - asked)
     scene.assert_gone_and_agreed(vm_id, before, final["settlement"], ESCROW)
 

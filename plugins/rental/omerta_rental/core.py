@@ -609,7 +609,10 @@ class ConsumerCore:
         actions: list[Action] = []
         for r in list(self.rentals.values()):
             if r.state is ConsumerState.REQUESTED and now >= r.since + t.answer_timeout_s:
-                actions += self._fail(r, f"the provider did not answer within {t.answer_timeout_s:.0f} s (gone?)")
+                # the request may still arrive (a partition heals): the release keeps the provider from holding
+                # capacity for a consumer that has given up
+                actions += self._fail(r, f"the provider did not answer within {t.answer_timeout_s:.0f} s (gone?)",
+                                      [Send(r.provider, Release(r.rental))])  # fmt: skip
             elif r.state is ConsumerState.WAITING_VM and now >= r.since + t.ready_timeout_s:
                 reason = f"the VM was not ready within {t.ready_timeout_s:.0f} s"
                 actions += [Send(r.provider, Release(r.rental)), *self._settle(r, reason, 0)]

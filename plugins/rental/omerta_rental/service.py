@@ -495,6 +495,12 @@ class RentalService:
     # -- consumer actions ----------------------------------------------------------------------
 
     async def _lock(self, action: LockEscrow) -> None:
+        available = self.ledger.balance(self.node.peer_id)
+        if available < action.amount:  # the witnesses would only say "lock_rejected"
+            reason = (f"this node holds {available} and the lease needs {action.amount} "
+                      "(see `omerta ledger balance`; ask for fewer --hours)")  # fmt: skip
+            self._run(self.consumer.lock_done(action.rental, False, "", reason, self._now()))
+            return
         result = await self.ledger.lock_escrow(action.provider, action.amount)
         record = self.records.get(action.rental)
         if record is not None:

@@ -54,12 +54,14 @@ class Wire:
     consumer: ConsumerCore = field(default_factory=lambda: ConsumerCore(TIMING))
     now: float = 1000.0
     side_effects: list[Action] = field(default_factory=list)
-    cut: bool = False  # a partition: messages are lost both ways
+    cut: bool = False  # a partition: messages are held both ways (the transport retries them)
+    held: list[Send] = field(default_factory=list)
 
     def run(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
                 if self.cut:
+                    self.held.append(action)
                     continue
                 message = decode(encode(action.message))
                 if action.peer == PROVIDER:
@@ -68,6 +70,12 @@ class Wire:
                     self.run(self.consumer.receive(PROVIDER, message, self.now))
             else:
                 self.side_effects.append(action)
+
+    def heal(self) -> None:
+        """The partition ends: what the transport held arrives, in order."""
+        self.cut = False
+        held, self.held = self.held, []
+        self.run(list(held))
 
     def taken(self, kind: type) -> list[Action]:
         found = [a for a in self.side_effects if isinstance(a, kind)]
@@ -255,6 +263,11 @@ def test_a_provider_that_never_answers_fails_the_request_without_a_lock() -> Non
     assert wire.taken(LockEscrow) == []
     (finished,) = wire.taken(Finished)
     assert isinstance(finished, Finished) and "did not answer" in finished.outcome
+    # the request arrives when the cut heals, and the release the consumer sent when it gave up right after it:
+    # the provider holds no capacity for a consumer that is gone
+    wire.heal()
+    wire.run(wire.provider.decided(RENTAL, True, "", PRICE, 0, wire.now))
+    assert wire.provider.leases == {}
 
 
 def test_a_price_above_the_consumers_maximum_is_not_locked() -> None:
