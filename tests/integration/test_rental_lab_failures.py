@@ -29,8 +29,9 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(1200)]
 #: Silence that ends a lease (the demo's is 10 s); the heartbeat stays the demo's 1 s.
 GRACE_S = 6.0
 LAB_SETTINGS = {
-    # 48 h leases, so that a lease longer than the consumer's funds is refused by the ledger, not by admission
-    "provider": {"plugins.rental": {"grace_s": GRACE_S, "max_lease_h": 48}},
+    # 48 h leases, so that a lease longer than the consumer's funds is refused by the ledger, not by admission;
+    # the rental asks the hypervisor for a VM of the longest lease, so kvm's limit goes up with it
+    "provider": {"plugins.rental": {"grace_s": GRACE_S, "max_lease_h": 48}, "plugins.kvm": {"max_lease_s": 48 * 3600}},
     "consumer": {"plugins.rental": {"grace_s": GRACE_S}},
 }
 IMAGE = "omk-test"
