@@ -172,8 +172,9 @@ def test_a_top_up_extends_the_lease_and_then_it_runs_out(scene: Scene) -> None:
     final = scene.outcome(rental)
     assert final["outcome"] == "expired", final
     split = final["settlement"]
-    # expiry bills exactly the paid time (44 s), the top-up's included: nothing is refunded
-    assert split["duration_ms"] >= 43_000 and split["refund"] == 0, split
+    # expiry bills the paid time (44 s), the top-up's included, as the witnesses attested it: their session
+    # starts a few milliseconds after ready, so at most the last unit may come back
+    assert split["duration_ms"] >= 43_000 and split["refund"] <= 1, split
     scene.assert_gone_and_agreed(vm_id, before, split, 44)
 
 
