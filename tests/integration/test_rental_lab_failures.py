@@ -85,6 +85,10 @@ class Scene:
     def provider_holds_no_lease(self) -> bool:
         return all(r["outcome"] is not None for r in self.call("provider", "rental.list"))
 
+    def step(self, rental: str, step: str) -> bool:
+        """Whether the consumer's rental has been through ``step``."""
+        return any(e["step"] == step for e in self.call("consumer", "rental.show", {"rental": rental})["events"])
+
     def balances(self) -> dict[str, Any]:
         return dict(self.call("boot", "ledger.balance")["balances"])
 
@@ -164,11 +168,7 @@ def test_a_top_up_extends_the_lease_and_then_it_runs_out(scene: Scene) -> None:
     topped = scene.lab.omerta("consumer", "vm", "topup", rental, "--hours", "0.006")
     assert topped.returncode == 0 and "escrow now 44" in topped.stdout, topped.stdout + topped.stderr
 
-    def extended() -> bool:
-        events = scene.call("consumer", "rental.show", {"rental": rental})["events"]
-        return any(e["step"] == "extended" for e in events)
-
-    scene.demo.wait_for("the extension", extended, 30)
+    scene.demo.wait_for("the extension", lambda: scene.step(rental, "extended"), 30)
     final = scene.outcome(rental)
     assert final["outcome"] == "expired", final
     split = final["settlement"]
@@ -184,20 +184,23 @@ def test_a_partition_longer_than_the_grace(scene: Scene) -> None:
     # the direct path, both ways, in both routers; and the provider's way to the relay, or the mesh routes around
     with scene.cut("pnat", "cnat", "boot"), scene.cut("cnat", "pnat"):
         cut_at = time.monotonic()
-        final = scene.outcome(rental)
-        assert final["outcome"] == "lost heartbeats", final
-        # the provider ends the lease by the same rule on its side, and deletes the VM
-        scene.demo.wait_for("the provider to delete the VM", lambda: not scene.lab.leftovers(vm_id), GONE_TIMEOUT_S)
+        # each side ends the lease on its own: the consumer detaches its gateway, the provider deletes the VM
+        scene.demo.wait_for("the consumer to end the lease", lambda: scene.step(rental, "ended"), END_TIMEOUT_S)
+        scene.demo.wait_for("the VM to be deleted", lambda: not scene.lab.leftovers(vm_id), GONE_TIMEOUT_S)
+    final = scene.outcome(rental)
+    assert final["outcome"] == "lost heartbeats", final
     scene.wait_offered()
-    assert_billed_until(final["settlement"], cut_at - asked)
+    # the provider, cut off from its consumer only, had the witnesses attest the VM's run up to its end of the
+    # lease, the grace included; they refuse the consumer's own figure, which then settles theirs after the cut
+    assert_billed_until(final["settlement"], cut_at - asked + GRACE_S)
     scene.assert_gone_and_agreed(vm_id, before, final["settlement"], ESCROW)
 
 
 def assert_billed_until(split: dict[str, Any], seconds: float) -> None:
-    """Billed at most ``seconds`` (since the request: the guest was ready later) plus a heartbeat in flight, and
-    refunded the rest: the grace after the last heartbeat heard is billed to nobody."""
-    assert split["duration_ms"] <= (seconds + 2) * 1000, split
-    assert split["refund"] >= ESCROW - (seconds + 2), split
+    """Billed at most ``seconds`` (counted from the request: the guest was ready later) and a little slack for
+    a heartbeat in flight and a loaded host, and refunded the rest."""
+    assert split["duration_ms"] <= (seconds + 3) * 1000, split
+    assert split["refund"] >= ESCROW - (seconds + 3), split
 
 
 def test_kill_9_of_the_provider_mid_lease(scene: Scene) -> None:

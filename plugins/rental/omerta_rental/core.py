@@ -225,6 +225,8 @@ class ProviderLease:
 
 #: Ended leases a provider remembers, so a consumer that restarts after a crash learns what it owes.
 ENDED_KEPT = 256
+#: The settlement's failure when the witnesses attested another duration than the one asked for (spec 02).
+DURATION_REFUSED = "witnesses_refused_duration"
 
 
 class ProviderCore:
@@ -454,6 +456,9 @@ class Rental:
     billable_ms: int = 0
     #: Resumed after a crash: the provider's witness-capped figure wins over the (possibly stale) journal.
     resumed: bool = False
+    #: The witnesses refused this side's own figure (they attested another): only the provider's ``ended``,
+    #: which carries theirs, can settle now.
+    awaiting_attested: bool = False
 
 
 class ConsumerCore:
@@ -597,10 +602,22 @@ class ConsumerCore:
         r.total = total
         return [Send(r.provider, ToppedUp(rental, total)), Report(rental, "topped up", f"escrow now {total}")]
 
-    def settled(self, rental: str, ok: bool, text: str, now: float) -> list[Action]:
-        r = self.rentals.pop(rental, None)
+    def settled(self, rental: str, ok: bool, text: str, now: float, reason: str | None = None) -> list[Action]:
+        """The settlement's outcome; ``reason`` is the ledger's failure reason.
+
+        A lease that ended on lost heartbeats settles this side's own figure, but when the provider was cut off
+        only from this consumer (a partition) it has had the witnesses attest the VM's duration, and they
+        refuse any other (:data:`DURATION_REFUSED`). Then the rental waits for the provider's ``ended``, which
+        carries the attested figure: ``release`` asks for it (the provider keeps it) when the path is back."""
+        r = self.rentals.get(rental)
         if r is None:
             return []
+        if not ok and reason == DURATION_REFUSED and not r.awaiting_attested:
+            r.state, r.since, r.awaiting_attested = ConsumerState.RELEASING, now, True
+            return [Report(rental, "settlement refused", f"the witnesses attested another duration than "
+                                                         f"{r.billable_ms} ms; asking the provider for theirs"),
+                    Send(r.provider, Release(rental))]  # fmt: skip
+        del self.rentals[rental]
         step = "settled" if ok else "settlement failed"
         return [Report(rental, step, text), Finished(rental, r.end_reason)]
 
@@ -627,6 +644,9 @@ class ConsumerCore:
                 elif now >= r.last_sent + t.heartbeat_s:
                     r.last_sent = now
                     actions.append(Send(r.provider, Heartbeat(r.rental)))
+            elif r.state is ConsumerState.RELEASING and now >= r.since + t.release_timeout_s and r.awaiting_attested:
+                r.since = now  # only the attested figure settles: keep asking for it
+                actions.append(Send(r.provider, Release(r.rental)))
             elif r.state is ConsumerState.RELEASING and now >= r.since + t.release_timeout_s:
                 actions += self._settle(r, f"{r.end_reason} (the provider did not confirm)", r.billable_ms,
                                         detach=r.ready_at is not None)  # fmt: skip

@@ -571,4 +571,4 @@ class RentalService:
             if result.settled
             else str(result.failure_reason)
         )
-        self._run(self.consumer.settled(action.rental, result.settled, text, self._now()))
+        self._run(self.consumer.settled(action.rental, result.settled, text, self._now(), result.failure_reason))

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 from omerta_rental import billing
 from omerta_rental.core import (
+    DURATION_REFUSED,
     Action,
     Admit,
     AttachVpn,
@@ -223,6 +224,30 @@ def test_a_partition_ends_the_lease_on_both_sides_with_the_same_rule() -> None:
     provider_billable = billing.billable_ms(lease.ready_at, lease.end_at, lease.paid_ms)
     assert abs(settle.billable_ms - provider_billable) <= TIMING.heartbeat_s * 1000
     assert settle.billable_ms <= 20_000 + TIMING.heartbeat_s * 1000
+
+
+def test_a_partition_settles_the_attested_duration_once_the_provider_is_back() -> None:
+    """The provider, cut off from the consumer only, had the witnesses attest the VM's duration; they refuse the
+    consumer's own figure, and the consumer settles theirs, from the provider's ``ended``, after the cut."""
+    wire = Wire()
+    wire.to_ready()
+    wire.advance(20)
+    wire.cut = True
+    wire.advance(TIMING.grace_s + 1)
+    (own,) = wire.taken(Settle)
+    (delete,) = wire.taken(DeleteVm)
+    assert isinstance(own, Settle) and isinstance(delete, DeleteVm)
+    attested = own.billable_ms + 7_000  # the witnesses saw the VM run until the provider ended it
+    wire.run(wire.provider.vm_deleted(RENTAL, attested, wire.now))
+    wire.run(wire.consumer.settled(RENTAL, False, DURATION_REFUSED, wire.now, DURATION_REFUSED))
+    assert wire.taken(Finished) == [Finished(RENTAL, "lost heartbeats")]  # the provider's; the consumer waits
+    wire.advance(TIMING.release_timeout_s + 1)  # however long the cut lasts, it never settles its own figure again
+    assert wire.taken(Settle) == []
+    wire.heal()
+    (settle,) = wire.taken(Settle)
+    assert isinstance(settle, Settle) and settle.billable_ms == attested
+    wire.run(wire.consumer.settled(RENTAL, True, "settled", wire.now))
+    assert wire.taken(Finished) == [Finished(RENTAL, "lost heartbeats")] and wire.consumer.rentals == {}
 
 
 def test_a_vanished_provider_refunds_everything_after_the_last_heartbeat() -> None:
