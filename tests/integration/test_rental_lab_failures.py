@@ -8,7 +8,7 @@ open, and one settlement that the consumer's, the provider's and every witness's
 
 - refusals (no guest boots): an unknown image, a request over the provider's limits, a lease the consumer
   cannot pay for, a provider that vanished after its offer: each one line, no lock, no VM;
-- a top-up extends the lease, which then runs out: the whole escrow is spent, nothing refunded;
+- a top-up extends the lease, which then runs out: the escrow is spent (as attested: at most a unit back);
 - kill -9 of the provider mid-lease: the consumer settles up to the last heartbeat and is refunded the
   rest; the provider's next start reclaims the VM;
 - a partition between provider and consumer longer than the grace: the lab's routers drop everything
