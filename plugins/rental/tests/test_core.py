@@ -211,14 +211,21 @@ def test_a_silent_consumer_is_billed_to_its_last_heartbeat_not_the_grace() -> No
     assert wire.provider.leases[RENTAL].end_at == last
 
 
-def test_a_partition_ends_the_lease_on_both_sides_with_the_same_rule() -> None:
+def partitioned(after_s: float) -> tuple[Wire, Settle]:
+    """A lease cut ``after_s`` after ready for longer than the grace, and the consumer's own settlement."""
     wire = Wire()
     wire.to_ready()
-    wire.advance(20)
+    wire.advance(after_s)
     wire.cut = True
     wire.advance(TIMING.grace_s + 1)
     (settle,) = wire.taken(Settle)
-    assert isinstance(settle, Settle) and settle.session == SESSION
+    assert isinstance(settle, Settle)
+    return wire, settle
+
+
+def test_a_partition_ends_the_lease_on_both_sides_with_the_same_rule() -> None:
+    wire, settle = partitioned(20)
+    assert settle.session == SESSION
     lease = wire.provider.leases[RENTAL]
     assert lease.end_reason == "lost heartbeats"
     provider_billable = billing.billable_ms(lease.ready_at, lease.end_at, lease.paid_ms)
@@ -229,14 +236,9 @@ def test_a_partition_ends_the_lease_on_both_sides_with_the_same_rule() -> None:
 def test_a_partition_settles_the_attested_duration_once_the_provider_is_back() -> None:
     """The provider, cut off from the consumer only, had the witnesses attest the VM's duration; they refuse the
     consumer's own figure, and the consumer settles theirs, from the provider's ``ended``, after the cut."""
-    wire = Wire()
-    wire.to_ready()
-    wire.advance(20)
-    wire.cut = True
-    wire.advance(TIMING.grace_s + 1)
-    (own,) = wire.taken(Settle)
+    wire, own = partitioned(20)
     (delete,) = wire.taken(DeleteVm)
-    assert isinstance(own, Settle) and isinstance(delete, DeleteVm)
+    assert isinstance(delete, DeleteVm)
     attested = own.billable_ms + 7_000  # the witnesses saw the VM run until the provider ended it
     wire.run(wire.provider.vm_deleted(RENTAL, attested, wire.now))
     wire.run(wire.consumer.settled(RENTAL, False, DURATION_REFUSED, wire.now, DURATION_REFUSED))
