@@ -402,7 +402,7 @@ class ProviderCore:
         if amount < lease.total:
             return f"escrow {lease.session[:12]} holds {amount}, less than the {lease.total} admitted"
         if hourly_rate != lease.price_per_hour:
-            return f"escrow {lease.session[:12]} signs a rate of {hourly_rate}/h, not the {lease.price_per_hour}/h admitted"
+            return f"escrow {lease.session[:12]} signs {hourly_rate}/h, not the {lease.price_per_hour}/h admitted"
         if any(other.session == lease.session for other in self.leases.values() if other is not lease):
             return f"escrow {lease.session[:12]} already pays for another lease"
         return None

@@ -284,7 +284,9 @@ class OmtLedger:
         runner = self._runner()
         try:
             session_id = bytes.fromhex(session)
-            if session_id not in self.ledger.store.state(self.ledger.me).payments:  # the consumer may have settled meanwhile: its chain then pays this node on sync
+            if (
+                session_id not in self.ledger.store.state(self.ledger.me).payments
+            ):  # the consumer may have settled meanwhile: its chain then pays this node on sync
                 consumer = _consumer_of(self.ledger.store, session_id)
                 if consumer is not None:
                     await self.sync_all([consumer])

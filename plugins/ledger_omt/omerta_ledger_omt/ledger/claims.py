@@ -89,7 +89,11 @@ def session_facts(store: ChainStore, me: str, session_id: bytes, key: str) -> An
     if key == "attested_at":
         for block in reversed(store.blocks(me)):
             payload = block.payload
-            if block.kind == BlockKind.VERIFICATION and payload["session_id"] == session_id and "duration_ms" in payload:
+            if (
+                block.kind == BlockKind.VERIFICATION
+                and payload["session_id"] == session_id
+                and "duration_ms" in payload
+            ):
                 return block.time_ms / 1000.0
         return None
     if key == "payment_claimed":

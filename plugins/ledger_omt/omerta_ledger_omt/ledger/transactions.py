@@ -683,7 +683,7 @@ class TransactionRunner:
             return None
         block = self.ledger.append(BlockKind.ESCROW_SETTLE, {"settlement": closure.settlement}, self.now_ms())
         self.written[(session, "BALANCE_UNLOCK")] = block.ref
-        settlement = closure.settlement["settlement"] if "settlement" in closure.settlement else {}
+        settlement = closure.settlement.get("settlement", {})
         self.log.info("provider's claim adopted", session=session[:12], peer=lock.provider[:12], block=block.ref)
         return {
             "session": session,

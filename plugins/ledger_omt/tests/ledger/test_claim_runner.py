@@ -73,7 +73,9 @@ async def forged_claim(runner: TransactionRunner, session: str, **overrides: Any
         "request_signature": signed["signature"],
     } | overrides
     runner.tables[SETTLE_CHANNEL].instances.pop((session, "Provider"), None)
-    _, actions = runner.engine.open(SETTLE_CHANNEL, "Provider", "claim", inputs, runner.now_ms() / 1000, session=session)
+    _, actions = runner.engine.open(
+        SETTLE_CHANNEL, "Provider", "claim", inputs, runner.now_ms() / 1000, session=session
+    )
     instance = await runner.follow(SETTLE_CHANNEL, session, "Provider", actions, SETTLE_DONE, TIMEOUT_S)
     return {"state": instance.state, "failure_reason": instance.store.get("failure_reason")}
 
