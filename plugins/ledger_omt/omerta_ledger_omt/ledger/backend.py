@@ -573,9 +573,10 @@ class OmtLedger:
 
 
 def _consumer_of(store: ChainStore, session_id: bytes) -> str | None:
-    """The consumer of the open lock ``session_id`` on a chain held here, or None."""
+    """The consumer of lock ``session_id`` (open or settled) on a chain held here, or None."""
     for owner in store.owners():
-        if session_id in store.state(owner).locks:
+        state = store.state(owner)
+        if session_id in state.locks or session_id in state.settled:
             return owner
     return None
 
