@@ -319,8 +319,13 @@ def transfer_command(peer: str, amount: int, state_dir: Path | None, as_json: bo
 @ledger_group.command(name="lock")
 @click.argument("provider")
 @click.argument("amount", type=click.IntRange(min=1))
-@click.option("--rate", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Hourly rate agreed with the provider, signed in the request (a claim may name it).")
+@click.option(
+    "--rate",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Hourly rate agreed with the provider, signed in the request (a claim may name it).",
+)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the witnesses.")
 @state_dir_option
 @json_option
