@@ -337,7 +337,7 @@ def test_kill_9_of_the_consumer_mid_lease(cluster: Cluster) -> None:
     final = outcome(cluster, rental)
     assert {k: final["settlement"][k] for k in ("duration_ms", "provider_payment", "burn", "refund")} == {
         k: split[k] for k in ("duration_ms", "provider_payment", "burn", "refund")
-    }, final
+    }, f"{final['settlement']} {final['events'][-3:]}"
     [settle] = escrow_blocks(cluster, "consumer", "escrow_settle", session)
     assert settle["payload"]["settlement"] == claim["payload"]["settlement"], "one settlement, not two"
     assert_gone_and_agreed(cluster, PRICE)

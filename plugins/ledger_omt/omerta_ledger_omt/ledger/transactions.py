@@ -90,8 +90,10 @@ MIN_TICK_GAP_S = 0.01
 #: Seconds ``settle`` waits for spec 02 to end: its report and signature timeouts are 30 s and 180 s.
 SETTLE_WAIT_S = 240.0
 
-#: Seconds a consumer settling a lock spends fetching its provider's chain first, to find a claim of it.
-CLAIM_LOOKUP_TIMEOUT_S = 2.0
+#: Seconds a consumer settling a lock spends fetching its provider's chain first, to find a claim of it (a
+#: provider that is gone has no claim to find; one that is up answers in well under a second). If spec 02 then
+#: fails, it looks again for CATCH_UP_TIMEOUT_S.
+CLAIM_LOOKUP_TIMEOUT_S = 5.0
 
 #: Outcomes after which ``lock``, ``start_vm``, ``end_vm`` and ``settle`` stop waiting (see engine.SPECS).
 LOCK_DONE = frozenset({"locked", "failed"})
@@ -637,9 +639,12 @@ class TransactionRunner:
                 raise LedgerError(f"no attested duration for session {session[:16]}; end the VM session or give one")
         state = self.ledger.state(self.ledger.me)
         lock = state.locks.get(bytes.fromhex(session))
+        if lock is None and bytes.fromhex(session) in state.settled:  # settled already (e.g. a claim adopted on sync)
+            _evidence, wire = state.settled[bytes.fromhex(session)]
+            return settled_summary(session, wire, None)
         if lock is None:
             raise LedgerError(f"no open escrow lock for session {session[:16]} on this chain")
-        adopted = await self._adopt_claim(lock)
+        adopted = await self._adopt_claim(lock, CLAIM_LOOKUP_TIMEOUT_S)
         if adopted is not None:
             return adopted
         if self.engine.instance(SETTLE_CHANNEL, session, "Consumer") is not None:
@@ -654,6 +659,11 @@ class TransactionRunner:
         }
         _, actions = self.engine.open(SETTLE_CHANNEL, "Consumer", "settle", inputs, self._now(), session=session)
         instance = await self.follow(SETTLE_CHANNEL, session, "Consumer", actions, SETTLE_DONE, timeout)
+        if self._outcome(SETTLE_CHANNEL, session, "Consumer") != "settled":
+            # the witnesses would not settle it (claimed, or they signed a claim this node had not seen yet)
+            adopted = await self._adopt_claim(lock, CATCH_UP_TIMEOUT_S)
+            if adopted is not None:
+                return adopted
         store = instance.store
         final = store.get("final_settlement") or {}
         settlement = final.get("settlement") or {}
@@ -670,31 +680,21 @@ class TransactionRunner:
             "trust_reports_milli": sorted(r["trust_milli"] for r in store.get("reports") or []),
         }
 
-    async def _adopt_claim(self, lock: EscrowLock) -> dict[str, Any] | None:
+    async def _adopt_claim(self, lock: EscrowLock, timeout: float) -> dict[str, Any] | None:
         """As a consumer coming back to an open lock: if its provider recorded a claim of it (spec 02's provider
         path), record that same witness-signed settlement rather than asking for another; None when there is none.
 
-        The provider's chain is fetched first (briefly: a provider that is gone has no claim to find).
+        The provider's chain is fetched first, for at most ``timeout`` seconds.
         """
         session = lock.session_id.hex()
-        await self.refresh(lock.provider, CLAIM_LOOKUP_TIMEOUT_S)
+        await self.refresh(lock.provider, timeout)
         closure = claimed_closures(self.ledger.store.states()).get(lock.session_id)
         if closure is None or closure.consumer != self.ledger.me:
             return None
         block = self.ledger.append(BlockKind.ESCROW_SETTLE, {"settlement": closure.settlement}, self.now_ms())
         self.written[(session, "BALANCE_UNLOCK")] = block.ref
-        settlement = closure.settlement.get("settlement", {})
         self.log.info("provider's claim adopted", session=session[:12], peer=lock.provider[:12], block=block.ref)
-        return {
-            "session": session,
-            "state": "SETTLED",
-            "failure_reason": None,
-            "block": block.ref,
-            "signatures": len(closure.settlement.get("signatures") or []),
-            "settlement": {k: v for k, v in settlement.items() if type(v) is int},
-            "trust_reports_milli": [],
-            "adopted_claim": True,
-        }
+        return {**settled_summary(session, closure.settlement, block.ref), "adopted_claim": True}
 
     async def claim(self, session: str, timeout: float = SETTLE_WAIT_S) -> dict[str, Any]:
         """Run spec 02's claim as the provider of ``session``, whose consumer never settled; return when it ends.
@@ -807,6 +807,20 @@ class TransactionRunner:
                 {"witness": answer.witness, "accusation": block.ref, "proof": canonical(proof.to_wire()).hex()}
             )
         return proven
+
+
+def settled_summary(session: str, wire: Any, block: str | None) -> dict[str, Any]:
+    """What ``settle`` returns for a session settled by evidence already in hand (a claim adopted, or on the chain)."""
+    settlement = wire.get("settlement") if isinstance(wire, dict) else None
+    return {
+        "session": session,
+        "state": "SETTLED",
+        "failure_reason": None,
+        "block": block,
+        "signatures": len(wire.get("signatures") or []) if isinstance(wire, dict) else 0,
+        "settlement": {k: v for k, v in (settlement or {}).items() if type(v) is int},
+        "trust_reports_milli": [],
+    }
 
 
 def claim_summary(session: str, state: str, reason: str | None, final: Any, block: str | None) -> dict[str, Any]:
