@@ -688,6 +688,10 @@ class TransactionRunner:
         """
         session = lock.session_id.hex()
         await self.refresh(lock.provider, timeout)
+        settled = self.ledger.state(self.ledger.me).settled.get(lock.session_id)
+        if settled is not None:  # the sync itself adopted the claim (``accept_incoming``)
+            self.log.info("provider's claim adopted", session=session[:12], peer=lock.provider[:12])
+            return {**settled_summary(session, settled[1], None), "adopted_claim": True}
         closure = claimed_closures(self.ledger.store.states()).get(lock.session_id)
         if closure is None or closure.consumer != self.ledger.me:
             return None
