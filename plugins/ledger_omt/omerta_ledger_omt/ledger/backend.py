@@ -65,6 +65,9 @@ LOCK_TIMEOUT_S = 120.0
 #: Default number of witnesses a state query (transaction 03) asks; its threshold is 3.
 QUERY_WITNESSES = 5
 
+#: Seconds a provider about to claim a session spends fetching its consumer's chain, to find a settlement first.
+CLAIM_SYNC_TIMEOUT_S = 5.0
+
 #: Default seconds after its attestation of a session's end before a witness signs the provider's claim of it
 #: (spec 02's ABANDON_TIMEOUT): an hour, ample for a consumer that crashed to come back and settle itself.
 ABANDON_TIMEOUT_S = 3600.0
@@ -288,8 +291,8 @@ class OmtLedger:
                 session_id not in self.ledger.store.state(self.ledger.me).payments
             ):  # the consumer may have settled meanwhile: its chain then pays this node on sync
                 consumer = _consumer_of(self.ledger.store, session_id)
-                if consumer is not None:
-                    await self.sync_all([consumer])
+                if consumer is not None:  # briefly: a consumer that abandoned its lock is usually gone
+                    await self.sync_all([consumer], CLAIM_SYNC_TIMEOUT_S)
             outcome = await runner.claim(session)
         except (LedgerError, ValueError) as exc:
             return SettlementResult(session, False, 0, failure_reason=str(exc))
