@@ -47,6 +47,8 @@ class EscrowConfirmation:
     consumer: PeerId | None = None
     amount: int = 0
     failure_reason: str | None = None
+    #: The hourly rate the consumer signed in its lock request (what a claim of the session may name).
+    hourly_rate: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,11 @@ class Ledger(Service, Protocol):
     def trust(self, peer: PeerId) -> float:
         """This node's local trust in ``peer``."""
 
-    async def lock_escrow(self, provider: PeerId, amount: int, *, timeout: float | None = None) -> EscrowLockResult:
-        """As consumer, lock ``amount`` for ``provider`` with witnesses; a refusal is a result, not an error."""
+    async def lock_escrow(
+        self, provider: PeerId, amount: int, *, hourly_rate: int = 0, timeout: float | None = None
+    ) -> EscrowLockResult:
+        """As consumer, lock ``amount`` for ``provider`` with witnesses, signing ``hourly_rate`` as the agreed rate;
+        a refusal is a result, not an error."""
 
     async def top_up_escrow(self, session: str, amount: int, *, timeout: float | None = None) -> EscrowTopUpResult:
         """As consumer, add ``amount`` to the open lock ``session``."""
@@ -107,7 +112,16 @@ class Ledger(Service, Protocol):
         """As consumer or provider, end VM session ``session`` and wait for the witnesses' attested duration."""
 
     async def settle_escrow(self, session: str, duration_ms: int, hourly_rate: int) -> SettlementResult:
-        """As consumer, settle lock ``session`` for ``duration_ms`` at ``hourly_rate`` units per hour."""
+        """As consumer, settle lock ``session`` for ``duration_ms`` at ``hourly_rate`` units per hour (or record
+        the settlement of its provider's claim, when there is one)."""
+
+    async def claim_escrow(self, session: str) -> SettlementResult:
+        """As provider of lock ``session`` whose consumer never settled: have the witnesses sign the split for the
+        attested duration at the consumer's signed rate, and record the payment. Refused (a result) before the
+        witnesses' abandon timeout; a session already paid is settled."""
+
+    async def escrow_total(self, session: str, consumer: PeerId) -> int | None:
+        """The total of open lock ``session`` as ``consumer``'s chain shows it (fetched first), or None."""
 
     async def sync(self, peers: list[PeerId]) -> None:
         """Fetch the newer blocks of ``peers`` (best effort, bounded in time)."""

@@ -784,6 +784,7 @@ def _proof_vectors(session_id: bytes) -> list[Vector]:
             "consumer": str(ALICE.peer_id),
             "provider": str(BOB.peer_id),
             "amount": amount,
+            "hourly_rate": 3600,
             **head,
         }
         requests.append(SignedLockRequest(request, ALICE.sign(canonical_bytes(request)).hex()))

@@ -96,7 +96,7 @@ class SimNode:
         self._pump()
 
     def lock(self, provider: SimNode, amount: int) -> str:
-        inputs = {"provider": str(provider.peer_id), "amount": amount}
+        inputs = {"provider": str(provider.peer_id), "amount": amount, "hourly_rate": 0}
         session, actions = self.engine.open(LOCK_CHANNEL, "Consumer", "initiate_lock", inputs, self.sim.clock.now)
         self._ledger_actions(actions)
         self._pump()

@@ -21,7 +21,14 @@ other lease. Only then is the VM created; otherwise the lease fails (billable 0,
 
 The provider ends a lease by deleting the VM and having the witnesses attest its duration; only
 then does it send ``ended`` with the billable time (:mod:`.billing`, the same rule in every path),
-and the consumer settles the smaller of that and its own view of the rule.
+and the consumer settles the smaller of that and its own view of the rule. A consumer that never
+settles (killed, never back) would leave its lock open: ``abandon_timeout_s`` after an attested end the
+provider claims the payment itself (``ClaimEscrow``, spec 02's provider path, for the attested duration),
+and asks again every ``claim_retry_s`` while the witnesses refuse (their own timeout not passed yet).
+A session the consumer settled meanwhile is simply found paid.
+
+A top-up reaches the provider as the consumer's ``topped_up``; the provider extends the lease only by
+what the lock's total on the consumer's chain pays (``CheckTopUp``, then :meth:`ProviderCore.topup_checked`).
 """
 
 from __future__ import annotations
@@ -66,6 +73,11 @@ class Timing:
     ready_timeout_s: float = 420.0
     #: Consumer: after a release, the provider's ``ended`` must arrive within this; else settle alone.
     release_timeout_s: float = 120.0
+    #: Provider: after an attested end with no settlement, claim the payment this long later (spec 02's provider
+    #: path); a minute past the witnesses' default hour (``ledger_abandon_timeout_s``) for clock skew.
+    abandon_timeout_s: float = 3660.0
+    #: Provider: a refused or failed claim is asked again this much later, at most ``CLAIM_ATTEMPTS`` times.
+    claim_retry_s: float = 60.0
 
 
 # -- actions ----------------------------------------------------------------------------------
@@ -133,11 +145,31 @@ class DeleteVm:
 
 @dataclass(frozen=True)
 class LockEscrow:
-    """Consumer: lock ``amount`` for ``provider`` (spec 00); answer with lock_done."""
+    """Consumer: lock ``amount`` for ``provider`` at ``price_per_hour`` (spec 00, which signs the rate); answer
+    with lock_done."""
 
     rental: str
     provider: PeerId
     amount: int
+    price_per_hour: int
+
+
+@dataclass(frozen=True)
+class CheckTopUp:
+    """Provider: read the total of lock ``session`` from ``consumer``'s chain; answer with topup_checked."""
+
+    rental: str
+    consumer: PeerId
+    session: str
+
+
+@dataclass(frozen=True)
+class ClaimEscrow:
+    """Provider: claim the payment of ``session``, which the consumer never settled (spec 02's provider path);
+    answer with claim_done."""
+
+    rental: str
+    session: str
 
 
 @dataclass(frozen=True)
@@ -184,7 +216,7 @@ class Finished:
 
 Action = (
     Send | Report | Admit | ConfirmLock | CreateVm | StartVmSession | DeleteVm | LockEscrow | TopUpEscrow | AttachVpn
-    | DetachVpn | Settle | Finished
+    | DetachVpn | Settle | Finished | CheckTopUp | ClaimEscrow
 )  # fmt: skip
 
 
@@ -226,7 +258,20 @@ class ProviderLease:
 #: Ended leases a provider remembers, so a consumer that restarts after a crash learns what it owes.
 ENDED_KEPT = 256
 #: The settlement's failure when the witnesses attested another duration than the one asked for (spec 02).
-DURATION_REFUSED = "witnesses_refused_duration"
+DURATION_REFUSED = "duration_differs_from_attestation"
+#: Times a provider asks for the claim of an abandoned session before it gives up (and says so).
+CLAIM_ATTEMPTS = 10
+
+
+@dataclass
+class PendingClaim:
+    """An ended lease whose payment the provider claims at ``due`` unless the consumer settled first."""
+
+    rental: str
+    session: str
+    due: float
+    attempts: int = 0
+    asking: bool = False
 
 
 class ProviderCore:
@@ -236,9 +281,11 @@ class ProviderCore:
         self.timing = timing or Timing()
         self.leases: dict[str, ProviderLease] = {}
         self.ended: dict[str, tuple[PeerId, Ended]] = {}
+        self.claims: dict[str, PendingClaim] = {}
 
     def next_deadline(self) -> float | None:
         deadlines = [d for lease in self.leases.values() if (d := self._deadline(lease)) is not None]
+        deadlines += [claim.due for claim in self.claims.values() if not claim.asking]
         return min(deadlines, default=None)
 
     def _deadline(self, lease: ProviderLease) -> float | None:
@@ -274,16 +321,41 @@ class ProviderCore:
             lease.last_heard = max(lease.last_heard, now)
             return []
         if isinstance(message, ToppedUp) and lease.state is ProviderState.READY and message.total > lease.total:
-            lease.total = message.total
-            lease.paid_ms = billing.paid_ms(lease.total, lease.price_per_hour, lease.max_lease_ms)
             lease.last_heard = max(lease.last_heard, now)
-            return [
-                Send(peer, Extended(lease.rental, lease.paid_ms)),
-                Report(lease.rental, "extended", f"topped up to {lease.total}; lease {lease.paid_ms // 1000} s"),
-            ]
+            return [CheckTopUp(lease.rental, lease.consumer, lease.session)]
         if isinstance(message, Release):
             return self._end(lease, "released", now, now)
         return []
+
+    def topup_checked(self, rental: str, total: int | None, now: float) -> list[Action]:
+        """The lock's total as the consumer's chain shows it (``None``: not found): the lease grows by what it pays."""
+        lease = self.leases.get(rental)
+        if lease is None or lease.state is not ProviderState.READY:
+            return []
+        if total is None or total <= lease.total:
+            shown = "no open lock" if total is None else f"a total of {total}"
+            return [Report(rental, "top-up unconfirmed", f"the consumer's chain shows {shown}; lease unchanged")]
+        lease.total = total
+        lease.paid_ms = billing.paid_ms(lease.total, lease.price_per_hour, lease.max_lease_ms)
+        return [
+            Send(lease.consumer, Extended(lease.rental, lease.paid_ms)),
+            Report(lease.rental, "extended", f"topped up to {lease.total}; lease {lease.paid_ms // 1000} s"),
+        ]
+
+    def claim_done(self, rental: str, settled: bool, text: str, now: float) -> list[Action]:
+        """The end of a claim (``ClaimEscrow``): paid, or asked again later (up to ``CLAIM_ATTEMPTS`` times)."""
+        claim = self.claims.get(rental)
+        if claim is None:
+            return []
+        claim.asking = False
+        if settled:
+            del self.claims[rental]
+            return [Report(rental, "claimed", text)]
+        if claim.attempts >= CLAIM_ATTEMPTS:
+            del self.claims[rental]
+            return [Report(rental, "claim failed", f"{text}; gave up after {claim.attempts} attempts")]
+        claim.due = now + self.timing.claim_retry_s
+        return [Report(rental, "claim refused", f"{text}; asking again in {self.timing.claim_retry_s:.0f} s")]
 
     def decided(self, rental: str, admitted: bool, reason: str, price_per_hour: int, max_lease_ms: int,
                 now: float) -> list[Action]:  # fmt: skip
@@ -305,13 +377,13 @@ class ProviderCore:
                                        f"for {request.lease_s} s at {price_per_hour}/h"),
         ]  # fmt: skip
 
-    def lock_confirmed(self, rental: str, confirmed: bool, consumer: PeerId | None, amount: int,
+    def lock_confirmed(self, rental: str, confirmed: bool, consumer: PeerId | None, amount: int, hourly_rate: int,
                        now: float) -> list[Action]:  # fmt: skip
         """What the lock's witnesses confirmed to this provider (``ConfirmLock``): create the VM, or refuse."""
         lease = self.leases.get(rental)
         if lease is None or lease.state not in (ProviderState.CREATING, ProviderState.ENDING):
             return []
-        problem = self.lock_problem(lease, confirmed, consumer, amount)
+        problem = self.lock_problem(lease, confirmed, consumer, amount, hourly_rate)
         if lease.state is ProviderState.ENDING:  # released or preempted before the VM was created
             problem = f"{lease.end_reason} before the VM was created"
         if problem is not None:
@@ -322,7 +394,8 @@ class ProviderCore:
             CreateVm(rental, lease.consumer, lease.request, lease.session),
         ]  # fmt: skip
 
-    def lock_problem(self, lease: ProviderLease, confirmed: bool, consumer: PeerId | None, amount: int) -> str | None:
+    def lock_problem(self, lease: ProviderLease, confirmed: bool, consumer: PeerId | None, amount: int,
+                     hourly_rate: int) -> str | None:  # fmt: skip
         """Why the escrow the consumer named does not pay for ``lease`` (``None``: it does)."""
         if not confirmed:
             return f"its witnesses did not confirm escrow {lease.session[:12]} to this provider"
@@ -330,6 +403,8 @@ class ProviderCore:
             return f"escrow {lease.session[:12]} locks another consumer's funds"
         if amount < lease.total:
             return f"escrow {lease.session[:12]} holds {amount}, less than the {lease.total} admitted"
+        if hourly_rate != lease.price_per_hour:
+            return f"escrow {lease.session[:12]} signs {hourly_rate}/h, not the {lease.price_per_hour}/h admitted"
         if any(other.session == lease.session for other in self.leases.values() if other is not lease):
             return f"escrow {lease.session[:12]} already pays for another lease"
         return None
@@ -369,6 +444,8 @@ class ProviderCore:
         self.ended[rental] = (lease.consumer, ended)
         while len(self.ended) > ENDED_KEPT:
             del self.ended[next(iter(self.ended))]
+        if attested_ms is not None:  # claimed later unless the consumer settles (a settled session is found paid)
+            self.claims[rental] = PendingClaim(rental, lease.session, now + self.timing.abandon_timeout_s)
         return [
             Send(lease.consumer, ended),
             Report(rental, "ended", f"{lease.end_reason}; VM deleted; {billable} ms billable"),
@@ -388,6 +465,10 @@ class ProviderCore:
 
     def tick(self, now: float) -> list[Action]:
         actions: list[Action] = []
+        for claim in self.claims.values():
+            if not claim.asking and now >= claim.due:
+                claim.asking, claim.attempts = True, claim.attempts + 1
+                actions.append(ClaimEscrow(claim.rental, claim.session))
         for lease in list(self.leases.values()):
             if lease.state is ProviderState.ADMITTED and now >= lease.since + self.timing.lock_timeout_s:
                 del self.leases[lease.rental]
@@ -547,7 +628,7 @@ class ConsumerCore:
             return [
                 Report(r.rental, "admitted",
                        f"admitted at {message.price_per_hour}/h; locking {message.amount} in escrow"),
-                LockEscrow(r.rental, peer, message.amount),
+                LockEscrow(r.rental, peer, message.amount, message.price_per_hour),
             ]  # fmt: skip
         if isinstance(message, Refused):
             if r.session:

@@ -33,6 +33,8 @@ from omerta_rental.core import (
     Action,
     Admit,
     AttachVpn,
+    CheckTopUp,
+    ClaimEscrow,
     ConfirmLock,
     ConsumerCore,
     ConsumerState,
@@ -338,6 +340,10 @@ class RentalService:
             self._spawn(self.vpn.detach(action.rental))
         elif isinstance(action, Settle):
             self._spawn(self._settle(action))
+        elif isinstance(action, CheckTopUp):
+            self._spawn(self._check_topup(action))
+        elif isinstance(action, ClaimEscrow):
+            self._spawn(self._claim(action))
         elif isinstance(action, Finished):
             record = self.records.get(action.rental)
             if record is not None:
@@ -416,7 +422,7 @@ class RentalService:
             self.log.warning("escrow not confirmed; no VM", rental=action.rental[:12], session=action.session[:12],
                              reason=confirmed.failure_reason)  # fmt: skip
         self._run(self.provider.lock_confirmed(action.rental, confirmed.confirmed, confirmed.consumer,
-                                               confirmed.amount, self._now()))  # fmt: skip
+                                               confirmed.amount, confirmed.hourly_rate, self._now()))  # fmt: skip
 
     async def _create_vm(self, action: CreateVm) -> None:
         assert self.hypervisor is not None
@@ -492,6 +498,37 @@ class RentalService:
                       duration_ms=attested.duration_ms, reason=attested.reason)  # fmt: skip
         self._run(self.provider.vm_deleted(action.rental, attested.duration_ms, self._now()))
 
+    async def _check_topup(self, action: CheckTopUp) -> None:
+        """Read the lock's total from the consumer's chain before extending the lease (never its word alone)."""
+        try:
+            total = await self.ledger.escrow_total(action.session, action.consumer)
+        except Exception as exc:  # the ledger could not fetch the chain: the lease stays as it is
+            self.log.info("reading the topped-up lock failed", rental=action.rental[:12], reason=str(exc))
+            total = None
+        self._run(self.provider.topup_checked(action.rental, total, self._now()))
+
+    async def _claim(self, action: ClaimEscrow) -> None:
+        """Claim the payment of a session whose consumer never settled (spec 02's provider path)."""
+        result = await self.ledger.claim_escrow(action.session)
+        self.log.info("escrow claim", rental=action.rental[:12], session=action.session[:12], settled=result.settled,
+                      reason=result.failure_reason, provider_payment=result.provider_payment)  # fmt: skip
+        record = self.records.get(action.rental)
+        if record is not None and result.settled:
+            record.settlement = {
+                "settled": True,
+                "claimed": True,
+                "duration_ms": result.duration_ms,
+                "provider_payment": result.provider_payment,
+                "burn": result.burn,
+                "refund": result.refund,
+            }
+        text = (
+            f"{result.duration_ms} ms: provider {result.provider_payment}, burned {result.burn}, refund {result.refund}"
+            if result.settled
+            else str(result.failure_reason)
+        )
+        self._run(self.provider.claim_done(action.rental, result.settled, text, self._now()))
+
     # -- consumer actions ----------------------------------------------------------------------
 
     async def _lock(self, action: LockEscrow) -> None:
@@ -501,7 +538,7 @@ class RentalService:
                       "(see `omerta ledger balance`; ask for fewer --hours)")  # fmt: skip
             self._run(self.consumer.lock_done(action.rental, False, "", reason, self._now()))
             return
-        result = await self.ledger.lock_escrow(action.provider, action.amount)
+        result = await self.ledger.lock_escrow(action.provider, action.amount, hourly_rate=action.price_per_hour)
         record = self.records.get(action.rental)
         if record is not None:
             record.session = result.session if result.locked else ""

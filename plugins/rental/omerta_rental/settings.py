@@ -33,6 +33,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "heartbeat_s": Timing.heartbeat_s,
     "grace_s": Timing.grace_s,
     "ready_timeout_s": Timing.ready_timeout_s,
+    "abandon_timeout_s": Timing.abandon_timeout_s,
     "sync_timeout_s": 10.0,
 }
 
@@ -100,6 +101,8 @@ def parse_settings(config: dict[str, Any]) -> Settings:
             heartbeat_s=float(merged["heartbeat_s"]),
             grace_s=float(merged["grace_s"]),
             ready_timeout_s=float(merged["ready_timeout_s"]),
+            abandon_timeout_s=float(merged["abandon_timeout_s"]),
+            claim_retry_s=min(Timing.claim_retry_s, max(1.0, float(merged["abandon_timeout_s"]) / 4)),
         )
         return Settings(
             images=_names(merged["images"], "images"),

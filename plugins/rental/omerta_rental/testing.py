@@ -28,6 +28,8 @@ MATURITY_DAYS = 0.0001
 NAMES = ["authority", "consumer", "provider", "w1", "w2", "w3", "w4"]
 PRICE = 3600  # per hour: one unit per second, so billed amounts read as seconds
 FUNDING = 100_000
+#: Seconds a provider waits past the witnesses' abandon timeout before it claims (their clocks and its own differ).
+CLAIM_MARGIN_S = 5.0
 #: The consumers' gateway subnets with ``vpn=True``: the VM is ``.2``, the gateway ``.1``.
 SUBNETS = {"consumer": "198.18.255.0/24", "w1": "198.18.254.0/24"}
 
@@ -71,8 +73,11 @@ class RentalNode(NodeProcess):
 
 class Cluster:
     def __init__(self, root: Path, images_dir: Path, provider: dict[str, Any] | None = None,
-                 vpn: bool = False) -> None:  # fmt: skip
+                 vpn: bool = False, abandon_s: float | None = None) -> None:  # fmt: skip
+        """``abandon_s``: the witnesses sign a provider's claim of an abandoned session this long after attesting its
+        end, and the provider claims :data:`CLAIM_MARGIN_S` later (None: the defaults, an hour)."""
         self.root = root
+        self.abandon_s = abandon_s
         self.images_dir = images_dir
         self.provider_settings = provider or {}
         self.vpn = vpn
@@ -109,6 +114,9 @@ class Cluster:
             },
             "plugins.rental": {"heartbeat_s": 1.0, "grace_s": 6.0},
         }
+        if self.abandon_s is not None:
+            sections["plugins.omt"]["ledger_abandon_timeout_s"] = self.abandon_s
+            sections["plugins.rental"]["abandon_timeout_s"] = self.abandon_s + CLAIM_MARGIN_S
         if name == "provider":
             sections["node"] = {"shutdown_timeout_s": 20}  # time to delete its VMs when stopped mid-rental
             sections["plugins.kvm"] = {"images_dir": str(self.images_dir), "domain_type": "qemu",

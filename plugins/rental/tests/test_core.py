@@ -11,6 +11,8 @@ from omerta_rental.core import (
     Action,
     Admit,
     AttachVpn,
+    CheckTopUp,
+    ClaimEscrow,
     ConfirmLock,
     ConsumerCore,
     ConsumerState,
@@ -116,7 +118,7 @@ class Wire:
         """The lock's witnesses confirm (or not) to the provider what the consumer locked."""
         assert self.taken(ConfirmLock) == [ConfirmLock(RENTAL, SESSION)]
         total = self.provider.leases[RENTAL].total if amount is None else amount
-        self.run(self.provider.lock_confirmed(RENTAL, confirmed, consumer, total, self.now))
+        self.run(self.provider.lock_confirmed(RENTAL, confirmed, consumer, total, PRICE, self.now))
 
     def to_creating(self) -> None:
         self.to_admitted()
@@ -178,12 +180,62 @@ def test_a_top_up_extends_the_lease_by_what_it_pays() -> None:
     (topup,) = wire.taken(TopUpEscrow)
     assert topup == TopUpEscrow(RENTAL, SESSION, PRICE)
     wire.run(wire.consumer.topup_done(RENTAL, True, 2 * PRICE, None, wire.now))
+    # the provider extends only by what the lock's total on the consumer's chain pays, read first
+    assert wire.taken(CheckTopUp) == [CheckTopUp(RENTAL, CONSUMER, SESSION)]
+    assert wire.provider.leases[RENTAL].paid_ms == billing.MS_PER_HOUR
+    wire.run(wire.provider.topup_checked(RENTAL, 2 * PRICE, wire.now))
     assert wire.provider.leases[RENTAL].paid_ms == 2 * billing.MS_PER_HOUR
     assert wire.consumer.rentals[RENTAL].paid_ms == 2 * billing.MS_PER_HOUR
     wire.advance(1000)  # past the first hour: still running
     assert wire.provider.leases[RENTAL].state is ProviderState.READY
     wire.advance(3600)
     assert wire.finish_deletion().billable_ms == 2 * billing.MS_PER_HOUR
+
+
+def test_a_top_up_the_consumers_chain_does_not_show_extends_nothing() -> None:
+    wire = Wire()
+    wire.to_ready(hours=1)
+    wire.run(wire.consumer.top_up(RENTAL, 3600, wire.now))
+    wire.taken(TopUpEscrow)
+    wire.run(wire.consumer.topup_done(RENTAL, True, 2 * PRICE, None, wire.now))  # its word alone
+    assert len(wire.taken(CheckTopUp)) == 1
+    wire.run(wire.provider.topup_checked(RENTAL, PRICE, wire.now))  # the chain still holds the first total
+    assert "top-up unconfirmed" in wire.reports()
+    assert wire.provider.leases[RENTAL].paid_ms == billing.MS_PER_HOUR
+    wire.run(wire.provider.topup_checked(RENTAL, None, wire.now))  # or no open lock at all
+    assert wire.provider.leases[RENTAL].paid_ms == billing.MS_PER_HOUR
+
+
+def test_an_abandoned_attested_session_is_claimed_after_the_timeout_and_asked_again_when_refused() -> None:
+    wire = Wire()
+    wire.to_ready()
+    wire.advance(40)
+    wire.consumer.rentals.clear()  # the consumer's node died (kill -9) and never comes back
+    wire.advance(TIMING.grace_s + 1)
+    wire.taken(DeleteVm)
+    wire.run(wire.provider.vm_deleted(RENTAL, 40_000, wire.now))
+    deleted_at = wire.now
+    assert wire.provider.next_deadline() == deleted_at + TIMING.abandon_timeout_s
+    wire.advance(TIMING.abandon_timeout_s - 1, step=10)
+    assert wire.taken(ClaimEscrow) == []
+    wire.advance(2)
+    assert wire.taken(ClaimEscrow) == [ClaimEscrow(RENTAL, SESSION)]
+    assert wire.provider.next_deadline() is None  # one claim at a time
+    wire.run(wire.provider.claim_done(RENTAL, False, "before_abandon_timeout", wire.now))
+    assert "claim refused" in wire.reports()
+    wire.advance(TIMING.claim_retry_s)
+    assert wire.taken(ClaimEscrow) == [ClaimEscrow(RENTAL, SESSION)]
+    wire.run(wire.provider.claim_done(RENTAL, True, "40000 ms: provider 1", wire.now))
+    assert "claimed" in wire.reports()
+    assert wire.provider.claims == {} and wire.provider.next_deadline() is None
+
+
+def test_an_end_the_witnesses_did_not_attest_is_not_claimed() -> None:
+    wire = Wire()
+    wire.to_ready()
+    wire.run(wire.consumer.release(RENTAL, wire.now))
+    wire.finish_deletion(None)
+    assert wire.provider.claims == {}
 
 
 def test_a_failed_top_up_leaves_the_lease_as_it_was() -> None:

@@ -24,19 +24,22 @@ from typing import Any
 
 import pytest
 from omerta_rental import ssh
-from omerta_rental.testing import FUNDING, PRICE, SUBNETS, Cluster, wait_for
+from omerta_rental.testing import CLAIM_MARGIN_S, FUNDING, PRICE, SUBNETS, Cluster, wait_for
 from omerta_vm_kvm.guest_builder import build_test_guest
 
 from omerta_core.identity import Identity
 
 pytestmark = [pytest.mark.timeout(1500), pytest.mark.root, pytest.mark.slow]
 
+#: The witnesses' abandon timeout in this cluster: a provider claims an abandoned session this long after its end.
+ABANDON_S = 15.0
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cache = os.environ.get("OMERTA_KVM_TEST_CACHE")
     images = build_test_guest(Path(cache) if cache else tmp_path_factory.mktemp("guest")).parent
-    nodes = Cluster(tmp_path_factory.mktemp("rental"), images, vpn=True)
+    nodes = Cluster(tmp_path_factory.mktemp("rental"), images, vpn=True, abandon_s=ABANDON_S)
     try:
         nodes.start_all()
         nodes.fund()
@@ -304,16 +307,48 @@ def test_a_top_up_extends_the_lease_and_then_it_runs_out(cluster: Cluster) -> No
 
 
 def test_kill_9_of_the_consumer_mid_lease(cluster: Cluster) -> None:
+    """The consumer dies mid-lease and stays away: the provider deletes the VM, the witnesses attest its duration,
+    and after the abandon timeout the provider's claim (spec 02's provider path) settles the lock; every node
+    agrees while the consumer is down, and the consumer, started again, records that same settlement."""
     rental = rent(cluster)
     time.sleep(3)
     cluster["consumer"].kill9()
     wait_for("the provider to delete the orphaned VM", lambda: cluster["provider"].call("vm.list") == [], 60)
-    cluster.start("consumer")
+    vms = cluster.root / "provider" / "plugins" / "kvm" / "vms"
+    assert not vms.exists() or not any(vms.iterdir())
+
+    def claimed() -> dict[str, Any] | None:
+        split = cluster["provider"].call("rental.show", {"rental": rental})["settlement"]
+        return split if split.get("claimed") else None
+
+    split = wait_for("the provider's claim to settle", claimed, ABANDON_S + CLAIM_MARGIN_S + 240)
+    assert 1_000 <= split["duration_ms"] <= 30_000, split
+    assert split["provider_payment"] + split["burn"] + split["refund"] == PRICE and split["refund"] > 0
+    cluster.sync(rounds=2)  # the consumer is still down: every other node holds its chain with the lock open
+    consumer_id, provider_id = cluster.ids["consumer"], cluster.ids["provider"]
+    views = {name: cluster.balances(name) for name, node in cluster.nodes.items() if node.running}
+    assert all(view == views["authority"] for view in views.values()), "the chains disagree on the claim"
+    assert views["authority"][consumer_id]["locked"] == 0, "the claim closes the lock for every observer"
+    session = str(cluster["provider"].call("rental.show", {"rental": rental})["session"])
+    [claim] = escrow_blocks(cluster, "provider", "escrow_payment", session)
+    assert claim["payload"]["settlement"]["settlement"]["provider"] == provider_id
+
+    cluster.start("consumer")  # comes back: resumes the rental and records the provider's settlement
     final = outcome(cluster, rental)
-    split = final["settlement"]
-    assert split["settled"] and 1_000 <= split["duration_ms"] <= 30_000, final
-    assert split["refund"] == PRICE - split["provider_payment"] - split["burn"]
+    assert {k: final["settlement"][k] for k in ("duration_ms", "provider_payment", "burn", "refund")} == {
+        k: split[k] for k in ("duration_ms", "provider_payment", "burn", "refund")
+    }, f"{final['settlement']} {final['events'][-3:]}"
+    [settle] = escrow_blocks(cluster, "consumer", "escrow_settle", session)
+    assert settle["payload"]["settlement"] == claim["payload"]["settlement"], "one settlement, not two"
     assert_gone_and_agreed(cluster, PRICE)
+
+
+def escrow_blocks(cluster: Cluster, name: str, kind: str, session: str) -> list[dict[str, Any]]:
+    """The ``kind`` blocks (``escrow_payment``, ``escrow_settle``) of ``session`` on ``name``'s own chain."""
+    blocks = cluster[name].call("ledger.show", {"limit": 10_000})["blocks"]
+    return [
+        b for b in blocks if b["kind"] == kind and b["payload"]["settlement"]["settlement"]["session_id"] == session
+    ]
 
 
 def test_kill_9_of_the_provider_mid_lease(cluster: Cluster) -> None:

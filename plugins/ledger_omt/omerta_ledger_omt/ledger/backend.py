@@ -33,7 +33,8 @@ from omerta_core.interfaces.transport import Transport
 from omerta_core.node import NodeContext
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import WITNESS_COUNT, WITNESS_THRESHOLD, Parameters
-from omerta_ledger_omt.ledger.engine import SPEC_05, load_program
+from omerta_ledger_omt.ledger.claims import claimed_closures
+from omerta_ledger_omt.ledger.engine import SPEC_02, SPEC_05, load_program
 from omerta_ledger_omt.ledger.errors import EncodingError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
 from omerta_ledger_omt.ledger.omt_host import (
@@ -64,6 +65,13 @@ LOCK_TIMEOUT_S = 120.0
 #: Default number of witnesses a state query (transaction 03) asks; its threshold is 3.
 QUERY_WITNESSES = 5
 
+#: Seconds a provider about to claim a session spends fetching its consumer's chain, to find a settlement first.
+CLAIM_SYNC_TIMEOUT_S = 5.0
+
+#: Default seconds after its attestation of a session's end before a witness signs the provider's claim of it
+#: (spec 02's ABANDON_TIMEOUT): an hour, ample for a consumer that crashed to come back and settle itself.
+ABANDON_TIMEOUT_S = 3600.0
+
 CONFIG_DEFAULTS: dict[str, Any] = {
     "ledger_mint_authorities": [],
     "ledger_witness_count": WITNESS_COUNT,
@@ -77,6 +85,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "ledger_test_lie_state_answers": False,
     # transaction 05: seconds between health checks of an unsuspected peer (shrinks with suspicion)
     "ledger_health_interval_s": BASE_INTERVAL_MS / 1000,
+    # transaction 02: as a witness, sign a provider's claim of an abandoned session only this long after attesting
+    # its end (the rental plugin's provider claims after its own abandon_timeout_s, which must not be shorter)
+    "ledger_abandon_timeout_s": ABANDON_TIMEOUT_S,
 }
 
 
@@ -135,9 +146,14 @@ class OmtLedger:
             if interval_s <= 0:
                 raise LedgerError(f"ledger_health_interval_s must be above 0, got {interval_s}")
             check_program = load_program(SPEC_05).with_parameters({"BASE_INTERVAL": interval_s})
+            abandon_s = float(self.config["ledger_abandon_timeout_s"])
+            if abandon_s < 0:
+                raise LedgerError(f"ledger_abandon_timeout_s must not be negative, got {abandon_s}")
+            settle_program = load_program(SPEC_02).with_parameters({"ABANDON_TIMEOUT": abandon_s})
             self.runner = TransactionRunner(
                 self.local, transport.send, self.log, now_ms, self._catch_up,
-                programs={CHECK_CHANNEL: check_program}, check_base_ms=int(interval_s * 1000), lie=lie,
+                programs={CHECK_CHANNEL: check_program, SETTLE_CHANNEL: settle_program},
+                check_base_ms=int(interval_s * 1000), lie=lie,
             )  # fmt: skip
             transport.on_message(OMT_CHANNEL, self.runner.on_envelope)
             transport.on_message(SETTLE_CHANNEL, self.runner.on_settle_envelope)
@@ -199,12 +215,14 @@ class OmtLedger:
 
     # -- typed escrow (the Ledger interface; the rental protocol uses these) ---------------
 
-    async def lock_escrow(self, provider: PeerId, amount: int, *, timeout: float | None = None) -> EscrowLockResult:
+    async def lock_escrow(
+        self, provider: PeerId, amount: int, *, hourly_rate: int = 0, timeout: float | None = None
+    ) -> EscrowLockResult:
         """Lock ``amount`` for ``provider`` (spec 00), one lock at a time: each request then names the head that
         holds the previous lock, so the witnesses' attested balance (spec 03) matches it, and concurrent
-        rentals never look like a double lock."""
+        rentals never look like a double lock. The request signs ``hourly_rate``."""
         async with self._locking:
-            outcome = await self.lock(str(provider), amount, timeout)
+            outcome = await self.lock(str(provider), amount, timeout, hourly_rate)
         locked = outcome["state"] == "LOCKED"
         reason = None if locked else str(outcome.get("failure_reason") or f"the lock ended in {outcome['state']}")
         witnesses = tuple(PeerId(w) for w in outcome["witnesses"])
@@ -227,7 +245,8 @@ class OmtLedger:
                 "no such lock towards this node" if state is None else f"the lock is {state}"
             )
             return EscrowConfirmation(session, False, failure_reason=str(reason))
-        return EscrowConfirmation(session, True, PeerId(outcome["consumer"]), int(outcome["amount"]))
+        return EscrowConfirmation(session, True, PeerId(outcome["consumer"]), int(outcome["amount"]),
+                                  hourly_rate=int(outcome["hourly_rate"]))  # fmt: skip
 
     async def start_vm_session(self, session: str, probe: VmProbe) -> VmSessionResult:
         runner = self._runner()
@@ -263,6 +282,33 @@ class OmtLedger:
             split.get("refund", 0),
             reason,
         )
+
+    async def claim_escrow(self, session: str) -> SettlementResult:
+        runner = self._runner()
+        try:
+            session_id = bytes.fromhex(session)
+            if (
+                session_id not in self.ledger.store.state(self.ledger.me).payments
+            ):  # the consumer may have settled meanwhile: its chain then pays this node on sync
+                consumer = _consumer_of(self.ledger.store, session_id)
+                if consumer is not None:  # briefly: a consumer that abandoned its lock is usually gone
+                    await self.sync_all([consumer], CLAIM_SYNC_TIMEOUT_S)
+            outcome = await runner.claim(session)
+        except (LedgerError, ValueError) as exc:
+            return SettlementResult(session, False, 0, failure_reason=str(exc))
+        split = outcome["settlement"]
+        settled = outcome["state"] in ("SETTLED", "PAID")
+        reason = None if settled else str(outcome.get("failure_reason") or f"the claim ended in {outcome['state']}")
+        return SettlementResult(session, settled, split.get("duration_ms", 0), split.get("provider_payment", 0),
+                                split.get("burn", 0), split.get("refund", 0), reason)  # fmt: skip
+
+    async def escrow_total(self, session: str, consumer: PeerId) -> int | None:
+        await self.sync_all([str(consumer)])
+        try:
+            lock = self.ledger.store.state(str(consumer)).locks.get(bytes.fromhex(session))
+        except ValueError:
+            return None
+        return None if lock is None else lock.total
 
     async def sync(self, peers: list[PeerId]) -> None:
         await self.sync_all([str(p) for p in peers])
@@ -407,7 +453,8 @@ class OmtLedger:
                 self.log.exception("background sync failed")
 
     def accept_incoming(self) -> list[Block]:
-        """Write agreements for transfers and mints addressed to this node, and claim settled payments."""
+        """Write agreements for transfers and mints addressed to this node, claim settled payments, and close this
+        node's locks its providers claimed with the same settlement (spec 02's claim)."""
         ledger = self.ledger
         mine = ledger.state(ledger.me)
         written = []
@@ -427,6 +474,10 @@ class OmtLedger:
                 lock, settlement = state.settled[session]
                 payload = {"lock": lock, "settlement": settlement}
                 written += self._write(functools.partial(ledger.append, BlockKind.ESCROW_PAYMENT, payload))
+        for closure in claimed_closures(ledger.store.states()).values():
+            if closure.consumer == ledger.me:
+                payload = {"settlement": closure.settlement}
+                written += self._write(functools.partial(ledger.append, BlockKind.ESCROW_SETTLE, payload))
         return written
 
     def _write(self, append: Callable[[int], Block]) -> list[Block]:
@@ -436,12 +487,14 @@ class OmtLedger:
             self.log.warning("incoming value not accepted", reason=str(exc))
             return []
 
-    async def lock(self, provider: str, amount: int, timeout: float | None = None) -> dict[str, Any]:
+    async def lock(
+        self, provider: str, amount: int, timeout: float | None = None, hourly_rate: int = 0
+    ) -> dict[str, Any]:
         """Run transaction 00 as the consumer towards ``provider`` (the provider picks the witnesses)."""
         if self.runner is None:
             raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")
         wait = float(timeout if timeout is not None else self.config["ledger_lock_timeout_s"])
-        return await self.runner.lock(str(PeerId(provider)), amount, wait)
+        return await self.runner.lock(str(PeerId(provider)), amount, wait, hourly_rate)
 
     async def topup(self, session: str, amount: int, timeout: float | None = None) -> dict[str, Any]:
         """Add ``amount`` to this consumer's open lock ``session`` through transaction 00's top-up round."""
@@ -520,6 +573,15 @@ class OmtLedger:
 
     def audit(self) -> dict[str, int]:
         return supply_audit(self.ledger.store.states())
+
+
+def _consumer_of(store: ChainStore, session_id: bytes) -> str | None:
+    """The consumer of lock ``session_id`` (open or settled) on a chain held here, or None."""
+    for owner in store.owners():
+        state = store.state(owner)
+        if session_id in state.locks or session_id in state.settled:
+            return owner
+    return None
 
 
 def _find_block(store: ChainStore, owner: str, block_hash: bytes) -> Block | None:

@@ -118,6 +118,8 @@ class ChainState:
     burned: int = 0
     payments_out: dict[bytes, tuple[str, int]] = field(default_factory=dict)
     settled: dict[bytes, tuple[Any, Any]] = field(default_factory=dict)
+    #: Provider's chain: each paid session's lock and settlement evidence (a claim closes an abandoned lock).
+    payments: dict[bytes, tuple[Any, Any]] = field(default_factory=dict)
     checkpoints: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     interactions: list[Interaction] = field(default_factory=list)
     accusations: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
@@ -292,6 +294,7 @@ class ChainState:
         if body["session_id"] in self.paid_sessions:
             raise ChainRuleError(f"payment {block.ref} claims session {body['session_id'].hex()[:16]} twice")
         self.paid_sessions.add(body["session_id"])
+        self.payments[body["session_id"]] = (block.payload["lock"], block.payload["settlement"])
         self._saw(facts.consumer, block.time_ms)
         self.balance += body["provider_payment"]
         paid = body["provider_payment"] + body["burn"]

@@ -319,12 +319,20 @@ def transfer_command(peer: str, amount: int, state_dir: Path | None, as_json: bo
 @ledger_group.command(name="lock")
 @click.argument("provider")
 @click.argument("amount", type=click.IntRange(min=1))
+@click.option(
+    "--rate",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Hourly rate agreed with the provider, signed in the request (a claim may name it).",
+)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to wait for the witnesses.")
 @state_dir_option
 @json_option
-def lock_command(provider: str, amount: int, timeout: float | None, state_dir: Path | None, as_json: bool) -> None:
+def lock_command(provider: str, amount: int, rate: int, timeout: float | None, state_dir: Path | None,
+                 as_json: bool) -> None:  # fmt: skip
     """Lock AMOUNT in escrow for PROVIDER (transaction 00); prints the session to top up and settle."""
-    params = {"provider": provider, "amount": amount, "timeout": timeout}
+    params = {"provider": provider, "amount": amount, "hourly_rate": rate, "timeout": timeout}
     _print_result(_operate(state_dir, "locking escrow (waiting for witnesses)", "ledger.lock", params), as_json, "lock")
 
 

@@ -106,8 +106,11 @@ def transfer(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
 async def lock(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:
     timeout = params.get("timeout")
     backend = _backend(node)
+    rate = params.get("hourly_rate", 0)
+    if type(rate) is not int or rate < 0:
+        raise LedgerError(f"hourly_rate must be a whole number of units of 0 or more, got {rate!r}")
     return await backend.lock(
-        peer_arg(backend, params.get("provider")), _amount(params), None if timeout is None else float(timeout)
+        peer_arg(backend, params.get("provider")), _amount(params), None if timeout is None else float(timeout), rate
     )
 
 

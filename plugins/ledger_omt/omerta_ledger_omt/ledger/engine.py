@@ -124,7 +124,13 @@ SPEC_01 = Spec(
     },
 )
 SPEC_02 = Spec(
-    "02", "02_escrow_settle.omt", SETTLE_CHANNEL, {"Consumer": {"SETTLED": "settled", "UNSETTLED": "unsettled"}}
+    "02",
+    "02_escrow_settle.omt",
+    SETTLE_CHANNEL,
+    {
+        "Consumer": {"SETTLED": "settled", "UNSETTLED": "unsettled"},
+        "Provider": {"SETTLED": "settled", "UNSETTLED": "unsettled"},
+    },
 )
 # -- spec 03 (state query) --
 SPEC_03 = Spec(

@@ -14,6 +14,7 @@ from typing import Any
 from omerta_core.identity import Identity
 from omerta_ledger_omt.ledger.blocks import GENESIS_PREV, Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import ChainState, Parameters
+from omerta_ledger_omt.ledger.claims import claimed_closures
 from omerta_ledger_omt.ledger.errors import ChainRuleError, LedgerError
 from omerta_ledger_omt.ledger.locks import lock_facts
 from omerta_ledger_omt.ledger.proofs import Proof
@@ -213,8 +214,11 @@ def supply_audit(states: dict[str, ChainState]) -> dict[str, int]:
     """Where every minted unit is, across the chains held: held, locked, burned or in flight.
 
     ``unaccounted`` is zero when no value appeared or disappeared except by mint and burn
-    (and every counterparty chain involved is held).
+    (and every counterparty chain involved is held). A lock its provider claimed (spec 02's claim,
+    :mod:`.claims`) counts as closed by the claim: its refund held by the consumer, its burn burned,
+    its payment already on the provider's chain.
     """
+    closures = claimed_closures(states).values()
     accepted: set[bytes] = set()
     for state in states.values():
         accepted |= state.accepted_proposals
@@ -222,9 +226,9 @@ def supply_audit(states: dict[str, ChainState]) -> dict[str, int]:
     for state in states.values():
         paid |= state.paid_sessions
     minted = sum(state.minted_accepted for state in states.values())
-    held = sum(state.balance for state in states.values())
-    locked = sum(state.locked for state in states.values())
-    burned = sum(state.burned for state in states.values())
+    held = sum(state.balance for state in states.values()) + sum(c.refund for c in closures)
+    locked = sum(state.locked for state in states.values()) - sum(c.total for c in closures)
+    burned = sum(state.burned for state in states.values()) + sum(c.burn for c in closures)
     transfers_in_flight = sum(
         amount
         for state in states.values()

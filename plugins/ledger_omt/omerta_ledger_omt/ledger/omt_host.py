@@ -5,7 +5,9 @@
   head as this node replays it), ``balance`` (the same minus locks this node has voted to accept
   and that are not on the chain yet), ``held_requests`` (the consumer's signed requests of those
   locks), ``trust`` (local trust in [0, 1]), ``trust_milli`` (the same in integer thousandths) and, for a
-  session id in place of the peer, ``attested_duration_ms`` (the duration this node attested as a witness);
+  session id in place of the peer, ``attested_duration_ms`` (the duration this node attested as a witness),
+  ``attested_at`` (when, seconds), ``open_lock`` (the lock as the consumer's chain holds it) and
+  ``payment_claimed`` (the provider's payment is recorded on a chain held here);
   ``attested_available`` is the available balance a threshold of witnesses attested through spec 03 in
   the last :data:`ATTESTED_BALANCE_FRESH_MS` (None: no such attestation here) and ``attested_balance``
   the same minus pending locks (0 without an attestation): spec 00's witnesses judge a lock by these.
@@ -36,6 +38,7 @@ from typing import Any
 
 from omerta_ledger_omt.ledger.attestations import misuse_verdict_payload, verification_payload, witnessed_duration_ms
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
+from omerta_ledger_omt.ledger.claims import session_facts
 from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError, LedgerError
 from omerta_ledger_omt.ledger.health import Check, last_check_ms, suspicion_of
 from omerta_ledger_omt.ledger.local import LocalLedger
@@ -56,6 +59,10 @@ ATTESTED_BALANCE_FRESH_MS = 120_000
 # transactions 04 and 05 (stream 17b)
 AUDIT_CHANNEL = "ledger.omt.audit"
 CHECK_CHANNEL = "ledger.omt.check"
+
+#: What spec 02 reads about a session (its id in place of the peer): the open lock, when this node attested
+#: the session's end, whether the provider's payment is recorded (:func:`.claims.session_facts`).
+SESSION_KEYS = frozenset({"open_lock", "attested_at", "payment_claimed"})
 
 #: Largest envelope accepted: a provider's chain segment dominates; 1 MiB holds a few thousand blocks.
 MAX_ENVELOPE_BYTES = 1024 * 1024
@@ -102,6 +109,11 @@ class ChainLedgerView:
             except ValueError:
                 return None
             return witnessed_duration_ms(store, self.ledger.me, session_id)
+        if key in SESSION_KEYS:  # ``peer`` is a session id: spec 02's claim reads the lock and the attestation
+            try:
+                return session_facts(store, self.ledger.me, bytes.fromhex(peer), key)
+            except ValueError:
+                return None
         return self._read_health(peer, key)
 
     def _read_health(self, peer: str, key: str) -> Any:

@@ -137,6 +137,7 @@ LOCK_REQUEST_SCHEMA = {
     "consumer": schema.PEER,
     "provider": schema.PEER,
     "amount": schema.AMOUNT,
+    "hourly_rate": schema.COUNT,
     "head_seq": schema.COUNT,
     "head_hash": schema.Field(_hex_hash),
     "available": schema.COUNT,

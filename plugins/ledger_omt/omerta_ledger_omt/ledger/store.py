@@ -72,6 +72,10 @@ CREATE TABLE IF NOT EXISTS witnessed_requests (
     consumer TEXT NOT NULL,
     signed_request BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS served_requests (
+    session_id BLOB PRIMARY KEY,
+    signed_request BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS witnessed_locks (
     session_id BLOB PRIMARY KEY,
     consumer TEXT NOT NULL,
@@ -369,6 +373,20 @@ class ChainStore:
         """The signed requests (``{request, signature}``) of the locks this node accepted for ``consumer``."""
         rows = self._db.execute("SELECT signed_request FROM witnessed_requests WHERE consumer = ?", (consumer,))
         return [decode(row[0]) for row in rows]
+
+    # -- locks this node serves as provider ----------------------------------------------------
+
+    def record_served_request(self, session_id: bytes, signed_request: dict[str, Any]) -> None:
+        """Keep the consumer's signed request of a lock confirmed to this provider: the rate a claim names."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO served_requests VALUES (?, ?)", (session_id, canonical(signed_request))
+        )
+
+    def served_request(self, session_id: bytes) -> dict[str, Any] | None:
+        """The signed request (``{request, signature}``) of a lock confirmed to this provider, or None."""
+        row = self._db.execute("SELECT signed_request FROM served_requests WHERE session_id = ?", (session_id,))
+        found = row.fetchone()
+        return None if found is None else dict(decode(found[0]))
 
     def integrity_check(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])

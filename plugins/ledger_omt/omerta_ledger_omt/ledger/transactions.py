@@ -54,6 +54,7 @@ from omerta_ledger_omt.ledger import attestations, misuse
 from omerta_ledger_omt.ledger.audits import AuditHost
 from omerta_ledger_omt.ledger.blocks import BlockKind
 from omerta_ledger_omt.ledger.chainstate import EscrowLock
+from omerta_ledger_omt.ledger.claims import claimed_closures
 from omerta_ledger_omt.ledger.encoding import canonical
 from omerta_ledger_omt.ledger.engine import (
     AppendBlock,
@@ -88,6 +89,11 @@ MIN_TICK_GAP_S = 0.01
 
 #: Seconds ``settle`` waits for spec 02 to end: its report and signature timeouts are 30 s and 180 s.
 SETTLE_WAIT_S = 240.0
+
+#: Seconds a consumer settling a lock spends fetching its provider's chain first, to find a claim of it (a
+#: provider that is gone has no claim to find; one that is up answers in well under a second). If spec 02 then
+#: fails, it looks again for CATCH_UP_TIMEOUT_S.
+CLAIM_LOOKUP_TIMEOUT_S = 5.0
 
 #: Outcomes after which ``lock``, ``start_vm``, ``end_vm`` and ``settle`` stop waiting (see engine.SPECS).
 LOCK_DONE = frozenset({"locked", "failed"})
@@ -239,6 +245,10 @@ class TransactionRunner:
             await self.audits.before_receive(channel, envelope)
         if channel == CHANNEL and envelope.type == "WITNESS_REQUEST":
             await self.refresh(envelope.sender)
+        if channel == SETTLE_CHANNEL and envelope.type == "CLAIM_TRUST_QUERY":
+            consumer = envelope.payload.get("consumer")
+            if isinstance(consumer, str) and self.ledger.store.head(consumer) is not None:
+                await self.refresh(consumer)  # judge the claim against the consumer's chain as it is now
         if channel == QUERY_CHANNEL and envelope.type == "STATE_QUERY":
             subject = envelope.payload.get("subject")
             if isinstance(subject, str) and self.ledger.store.head(subject) is not None:
@@ -292,6 +302,8 @@ class TransactionRunner:
             self.outcomes[(action.channel, action.session, action.actor)] = action.name
             if action.channel == ATTEST_CHANNEL and action.name == "attested":
                 self._write_session_end(action.session, action.actor)
+            if action.channel == CHANNEL and action.actor == "Provider" and action.name == "confirmed":
+                self._keep_served_request(action.session)
         elif isinstance(action, Dropped):
             self.log.info("transaction message dropped", session=action.session[:12], type=action.type,
                           reason=action.reason)  # fmt: skip
@@ -343,12 +355,12 @@ class TransactionRunner:
 
     # -- spec 00 and 01: what the engine needs from the network first ------------------------
 
-    async def refresh(self, peer: str) -> bool:
+    async def refresh(self, peer: str, timeout: float = CATCH_UP_TIMEOUT_S) -> bool:
         """Fetch ``peer``'s newer blocks (bounded) and note the sync on the engine; whether it worked."""
         if self.catch_up is None or peer == self.ledger.me:
             return False
         try:
-            async with asyncio.timeout(CATCH_UP_TIMEOUT_S):
+            async with asyncio.timeout(timeout):
                 await self.catch_up(peer)
         except (TimeoutError, LedgerError) as exc:
             self.log.info("catching up with a peer failed", peer=peer[:12], reason=str(exc))
@@ -478,9 +490,11 @@ class TransactionRunner:
 
     # -- transaction 00 -------------------------------------------------------------------------
 
-    async def lock(self, provider: str, amount: int, timeout: float) -> dict[str, Any]:
-        """Run spec 00 as the consumer; return when it reports ``locked`` or ``failed`` (or after ``timeout``)."""
-        inputs = {"provider": provider, "amount": amount}
+    async def lock(self, provider: str, amount: int, timeout: float, hourly_rate: int = 0) -> dict[str, Any]:
+        """Run spec 00 as the consumer; return when it reports ``locked`` or ``failed`` (or after ``timeout``).
+
+        ``hourly_rate`` is signed in the lock request: the rate a provider's claim of the session may name."""
+        inputs = {"provider": provider, "amount": amount, "hourly_rate": hourly_rate}
         session, actions = self.engine.open(CHANNEL, "Consumer", "initiate_lock", inputs, self._now())
         instance = await self.follow(CHANNEL, session, "Consumer", actions, LOCK_DONE, timeout)
         store = instance.store
@@ -503,6 +517,7 @@ class TransactionRunner:
             "confirmed": self._outcome(CHANNEL, session, "Provider") == "confirmed",
             "consumer": store.get("consumer"),
             "amount": store.get("amount") or 0,
+            "hourly_rate": store.get("hourly_rate") or 0,
             "reason": store.get("reason"),
         }
 
@@ -624,8 +639,14 @@ class TransactionRunner:
                 raise LedgerError(f"no attested duration for session {session[:16]}; end the VM session or give one")
         state = self.ledger.state(self.ledger.me)
         lock = state.locks.get(bytes.fromhex(session))
+        if lock is None and bytes.fromhex(session) in state.settled:  # settled already (e.g. a claim adopted on sync)
+            _evidence, wire = state.settled[bytes.fromhex(session)]
+            return settled_summary(session, wire, None)
         if lock is None:
             raise LedgerError(f"no open escrow lock for session {session[:16]} on this chain")
+        adopted = await self._adopt_claim(lock, CLAIM_LOOKUP_TIMEOUT_S)
+        if adopted is not None:
+            return adopted
         if self.engine.instance(SETTLE_CHANNEL, session, "Consumer") is not None:
             raise LedgerError(f"session {session[:16]} is being settled already")
         inputs = {
@@ -638,6 +659,11 @@ class TransactionRunner:
         }
         _, actions = self.engine.open(SETTLE_CHANNEL, "Consumer", "settle", inputs, self._now(), session=session)
         instance = await self.follow(SETTLE_CHANNEL, session, "Consumer", actions, SETTLE_DONE, timeout)
+        if self._outcome(SETTLE_CHANNEL, session, "Consumer") != "settled":
+            # the witnesses would not settle it (claimed, or they signed a claim this node had not seen yet)
+            adopted = await self._adopt_claim(lock, CATCH_UP_TIMEOUT_S)
+            if adopted is not None:
+                return adopted
         store = instance.store
         final = store.get("final_settlement") or {}
         settlement = final.get("settlement") or {}
@@ -653,6 +679,80 @@ class TransactionRunner:
             "settlement": {k: v for k, v in settlement.items() if type(v) is int},
             "trust_reports_milli": sorted(r["trust_milli"] for r in store.get("reports") or []),
         }
+
+    async def _adopt_claim(self, lock: EscrowLock, timeout: float) -> dict[str, Any] | None:
+        """As a consumer coming back to an open lock: if its provider recorded a claim of it (spec 02's provider
+        path), record that same witness-signed settlement rather than asking for another; None when there is none.
+
+        The provider's chain is fetched first, for at most ``timeout`` seconds.
+        """
+        session = lock.session_id.hex()
+        await self.refresh(lock.provider, timeout)
+        settled = self.ledger.state(self.ledger.me).settled.get(lock.session_id)
+        if settled is not None:  # the sync itself adopted the claim (``accept_incoming``)
+            self.log.info("provider's claim adopted", session=session[:12], peer=lock.provider[:12])
+            return {**settled_summary(session, settled[1], None), "adopted_claim": True}
+        closure = claimed_closures(self.ledger.store.states()).get(lock.session_id)
+        if closure is None or closure.consumer != self.ledger.me:
+            return None
+        block = self.ledger.append(BlockKind.ESCROW_SETTLE, {"settlement": closure.settlement}, self.now_ms())
+        self.written[(session, "BALANCE_UNLOCK")] = block.ref
+        self.log.info("provider's claim adopted", session=session[:12], peer=lock.provider[:12], block=block.ref)
+        return {**settled_summary(session, closure.settlement, block.ref), "adopted_claim": True}
+
+    async def claim(self, session: str, timeout: float = SETTLE_WAIT_S) -> dict[str, Any]:
+        """Run spec 02's claim as the provider of ``session``, whose consumer never settled; return when it ends.
+
+        The claim names the duration the witnesses attested (this node's ``vm_session`` end block) and the
+        hourly rate the consumer signed in its lock request (kept when the lock was confirmed here); the
+        witnesses sign it only after their ``ABANDON_TIMEOUT``. A session already paid here ends at once
+        (``state`` ``PAID``).
+        """
+        me = self.ledger.me
+        session_id = bytes.fromhex(session)
+        paid = self.ledger.state(me).payments.get(session_id)
+        if paid is not None:
+            return claim_summary(session, "PAID", None, paid[1], self.written.get((session, "PAYMENT_RECEIVED")))
+        lock = attestations.find_lock(self.ledger.store, session_id)
+        if lock is None or lock.provider != me:
+            raise LedgerError(f"no open escrow lock for session {session[:16]} with this node as provider")
+        duration_ms = attestations.attested_duration_ms(self.ledger.store, me, session_id)
+        if duration_ms is None:
+            raise LedgerError(f"no attested duration for session {session[:16]}; the witnesses must attest its end")
+        signed = self.ledger.store.served_request(session_id)
+        if signed is None:
+            raise LedgerError(f"no signed lock request kept for session {session[:16]}: its rate cannot be claimed")
+        table = self.tables[SETTLE_CHANNEL]
+        previous = table.get(session, "Provider")
+        if previous is not None and not previous.terminal:
+            raise LedgerError(f"session {session[:16]} is being settled already")
+        table.instances.pop((session, "Provider"), None)  # a claim refused earlier is asked again
+        inputs = {
+            "consumer": lock.consumer,
+            "witnesses": list(lock.witnesses),
+            "lock_hash": lock.lock_hash.hex(),
+            "escrow_total": lock.total,
+            "duration_ms": duration_ms,
+            "hourly_rate": signed["request"]["hourly_rate"],
+            "lock_request": signed["request"],
+            "request_signature": signed["signature"],
+        }
+        _, actions = self.engine.open(SETTLE_CHANNEL, "Provider", "claim", inputs, self._now(), session=session)
+        instance = await self.follow(SETTLE_CHANNEL, session, "Provider", actions, SETTLE_DONE, timeout)
+        store = instance.store
+        block = self.written.get((session, "PAYMENT_RECEIVED"))
+        if self._outcome(SETTLE_CHANNEL, session, "Provider") == "settled" and block is None:
+            raise LedgerError(f"claim of {session[:16]} was signed but not written: {self.block_failures[-1:]}")
+        return claim_summary(session, instance.state, store.get("failure_reason"), store.get("final_settlement"), block)
+
+    def _keep_served_request(self, session: str) -> None:
+        """As provider, keep the consumer's signed lock request once the lock is confirmed here: a claim names
+        its rate (the spec 00 instance is forgotten soon after)."""
+        instance = self.engine.instance(CHANNEL, session, "Provider")
+        if instance is None or not instance.store.get("lock_request"):
+            return
+        signed = {"request": instance.store["lock_request"], "signature": instance.store["request_signature"]}
+        self.ledger.store.record_served_request(bytes.fromhex(session), signed)
 
     # -- transaction 03 -------------------------------------------------------------------------
 
@@ -711,6 +811,33 @@ class TransactionRunner:
                 {"witness": answer.witness, "accusation": block.ref, "proof": canonical(proof.to_wire()).hex()}
             )
         return proven
+
+
+def settled_summary(session: str, wire: Any, block: str | None) -> dict[str, Any]:
+    """What ``settle`` returns for a session settled by evidence already in hand (a claim adopted, or on the chain)."""
+    settlement = wire.get("settlement") if isinstance(wire, dict) else None
+    return {
+        "session": session,
+        "state": "SETTLED",
+        "failure_reason": None,
+        "block": block,
+        "signatures": len(wire.get("signatures") or []) if isinstance(wire, dict) else 0,
+        "settlement": {k: v for k, v in (settlement or {}).items() if type(v) is int},
+        "trust_reports_milli": [],
+    }
+
+
+def claim_summary(session: str, state: str, reason: str | None, final: Any, block: str | None) -> dict[str, Any]:
+    """What ``claim`` returns: the state, why it failed, the settlement's integers and the payment block."""
+    settlement = final.get("settlement") if isinstance(final, dict) else None
+    return {
+        "session": session,
+        "state": state,
+        "failure_reason": reason,
+        "block": block,
+        "signatures": len(final.get("signatures") or []) if isinstance(final, dict) else 0,
+        "settlement": {k: v for k, v in (settlement or {}).items() if type(v) is int},
+    }
 
 
 def signed_answers(entries: list[Any]) -> list[Answer]:

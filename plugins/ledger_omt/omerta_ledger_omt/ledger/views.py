@@ -11,6 +11,7 @@ from omerta_ledger_omt.ledger.audit import audit_chain, verify_published
 from omerta_ledger_omt.ledger.backend import block_summary, now_ms
 from omerta_ledger_omt.ledger.blocks import Block, BlockKind
 from omerta_ledger_omt.ledger.chainstate import Parameters
+from omerta_ledger_omt.ledger.claims import claimed_closures
 from omerta_ledger_omt.ledger.encoding import decode
 from omerta_ledger_omt.ledger.errors import EncodingError, InvalidBlockError, InvalidProofError, LedgerError
 from omerta_ledger_omt.ledger.local import LocalLedger, supply_audit
@@ -34,11 +35,19 @@ def show(ledger: LocalLedger, peer: str | None, start: int = 0, limit: int = DEF
 
 
 def balances(ledger: LocalLedger, peer: str | None) -> dict[str, Any]:
+    """Each owner's balance, locked escrow and burn as the chains held here show them (with the supply audit
+    when no peer is named). A lock its provider claimed counts as closed by the claim (:mod:`.claims`)."""
     owners = [peer] if peer else ledger.store.owners()
     states = {owner: ledger.state(owner) for owner in owners}
+    closures = list(claimed_closures(ledger.store.states()).values())
     result: dict[str, Any] = {
         "balances": {
-            owner: {"balance": s.balance, "locked": s.locked, "burned": s.burned, "head_seq": s.head_seq}
+            owner: {
+                "balance": s.balance + sum(c.refund for c in closures if c.consumer == owner),
+                "locked": s.locked - sum(c.total for c in closures if c.consumer == owner),
+                "burned": s.burned + sum(c.burn for c in closures if c.consumer == owner),
+                "head_seq": s.head_seq,
+            }
             for owner, s in states.items()
         }
     }

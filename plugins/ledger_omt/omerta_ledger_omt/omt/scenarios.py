@@ -36,7 +36,7 @@ def _lock_setup() -> dict[str, Any]:
 
 
 def _escrow_lock() -> dict[str, Scenario]:
-    lock = ScheduledTrigger(1.0, "alice", "initiate_lock", {"provider": "@bob", "amount": 100})
+    lock = ScheduledTrigger(1.0, "alice", "initiate_lock", {"provider": "@bob", "amount": 100, "hourly_rate": 60})
     topup = ScheduledTrigger(400.0, "alice", "initiate_topup", {"topup_amount": 50})
     locked = {"alice": "LOCKED", "bob": "SERVICE_PHASE", **dict.fromkeys(WITNESSES, "ESCROW_ACTIVE")}
     out = [

@@ -118,7 +118,7 @@ def test_witnesses_refuse_to_settle_a_duration_they_did_not_attest(network: Netw
     started, ended, settled = attest_and_settle(net, duration_ms=2 * SESSION_MS)  # the consumer asks for double
     assert ended["state"] == "ATTESTED" and ended["duration_ms"] == SESSION_MS, ended
     assert settled is not None and settled["state"] == "UNSETTLED", settled
-    assert settled["failure_reason"] == "witnesses_refused_duration" and settled["signatures"] == 0
+    assert settled["failure_reason"] == "duration_differs_from_attestation" and settled["signatures"] == 0
     assert not blocks_of(net, "consumer", BlockKind.ESCROW_SETTLE)
     assert net["consumer"].state(net.peer("consumer")).locked == 600  # the escrow stays locked
     assert len(started["witnesses"]) == 5

@@ -28,6 +28,7 @@ def request(consumer: Identity, session: str, amount: int, **overrides: Any) -> 
         "consumer": str(consumer.peer_id),
         "provider": str(identity("provider").peer_id),
         "amount": amount,
+        "hourly_rate": 100,
         "head_seq": 4,
         "head_hash": HEAD_HASH,
         "available": 1000,
