@@ -13,8 +13,8 @@ open, and one settlement that the consumer's, the provider's and every witness's
   rest; the provider's next start reclaims the VM;
 - a partition between provider and consumer longer than the grace: the lab's routers drop everything
   between the two NATs and between the provider and the bootstrap's relay (both NATs stay as they were).
-  When the witnesses attested the provider's figure before the consumer asked for its own, the settlement
-  waits for a ledger fix (an expected failure, see the test); it runs last, as its lock may stay open.
+  When the witnesses attested the provider's figure before the consumer asked for its own, they refuse
+  the consumer's figure and it settles theirs once the cut heals; it runs last.
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ LAB_SETTINGS = {
 IMAGE = "omk-test"
 #: The escrow of the partition and kill tests' rentals: a quarter of an hour at 3,600 an hour.
 LEASE_HOURS, ESCROW = "0.25", 900
-#: How a second settlement of one escrow within the ledger's retention of the first fails (a known limitation).
-KNOWN_RETRY_FAILURE = "is being settled already"
 #: How long the provider's and consumer's wait for the end of a lease may take on a loaded host.
 END_TIMEOUT_S = 180.0
 GONE_TIMEOUT_S = 90.0
@@ -213,12 +211,6 @@ def test_a_partition_longer_than_the_grace(scene: Scene) -> None:
     final = scene.outcome(rental)
     assert final["outcome"] == "lost heartbeats", final
     scene.wait_offered()
-    if not final["settlement"]["settled"] and any(KNOWN_RETRY_FAILURE in e["text"] for e in final["events"]):
-        # the lock stays open: this test runs last
-        pytest.xfail(
-            "the witnesses attested first and refused the consumer's own figure; its second try with their "
-            "figure is refused by the ledger, which keeps a session's finished spec 02 instance for 120 s"
-        )
     # the provider, cut off from its consumer only, had the witnesses attest the VM's run up to its end of the
     # lease, the grace included; they refuse the consumer's own figure, which then settles theirs after the cut
     assert_billed_until(final["settlement"], cut_at - asked + GRACE_S)

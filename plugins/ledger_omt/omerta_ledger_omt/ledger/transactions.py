@@ -647,8 +647,11 @@ class TransactionRunner:
         adopted = await self._adopt_claim(lock, CLAIM_LOOKUP_TIMEOUT_S)
         if adopted is not None:
             return adopted
-        if self.engine.instance(SETTLE_CHANNEL, session, "Consumer") is not None:
+        table = self.tables[SETTLE_CHANNEL]
+        previous = table.get(session, "Consumer")
+        if previous is not None and not previous.terminal:
             raise LedgerError(f"session {session[:16]} is being settled already")
+        table.instances.pop((session, "Consumer"), None)  # a settlement refused earlier is asked again
         inputs = {
             "provider": lock.provider,
             "witnesses": list(lock.witnesses),
