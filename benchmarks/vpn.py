@@ -48,13 +48,13 @@ from omerta_vm_kvm.testing import SYSTEM_PYTHON, guest_shell
 from omerta_vpn import codec
 from omerta_vpn.gateway import GatewaySpec
 from omerta_vpn.gateway_linux import LinuxGateway
-from omerta_vpn.tap import OffloadPort, TapFramePort
+from omerta_vpn.tap import TapFramePort
 from omerta_vpn.tun import open_tap
 from omerta_vpn.tunnel import ConsumerLink, FramesMode, ProviderTunnel, Timing
 
 from omerta_core.interfaces.common import Endpoint as UdpEndpoint
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.hypervisor import VmRequest
+from omerta_core.interfaces.hypervisor import OffloadPort, VmRequest
 from omerta_core.interfaces.vpn import GatewayMode
 
 TAG = f"ovb{os.getpid()}"
@@ -175,8 +175,18 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
             for datagram in link.from_gateway(frame, time.monotonic()):
                 transport.send_datagram(peer, codec.FRAMES_CHANNEL, datagram)
 
+        def from_gateway_offload(data: bytes) -> None:
+            for datagram in link.from_gateway_offload(data, time.monotonic()):
+                transport.send_datagram(peer, codec.FRAMES_CHANNEL, datagram)
+
+        offloads_allowed = False
+
         def from_provider(_peer: PeerId, data: bytes) -> None:
+            nonlocal offloads_allowed
             deliver(link.from_provider(codec.decode(data), time.monotonic()))
+            if gateway is not None and link.provider_takes_offloads and not offloads_allowed:
+                offloads_allowed = True  # as the vpn service does: the provider takes super-frames
+                gateway.allow_offloads()
 
         async def keepalives() -> None:
             while True:
@@ -186,6 +196,8 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
                 await asyncio.sleep(0.25)
 
         port.on_frames(from_gateway)
+        if offloading:
+            cast(OffloadPort, port).on_offload(from_gateway_offload)
         transport.on_message(codec.FRAMES_CHANNEL, from_provider)
         keeper = asyncio.create_task(keepalives())
         del keeper

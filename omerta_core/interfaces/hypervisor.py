@@ -54,6 +54,8 @@ class VmInfo:
 
 #: Called with each Ethernet frame a frame port receives from its VM.
 FrameHandler = Callable[[bytes], None]
+#: Called with each offloaded frame (a virtio-net header and its frame, :mod:`omerta_core.interfaces.vnet`).
+OffloadHandler = Callable[[bytes], None]
 
 
 @runtime_checkable
@@ -63,7 +65,8 @@ class FramePort(Protocol):
     The kvm plugin implements it on the VM's TAP; a macOS backend would on a
     ``VZFileHandleNetworkDeviceAttachment``; the VPN's consumer gateway on its
     own TAP. Frames are whole Ethernet frames without FCS. A port never blocks:
-    a frame it cannot take now is dropped and counted.
+    a frame it cannot take now is dropped and counted. A port that also carries
+    TCP super-frames is an :class:`OffloadPort`.
     """
 
     @property
@@ -81,6 +84,27 @@ class FramePort(Protocol):
 
     def close(self) -> None:
         """Stop receiving and release the port (idempotent); the VM's NIC stays."""
+
+
+@runtime_checkable
+class OffloadPort(FramePort, Protocol):
+    """A frame port that also carries offloaded frames: a virtio-net header and the frame it describes.
+
+    An offloaded frame (:mod:`omerta_core.interfaces.vnet`) is a TCP super-frame of up to 64 KiB that
+    the receiver delivers whole or segments, or a frame whose checksum is left to the receiver: one
+    per burst instead of one per segment. A VM whose NIC offloads segmentation and checksums hands
+    its port such frames, and takes them. Finished frames still pass through :meth:`FramePort.send`
+    and :meth:`FramePort.on_frames`. A port that yields offloaded frames also takes them, so the other
+    end of a link may send it offloaded frames once it has received one. Every header the port reads
+    from its VM has passed :func:`omerta_core.interfaces.vnet.check`; a port that cannot take an
+    offloaded frame drops and counts it, as it does a bad header.
+    """
+
+    def send_offload(self, data: bytes) -> bool:
+        """Hand the VM ``data`` (a virtio-net header and its frame); ``False`` and a counted drop if not taken."""
+
+    def on_offload(self, handler: OffloadHandler | None) -> None:
+        """Call ``handler`` for every offloaded frame from the VM (``None``: they are dropped and counted)."""
 
 
 @runtime_checkable

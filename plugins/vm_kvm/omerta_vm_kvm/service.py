@@ -324,6 +324,7 @@ class KvmHypervisor:
             tap=tap,
             mac=guest_mac(vm_id),
             mtu=self.settings.nic_mtu,
+            nic_offloads=self.settings.nic_offloads,
             kernel=image.kernel,
             initrd=image.initrd,
             cmdline=kernel_cmdline(vm_id, ssh_key if image.boots_directly else None),

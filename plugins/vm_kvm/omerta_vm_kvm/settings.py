@@ -31,6 +31,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     # The guest NIC's MTU: 1229 makes every frame fit one 1248-byte datagram of the udp transport with the VPN's
     # 5-byte header (docs/vpn.md); raise it only with a tunnel that fragments.
     "nic_mtu": 1229,
+    # The guest NIC offloads TCP segmentation and checksums: its TCP bursts reach the node (and the VPN) as
+    # super-frames of up to 64 KiB, one read instead of one per segment. False: finished frames only.
+    "nic_offloads": True,
     # The network namespace libvirt's QEMU runs in, when the node runs in another one (a NAT lab host):
     # TAPs are created there, where QEMU opens them by name. Empty: the node's own.
     "libvirt_netns": "",
@@ -49,6 +52,7 @@ class Settings:
     reconcile_interval_s: float
     nic_mtu: int = 1229
     libvirt_netns: str | None = None
+    nic_offloads: bool = True
 
 
 def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
@@ -74,6 +78,9 @@ def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
         raise ConfigError("plugins.kvm.boot_timeout_s and reconcile_interval_s must be positive")
     if not NIC_MTU_RANGE[0] <= nic_mtu <= NIC_MTU_RANGE[1]:
         raise ConfigError(f"plugins.kvm.nic_mtu must be {NIC_MTU_RANGE[0]}-{NIC_MTU_RANGE[1]}, got {nic_mtu}")
+    nic_offloads = config["nic_offloads"]
+    if not isinstance(nic_offloads, bool):
+        raise ConfigError(f"plugins.kvm.nic_offloads must be true or false, got {nic_offloads!r}")
     images_dir = Path(config["images_dir"]) if config["images_dir"] else state_dir / "images"
     return Settings(
         str(config["libvirt_uri"]),
@@ -84,4 +91,5 @@ def parse_settings(raw: dict[str, Any], state_dir: Path) -> Settings:
         reconcile_interval_s,
         nic_mtu,
         str(config["libvirt_netns"]) or None,
+        nic_offloads,
     )

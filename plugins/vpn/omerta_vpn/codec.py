@@ -24,6 +24,8 @@ import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from omerta_core.interfaces import vnet
+
 #: The transport datagram channel that carries every tunnel's frames.
 FRAMES_CHANNEL = "vpn.frames"
 #: The reliable channel for tunnel control messages (``vm.rogue`` reports).
@@ -59,19 +61,19 @@ MAX_FRAME = 1514
 MAX_FRAGMENTS = 4
 #: Frames being reassembled at once per tunnel; the oldest is dropped beyond that.
 MAX_PARTIAL_FRAMES = 64
-#: The virtio-net header before an offloaded frame (``struct virtio_net_hdr``, little-endian).
-_VNET = struct.Struct("<BBHHHH")
-VNET_HEADER_BYTES = _VNET.size
+#: The virtio-net header before an offloaded frame (``struct virtio_net_hdr``, little-endian; the layout
+#: and its check are the frame ports' contract, :mod:`omerta_core.interfaces.vnet`).
+VNET_HEADER_BYTES = vnet.HEADER_BYTES
 #: A header that asks nothing of the kernel: what precedes a finished frame on a TAP with vnet headers.
-VNET_NONE = bytes(VNET_HEADER_BYTES)
-VNET_F_NEEDS_CSUM = 0x01
-VNET_F_DATA_VALID = 0x02
-VNET_GSO_NONE = 0x00
-VNET_GSO_TCPV4 = 0x01
-VNET_GSO_TCPV6 = 0x04
-VNET_GSO_ECN = 0x80
+VNET_NONE = vnet.NONE
+VNET_F_NEEDS_CSUM = vnet.F_NEEDS_CSUM
+VNET_F_DATA_VALID = vnet.F_DATA_VALID
+VNET_GSO_NONE = vnet.GSO_NONE
+VNET_GSO_TCPV4 = vnet.GSO_TCPV4
+VNET_GSO_TCPV6 = vnet.GSO_TCPV6
+VNET_GSO_ECN = vnet.GSO_ECN
 #: The largest offloaded frame: a 64 KiB TCP super-frame (the kernel's GSO limit) and its Ethernet header.
-MAX_OFFLOAD_FRAME = 65536 + ETHERNET_HEADER
+MAX_OFFLOAD_FRAME = vnet.MAX_OFFLOAD_FRAME
 #: An offloaded frame is split into at most this many pieces (64 of 1,239 bytes hold 64 KiB and more).
 MAX_OFFLOAD_PIECES = 64
 #: Offloaded frames being reassembled at once per tunnel (at most 8 of 64 pieces held); oldest dropped beyond.
@@ -176,31 +178,14 @@ def encode_offload(tunnel: int, frame_id: int, data: bytes, max_datagram: int) -
 
 
 def check_offloaded(data: bytes) -> None:
-    """Check a joined offloaded frame before a kernel sees it; raises only :class:`CodecError`.
+    """Check a joined offloaded frame before a kernel sees it (:func:`omerta_core.interfaces.vnet.check`).
 
-    Allowed: no GSO or TCP segmentation (IPv4, IPv6, with or without ECN); the flags "needs checksum"
-    and "data valid"; a checksum position and header length inside the frame; a frame of at most
-    :data:`MAX_FRAME` bytes unless it is to be segmented, then at most :data:`MAX_OFFLOAD_FRAME`.
+    Raises only :class:`CodecError`.
     """
-    if len(data) < VNET_HEADER_BYTES + ETHERNET_HEADER:
-        raise CodecError("an offloaded frame has a 10-byte virtio-net header and an Ethernet header at least")
-    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = _VNET.unpack_from(data)
-    frame_bytes = len(data) - VNET_HEADER_BYTES
-    if flags & ~(VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID):
-        raise CodecError(f"virtio-net flags 0x{flags:02x} not allowed")
-    segmented = gso_type & ~VNET_GSO_ECN
-    if segmented not in (VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6) or gso_type == VNET_GSO_ECN:
-        raise CodecError(f"virtio-net GSO type 0x{gso_type:02x} not allowed")
-    if segmented == VNET_GSO_NONE and frame_bytes > MAX_FRAME:
-        raise CodecError(f"an unsegmented frame has at most {MAX_FRAME} bytes, got {frame_bytes}")
-    if segmented != VNET_GSO_NONE and not 1 <= gso_size <= MAX_FRAME:
-        raise CodecError(f"segment size {gso_size} out of range")
-    if frame_bytes > MAX_OFFLOAD_FRAME:
-        raise CodecError(f"an offloaded frame has at most {MAX_OFFLOAD_FRAME} bytes, got {frame_bytes}")
-    if hdr_len > frame_bytes:
-        raise CodecError("virtio-net header length past the frame")
-    if flags & VNET_F_NEEDS_CSUM and csum_start + csum_offset + 2 > frame_bytes:
-        raise CodecError("checksum position past the frame")
+    try:
+        vnet.check(data)
+    except vnet.VnetHeaderError as exc:
+        raise CodecError(str(exc)) from None
 
 
 def decode(datagram: bytes) -> Datagram:

@@ -52,6 +52,9 @@ class Gateway(Protocol):
     def info(self) -> GatewayInfo:
         """Addresses, mode, MTU and how to run a command inside the gateway."""
 
+    def allow_offloads(self) -> None:
+        """The provider takes offloaded frames: from now on the port may yield them (TCP super-frames)."""
+
     async def start(self) -> None:
         """Create everything; return once DHCP is served."""
 

@@ -74,6 +74,10 @@ class LinuxGateway:
             raise GatewayError(f"the gateway of VM {self.spec.vm_id} is not running")
         return ("nsenter", "--target", str(self._helper.pid), "--user", "--net", "--preserve-credentials")
 
+    def allow_offloads(self) -> None:
+        if self._port is not None:
+            self._port.enable_offloads()
+
     def info(self) -> GatewayInfo:
         spec = self.spec
         return GatewayInfo(

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.hypervisor import FrameHandler, FramePort, Hypervisor, VmState
+from omerta_core.interfaces.hypervisor import FrameHandler, FramePort, Hypervisor, OffloadPort, VmState
 from omerta_core.interfaces.transport import Delivery, Transport
 from omerta_core.interfaces.vpn import GatewayInfo, GatewayMode, RogueEvent, RogueListener, TunnelInfo
 from omerta_core.node import NodeContext
@@ -34,7 +34,6 @@ from omerta_vpn.errors import ControlMessageError, GatewayError, TunnelError
 from omerta_vpn.gateway import Gateway, GatewaySpec
 from omerta_vpn.gateway_linux import LinuxGateway
 from omerta_vpn.settings import MAX_MTU, Settings
-from omerta_vpn.tap import OffloadPort
 from omerta_vpn.tunnel import ConsumerLink, DeleteVm, FramesMode, PauseVm, ProviderTunnel, ResumeVm, Rogue
 
 #: How often tunnels are checked for a gone consumer and VMs for new tunnels.
@@ -70,6 +69,8 @@ class _Attached:
     provider: PeerId
     gateway: Gateway
     counters: dict[str, int] = field(default_factory=dict)
+    #: The gateway hands this end TCP super-frames for the VM (once the provider showed it takes them).
+    offloading: bool = False
 
     def __post_init__(self) -> None:
         self.offload = isinstance(self.gateway.port, OffloadPort)
@@ -308,6 +309,8 @@ class VpnService:
         self._gateways[vm_id] = attached
         self._gateways_by_key[(str(provider), tunnel)] = attached
         gateway.port.on_frames(self._sender(provider, link.from_gateway))
+        if attached.offload:  # none come before allow_offloads(), once the provider has shown it takes them
+            cast(OffloadPort, gateway.port).on_offload(self._sender(provider, link.from_gateway_offload))
         self._keep_alive(provider, link, time.monotonic())
         return gateway.info()
 
@@ -367,6 +370,8 @@ class VpnService:
             frame = attached.link.from_provider(datagram, time.monotonic())
             if frame is not None:
                 self._deliver(attached, frame)
+                if not attached.offloading and attached.link.provider_takes_offloads:
+                    self._allow_offloads(attached)
             return
         self._count("dropped_unknown_tunnel")
 
@@ -377,6 +382,18 @@ class VpnService:
             cast(OffloadPort, end.port).send_offload(frame.data)
         else:
             self._count("dropped_offload")  # this end cannot hand the kernel an offloaded frame
+
+    def _allow_offloads(self, attached: _Attached) -> None:
+        """The provider takes offloaded frames: let the gateway hand the tunnel TCP super-frames for the VM."""
+        attached.offloading = True
+        if not attached.offload:
+            return
+        try:
+            attached.gateway.allow_offloads()
+        except OSError as exc:
+            self.log.warning("gateway offloads refused", vm_id=attached.link.vm_id, error=str(exc))
+            return
+        self.log.info("gateway offloads on", vm_id=attached.link.vm_id, provider=attached.provider.short)
 
     def _on_control(self, peer: PeerId, data: bytes) -> None:
         try:

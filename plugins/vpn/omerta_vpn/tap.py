@@ -10,7 +10,8 @@ event loop.
 A TAP opened with vnet headers (:func:`omerta_vpn.tun.open_tap` ``vnet=True``)
 also takes offloaded frames (:meth:`TapFramePort.send_offload`: a virtio-net
 header and a frame, e.g. a TCP super-frame of up to 64 KiB that the kernel
-delivers whole or segments) and, with offloads on, yields them
+delivers whole or segments) and, with offloads on (opened so, or from
+:meth:`TapFramePort.enable_offloads` on), yields them
 (:meth:`TapFramePort.on_offload`); plain frames pass as plain frames either way.
 Touches only the descriptor it is given.
 """
@@ -20,27 +21,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
-from omerta_core.interfaces.hypervisor import FrameHandler, FramePort
+from omerta_core.interfaces.hypervisor import FrameHandler, OffloadHandler
 from omerta_vpn.codec import MAX_OFFLOAD_FRAME, VNET_F_NEEDS_CSUM, VNET_HEADER_BYTES, VNET_NONE
+from omerta_vpn.tun import set_offload
 
 ETHERNET_HEADER = 14
 RECEIVE_BATCH = 64
-#: Called with a virtio-net header and its frame.
-OffloadHandler = Callable[[bytes], None]
-
-
-@runtime_checkable
-class OffloadPort(FramePort, Protocol):
-    """A frame port that also carries offloaded frames (a virtio-net header and its frame)."""
-
-    def send_offload(self, data: bytes) -> bool:
-        """Hand the kernel ``data``, already checked by :func:`omerta_vpn.codec.check_offloaded`."""
-
-    def on_offload(self, handler: OffloadHandler | None) -> None:
-        """Where offloaded frames read from the port go (``None``: dropped and counted)."""
 
 
 class TapFramePort:
@@ -73,6 +60,11 @@ class TapFramePort:
             return False
         self._counters["sent_offloaded"] += 1
         return self._write(data, "sent_frames", vnet=False)
+
+    def enable_offloads(self) -> None:
+        """From now on read TCP super-frames and partial checksums as offloaded frames (needs vnet headers)."""
+        if self._vnet and self._fd >= 0:
+            set_offload(self._fd)
 
     def _write(self, data: bytes, counter: str, *, vnet: bool = True) -> bool:
         if self._fd < 0:

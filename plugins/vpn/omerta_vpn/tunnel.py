@@ -362,6 +362,7 @@ class ConsumerLink:
     def __init__(
         self, vm_id: str, *, max_datagram: int, mode: FramesMode = FramesMode.FIT, timing: Timing | None = None
     ) -> None:
+        self.vm_id = vm_id
         self.tunnel = codec.tunnel_id(vm_id)
         self.max_datagram = max_datagram
         self.mode = mode
@@ -369,6 +370,9 @@ class ConsumerLink:
         self.counters: Counter[str] = Counter()
         self.watch = PathWatch(self.tunnel, self.timing)
         self.carrier = FrameCarrier(self.tunnel, max_datagram, mode, self.counters, "frames_to_vm", "frames_from_vm")
+        #: The provider sent an offloaded frame, so its port takes them too (``OffloadPort``): from now on
+        #: the gateway may hand this end TCP super-frames for the VM.
+        self.provider_takes_offloads = False
 
     def from_gateway(self, frame: bytes, now: float) -> list[bytes]:
         datagrams = self.carrier.encode(frame)
@@ -376,9 +380,21 @@ class ConsumerLink:
             self.watch.sent(now)
         return datagrams
 
+    def from_gateway_offload(self, data: bytes, now: float) -> list[bytes]:
+        """The datagrams that carry ``data`` (a vnet header and a frame, e.g. a TCP super-frame) to the VM."""
+        datagrams = self.carrier.encode_offload(data) if self.provider_takes_offloads else []
+        if datagrams:
+            self.watch.sent(now)
+        elif not self.provider_takes_offloads:
+            self.counters["dropped_offload"] += 1
+        return datagrams
+
     def from_provider(self, datagram: codec.Datagram, now: float) -> bytes | codec.Offloaded | None:
         self.watch.heard(now)
-        return self.carrier.decode(datagram)
+        frame = self.carrier.decode(datagram)
+        if type(frame) is codec.Offloaded:
+            self.provider_takes_offloads = True
+        return frame
 
     def keepalive_due(self, now: float) -> bytes | None:
         """A keepalive to send now, if nothing else went to the provider for a keepalive interval."""
