@@ -59,6 +59,8 @@ class TapFramePort:
             self._counters["dropped_offload"] += 1
             return False
         self._counters["sent_offloaded"] += 1
+        if data[1]:  # a GSO type: a TCP super-frame, delivered whole or segmented by the kernel
+            self._counters["sent_super_frames"] += 1
         return self._write(data, "sent_frames", vnet=False)
 
     def enable_offloads(self) -> None:

@@ -240,6 +240,71 @@ def test_ping_and_a_tcp_transfer_to_the_consumers_gateway(rig: Rig, rented: Any)
     assert rc == 0 and md5 in out
 
 
+#: Counts what one TCP connection brings until its end; says when it listens.
+SINK = """
+import socket, sys
+server = socket.create_server(("0.0.0.0", int(sys.argv[1])))
+print("listening", flush=True)
+connection, _ = server.accept()
+received = 0
+while chunk := connection.recv(1 << 20):
+    received += len(chunk)
+print(received, flush=True)
+"""
+SINK_PORT = 9000
+
+
+def tunnel_counters(rig: Rig, vm_id: str) -> dict[str, int]:
+    """The provider's counters of the VM's tunnel: its frame port's and the tunnel core's."""
+    return dict(next(t["counters"] for t in rig.provider.call("vpn.tunnels") if t["vm_id"] == vm_id))
+
+
+def gateway_counters(rig: Rig, vm_id: str) -> dict[str, int]:
+    """The consumer's counters of the VM's gateway: its TAP port's and the tunnel end's."""
+    return dict(next(g["counters"] for g in rig.consumer.call("vpn.gateways") if g["vm_id"] == vm_id))
+
+
+def test_the_guests_tcp_bursts_travel_as_super_frames_both_ways(rig: Rig, rented: Any) -> None:
+    """The guest's NIC offloads TCP segmentation: its burst is read as one super-frame on the provider's
+    frame port, carried in OFFLOAD pieces and written whole into the consumer's TAP; a download from the
+    gateway travels the same way back (the consumer's TAP hands over super-frames once the provider has
+    sent it an offloaded frame). No header was refused on the way."""
+    vm_id, gateway = rented
+    provider_before, consumer_before = tunnel_counters(rig, vm_id), gateway_counters(rig, vm_id)
+    sink = subprocess.Popen(
+        [*gateway["enter"], SYSTEM_PYTHON, "-c", SINK, str(SINK_PORT)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert sink.stdout is not None and sink.stdout.readline().strip() == "listening"
+        upload = f"dd if=/dev/zero bs=65536 count=32 2>/dev/null | nc {SUBNET_GATEWAY} {SINK_PORT}"
+        rc, out = shell(gateway, upload, 120)
+        assert rc == 0, out
+        assert sink.communicate(timeout=60)[0].strip() == str(32 * 65536)
+    finally:
+        sink.kill()
+        sink.wait()
+    with blob_server(rig, gateway, BLOB_BYTES) as md5:
+        rc, out = shell(gateway, FETCH, 120)
+    assert rc == 0 and md5 in out
+    provider, consumer = tunnel_counters(rig, vm_id), gateway_counters(rig, vm_id)
+
+    def grew(now: dict[str, int], before: dict[str, int], name: str) -> int:
+        return now.get(name, 0) - before.get(name, 0)
+
+    # the upload: super-frames from the guest, whole into the consumer's TAP
+    assert grew(provider, provider_before, "from_vm_super_frames") > 0, provider
+    assert grew(consumer, consumer_before, "sent_super_frames") > 0, consumer
+    # the download: the gateway's super-frames, whole to the guest
+    assert grew(consumer, consumer_before, "received_offloaded") > 0, consumer
+    assert grew(provider, provider_before, "to_vm_offloaded") > 0, provider
+    for counters, refused in (
+        (provider, "dropped_bad_vnet"),
+        (provider, "dropped_bad_offload"),
+        (consumer, "dropped_bad_offload"),
+    ):
+        assert counters.get(refused, 0) == 0, (refused, counters)
+
+
 def test_the_internet_is_reached_only_through_the_consumer(rig: Rig, rented: Any) -> None:
     _, gateway = rented
     rc, out = shell(gateway, f"wget -q -O - http://{rig.web.address}:{WEB_PORT}/hello")
