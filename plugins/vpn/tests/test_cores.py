@@ -319,6 +319,25 @@ def test_an_offloaded_super_frame_travels_in_pieces_and_joins_in_any_order(paylo
     assert tunnel.counters["offloaded_frames"] == 1 and link.counters["frames_from_vm"] == 1
 
 
+def test_a_consumer_sends_offloaded_frames_only_once_the_provider_has_sent_it_one() -> None:
+    """A port that yields offloaded frames takes them: until the provider showed that, none go its way."""
+    tunnel = provider()
+    link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM)
+    towards_vm = offloaded(20000, source="02:6f:6d:00:00:01")
+    assert link.from_gateway_offload(towards_vm, 0.0) == [] and link.counters["dropped_offload"] == 1
+    # a bad offloaded frame from the provider shows nothing
+    bad = codec.encode_offload(link.tunnel, 1, offloaded(100, gso_type=0x05), MAX_DATAGRAM)
+    assert link.from_provider(codec.decode(bad[0]), 0.0) is None and not link.provider_takes_offloads
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 0.0)
+    for piece in tunnel.from_vm_offload(offloaded(100), 0.1):
+        link.from_provider(codec.decode(piece), 0.1)
+    assert link.provider_takes_offloads
+    pieces = link.from_gateway_offload(towards_vm, 0.2)
+    assert len(pieces) > 1 and link.counters["offloaded_frames"] == 1
+    results = [tunnel.from_consumer(codec.decode(p), 0.3) for p in pieces]
+    assert results[-1] == codec.Offloaded(towards_vm) and tunnel.counters["frames_to_vm"] == 1
+
+
 def test_an_offloaded_frame_with_a_foreign_mac_is_rogue() -> None:
     tunnel = provider()
     tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 0.0)
