@@ -106,12 +106,7 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
     if provider and options.get("guest"):
         state = Path(options["state_dir"])
         settings = parse_settings(
-            {
-                "images_dir": options["images_dir"],
-                "domain_type": "qemu",
-                "libvirt_netns": options["libvirt_netns"],
-                "nic_offloads": options.get("nic_offloads", True),
-            },
+            {"images_dir": options["images_dir"], "domain_type": "qemu", "libvirt_netns": options["libvirt_netns"]},
             state,
         )
         hypervisor = KvmHypervisor(settings, state, log)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import struct
 import subprocess
@@ -22,8 +23,10 @@ from omerta_vm_kvm.images import resolve_image
 from omerta_vm_kvm.registry import REGISTRY_FILE, Artefact, Registry, VmRow
 from omerta_vm_kvm.seed import host_key_pair, meta_data, network_config, user_data, write_seed_iso
 from omerta_vm_kvm.service import host_key_in, kernel_cmdline
+from omerta_vm_kvm.settings import parse_settings
 from omerta_vm_kvm.ssh_keys import validate_ssh_public_key
 
+from omerta_core.errors import ConfigError
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.hypervisor import VmRequest, VmState
 
@@ -119,6 +122,20 @@ def test_domain_xml_has_the_limits_the_overlay_the_tap_and_the_serial_log(tmp_pa
     assert root.find("devices/serial/source").get("path") == str(tmp_path / "c.log")  # type: ignore[union-attr]
     assert root.findtext("os/cmdline") == "console=ttyS0"
     assert root.find("cpu") is None  # host-passthrough only under kvm
+    # the NIC offloads TCP segmentation and checksums both ways, nothing else
+    for side in ("host", "guest"):
+        offloads = root.find(f"devices/interface/driver/{side}").attrib  # type: ignore[union-attr]
+        assert {k for k, v in offloads.items() if v == "on"} == {"csum", "tso4", "tso6", "ecn"}
+    plain = ET.fromstring(domain_xml(dataclasses.replace(spec, nic_offloads=False)))
+    assert set(plain.find("devices/interface/driver/host").attrib.values()) == {"off"}  # type: ignore[union-attr]
+    assert set(plain.find("devices/interface/driver/guest").attrib.values()) == {"off"}  # type: ignore[union-attr]
+
+
+def test_nic_offloads_is_a_switch(tmp_path: Path) -> None:
+    assert parse_settings({}, tmp_path).nic_offloads is True
+    assert parse_settings({"nic_offloads": False}, tmp_path).nic_offloads is False
+    with pytest.raises(ConfigError, match="nic_offloads must be true or false"):
+        parse_settings({"nic_offloads": "yes"}, tmp_path)
 
 
 def test_cloud_init_seed_holds_only_the_consumers_key_and_no_password(tmp_path: Path) -> None:
