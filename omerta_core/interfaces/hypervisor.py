@@ -95,9 +95,9 @@ class OffloadPort(FramePort, Protocol):
     per burst instead of one per segment. A VM whose NIC offloads segmentation and checksums hands
     its port such frames, and takes them. Finished frames still pass through :meth:`FramePort.send`
     and :meth:`FramePort.on_frames`. A port that yields offloaded frames also takes them, so the other
-    end of a link may send it offloaded frames once it has received one. Every header the port reads
-    from its VM has passed :func:`omerta_core.interfaces.vnet.check`; a port that cannot take an
-    offloaded frame drops and counts it, as it does a bad header.
+    end of a link may send it offloaded frames once it has received one. Every header a port yields
+    from its VM has passed :func:`omerta_core.interfaces.vnet.check`, and callers hand it only headers
+    that passed it; a frame it cannot take is dropped and counted.
     """
 
     def send_offload(self, data: bytes) -> bool:

@@ -382,11 +382,12 @@ class ConsumerLink:
 
     def from_gateway_offload(self, data: bytes, now: float) -> list[bytes]:
         """The datagrams that carry ``data`` (a vnet header and a frame, e.g. a TCP super-frame) to the VM."""
-        datagrams = self.carrier.encode_offload(data) if self.provider_takes_offloads else []
+        if not self.provider_takes_offloads:
+            self.counters["dropped_offload"] += 1
+            return []
+        datagrams = self.carrier.encode_offload(data)
         if datagrams:
             self.watch.sent(now)
-        elif not self.provider_takes_offloads:
-            self.counters["dropped_offload"] += 1
         return datagrams
 
     def from_provider(self, datagram: codec.Datagram, now: float) -> bytes | codec.Offloaded | None:
