@@ -18,6 +18,7 @@ from omerta_core import config, identity
 from omerta_core.control import protocol
 from omerta_core.errors import ConfigError, IdentityError, ProtocolError
 from omerta_core.fuzz import mutate, only_raises
+from omerta_core.interfaces import vnet
 from omerta_core.interfaces.common import Endpoint, InvalidPeerIdError, PeerId
 
 VALID_FRAMES = [
@@ -105,3 +106,17 @@ def test_identity_key_file_of_random_bytes(tmp_path: Path, data: bytes) -> None:
 def test_peer_ids_and_endpoints_of_random_text(text: str) -> None:
     only_raises(InvalidPeerIdError, lambda: PeerId(text))
     only_raises(ValueError, lambda: Endpoint.parse(text))
+
+
+#: A TCP super-frame's header (segments of 1189 bytes, checksum from byte 34) and a frame behind it.
+VALID_OFFLOADED = vnet.HEADER.pack(vnet.F_NEEDS_CSUM, vnet.GSO_TCPV4, 54, 1189, 34, 16) + bytes(3000)
+
+
+@given(st.binary(max_size=3000))
+def test_virtio_net_headers_of_random_bytes(data: bytes) -> None:
+    only_raises(vnet.VnetHeaderError, lambda: vnet.check(data))
+
+
+@given(st.randoms(use_true_random=False))
+def test_virtio_net_headers_mutated(rng: random.Random) -> None:
+    only_raises(vnet.VnetHeaderError, lambda: vnet.check(mutate(VALID_OFFLOADED, rng)))
