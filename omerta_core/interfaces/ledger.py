@@ -108,8 +108,11 @@ class Ledger(Service, Protocol):
     async def start_vm_session(self, session: str, probe: VmProbe) -> VmSessionResult:
         """As provider of lock ``session``, announce its VM to the witnesses; ``probe`` answers their checks."""
 
-    async def attest_vm_session(self, session: str) -> AttestationResult:
-        """As consumer or provider, end VM session ``session`` and wait for the witnesses' attested duration."""
+    async def attest_vm_session(self, session: str, *, unbilled_ms: int = 0) -> AttestationResult:
+        """As consumer or provider, end VM session ``session`` and wait for the witnesses' attested duration.
+
+        A provider leaves its last ``unbilled_ms`` out of the attested duration: the consumer's silence before a
+        lease lost on heartbeats, so the attestation ends at the last heartbeat heard, as the consumer bills it."""
 
     async def settle_escrow(self, session: str, duration_ms: int, hourly_rate: int) -> SettlementResult:
         """As consumer, settle lock ``session`` for ``duration_ms`` at ``hourly_rate`` units per hour (or record

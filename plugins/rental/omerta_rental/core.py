@@ -141,6 +141,8 @@ class DeleteVm:
     rental: str
     vm_id: str
     session: str
+    #: The end of the session the witnesses do not attest: the consumer's silence before a lost lease.
+    unbilled_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -502,7 +504,8 @@ class ProviderCore:
         report = Report(lease.rental, "ending", f"{reason}; deleting the VM")
         if was_creating:
             return [report]  # vm_created or vm_failed follows; the VM is deleted then
-        return [report, DeleteVm(lease.rental, lease.vm_id, lease.session)]
+        unbilled_ms = max(0, round((now - end_at) * 1000))  # the last heartbeat heard ends a lost lease's billing
+        return [report, DeleteVm(lease.rental, lease.vm_id, lease.session, unbilled_ms)]
 
 
 # -- consumer -----------------------------------------------------------------------------------

@@ -488,7 +488,7 @@ class RentalService:
     async def _delete_vm(self, action: DeleteVm) -> None:
         assert self.hypervisor is not None
         # the session ends for the witnesses now, so the attested duration does not include the deletion
-        attesting = asyncio.create_task(self.ledger.attest_vm_session(action.session))
+        attesting = asyncio.create_task(self.ledger.attest_vm_session(action.session, unbilled_ms=action.unbilled_ms))
         try:
             await self.hypervisor.destroy(action.vm_id)
         except Exception as exc:

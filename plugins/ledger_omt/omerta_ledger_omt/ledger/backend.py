@@ -254,10 +254,10 @@ class OmtLedger:
         outcome = await runner.start_vm(session)
         return VmSessionResult(session, outcome["state"] == "VM_RUNNING", str(outcome["state"]))
 
-    async def attest_vm_session(self, session: str) -> AttestationResult:
+    async def attest_vm_session(self, session: str, *, unbilled_ms: int = 0) -> AttestationResult:
         runner = self._runner()
         try:
-            outcome = await runner.end_vm(session)
+            outcome = await runner.end_vm(session, unbilled_ms=unbilled_ms)
         except LedgerError as exc:
             return AttestationResult(session, False, None, str(exc))
         finally:

@@ -572,17 +572,20 @@ class TransactionRunner:
             "votes": len(instance.store.get("connectivity_votes") or []),
         }
 
-    async def end_vm(self, session: str, timeout: float = ATTEST_WAIT_S) -> dict[str, Any]:
-        """End the VM session as its consumer or provider and wait for the witnesses' attestation."""
+    async def end_vm(self, session: str, timeout: float = ATTEST_WAIT_S, unbilled_ms: int = 0) -> dict[str, Any]:
+        """End the VM session as its consumer or provider and wait for the witnesses' attestation; a provider
+        leaves its last ``unbilled_ms`` out of the attested duration (spec 01's ``cancel_session``)."""
+        params: dict[str, Any] = {}
         if self._outcome(ATTEST_CHANNEL, session, "Consumer") == "connected":
             actor, trigger = "Consumer", "request_cancel"
         elif self._outcome(ATTEST_CHANNEL, session, "Provider") == "vm_verified":
             actor, trigger = "Provider", "cancel_session"
+            params["unbilled"] = max(0, unbilled_ms) / 1000
         else:
             raise LedgerError(f"no running VM session {session[:16]} here to end")
         instance = self.engine.instance(ATTEST_CHANNEL, session, actor)
         assert instance is not None
-        await self._apply(self.engine.fire(ATTEST_CHANNEL, session, actor, trigger, {}, self._now()))
+        await self._apply(self.engine.fire(ATTEST_CHANNEL, session, actor, trigger, params, self._now()))
         await self.wait_outcome(ATTEST_CHANNEL, session, actor, ATTEST_DONE, timeout)
         final = instance.store.get("final_attestation") or {}
         attestation = final.get("attestation") or {}
