@@ -86,6 +86,25 @@ class FramePort(Protocol):
         """Stop receiving and release the port (idempotent); the VM's NIC stays."""
 
 
+#: Called with the frames of one read burst from the VM, in order.
+FrameBatchHandler = Callable[[list[bytes]], None]
+
+
+@runtime_checkable
+class BatchFramePort(FramePort, Protocol):
+    """A frame port that also moves frames a burst at a time (optional; check with ``isinstance`` once).
+
+    The VPN's tunnel then checks and sends a burst read in one wake-up together, and writes a run
+    of frames received together in one loop, instead of one call per frame.
+    """
+
+    def on_frame_batch(self, handler: FrameBatchHandler | None) -> None:
+        """Call ``handler`` with each burst of frames from the VM (instead of :meth:`on_frames`)."""
+
+    def send_batch(self, frames: list[bytes]) -> int:
+        """:meth:`send` of each of ``frames`` in order; how many were taken."""
+
+
 @runtime_checkable
 class OffloadPort(FramePort, Protocol):
     """A frame port that also carries offloaded frames: a virtio-net header and the frame it describes.

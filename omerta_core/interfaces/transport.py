@@ -16,6 +16,8 @@ from omerta_core.interfaces.common import Endpoint, PeerId, Service
 
 #: Called for each received message with the sender's authenticated peer id.
 MessageHandler = Callable[[PeerId, bytes], Awaitable[None] | None]
+#: Called with the sender and a run of its messages on one channel that arrived together, in order.
+DatagramBatchHandler = Callable[[PeerId, list[bytes]], None]
 
 
 class Delivery(enum.Enum):
@@ -54,6 +56,9 @@ class Transport(Service, Protocol):
         :meth:`max_datagram_size`.
         """
 
+    def send_datagrams(self, peer: PeerId, channel: str, datas: Sequence[bytes]) -> None:
+        """:meth:`send_datagram` of each of ``datas``, in order, in one call (a batch of tunnelled frames)."""
+
     def max_datagram_size(self) -> int:
         """The largest ``data`` a datagram may carry in one packet."""
 
@@ -67,6 +72,10 @@ class Transport(Service, Protocol):
 
     def on_message(self, channel: str, handler: MessageHandler) -> None:
         """Register the handler for messages arriving on ``channel``."""
+
+    def on_datagrams(self, channel: str, handler: DatagramBatchHandler) -> None:
+        """Register ``handler`` for ``channel`` (instead of :meth:`on_message`): called once per run of
+        messages from one peer that arrived together (a batch of tunnelled frames), in order."""
 
     def path_state(self, peer: PeerId) -> PathState:
         """The current path state towards ``peer``."""

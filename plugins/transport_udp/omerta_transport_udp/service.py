@@ -29,6 +29,7 @@ import structlog
 from omerta_core.control.progress import report
 from omerta_core.interfaces.common import Endpoint, PeerId
 from omerta_core.interfaces.transport import (
+    DatagramBatchHandler,
     Delivery,
     MessageHandler,
     PacketPath,
@@ -121,6 +122,7 @@ class UdpTransport:
         self._gro: set[socket.socket] = set()
         self._no_gso: set[socket.socket] = set()
         self._handlers: dict[str, MessageHandler] = {}
+        self._batch_handlers: dict[str, DatagramBatchHandler] = {}
         self._channel_owners = Claims("transport channel")
         self._early: defaultdict[str, deque[tuple[PeerId, bytes]]] = defaultdict(deque)
         self._raw_handlers: list[RawDatagramHandler] = []
@@ -316,6 +318,12 @@ class UdpTransport:
         # also plans the timers (a first datagram may start a handshake whose retry deadline must be planned)
         self._schedule_drain()
 
+    def send_datagrams(self, peer: PeerId, channel: str, datas: Sequence[bytes]) -> None:
+        if self._loop is None or not self._sockets:
+            raise NotStartedError("the udp transport is not running")
+        self.core.send_datagrams(peer, channel, datas, time.monotonic())
+        self._schedule_drain()
+
     def max_datagram_size(self) -> int:
         return self.core.max_datagram_size
 
@@ -333,6 +341,15 @@ class UdpTransport:
         self._handlers[channel] = handler
         for peer, data in self._early.pop(channel, ()):
             self._dispatch(handler, channel, peer, data)
+
+    def on_datagrams(self, channel: str, handler: DatagramBatchHandler) -> None:
+        """Register ``handler`` for ``channel``, called once per run of its messages from one peer that one
+        read delivered (a GRO batch of tunnelled frames), instead of once per message."""
+        self._channel_owners.claim(channel)
+        self.core.register_channel(channel)
+        self._batch_handlers[channel] = handler
+        for peer, data in self._early.pop(channel, ()):
+            self._dispatch_batch(handler, channel, peer, [data])
 
     def path_state(self, peer: PeerId) -> PathState:
         return self.core.path_state(peer, time.monotonic())
@@ -439,8 +456,19 @@ class UdpTransport:
         self.core.flush(time.monotonic())
         self._transmit()
         events, self.core.events = self.core.events, []
+        batches = self._batch_handlers
+        run: list[bytes] = []
+        run_peer, run_channel = None, ""
         for event in events:
+            if run and (type(event) is not Delivered or event.peer != run_peer or event.channel != run_channel):
+                self._dispatch_batch(batches[run_channel], run_channel, run_peer, run)
+                run = []
             if type(event) is Delivered:
+                if event.channel in batches:
+                    if not run:
+                        run_peer, run_channel = event.peer, event.channel
+                    run.append(event.data)
+                    continue
                 handler = self._handlers.get(event.channel)
                 if handler is not None:
                     self._dispatch(handler, event.channel, event.peer, event.data)
@@ -460,6 +488,8 @@ class UdpTransport:
             elif type(event) is Connected:
                 level = self.log.debug if event.rekey else self.log.info
                 level("session established", peer=event.peer.short, peer_restarted=event.restarted, rekey=event.rekey)
+        if run:
+            self._dispatch_batch(batches[run_channel], run_channel, run_peer, run)
         self._transmit()
         self._rearm()
 
@@ -474,6 +504,15 @@ class UdpTransport:
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
             task.add_done_callback(functools.partial(self._handler_done, channel, peer))
+
+    def _dispatch_batch(
+        self, handler: DatagramBatchHandler, channel: str, peer: PeerId | None, datas: list[bytes]
+    ) -> None:
+        assert peer is not None
+        try:
+            handler(peer, datas)
+        except Exception:
+            self._handler_failed(channel, peer)
 
     def _handler_done(self, channel: str, peer: PeerId, task: asyncio.Future[None]) -> None:
         self._tasks.discard(task)

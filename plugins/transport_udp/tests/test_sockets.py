@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import nacl.signing
 import pytest
-from omerta_transport_udp.errors import IdentifyTimeoutError
+from omerta_transport_udp.errors import IdentifyTimeoutError, MessageTooLargeError
 from omerta_transport_udp.service import UdpTransport
 from omerta_transport_udp.testing import wait_for
 
@@ -249,6 +249,28 @@ async def test_datagrams_of_one_turn_go_as_segmented_sends_or_one_by_one(
             assert 0 < gso_sends <= len(sent) // 30  # 100 datagrams per turn: a handful of sends each
         else:
             assert gso_sends == 0 and a.status()["counters"].get("socket_errors", 0) == 0
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_batch_of_datagrams_arrives_in_order_as_runs_for_a_batch_handler() -> None:
+    a, b = await started("127.0.0.1"), await started("127.0.0.1")
+    try:
+        runs: list[list[bytes]] = []
+        b.on_datagrams("frames", lambda peer, datas: runs.append(list(datas)) if peer == a.peer_id else None)
+        a.add_peer(b.peer_id, [loopback(b)])
+        await wait_for(lambda: a.path_state(b.peer_id) is PathState.CONNECTED)
+        sent = [i.to_bytes(4, "big") + bytes(996) for i in range(640)]
+        for start in range(0, len(sent), 64):
+            a.send_datagrams(b.peer_id, "frames", sent[start : start + 64])
+            await asyncio.sleep(0.005)
+        await wait_for(lambda: sum(len(run) for run in runs) == len(sent), timeout=20)
+        assert [data for run in runs for data in run] == sent  # loopback neither loses nor reorders
+        assert len(runs) < len(sent) // 4  # a read's datagrams come as one run, not one call each
+        assert a.status()["counters"].get("gso_sends", 0) > 0
+        with pytest.raises(MessageTooLargeError):
+            a.send_datagrams(b.peer_id, "frames", [b"small", bytes(a.max_datagram_size() + 1)])
     finally:
         await a.stop()
         await b.stop()

@@ -57,6 +57,9 @@ FRAGMENT_HEADER_BYTES = _FRAGMENT.size
 ETHERNET_HEADER = 14
 #: The largest frame the tunnel ever carries (a 1500-byte MTU plus header); bigger ones are dropped.
 MAX_FRAME = 1514
+#: The sizes of a ``FRAME`` datagram: its header and a frame of 14 to :data:`MAX_FRAME` bytes.
+MIN_FRAME_DATAGRAM = HEADER_BYTES + ETHERNET_HEADER
+MAX_FRAME_DATAGRAM = HEADER_BYTES + MAX_FRAME
 #: A frame is split into at most this many pieces.
 MAX_FRAGMENTS = 4
 #: Frames being reassembled at once per tunnel; the oldest is dropped beyond that.

@@ -19,13 +19,21 @@ import shutil
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from omerta_core.interfaces.common import PeerId
-from omerta_core.interfaces.hypervisor import FrameHandler, FramePort, Hypervisor, OffloadPort, VmState
+from omerta_core.interfaces.hypervisor import (
+    BatchFramePort,
+    FrameBatchHandler,
+    FrameHandler,
+    FramePort,
+    Hypervisor,
+    OffloadPort,
+    VmState,
+)
 from omerta_core.interfaces.transport import Delivery, Transport
 from omerta_core.interfaces.vpn import GatewayInfo, GatewayMode, RogueEvent, RogueListener, TunnelInfo
 from omerta_core.node import NodeContext
@@ -59,8 +67,9 @@ class _Tunnel:
     vm_calls: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
-        # whether the port takes offloaded frames: a Protocol isinstance check is slow, so once, not per frame
+        # what the port can do: a Protocol isinstance check is slow, so once, not per frame
         self.offload = isinstance(self.port, OffloadPort)
+        self.batch = isinstance(self.port, BatchFramePort)
 
 
 @dataclass
@@ -74,6 +83,7 @@ class _Attached:
 
     def __post_init__(self) -> None:
         self.offload = isinstance(self.gateway.port, OffloadPort)
+        self.batch = isinstance(self.gateway.port, BatchFramePort)
 
     @property
     def port(self) -> FramePort:
@@ -96,6 +106,7 @@ class VpnService:
         self.self_peer = PeerId(node.peer_id)
         self._transport: Transport | None = None
         self._tunnels: dict[str, _Tunnel] = {}
+        #: Keyed by (peer, tunnel): a PeerId is a str, so its hash and equality are the text's.
         self._by_key: dict[tuple[str, int], _Tunnel] = {}
         self._gateways: dict[str, _Attached] = {}
         self._gateways_by_key: dict[tuple[str, int], _Attached] = {}
@@ -112,7 +123,7 @@ class VpnService:
         transport = self.node.service(Transport)
         self._transport = transport
         self._max_datagram = min(transport.max_datagram_size(), codec.MAX_FRAME + codec.HEADER_BYTES)
-        transport.on_message(codec.FRAMES_CHANNEL, self._on_datagram)
+        transport.on_datagrams(codec.FRAMES_CHANNEL, self._on_datagrams)
         transport.on_message(codec.CONTROL_CHANNEL, self._on_control)
         # an earlier run's gateways ended with it (their helpers exit when the node does); only files remain
         shutil.rmtree(self._gateways_dir(), ignore_errors=True)
@@ -167,7 +178,7 @@ class VpnService:
         info = next((vm for vm in hypervisor.list() if vm.vm_id == vm_id), None)
         if info is None or info.mac is None:
             raise TunnelError(f"no VM {vm_id[:64]!r} with a NIC on this node")
-        key = (str(consumer), codec.tunnel_id(vm_id))
+        key = (consumer, codec.tunnel_id(vm_id))
         if key in self._by_key:
             raise TunnelError(f"VM {vm_id} has the tunnel id of VM {self._by_key[key].core.vm_id} for one consumer")
         port = await hypervisor.open_frame_port(vm_id)
@@ -189,7 +200,10 @@ class VpnService:
         tunnel = _Tunnel(core, consumer, port)
         self._tunnels[vm_id] = tunnel
         self._by_key[key] = tunnel
-        port.on_frames(self._vm_sender(tunnel))
+        if tunnel.batch:  # a burst of frames read at once goes through the tunnel and out in one call
+            cast(BatchFramePort, port).on_frame_batch(self._vm_batch_sender(tunnel))
+        else:
+            port.on_frames(self._vm_sender(tunnel))
         if tunnel.offload:  # a port that yields TCP super-frames: carried whole, in pieces
             cast(OffloadPort, port).on_offload(self._vm_sender(tunnel, tunnel.core.from_vm_offload))
         self.log.info("tunnel started", vm_id=vm_id, consumer=consumer.short, guest_mtu=port.mtu)
@@ -199,7 +213,7 @@ class VpnService:
         tunnel = self._tunnels.pop(vm_id, None)
         if tunnel is None:
             return
-        self._by_key.pop((str(tunnel.consumer), tunnel.core.tunnel), None)
+        self._by_key.pop((tunnel.consumer, tunnel.core.tunnel), None)
         tunnel.port.close()
         self.log.info("tunnel stopped", vm_id=vm_id, consumer=tunnel.consumer.short, **dict(tunnel.core.counters))
 
@@ -214,12 +228,13 @@ class VpnService:
         """A frame port's handler: each frame through ``encode``, its datagrams to ``peer`` and nowhere else."""
         transport = self._transport
         assert transport is not None
-        send = transport.send_datagram
+        send = transport.send_datagrams
         channel = codec.FRAMES_CHANNEL
 
         def carry(frame: bytes) -> None:
-            for datagram in encode(frame, time.monotonic()):
-                send(peer, channel, datagram)
+            datagrams = encode(frame, time.monotonic())
+            if datagrams:  # all the pieces of an offloaded frame in one call
+                send(peer, channel, datagrams)
 
         return carry
 
@@ -228,6 +243,30 @@ class VpnService:
 
         def from_vm(frame: bytes) -> None:
             carry(frame)
+            if tunnel.core.actions:
+                self._act(tunnel)
+
+        return from_vm
+
+    def _batch_sender(self, peer: PeerId, encode: Callable[[Sequence[bytes], float], list[bytes]]) -> FrameBatchHandler:
+        """A batch port's handler: a burst through ``encode``, its datagrams to ``peer`` in one call."""
+        transport = self._transport
+        assert transport is not None
+        send = transport.send_datagrams
+        channel = codec.FRAMES_CHANNEL
+
+        def carry(frames: list[bytes]) -> None:
+            datagrams = encode(frames, time.monotonic())
+            if datagrams:
+                send(peer, channel, datagrams)
+
+        return carry
+
+    def _vm_batch_sender(self, tunnel: _Tunnel) -> FrameBatchHandler:
+        carry = self._batch_sender(tunnel.consumer, tunnel.core.from_vm_batch)
+
+        def from_vm(frames: list[bytes]) -> None:
+            carry(frames)
             if tunnel.core.actions:
                 self._act(tunnel)
 
@@ -246,6 +285,8 @@ class VpnService:
             elif isinstance(action, DeleteVm):
                 tunnel.closing = True
                 tunnel.port.on_frames(None)
+                if tunnel.batch:
+                    cast(BatchFramePort, tunnel.port).on_frame_batch(None)
                 if tunnel.offload:
                     cast(OffloadPort, tunnel.port).on_offload(None)
                 self._spawn(self._delete_vm(vm_id, action.reason))
@@ -289,7 +330,7 @@ class VpnService:
                 raise GatewayError(f"VM {vm_id} has a gateway for provider {attached.provider.short} already")
             return attached.gateway.info()
         tunnel = codec.tunnel_id(vm_id)
-        if (str(provider), tunnel) in self._gateways_by_key:
+        if (provider, tunnel) in self._gateways_by_key:
             raise GatewayError(f"VM {vm_id} has the tunnel id of another VM of the same provider")
         spec = GatewaySpec(
             vm_id=vm_id,
@@ -307,8 +348,11 @@ class VpnService:
         )
         attached = _Attached(link, provider, gateway)
         self._gateways[vm_id] = attached
-        self._gateways_by_key[(str(provider), tunnel)] = attached
-        gateway.port.on_frames(self._sender(provider, link.from_gateway))
+        self._gateways_by_key[(provider, tunnel)] = attached
+        if attached.batch:
+            cast(BatchFramePort, gateway.port).on_frame_batch(self._batch_sender(provider, link.from_gateway_batch))
+        else:
+            gateway.port.on_frames(self._sender(provider, link.from_gateway))
         if attached.offload:  # none come before allow_offloads(), once the provider has shown it takes them
             cast(OffloadPort, gateway.port).on_offload(self._sender(provider, link.from_gateway_offload))
         self._keep_alive(provider, link, time.monotonic())
@@ -318,7 +362,7 @@ class VpnService:
         attached = self._gateways.pop(vm_id, None)
         if attached is None:
             return
-        self._gateways_by_key.pop((str(attached.provider), attached.link.tunnel), None)
+        self._gateways_by_key.pop((attached.provider, attached.link.tunnel), None)
         await attached.gateway.stop()
         self.log.info("gateway detached", vm_id=vm_id, provider=attached.provider.short, **dict(attached.link.counters))
 
@@ -350,30 +394,61 @@ class VpnService:
 
     # -- the transport's side ----------------------------------------------------------------
 
-    def _on_datagram(self, peer: PeerId, data: bytes) -> None:
-        try:
-            datagram = codec.decode(data)
-        except codec.CodecError:
-            self._count("dropped_malformed")
-            return
-        key = (str(peer), datagram.tunnel)
-        tunnel = self._by_key.get(key)
-        if tunnel is not None:
-            frame = tunnel.core.from_consumer(datagram, time.monotonic())
-            if frame is not None and not tunnel.closing:
-                self._deliver(tunnel, frame)
-            if tunnel.core.actions:
-                self._act(tunnel)
-            return
-        attached = self._gateways_by_key.get(key)
+    def _on_datagrams(self, peer: PeerId, datas: list[bytes]) -> None:
+        """Tunnel datagrams that arrived together: each to the end it belongs to, found by (sender, tunnel)
+        before it is decoded; a gateway's frames among them go to its TAP together."""
+        now = time.monotonic()
+        attached: _Attached | None = None
+        attached_tunnel = -1
+        frames: list[bytes] = []
+        for data in datas:
+            tunnel_id = int.from_bytes(data[1 : codec.HEADER_BYTES], "big")
+            if attached is not None and tunnel_id != attached_tunnel:
+                self._deliver_batch(attached, frames)
+                attached, frames = None, []
+            try:
+                if attached is None:
+                    key = (peer, tunnel_id)
+                    attached = self._gateways_by_key.get(key)
+                    attached_tunnel = tunnel_id
+                if attached is not None:
+                    frame = attached.link.receive(data, now)
+                    if type(frame) is bytes:
+                        frames.append(frame)
+                    elif frame is not None:  # an offloaded frame: after the frames before it
+                        self._deliver_batch(attached, frames)
+                        frames = []
+                        self._deliver(attached, frame)
+                        if not attached.offloading and attached.link.provider_takes_offloads:
+                            self._allow_offloads(attached)
+                    continue
+                tunnel = self._by_key.get(key)
+                if tunnel is not None:
+                    self._from_consumer(tunnel, data, now)
+                    continue
+                codec.decode(data)
+            except codec.CodecError:
+                self._count("dropped_malformed")
+                continue
+            self._count("dropped_unknown_tunnel")
         if attached is not None:
-            frame = attached.link.from_provider(datagram, time.monotonic())
-            if frame is not None:
-                self._deliver(attached, frame)
-                if not attached.offloading and attached.link.provider_takes_offloads:
-                    self._allow_offloads(attached)
+            self._deliver_batch(attached, frames)
+
+    def _from_consumer(self, tunnel: _Tunnel, data: bytes, now: float) -> None:
+        frame = tunnel.core.receive(data, now)
+        if frame is not None and not tunnel.closing:
+            self._deliver(tunnel, frame)
+        if tunnel.core.actions:
+            self._act(tunnel)
+
+    def _deliver_batch(self, attached: _Attached, frames: list[bytes]) -> None:
+        if not frames:
             return
-        self._count("dropped_unknown_tunnel")
+        if attached.batch:
+            cast(BatchFramePort, attached.port).send_batch(frames)
+        else:
+            for frame in frames:
+                attached.port.send(frame)
 
     def _deliver(self, end: _Tunnel | _Attached, frame: bytes | codec.Offloaded) -> None:
         if isinstance(frame, bytes):

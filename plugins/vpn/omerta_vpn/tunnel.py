@@ -22,6 +22,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omerta_core.interfaces.vpn import TunnelState
@@ -152,6 +153,7 @@ class FrameCarrier:
         self.sent = sent
         self.received = received
         self._max_whole = max_datagram - codec.HEADER_BYTES
+        self._frame_header = codec.encode_frame(tunnel, b"")
         self._frame_ids = 0
         self._offload_ids = 0
         self._reassembler = codec.Reassembler()
@@ -174,6 +176,22 @@ class FrameCarrier:
         self.counters["dropped_too_big"] += 1
         return []
 
+    def encode_batch(self, frames: Sequence[bytes]) -> list[bytes]:
+        """The datagrams carrying ``frames``, in order (:meth:`encode` of each, with frames that fit whole
+        taking the short way)."""
+        header = self._frame_header
+        max_whole = self._max_whole
+        datagrams: list[bytes] = []
+        whole = 0
+        for frame in frames:
+            if len(frame) <= max_whole:
+                datagrams.append(header + frame)
+                whole += 1
+            else:
+                datagrams.extend(self.encode(frame))
+        self.counters[self.sent] += whole
+        return datagrams
+
     def encode_offload(self, data: bytes) -> list[bytes]:
         """The datagrams carrying ``data`` (a vnet header and its frame, e.g. a TCP super-frame)."""
         self._offload_ids += 1
@@ -184,6 +202,16 @@ class FrameCarrier:
         else:
             self.counters["dropped_too_big"] += 1
         return pieces
+
+    def receive(self, data: bytes) -> bytes | codec.Offloaded | None:
+        """:meth:`decode` of the datagram ``data`` of this tunnel; raises only :class:`codec.CodecError`.
+
+        A whole frame takes the short way: no decoded datagram is made for it.
+        """
+        if codec.MIN_FRAME_DATAGRAM <= len(data) <= codec.MAX_FRAME_DATAGRAM and data[0] == codec.KIND_FRAME:
+            self.counters[self.received] += 1
+            return data[codec.HEADER_BYTES :]
+        return self.decode(codec.decode(data))
 
     def decode(self, datagram: codec.Datagram) -> bytes | codec.Offloaded | None:
         """The whole frame ``datagram`` completes, if any (keepalives carry none)."""
@@ -270,6 +298,31 @@ class ProviderTunnel:
         """The datagrams that carry ``frame`` to the consumer (none if it is dropped)."""
         return self._carried(self.carrier.encode(frame), now) if self._admit(frame[6:12], now) else []
 
+    def from_vm_batch(self, frames: Sequence[bytes], now: float) -> list[bytes]:
+        """The datagrams that carry ``frames`` (read together from the VM, in order) to the consumer.
+
+        Every frame is checked as :meth:`from_vm` checks it. While the consumer is live, a run of frames
+        from the VM's MAC is encoded together; from the first frame that fails the check on, each frame
+        goes through :meth:`from_vm`, and none after one that has the VM deleted.
+        """
+        if self.paused_at is not None or not self.live(now):
+            return self._one_by_one(frames, 0, now)
+        vm_mac = self.vm_mac
+        for index, frame in enumerate(frames):
+            if frame[6:12] != vm_mac:
+                datagrams = self.carrier.encode_batch(frames[:index]) if index else []
+                return self._carried(datagrams, now) + self._one_by_one(frames, index, now)
+        return self._carried(self.carrier.encode_batch(frames), now)
+
+    def _one_by_one(self, frames: Sequence[bytes], start: int, now: float) -> list[bytes]:
+        datagrams: list[bytes] = []
+        for frame in frames[start:]:
+            if self.deleting:
+                self.counters["dropped_deleting"] += 1
+                continue
+            datagrams += self.from_vm(frame, now)
+        return datagrams
+
     def from_vm_offload(self, data: bytes, now: float) -> list[bytes]:
         """The datagrams that carry ``data`` (a vnet header and a frame, e.g. a TCP super-frame) to the consumer."""
         source = codec.VNET_HEADER_BYTES + 6
@@ -315,6 +368,13 @@ class ProviderTunnel:
         """The frame to hand to the VM, if ``datagram`` completes one."""
         self._heard(now)
         return self.carrier.decode(datagram)
+
+    def receive(self, data: bytes, now: float) -> bytes | codec.Offloaded | None:
+        """:meth:`from_consumer` of the undecoded datagram ``data``; raises only :class:`codec.CodecError`,
+        and then the consumer is not heard."""
+        frame = self.carrier.receive(data)
+        self._heard(now)
+        return frame
 
     def _heard(self, now: float) -> None:
         self.watch.heard(now)
@@ -390,9 +450,25 @@ class ConsumerLink:
             self.watch.sent(now)
         return datagrams
 
+    def from_gateway_batch(self, frames: Sequence[bytes], now: float) -> list[bytes]:
+        """The datagrams carrying ``frames`` (read together from the gateway, in order)."""
+        datagrams = self.carrier.encode_batch(frames)
+        if datagrams:
+            self.watch.sent(now)
+        return datagrams
+
     def from_provider(self, datagram: codec.Datagram, now: float) -> bytes | codec.Offloaded | None:
         self.watch.heard(now)
         frame = self.carrier.decode(datagram)
+        if type(frame) is codec.Offloaded:
+            self.provider_takes_offloads = True
+        return frame
+
+    def receive(self, data: bytes, now: float) -> bytes | codec.Offloaded | None:
+        """:meth:`from_provider` of the undecoded datagram ``data``; raises only :class:`codec.CodecError`,
+        and then the provider is not heard."""
+        frame = self.carrier.receive(data)
+        self.watch.heard(now)
         if type(frame) is codec.Offloaded:
             self.provider_takes_offloads = True
         return frame

@@ -381,3 +381,57 @@ def test_offloaded_frames_being_joined_are_bounded() -> None:
     assert link.counters["dropped_offload_pieces"] == codec.MAX_PARTIAL_OFFLOADS * 2
     too_many = codec.encode_offload(link.tunnel, 1, bytes(codec.MAX_OFFLOAD_PIECES * MAX_DATAGRAM), MAX_DATAGRAM)
     assert too_many == []
+
+
+FRAMES = st.lists(
+    st.tuples(st.integers(min_value=14, max_value=codec.MAX_FRAME), st.sampled_from([VM_MAC, "52:54:00:00:00:99"])),
+    max_size=12,
+)
+
+
+@given(FRAMES, st.booleans())
+def test_a_batch_of_frames_is_checked_and_carried_as_one_by_one(frames: list[tuple[int, str]], heard: bool) -> None:
+    batch = [frame(size, mac) for size, mac in frames]
+    ends = [provider(mode=FramesMode.FRAGMENT, policy=RoguePolicy.PAUSE, rogue_threshold=2) for _ in range(2)]
+    for end in ends:
+        if heard:
+            end.from_consumer(codec.Keepalive(end.tunnel), 1.0)
+    one_by_one = [datagram for f in batch for datagram in ends[0].from_vm(f, 2.0)]
+    assert ends[1].from_vm_batch(batch, 2.0) == one_by_one
+    assert ends[1].counters == ends[0].counters and ends[1].actions == ends[0].actions
+    assert ends[1].watch.last_sent == ends[0].watch.last_sent
+
+
+def test_nothing_in_a_batch_after_a_rogue_frame_that_kills_goes_out() -> None:
+    tunnel = provider()
+    tunnel.from_consumer(codec.Keepalive(tunnel.tunnel), 1.0)
+    batch = [frame(100), frame(100), frame(100, "52:54:00:00:00:99"), frame(100)]
+    datagrams = tunnel.from_vm_batch(batch, 2.0)
+    assert [codec.decode(d) for d in datagrams] == [codec.Frame(tunnel.tunnel, batch[0])] * 2
+    assert DeleteVm("rogue") in tunnel.actions and tunnel.deleting
+    assert tunnel.counters["dropped_deleting"] == 1 and tunnel.counters["frames_to_consumer"] == 2
+
+
+@given(st.binary(max_size=1600))
+def test_receiving_undecoded_bytes_is_decoding_then_receiving(data: bytes) -> None:
+    link, reference = (ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM, timing=TIMING) for _ in range(2))
+    try:
+        expected = reference.from_provider(codec.decode(data), 1.0)
+    except codec.CodecError:
+        with pytest.raises(codec.CodecError):
+            link.receive(data, 1.0)
+        assert link.watch.last_heard is None  # a malformed datagram is no sign of life
+        return
+    assert link.receive(data, 1.0) == expected and link.counters == reference.counters
+    assert link.watch.last_heard == 1.0
+
+
+def test_the_consumer_link_carries_a_batch_from_its_gateway() -> None:
+    link = ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM, mode=FramesMode.FRAGMENT, timing=TIMING)
+    batch = [frame(60), frame(codec.MAX_FRAME), frame(1000)]
+    datagrams = link.from_gateway_batch(batch, 5.0)
+    assert [len(d) for d in datagrams] == [65, 766, 766, 1005]
+    assert link.counters["frames_to_vm"] == 3 and link.watch.last_sent == 5.0
+    tunnel = provider(mode=FramesMode.FRAGMENT)
+    received = [tunnel.receive(d, 6.0) for d in datagrams]
+    assert [f for f in received if f is not None] == batch

@@ -1,11 +1,12 @@
-"""A TAP port with vnet headers in a namespace of its own: finished frames pass as frames, offloaded ones whole
-(once its offloads are on)."""
+"""A TAP port in a namespace of its own: finished frames pass as frames, offloaded ones whole (once its
+offloads are on), bursts as batches."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from typing import Any
 
 #: Runs in a fresh user + network namespace: a TAP with offloads, a UDP socket behind it, both directions.
 SCRIPT = r"""
@@ -75,19 +76,70 @@ asyncio.run(main())
 """
 
 
-def test_a_vnet_tap_passes_finished_frames_as_frames_and_offloaded_ones_whole() -> None:
+def in_a_namespace(script: str) -> dict[str, Any]:
+    """Run ``script`` in a fresh user + network namespace; its report, the JSON it prints."""
     done = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", SCRIPT],
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout)
+    return dict(json.loads(done.stdout))
+
+
+def test_a_vnet_tap_passes_finished_frames_as_frames_and_offloaded_ones_whole() -> None:
+    report = in_a_namespace(SCRIPT)
     assert report["offload_port"] and report["sent"] and report["offload_sent"]
     assert report["delivered"] == "finished" and report["before_offloads_tail"] == "zzz"
     assert report["offloaded_flags"] & 0x01 and report["offloaded_payload_tail"] == "yyy"
     assert all(size <= 1229 + 14 for size in report["fragments_as_frames"]), report
     assert report["offload_delivered"] == "offloaded"
     assert report["counters"]["sent_offloaded"] == 1 and report["counters"]["received_offloaded"] == 1
+
+
+#: A plain TAP: frames read in bursts reach a batch handler in order; a batch written reaches the socket.
+BATCH_SCRIPT = (
+    SCRIPT.partition("async def main()")[0]
+    + r"""
+async def main() -> None:
+    subprocess.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+    fd = open_tap("t0")
+    subprocess.run(["ip", "link", "set", "t0", "mtu", "1229", "address", "02:00:00:00:00:01", "up"], check=True)
+    subprocess.run(["ip", "addr", "add", f"{OURS}/24", "dev", "t0"], check=True)
+    subprocess.run(["ip", "neigh", "add", THEIRS, "lladdr", "02:00:00:00:00:02", "dev", "t0"], check=True)
+    port = TapFramePort(fd, 1229)
+    batches = []
+    port.on_frame_batch(batches.append)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for i in range(40):
+        sender.sendto(i.to_bytes(2, "big") * 50, (THEIRS, 6000))
+    deadline = asyncio.get_running_loop().time() + 10
+    while sum(map(len, batches)) < 40 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind((OURS, 5000))
+    receiver.settimeout(5)
+    frames = [ipv4_udp(b"batch-%d" % i) for i in range(5)] + [bytes(2000)]
+    report = {
+        "payload_order": [int.from_bytes(f[42:44], "big") for batch in batches for f in batch],
+        "batches": len(batches),
+        "written": port.send_batch(frames),
+        "delivered": [receiver.recvfrom(100)[0].decode() for _ in range(5)],
+        "counters": port.counters(),
+    }
+    port.close()
+    print(json.dumps(report))
+
+asyncio.run(main())
+"""
+)
+
+
+def test_a_tap_hands_over_a_burst_of_frames_in_one_call_and_writes_a_batch() -> None:
+    report = in_a_namespace(BATCH_SCRIPT)
+    assert report["payload_order"] == list(range(40))
+    assert report["batches"] < 40  # frames queued together are read together
+    assert report["written"] == 5 and report["delivered"] == [f"batch-{i}" for i in range(5)]
+    assert report["counters"]["sent_frames"] == 5 and report["counters"]["dropped_size"] == 1
