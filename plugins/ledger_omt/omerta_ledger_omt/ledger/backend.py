@@ -62,6 +62,10 @@ SYNC_TIMEOUT_S = 20.0
 #: Default seconds ``ledger.lock`` waits for transaction 00: longer than its preliminary and vote timeouts.
 LOCK_TIMEOUT_S = 120.0
 
+#: Most spec 00 sessions ``lock_escrow`` runs for one lock: the first, and a new request when a refusal
+#: says asking again may lock (this node's chain moved on meanwhile, or too few witnesses confirmed it).
+LOCK_TRIES = 3
+
 #: Default number of witnesses a state query (transaction 03) asks; its threshold is 3.
 QUERY_WITNESSES = 5
 
@@ -220,11 +224,13 @@ class OmtLedger:
     ) -> EscrowLockResult:
         """Lock ``amount`` for ``provider`` (spec 00), one lock at a time: each request then names the head that
         holds the previous lock, so the witnesses' attested balance (spec 03) matches it, and concurrent
-        rentals never look like a double lock. The request signs ``hourly_rate``."""
+        rentals never look like a double lock. The request signs ``hourly_rate``. A refused request is made
+        again while the refusal says that may lock (this node's chain moved on meanwhile, or too few witnesses
+        could confirm its balance), up to :data:`LOCK_TRIES` tries; the failure reason is one line saying why."""
         async with self._locking:
-            outcome = await self.lock(str(provider), amount, timeout, hourly_rate)
+            outcome = await self.lock(str(provider), amount, timeout, hourly_rate, tries=LOCK_TRIES)
         locked = outcome["state"] == "LOCKED"
-        reason = None if locked else str(outcome.get("failure_reason") or f"the lock ended in {outcome['state']}")
+        reason = None if locked else str(outcome.get("reason") or f"the lock ended in {outcome['state']}")
         witnesses = tuple(PeerId(w) for w in outcome["witnesses"])
         return EscrowLockResult(outcome["session"], locked, amount, witnesses, reason)
 
@@ -488,13 +494,13 @@ class OmtLedger:
             return []
 
     async def lock(
-        self, provider: str, amount: int, timeout: float | None = None, hourly_rate: int = 0
+        self, provider: str, amount: int, timeout: float | None = None, hourly_rate: int = 0, *, tries: int = 1
     ) -> dict[str, Any]:
         """Run transaction 00 as the consumer towards ``provider`` (the provider picks the witnesses)."""
         if self.runner is None:
             raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")
         wait = float(timeout if timeout is not None else self.config["ledger_lock_timeout_s"])
-        return await self.runner.lock(str(PeerId(provider)), amount, wait, hourly_rate)
+        return await self.runner.lock(str(PeerId(provider)), amount, wait, hourly_rate, tries=tries)
 
     async def topup(self, session: str, amount: int, timeout: float | None = None) -> dict[str, Any]:
         """Add ``amount`` to this consumer's open lock ``session`` through transaction 00's top-up round."""

@@ -22,7 +22,11 @@ consumer's balance from its own copy of the chain alone. The engine holds the re
 lock's witnesses (itself included: spec 03 counts a requester's own answer) for the consumer's
 balance with HIGH confidence, and hands spec 00 the request once the query ended; spec 00
 reads the attested balance (``attested_available``/``attested_balance``), so without a threshold
-of fresh, agreeing answers the witness votes to reject.
+of fresh, agreeing answers the witness votes to reject. The attested figure is set only while that
+request is handed over: a failed query leaves none behind, not even an earlier query's. A witness
+that votes to reject says why (:class:`Refused`, one line). Blocks a witness writes because of another
+node's lock (spec 00's witness records, the record of the balance query made for it) are marked
+``witnessing``: a host whose own lock request is out holds them back (docs/ledger.md, 7.2).
 
 Randomness (session ids) comes from an injected :class:`~omerta_core.randomness.RandomSource`;
 the chain view answers ``READ(p, "trust")`` at the time of the event being handled. No
@@ -57,6 +61,7 @@ from omerta_ledger_omt.ledger.omt_host import (
 )
 from omerta_ledger_omt.ledger.proofs import verified_proof
 from omerta_ledger_omt.ledger.query_view import StateAnswerView, SyncTimes
+from omerta_ledger_omt.ledger.refusals import balance_query_note, witness_refusal
 from omerta_ledger_omt.omt.errors import OmtError
 from omerta_ledger_omt.omt.runtime import (
     Action,
@@ -199,6 +204,9 @@ class AppendBlock:
     block: str
     kind: BlockKind
     payload: dict[str, Any]
+    #: Written because of another node's lock (a spec 00 witness's record, the state attestation of the
+    #: balance query made for a lock request), not for a request of this node's own.
+    witnessing: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,7 +239,17 @@ class Dropped:
     reason: str
 
 
-EngineAction = Send | AppendBlock | Outcome | Step | Dropped
+@dataclass(frozen=True)
+class Refused:
+    """This node, a witness of lock ``session``, voted to reject ``consumer``'s request; ``reason`` is one line."""
+
+    session: str
+    channel: str
+    consumer: str
+    reason: str
+
+
+EngineAction = Send | AppendBlock | Outcome | Step | Dropped | Refused
 
 
 class TransactionEngine:
@@ -258,6 +276,7 @@ class TransactionEngine:
         self.query_view = StateAnswerView(self.view, self.synced, lie=lie)
         self._held_requests: dict[str, Envelope] = {}  # balance query session -> the lock request it serves
         self._asked_for: dict[str, str] = {}  # lock session -> its balance query session
+        self._unattested: dict[str, str] = {}  # consumer -> why its request being handed over has no attestation
         self.tables = {
             channel: SessionTable(program, set(ROLES), functools.partial(self._new_instance, channel))
             for channel, program in self.programs.items()
@@ -305,14 +324,16 @@ class TransactionEngine:
 
     def receive(self, channel: str, envelope: Envelope, now: float) -> list[EngineAction]:
         """A decoded message of ``channel``'s spec (see :meth:`decode`)."""
-        table = self.tables[channel]
         self._at(now)
         if channel == CHANNEL and envelope.type == "WITNESS_REQUEST" and QUERY_CHANNEL in self.tables:
             asked = self._ask_balance(envelope, now)
             if asked is not None:
                 return asked
+        return self._deliver(channel, envelope, now)
+
+    def _deliver(self, channel: str, envelope: Envelope, now: float) -> list[EngineAction]:
         try:
-            actions = table.deliver(envelope, now)
+            actions = self.tables[channel].deliver(envelope, now)
         except OmtError as exc:
             self.dropped += 1
             return [Dropped(envelope.session, channel, envelope.type, str(exc))]
@@ -439,6 +460,8 @@ class TransactionEngine:
             elif isinstance(action, StateChanged):
                 actor = action.actor
                 out.append(Step(session, channel, actor, action.old, action.new, action.cause))
+                if channel == CHANNEL and actor == "Witness" and action.old == "CHECKING_REQUEST":
+                    out += self._refused(session)
                 name = spec.outcomes.get(actor, {}).get(action.new)
                 if name is not None:
                     out.append(Outcome(session, channel, actor, name))
@@ -463,7 +486,10 @@ class TransactionEngine:
         if mapped is None:
             return Dropped(session, channel, action.block, "block not kept on chains")
         kind, payload = mapped
-        return AppendBlock(session, channel, action.block, kind, payload)
+        witnessing = (channel == CHANNEL and instance.actor == "Witness") or (
+            channel == QUERY_CHANNEL and session in self._held_requests
+        )
+        return AppendBlock(session, channel, action.block, kind, payload, witnessing)
 
     # -- spec 03 for spec 00: the consumer's balance, attested -------------------------------
 
@@ -471,9 +497,11 @@ class TransactionEngine:
         """Hold a lock request and ask its witnesses for the consumer's balance (None: deliver it now)."""
         session, consumer = envelope.session, envelope.sender
         witnesses = envelope.payload.get("witnesses")
+        if session in self._asked_for:  # a copy of a request that waits for its query: the first one is judged
+            self.dropped += 1
+            return [Dropped(session, CHANNEL, envelope.type, "its balance query is still running")]
         if (
-            session in self._asked_for
-            or self.tables[CHANNEL].get(session, "Witness") is not None
+            self.tables[CHANNEL].get(session, "Witness") is not None
             or len(self._held_requests) >= MAX_HELD_LOCK_REQUESTS
             or not isinstance(witnesses, list)
             or len(witnesses) > MAX_LOCK_WITNESSES
@@ -492,18 +520,34 @@ class TransactionEngine:
         return actions
 
     def _query_ended(self, query: str, name: str, now: float) -> list[EngineAction]:
-        """Record a HIGH balance attestation for spec 00, and hand spec 00 the lock request that waited for it."""
-        requester = self.tables[QUERY_CHANNEL].get(query, "Requester")
-        if requester is not None and name == "attested":
-            store = requester.store
-            if store.get("query") == "balance" and store.get("confidence") == "HIGH" and type(store["value"]) is int:
-                self.view.attested[store["subject"]] = (store["value"], int(now * 1000))
+        """Hand spec 00 the lock request that waited for this balance query, with the balance it attested (HIGH)
+        and no other: the figure is gone once the request is judged, so no later request meets it."""
         held = self._held_requests.pop(query, None)
         if held is None:
             return []
-        out = self.receive(CHANNEL, held, now)
         self._asked_for.pop(held.session, None)
-        return out
+        requester = self.tables[QUERY_CHANNEL].get(query, "Requester")
+        store = requester.store if requester is not None else {}
+        consumer = held.sender
+        attested = name == "attested" and store.get("confidence") == "HIGH" and type(store.get("value")) is int
+        if attested:
+            self.view.attested[consumer] = store["value"]
+        else:
+            self._unattested[consumer] = balance_query_note(store, name)
+        try:
+            return self._deliver(CHANNEL, held, now)
+        finally:
+            self.view.attested.pop(consumer, None)
+            self._unattested.pop(consumer, None)
+
+    def _refused(self, session: str) -> list[EngineAction]:
+        """A witness that just judged a lock request: why it votes to reject (nothing when it accepts)."""
+        witness = self.tables[CHANNEL].get(session, "Witness")
+        if witness is None or witness.store.get("verdict") != "REJECT":
+            return []
+        consumer = str(witness.store.get("consumer"))
+        reason = witness_refusal(witness.store, self.view, self._unattested.get(consumer))
+        return [Refused(session, CHANNEL, consumer, reason)]
 
     def _witness_outcome(self, session: str, name: str) -> None:
         """A witness whose session ended without a lock, or whose peers rejected it, stops counting it."""

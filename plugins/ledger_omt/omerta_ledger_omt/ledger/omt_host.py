@@ -8,9 +8,10 @@
   session id in place of the peer, ``attested_duration_ms`` (the duration this node attested as a witness),
   ``attested_at`` (when, seconds), ``open_lock`` (the lock as the consumer's chain holds it) and
   ``payment_claimed`` (the provider's payment is recorded on a chain held here);
-  ``attested_available`` is the available balance a threshold of witnesses attested through spec 03 in
-  the last :data:`ATTESTED_BALANCE_FRESH_MS` (None: no such attestation here) and ``attested_balance``
-  the same minus pending locks (0 without an attestation): spec 00's witnesses judge a lock by these.
+  ``attested_available`` is the available balance a threshold of witnesses attested through spec 03 for
+  the lock request being judged (None: none was, or its query failed) and ``attested_balance`` the same
+  minus pending locks (0 without an attestation): spec 00's witnesses judge a lock by these. No figure
+  outlives the request it was asked for, so a failed query can never leave an older one to judge by.
 * :func:`block_for` turns an ``APPEND(chain, ...)`` of spec 00 into a ledger block: ``BALANCE_LOCK``
   becomes ``escrow_lock`` carrying the witness-signed lock result, ``BALANCE_TOPUP`` ``escrow_topup``
   carrying the witness-signed top-up result, ``WITNESS_COMMITMENT`` becomes
@@ -52,10 +53,6 @@ ATTEST_CHANNEL = "ledger.omt.attest"
 PROBE_CHANNEL = "ledger.omt.probe"
 QUERY_CHANNEL = "ledger.omt.query"
 
-#: How long a spec 03 attestation of a consumer's balance stands for spec 00's witnesses: long enough for
-#: the lock round that asked for it, short enough that a later lock asks again.
-ATTESTED_BALANCE_FRESH_MS = 120_000
-
 # transactions 04 and 05 (stream 17b)
 AUDIT_CHANNEL = "ledger.omt.audit"
 CHECK_CHANNEL = "ledger.omt.check"
@@ -78,8 +75,9 @@ class ChainLedgerView:
     def __init__(self, ledger: LocalLedger, now_ms: int = 0) -> None:
         self.ledger = ledger
         self.now_ms = now_ms
-        #: peer -> (available balance a threshold of witnesses attested, when), from spec 03 queries.
-        self.attested: dict[str, tuple[int, int]] = {}
+        #: consumer -> the available balance a threshold of witnesses attested (spec 03) for the lock request
+        #: being judged; the engine sets it only while it hands spec 00 that request.
+        self.attested: dict[str, int] = {}
 
     def read(self, peer: str, key: str) -> Any:
         store = self.ledger.store
@@ -130,11 +128,10 @@ class ChainLedgerView:
         return None
 
     def _attested(self, peer: str, key: str) -> int | None:
-        value, at_ms = self.attested.get(peer, (0, -ATTESTED_BALANCE_FRESH_MS - 1))
-        fresh = self.now_ms - at_ms <= ATTESTED_BALANCE_FRESH_MS
+        value = self.attested.get(peer)
         if key == "attested_available":
-            return value if fresh else None
-        if not fresh:
+            return value
+        if value is None:
             return 0
         pending = sum(amount for _session, amount in self.ledger.store.witnessed_pending(peer))
         return max(0, value - pending)

@@ -15,7 +15,16 @@ is refused; when both requests are bound to one chain head the spec has the witn
 accusation carrying the double-lock proof, which this adapter verifies and keeps (sync spreads
 it). A witness drops the pending lock when the session ends without one or when the witnesses
 agreed to reject it. A witness syncs with the consumer before judging its request, and the engine
-asks the lock's witnesses for the consumer's balance (spec 03) before spec 00 judges it.
+asks the lock's witnesses for the consumer's balance (spec 03) before spec 00 judges it; a witness that
+votes to reject logs why ("lock request refused").
+
+A consumer's lock request names its chain head, and a witness holding a newer head refuses it. So while
+this node's own request is out (from ``lock`` until its outcome), the blocks it writes as a witness of
+other nodes' locks wait and are written, in order, once the request is decided: a node that is both
+renting and witnessing another's rental keeps its head where its request says. A failed lock comes back
+with one line saying why as far as this node can tell; ``lock(..., tries=N)`` asks again at the new head
+when its own chain moved on meanwhile (its own settlement or transfer), or after a pause when too few
+witnesses could confirm its balance.
 
 State queries (``query``) run spec 03 as the requester; a witness asked about a subject whose chain
 it holds syncs with the subject first (bounded), so it answers from a fresh copy with HIGH
@@ -61,6 +70,7 @@ from omerta_ledger_omt.ledger.engine import (
     Dropped,
     EngineAction,
     Outcome,
+    Refused,
     Send,
     Step,
     TransactionEngine,
@@ -77,6 +87,7 @@ from omerta_ledger_omt.ledger.omt_host import (
     QUERY_CHANNEL,
     SETTLE_CHANNEL,
 )
+from omerta_ledger_omt.ledger.refusals import consumer_refusal
 from omerta_ledger_omt.ledger.state_query import CHAIN_QUERIES, Answer, Confidence, FalseAnswerProof
 from omerta_ledger_omt.ledger.suspicion import BASE_INTERVAL_MS
 from omerta_ledger_omt.omt.runtime import ActorInstance, Envelope, NativeContext, Program, standard_natives
@@ -179,6 +190,8 @@ class TransactionRunner:
         self._wake = asyncio.Event()
         self.vm_probes: dict[str, Callable[[], bool]] = {}  # session -> the hypervisor's answer: does the VM run?
         self._ticker: asyncio.Task[None] | None = None
+        self._requests_out: set[str] = set()  # this node's spec 00 sessions whose signed request awaits its outcome
+        self._witness_blocks: list[AppendBlock] = []  # blocks for other nodes' locks, held while a request is out
 
     @property
     def dropped(self) -> int:
@@ -293,7 +306,10 @@ class TransactionRunner:
         if isinstance(action, Send):
             await self.send(PeerId(action.peer), action.channel, action.data)
         elif isinstance(action, AppendBlock):
-            self._append(action)
+            if action.witnessing and self._requests_out:
+                self._witness_blocks.append(action)
+            else:
+                self._append(action)
         elif isinstance(action, Step):
             self.outcomes[(action.channel, action.session, action.actor)] = None
             self.log.info("transaction step", session=action.session[:12], old=action.old, new=action.new,
@@ -304,9 +320,26 @@ class TransactionRunner:
                 self._write_session_end(action.session, action.actor)
             if action.channel == CHANNEL and action.actor == "Provider" and action.name == "confirmed":
                 self._keep_served_request(action.session)
+            if action.channel == CHANNEL and action.actor == "Consumer" and action.name in LOCK_DONE:
+                self._request_decided(action.session)
         elif isinstance(action, Dropped):
             self.log.info("transaction message dropped", session=action.session[:12], type=action.type,
                           reason=action.reason)  # fmt: skip
+        elif isinstance(action, Refused):
+            self.log.info("lock request refused", session=action.session[:12], peer=action.consumer[:12],
+                          reason=action.reason)  # fmt: skip
+
+    def _request_decided(self, session: str) -> None:
+        """This node's lock request ``session`` is decided: once none is out, write the witness blocks held back."""
+        self._requests_out.discard(session)
+        while not self._requests_out and self._witness_blocks:
+            action = self._witness_blocks.pop(0)
+            try:
+                self._append(action)
+            except Exception as exc:
+                self.action_failures += 1
+                self.log.warning("transaction action failed", session=action.session[:12], action="AppendBlock",
+                                 reason=str(exc) or type(exc).__name__)  # fmt: skip
 
     def _append(self, action: AppendBlock) -> None:
         try:
@@ -490,21 +523,53 @@ class TransactionRunner:
 
     # -- transaction 00 -------------------------------------------------------------------------
 
-    async def lock(self, provider: str, amount: int, timeout: float, hourly_rate: int = 0) -> dict[str, Any]:
+    async def lock(
+        self, provider: str, amount: int, timeout: float, hourly_rate: int = 0, *, tries: int = 1
+    ) -> dict[str, Any]:
         """Run spec 00 as the consumer; return when it reports ``locked`` or ``failed`` (or after ``timeout``).
 
-        ``hourly_rate`` is signed in the lock request: the rate a provider's claim of the session may name."""
+        ``hourly_rate`` is signed in the lock request: the rate a provider's claim of the session may name.
+        A failed lock's ``reason`` is one line saying why. With ``tries`` above 1, a refused request is made
+        again (a new session) while the refusal says asking again may lock, at most ``tries`` times in all.
+        """
+        attempt = 1
+        outcome, again_after = await self._lock_once(provider, amount, timeout, hourly_rate)
+        while outcome["state"] != "LOCKED" and again_after is not None and attempt < tries:
+            self.log.info("lock refused; asking again", session=outcome["session"][:12], peer=provider[:12],
+                          reason=outcome["reason"])  # fmt: skip
+            await asyncio.sleep(again_after)
+            attempt += 1
+            outcome, again_after = await self._lock_once(provider, amount, timeout, hourly_rate)
+        return {**outcome, "tries": attempt}
+
+    async def _lock_once(
+        self, provider: str, amount: int, timeout: float, hourly_rate: int
+    ) -> tuple[dict[str, Any], float | None]:
+        """One spec 00 session as the consumer: its outcome, and after how long asking again may lock (None: not)."""
         inputs = {"provider": provider, "amount": amount, "hourly_rate": hourly_rate}
         session, actions = self.engine.open(CHANNEL, "Consumer", "initiate_lock", inputs, self._now())
-        instance = await self.follow(CHANNEL, session, "Consumer", actions, LOCK_DONE, timeout)
+        self._requests_out.add(session)
+        try:
+            instance = await self.follow(CHANNEL, session, "Consumer", actions, LOCK_DONE, timeout)
+        finally:
+            self._request_decided(session)
         store = instance.store
-        return {
+        reason: str | None = None
+        again_after: float | None = None
+        if store.get("failure_reason") is not None and instance.state != "LOCKED":
+            own = self.ledger.state(self.ledger.me)
+            reason, again_after = consumer_refusal(store, own.head_seq, own.head_hash.hex())
+        elif instance.state != "LOCKED":
+            reason = f"the lock is still {instance.state} after {timeout:.0f} s"
+        outcome = {
             "session": session,
             "state": instance.state,
             "failure_reason": store.get("failure_reason"),
+            "reason": reason,
             "witnesses": store.get("witnesses") or [],
             "amount": amount,
         }
+        return outcome, again_after
 
     async def confirmed_lock(self, session: str, timeout: float) -> dict[str, Any]:
         """As the provider of spec 00 session ``session``: wait until a witness confirmed the lock (service phase)."""
