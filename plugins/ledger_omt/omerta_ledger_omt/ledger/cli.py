@@ -76,7 +76,7 @@ def _print_result(result: dict[str, Any], as_json: bool, what: str = "") -> None
         for key, value in result.items():
             click.echo(f"{key:<14} {json.dumps(value) if isinstance(value, dict | list) else value}")
     if what and result.get("state") == "FAILED":
-        reason = str(result.get("failure_reason") or "see the output above").replace("_", " ")
+        reason = result.get("reason") or str(result.get("failure_reason") or "see the output above").replace("_", " ")
         raise click.ClickException(f"{what} failed: {reason}")
 
 

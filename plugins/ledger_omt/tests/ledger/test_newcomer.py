@@ -97,7 +97,10 @@ def test_escrow_operations_are_commands_with_one_line_errors(pair: tuple[LedgerN
         assert result.stderr.startswith("Error: "), (args, result.stderr)
     refused = omerta(a.state_dir, "ledger", "lock", nobody, "5", "--json")
     assert json.loads(refused.stdout)["state"] == "FAILED"
-    assert refused.stderr == "Error: lock failed: no prior provider checkpoint\n"
+    assert refused.stderr == (
+        "Error: lock failed: no_prior_provider_checkpoint: this node holds none of the provider's chain "
+        "(sync with it first)\n"
+    )
 
 
 def test_sync_skips_peers_gossip_found_dead(pair: tuple[LedgerNode, LedgerNode]) -> None:
