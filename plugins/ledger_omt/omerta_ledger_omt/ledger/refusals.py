@@ -62,7 +62,10 @@ def witness_refusal(store: Mapping[str, Any], view: ChainReader, unattested: str
             f"the request says {request.get('available')} available; the witnesses attested {attested}, "
             f"the chain held here says {available}"
         )
-    return f"{amount} asked exceeds the {store.get('observed_balance')} left after the locks this witness accepted"
+    observed = store.get("observed_balance")
+    if isinstance(observed, int) and isinstance(amount, int) and observed < amount:
+        return f"{amount} asked exceeds the {observed} left after the locks this witness accepted"
+    return "the request failed a check of spec 00 that this explanation does not know"
 
 
 def balance_query_note(store: Mapping[str, Any], outcome: str) -> str:
