@@ -142,11 +142,15 @@ class Cluster:
 
     def restart(self, name: str, **rental: Any) -> RentalNode:
         """Stop ``name`` and start it again with these ``[plugins.rental]`` settings (the cluster's otherwise);
-        return once every other running node has a session with it again (its port changed)."""
+        return once every other running node has a session with it again (its port changed) and holds it as
+        alive (a consumer finds a restarted provider's offer only then)."""
         node = self.nodes[name]
         node.stop()
         self.start(name, **rental)
         wait_for(f"{name} to see every peer", functools.partial(self.converged, name), 60)
+        wait_for(f"every node to hold {name} alive", functools.partial(self.alive_everywhere, name), 60)
+        if name == "provider":
+            wait_for("the consumers to see the provider's offer", self.offer_seen, 60)
         others = [self.ids[o] for o in self.nodes if o != name and self.nodes[o].running]
         node.call("ledger.sync", {"peers": others, "timeout": 30}, timeout=60)
         return node
@@ -161,6 +165,25 @@ class Cluster:
         node = self.nodes[name]
         seen = {p["peer"] for p in node.call("gossip.peers")} | {node.peer_id}
         return seen >= set(self.ids.values())
+
+    def alive_everywhere(self, name: str) -> bool:
+        """Every other running node's discovery holds ``name`` as not dead."""
+        peer = self.ids[name]
+        for other, node in self.nodes.items():
+            if other != name and node.running:
+                rows = [row for row in node.call("gossip.peers") if row["peer"] == peer]
+                if not rows or all(row["liveness"] == "dead" for row in rows):
+                    return False
+        return True
+
+    def offer_seen(self) -> bool:
+        """Every running consumer lists the provider's offer."""
+        provider = self.ids["provider"]
+        return all(
+            any(offer["provider"] == provider for offer in self.nodes[name].call("rental.offers", {}))
+            for name in self.consumers
+            if self.nodes[name].running
+        )
 
     def sync(self, rounds: int = 1) -> None:
         """Every running node fetches every other's chain, all at once; ``rounds`` times (news spreads a hop each)."""
