@@ -26,7 +26,7 @@ of fresh, agreeing answers the witness votes to reject. The attested figure is s
 request is handed over: a failed query leaves none behind, not even an earlier query's. A witness
 that votes to reject says why (:class:`Refused`, one line). Blocks a witness writes because of another
 node's lock (spec 00's witness records, the record of the balance query made for it) are marked
-``witnessing``: a host whose own lock request is out holds them back (docs/ledger.md, 7.2).
+``witnessing``: a host whose own lock request is out holds them back (docs/ledger.md §7.3).
 
 Randomness (session ids) comes from an injected :class:`~omerta_core.randomness.RandomSource`;
 the chain view answers ``READ(p, "trust")`` at the time of the event being handled. No

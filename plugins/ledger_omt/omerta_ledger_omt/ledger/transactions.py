@@ -294,13 +294,16 @@ class TransactionRunner:
             try:
                 await self._apply_one(action)
             except Exception as exc:
-                self.action_failures += 1
-                self.log.warning("transaction action failed", session=action.session[:12],
-                                 peer=str(getattr(action, "peer", ""))[:12], action=type(action).__name__,
-                                 reason=str(exc) or type(exc).__name__)  # fmt: skip
+                self._failed(action, exc)
         self._wake.set()
         async with self.changed:
             self.changed.notify_all()
+
+    def _failed(self, action: EngineAction, exc: Exception) -> None:
+        self.action_failures += 1
+        self.log.warning("transaction action failed", session=action.session[:12],
+                         peer=str(getattr(action, "peer", ""))[:12], action=type(action).__name__,
+                         reason=str(exc) or type(exc).__name__)  # fmt: skip
 
     async def _apply_one(self, action: EngineAction) -> None:
         if isinstance(action, Send):
@@ -337,9 +340,7 @@ class TransactionRunner:
             try:
                 self._append(action)
             except Exception as exc:
-                self.action_failures += 1
-                self.log.warning("transaction action failed", session=action.session[:12], action="AppendBlock",
-                                 reason=str(exc) or type(exc).__name__)  # fmt: skip
+                self._failed(action, exc)
 
     def _append(self, action: AppendBlock) -> None:
         try:
