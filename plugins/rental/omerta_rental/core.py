@@ -257,6 +257,8 @@ class ProviderLease:
         return None if self.ready_at is None else self.ready_at + self.paid_ms / 1000
 
 
+#: The end of a lease whose other side fell silent for the grace.
+LOST_HEARTBEATS = "lost heartbeats"
 #: Ended leases a provider remembers, so a consumer that restarts after a crash learns what it owes.
 ENDED_KEPT = 256
 #: The settlement's failure when the witnesses attested another duration than the one asked for (spec 02).
@@ -482,7 +484,7 @@ class ProviderCore:
                 if now >= expires:
                     actions += self._end(lease, "expired", expires, now)
                 elif now >= lease.last_heard + self.timing.grace_s:
-                    actions += self._end(lease, "lost heartbeats", lease.last_heard, now)
+                    actions += self._end(lease, LOST_HEARTBEATS, lease.last_heard, now)
                 elif now >= lease.last_sent + self.timing.heartbeat_s:
                     lease.last_sent = now
                     actions.append(Send(lease.consumer, Heartbeat(lease.rental)))
@@ -504,7 +506,8 @@ class ProviderCore:
         report = Report(lease.rental, "ending", f"{reason}; deleting the VM")
         if was_creating:
             return [report]  # vm_created or vm_failed follows; the VM is deleted then
-        unbilled_ms = max(0, round((now - end_at) * 1000))  # the last heartbeat heard ends a lost lease's billing
+        # the last heartbeat heard ends a lost lease's billing; other ends bill up to now, clamped to the paid time
+        unbilled_ms = max(0, round((now - end_at) * 1000)) if reason == LOST_HEARTBEATS else 0
         return [report, DeleteVm(lease.rental, lease.vm_id, lease.session, unbilled_ms)]
 
 
