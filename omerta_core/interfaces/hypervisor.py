@@ -35,6 +35,10 @@ class VmRequest:
     disk_gib: int = 4
     lease_seconds: int = 3600
     ssh_public_key: str | None = None
+    #: The id the VM is to get (32 lowercase hex digits), chosen by the caller so that it can name the VM to
+    #: others before it exists (the rental tells its consumer, who builds the VM's VPN gateway meanwhile).
+    #: ``None``: the hypervisor picks one. An id in use or malformed is refused like any bad request.
+    vm_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1087,7 +1087,7 @@ RENTAL_SAMPLES: dict[str, rental_messages.Message] = {
         rental_messages.Request(
             RENTAL_ID, 1, 128, 1, "omk-test", 3600, "compile a kernel", "ssh-ed25519 " + "A" * 68 + " omerta", 100
         ),
-        rental_messages.Admitted(RENTAL_ID, 100, 100),
+        rental_messages.Admitted(RENTAL_ID, 100, 100, VPN_VM_ID),
         rental_messages.Refused(RENTAL_ID, "refused: quiet hours (22-6)"),
         rental_messages.Locked(RENTAL_ID, RENTAL_SESSION),
         rental_messages.Progress(RENTAL_ID, "booting", "booting the VM, 6 s"),

@@ -19,6 +19,12 @@ In CREATING the provider first has the lock's witnesses confirm the escrow to it
 :meth:`ProviderCore.lock_confirmed`): the consumer's own lock, for at least the admitted amount, used by no
 other lease. Only then is the VM created; otherwise the lease fails (billable 0, a full refund).
 
+The provider names the VM's id in ``admitted`` (the adapter picks it and the hypervisor creates the VM under
+it), so the consumer builds the VM's VPN gateway (``AttachVpn``) as soon as its lock holds, while the lock is
+confirmed and the VM boots: the guest's first DHCP frame finds the gateway and its tunnel up. At ``ready`` the
+consumer pins the guest's host key and logs in (``ReachVm``); a ``ready`` naming another VM id moves the
+gateway to it.
+
 The provider ends a lease by deleting the VM and having the witnesses attest its duration; only
 then does it send ``ended`` with the billable time (:mod:`.billing`, the same rule in every path),
 and the consumer settles the smaller of that and its own view of the rule. A consumer that never
@@ -118,12 +124,14 @@ class ConfirmLock:
 
 @dataclass(frozen=True)
 class CreateVm:
-    """Provider: create the VM (the escrow session is ``session``); answer with vm_created or vm_failed."""
+    """Provider: create the VM (the escrow session is ``session``) under ``vm_id`` (empty: the hypervisor's
+    choice); answer with vm_created or vm_failed."""
 
     rental: str
     consumer: PeerId
     request: Request
     session: str
+    vm_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -183,12 +191,18 @@ class TopUpEscrow:
 
 @dataclass(frozen=True)
 class AttachVpn:
-    """Consumer: carry the VM's traffic through this node's VPN."""
+    """Consumer: build this node's VPN gateway for VM ``vm_id`` (replacing one built for another id)."""
 
     rental: str
     provider: PeerId
     vm_id: str
-    address: str
+
+
+@dataclass(frozen=True)
+class ReachVm:
+    """Consumer: the VM is ready; once its gateway is up, pin ``host_key`` and log in until SSH answers."""
+
+    rental: str
     #: The guest's SSH host key from the provider's ``ready`` (empty: unknown), to pin.
     host_key: str = ""
 
@@ -218,7 +232,7 @@ class Finished:
 
 Action = (
     Send | Report | Admit | ConfirmLock | CreateVm | StartVmSession | DeleteVm | LockEscrow | TopUpEscrow | AttachVpn
-    | DetachVpn | Settle | Finished | CheckTopUp | ClaimEscrow
+    | ReachVm | DetachVpn | Settle | Finished | CheckTopUp | ClaimEscrow
 )  # fmt: skip
 
 
@@ -362,8 +376,9 @@ class ProviderCore:
         return [Report(rental, "claim refused", f"{text}; asking again in {self.timing.claim_retry_s:.0f} s")]
 
     def decided(self, rental: str, admitted: bool, reason: str, price_per_hour: int, max_lease_ms: int,
-                now: float) -> list[Action]:  # fmt: skip
-        """Admission's verdict on a request (after any preemption it needed)."""
+                now: float, vm_id: str = "") -> list[Action]:  # fmt: skip
+        """Admission's verdict on a request (after any preemption it needed); ``vm_id`` is the id the VM is to
+        be created under (told to the consumer now), empty to leave it to the hypervisor."""
         lease = self.leases.get(rental)
         if lease is None or lease.state is not ProviderState.ADMITTING:
             return []
@@ -373,10 +388,10 @@ class ProviderCore:
                     Finished(rental, reason)]  # fmt: skip
         request = lease.request
         lease.state, lease.since = ProviderState.ADMITTED, now
-        lease.price_per_hour, lease.max_lease_ms = price_per_hour, max_lease_ms
+        lease.price_per_hour, lease.max_lease_ms, lease.vm_id = price_per_hour, max_lease_ms, vm_id
         lease.total = billing.escrow_for(request.lease_s, price_per_hour)
         return [
-            Send(lease.consumer, Admitted(rental, price_per_hour, lease.total)),
+            Send(lease.consumer, Admitted(rental, price_per_hour, lease.total, vm_id)),
             Report(rental, "admitted", f"{request.vcpus} vCPU {request.memory_mib} MiB {request.image} "
                                        f"for {request.lease_s} s at {price_per_hour}/h"),
         ]  # fmt: skip
@@ -395,7 +410,7 @@ class ProviderCore:
         return [
             Send(lease.consumer, Progress(rental, "creating", f"escrow {lease.session[:12]} confirmed by its "
                                                               "witnesses; creating the VM")),
-            CreateVm(rental, lease.consumer, lease.request, lease.session),
+            CreateVm(rental, lease.consumer, lease.request, lease.session, lease.vm_id),
         ]  # fmt: skip
 
     def lock_problem(self, lease: ProviderLease, confirmed: bool, consumer: PeerId | None, amount: int,
@@ -541,6 +556,8 @@ class Rental:
     last_sent: float = 0.0
     end_reason: str = ""
     billable_ms: int = 0
+    #: The VM id this node's VPN gateway was built for ("" = none): the one ``admitted`` named, then ``ready``'s.
+    gateway: str = ""
     #: Resumed after a crash: the provider's witness-capped figure wins over the (possibly stale) journal.
     resumed: bool = False
     #: The witnesses refused this side's own figure (they attested another): only the provider's ``ended``,
@@ -625,11 +642,12 @@ class ConsumerCore:
             if message.price_per_hour > r.request.max_price or message.amount > cap:
                 reason = f"the provider asked {message.price_per_hour}/h, above your maximum {r.request.max_price}/h"
                 return self._fail(r, reason, [Send(peer, Release(r.rental))])
-            r.state, r.since, r.price_per_hour, r.total = (
+            r.state, r.since, r.price_per_hour, r.total, r.vm_id = (
                 ConsumerState.LOCKING,
                 now,
                 message.price_per_hour,
                 message.amount,
+                message.vm_id,
             )
             return [
                 Report(r.rental, "admitted",
@@ -645,12 +663,13 @@ class ConsumerCore:
         if isinstance(message, Ready) and r.state is ConsumerState.WAITING_VM:
             r.state, r.vm_id, r.address = ConsumerState.READY, message.vm_id, message.address
             r.ready_at, r.last_heard, r.last_sent, r.paid_ms = now, now, now, message.lease_ms
-            return [
-                AttachVpn(r.rental, peer, message.vm_id, message.address, message.host_key),
-                # The address comes with the "vpn" step: the one in Ready is the guest's own, not the gateway's lease.
-                Report(r.rental, "ready", f"VM {message.vm_id} ready on the provider; "
-                                          f"lease {message.lease_ms // 1000} s"),
-            ]  # fmt: skip
+            # The address comes with the "vpn" step: the one in Ready is the guest's own, not the gateway's lease.
+            actions: list[Action] = [Report(r.rental, "ready", f"VM {message.vm_id} ready on the provider; "
+                                                               f"lease {message.lease_ms // 1000} s")]  # fmt: skip
+            if r.gateway != message.vm_id:  # not announced in "admitted" (or another id): build it now
+                r.gateway = message.vm_id
+                actions.append(AttachVpn(r.rental, peer, message.vm_id))
+            return [*actions, ReachVm(r.rental, message.host_key)]
         if isinstance(message, Heartbeat):
             r.last_heard = max(r.last_heard, now)
             return []
@@ -662,7 +681,7 @@ class ConsumerCore:
             reason = r.end_reason if r.state is ConsumerState.RELEASING else message.reason
             # The provider's figure is the witnesses' attested duration when they attested, which is the only
             # figure they sign (spec 02); the witnesses check it, so the consumer takes it rather than its own.
-            return self._settle(r, reason, message.billable_ms, detach=r.ready_at is not None)
+            return self._settle(r, reason, message.billable_ms)
         return []
 
     def lock_done(self, rental: str, locked: bool, session: str, reason: str | None, now: float) -> list[Action]:
@@ -675,10 +694,14 @@ class ConsumerCore:
         if r.state is not ConsumerState.LOCKING:  # released or refused while locking: refund at once
             return self._settle(r, r.end_reason or "cancelled while locking", 0)
         r.state, r.since = ConsumerState.WAITING_VM, now
-        return [
+        actions: list[Action] = [
             Report(rental, "locked", f"escrow {session[:12]} locked; waiting for the VM"),
             Send(r.provider, Locked(rental, session)),
         ]
+        if r.vm_id:  # the VM's gateway is built while the lock is confirmed and the VM boots
+            r.gateway = r.vm_id
+            actions.append(AttachVpn(rental, r.provider, r.vm_id))
+        return actions
 
     def topup_done(self, rental: str, topped_up: bool, total: int, reason: str | None, now: float) -> list[Action]:
         r = self.rentals.get(rental)
@@ -727,7 +750,7 @@ class ConsumerCore:
                     actions.append(Report(r.rental, "expired", "the paid time ran out; waiting for deletion"))
                 elif now >= r.last_heard + t.grace_s:
                     billable = billing.billable_ms(r.ready_at, r.last_heard, r.paid_ms)
-                    actions += self._settle(r, "lost heartbeats", billable, detach=True)
+                    actions += self._settle(r, "lost heartbeats", billable)
                 elif now >= r.last_sent + t.heartbeat_s:
                     r.last_sent = now
                     actions.append(Send(r.provider, Heartbeat(r.rental)))
@@ -735,15 +758,15 @@ class ConsumerCore:
                 r.since = now  # only the attested figure settles: keep asking for it
                 actions.append(Send(r.provider, Release(r.rental)))
             elif r.state is ConsumerState.RELEASING and now >= r.since + t.release_timeout_s:
-                actions += self._settle(r, f"{r.end_reason} (the provider did not confirm)", r.billable_ms,
-                                        detach=r.ready_at is not None)  # fmt: skip
+                actions += self._settle(r, f"{r.end_reason} (the provider did not confirm)", r.billable_ms)
         return actions
 
-    def _settle(self, r: Rental, reason: str, billable: int, detach: bool = False) -> list[Action]:
+    def _settle(self, r: Rental, reason: str, billable: int) -> list[Action]:
         if not r.session:  # nothing was locked: nothing to settle
             return self._fail(r, reason)
         r.state, r.end_reason, r.billable_ms = ConsumerState.SETTLING, reason, billable
-        actions: list[Action] = [DetachVpn(r.rental)] if detach else []
+        actions: list[Action] = [DetachVpn(r.rental)] if r.gateway else []
+        r.gateway = ""
         return [
             *actions,
             Report(r.rental, "ended", f"{reason}; settling {billable} ms at {r.price_per_hour}/h"),

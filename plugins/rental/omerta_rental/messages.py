@@ -21,6 +21,8 @@ MAX_MESSAGE_BYTES = 8192
 #: Longest text field (activity description, refusal reason, SSH key line).
 MAX_TEXT = 2048
 _RENTAL_ID = re.compile(r"[0-9a-f]{16,64}")
+#: A VM id as the consumer uses it (it names the VM's gateway directory): no path separators, no leading dot.
+_VM_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,63}")
 
 
 class MessageError(OmertaError, ValueError):
@@ -50,11 +52,14 @@ class Request(Message):
 
 @dataclass(frozen=True)
 class Admitted(Message):
-    """Provider → consumer: admission passed; lock ``amount`` in escrow for this provider."""
+    """Provider → consumer: admission passed; lock ``amount`` in escrow for this provider. ``vm_id`` is the id
+    the VM will have once the lock is confirmed and it is created (the consumer builds its VPN gateway for it
+    meanwhile); empty when the provider cannot tell before ``ready``."""
 
     TYPE: ClassVar[str] = "admitted"
     price_per_hour: int
     amount: int
+    vm_id: str
 
 
 @dataclass(frozen=True)
@@ -167,4 +172,8 @@ def decode(data: bytes) -> Message:
         values[field.name] = value
     if not _RENTAL_ID.fullmatch(values["rental"]):
         raise MessageError("rental id must be 16 to 64 lowercase hex digits")
+    vm_id = values.get("vm_id")
+    if vm_id is not None and not (_VM_ID.fullmatch(vm_id) or (cls is Admitted and vm_id == "")):
+        raise MessageError(f"{cls.TYPE}.vm_id must be 1 to 64 letters, digits, '_', '.' or '-', not starting with "
+                           "'.', '_' or '-'")  # fmt: skip
     return cls(**values)

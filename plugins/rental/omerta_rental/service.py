@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -44,6 +45,7 @@ from omerta_rental.core import (
     Finished,
     LockEscrow,
     ProviderCore,
+    ReachVm,
     Report,
     Send,
     Settle,
@@ -131,6 +133,8 @@ class RentalService:
         self.admission_hook: Callable[[admission.Candidate], list[str | None]] | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Consumer: each rental's gateway, being built or built (None: it could not be built).
+        self._gateways: dict[str, asyncio.Task[Attachment | None]] = {}
         self._timer: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -159,12 +163,15 @@ class RentalService:
                                            billable, self._now()))  # fmt: skip
 
     async def stop(self) -> None:
-        for task in [*self._tasks, *([self._timer] if self._timer else [])]:
+        timer = [self._timer] if self._timer else []
+        tasks: list[asyncio.Task[Any]] = [*self._tasks, *self._gateways.values(), *timer]
+        for task in tasks:
             task.cancel()
-        for task in [*self._tasks, *([self._timer] if self._timer else [])]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        self._gateways.clear()
         self._timer = None
 
     def status(self) -> dict[str, Any]:
@@ -334,10 +341,11 @@ class RentalService:
         elif isinstance(action, TopUpEscrow):
             self._spawn(self._top_up(action))
         elif isinstance(action, AttachVpn):
-            self._spawn(self._attach(action))
+            self._gateways[action.rental] = asyncio.create_task(self._attach(action, self._gateways.get(action.rental)))
+        elif isinstance(action, ReachVm):
+            self._spawn(self._reach(action, self._gateways.get(action.rental)))
         elif isinstance(action, DetachVpn):
-            ssh.unpin(self.state_dir, action.rental)
-            self._spawn(self.vpn.detach(action.rental))
+            self._spawn(self._detach(action.rental, self._gateways.pop(action.rental, None)))
         elif isinstance(action, Settle):
             self._spawn(self._settle(action))
         elif isinstance(action, CheckTopUp):
@@ -377,6 +385,8 @@ class RentalService:
     def _admit(self, action: Admit) -> None:
         request, consumer = action.request, action.consumer
         self.records[action.rental] = RentalRecord(action.rental, "provider", str(consumer), request.image, time.time())
+        # the VM's id, chosen now so that the consumer builds its gateway while the lock is confirmed and it boots
+        vm_id = uuid.uuid4().hex
         self.log.info("rental requested", rental=action.rental[:12], peer=str(consumer), activity=request.activity,
                       image=request.image, vcpus=request.vcpus, memory_mib=request.memory_mib,
                       lease_s=request.lease_s)  # fmt: skip
@@ -408,7 +418,7 @@ class RentalService:
                 self._run(self.provider.preempt(rental, self._now()))
         max_lease_ms = self.settings.max_lease_h * billing.MS_PER_HOUR
         self._run(self.provider.decided(action.rental, admitted, reason, offer.price_per_hour, max_lease_ms,
-                                        self._now()))  # fmt: skip
+                                        self._now(), vm_id))  # fmt: skip
         self.publish_offer()
 
     def _local_hour(self) -> int:
@@ -438,6 +448,7 @@ class RentalService:
             disk_gib=request.disk_gib,
             lease_seconds=self.settings.max_lease_h * 3600,
             ssh_public_key=request.ssh_public_key or None,
+            vm_id=action.vm_id or None,
         )
         # The consumer's chain, which the witnesses' VM session needs at ready, is fetched while the VM boots.
         syncing = asyncio.create_task(self._sync_consumer(action.consumer))
@@ -554,19 +565,46 @@ class RentalService:
         self._run(self.consumer.topup_done(action.rental, result.topped_up, result.total, result.failure_reason,
                                            self._now()))  # fmt: skip
 
-    async def _attach(self, action: AttachVpn) -> None:
+    async def _attach(self, action: AttachVpn, previous: asyncio.Task[Attachment | None] | None) -> Attachment | None:
+        """Build the rental's gateway for ``action.vm_id`` (after removing one ``previous`` built for another)."""
+        if previous is not None:
+            old = await previous
+            if old is not None and old.vm_id == action.vm_id:
+                return old
+            if old is not None:
+                await self.vpn.detach(action.rental)
         try:
-            attachment = await self.vpn.attach(action.rental, action.provider, action.vm_id, action.address)
+            attachment = await self.vpn.attach(action.rental, action.provider, action.vm_id, self.vpn.guest_address)
         except OmertaError as exc:
             self._report(Report(action.rental, "vpn failed", str(exc)))
+            return None
+        except Exception as exc:
+            self.log.exception("building the VM's gateway failed", rental=action.rental[:12])
+            self._report(Report(action.rental, "vpn failed", str(exc) or type(exc).__name__))
+            return None
+        if self.vpn.available:
+            self._report(Report(action.rental, "vpn", f"gateway for VM {action.vm_id[:12]} up: the VM is reachable "
+                                                      f"at {attachment.address} through this node's VPN"))  # fmt: skip
+        return attachment
+
+    async def _reach(self, action: ReachVm, gateway: asyncio.Task[Attachment | None] | None) -> None:
+        """The VM is ready: once its gateway is up, pin its host key and log in until SSH answers."""
+        attachment = await gateway if gateway is not None else None
+        if attachment is None:  # "vpn failed" was reported
             return
         record = self.records.get(action.rental)
         if record is not None:
             record.address, record.host_key = attachment.address, action.host_key
         ssh.pin(self.state_dir, action.rental, attachment.address, action.host_key)
         if self.vpn.available:
-            self._report(Report(action.rental, "vpn", f"VM reachable at {attachment.address} through this node's VPN"))
             await self._wait_for_ssh(action.rental, attachment, bool(action.host_key))
+
+    async def _detach(self, rental: str, gateway: asyncio.Task[Attachment | None] | None) -> None:
+        """Remove the rental's gateway, once it is built if it is being built, and its pinned host key."""
+        ssh.unpin(self.state_dir, rental)
+        if gateway is not None:
+            await gateway
+        await self.vpn.detach(rental)
 
     async def _wait_for_ssh(self, rental: str, attachment: Attachment, pinned: bool) -> None:
         """Log in to the guest with this node's key until it answers: the rental's ``ssh`` step."""

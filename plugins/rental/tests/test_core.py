@@ -23,6 +23,7 @@ from omerta_rental.core import (
     LockEscrow,
     ProviderCore,
     ProviderState,
+    ReachVm,
     Report,
     Send,
     Settle,
@@ -30,7 +31,7 @@ from omerta_rental.core import (
     Timing,
     TopUpEscrow,
 )
-from omerta_rental.messages import Heartbeat, Ready, Refused, Request, decode, encode
+from omerta_rental.messages import Admitted, Heartbeat, MessageError, Ready, Refused, Request, decode, encode
 
 from omerta_core.identity import Identity
 from omerta_core.interfaces.common import PeerId
@@ -96,22 +97,26 @@ class Wire:
         self.run(self.consumer.request(PROVIDER, request(hours), self.now))
         (admit,) = self.taken(Admit)
         assert isinstance(admit, Admit) and admit.consumer == CONSUMER
-        self.run(self.provider.decided(RENTAL, True, "", PRICE, 24 * billing.MS_PER_HOUR, self.now))
+        self.run(self.provider.decided(RENTAL, True, "", PRICE, 24 * billing.MS_PER_HOUR, self.now, "vm1"))
         (lock,) = self.taken(LockEscrow)
         assert isinstance(lock, LockEscrow) and lock.amount == hours * PRICE
+        assert self.taken(AttachVpn) == []  # nothing of the VM before the lock holds
         self.run(self.consumer.lock_done(RENTAL, True, SESSION, None, self.now))
+        # the VM's gateway is built now, while the witnesses confirm the lock and the VM boots
+        assert self.taken(AttachVpn) == [AttachVpn(RENTAL, PROVIDER, "vm1")]
         self.confirm()
         (create,) = self.taken(CreateVm)
-        assert isinstance(create, CreateVm) and create.session == SESSION
+        assert isinstance(create, CreateVm) and create.session == SESSION and create.vm_id == "vm1"
         self.advance(30)  # booting: nobody heartbeats yet, nothing times out
         self.run(self.provider.vm_created(RENTAL, "vm1", "198.18.0.2", self.now))
         assert self.taken(StartVmSession) == [StartVmSession(RENTAL, SESSION)]
-        assert self.taken(AttachVpn) == [AttachVpn(RENTAL, PROVIDER, "vm1", "198.18.0.2")]
+        assert self.taken(AttachVpn) == []  # built already
+        assert self.taken(ReachVm) == [ReachVm(RENTAL, "")]
 
-    def to_admitted(self) -> None:
+    def to_admitted(self, vm_id: str = "vm1") -> None:
         self.run(self.consumer.request(PROVIDER, request(), self.now))
         self.taken(Admit)
-        self.run(self.provider.decided(RENTAL, True, "", PRICE, billing.MS_PER_HOUR, self.now))
+        self.run(self.provider.decided(RENTAL, True, "", PRICE, billing.MS_PER_HOUR, self.now, vm_id))
         assert len(self.taken(LockEscrow)) == 1
 
     def confirm(self, confirmed: bool = True, consumer: PeerId | None = CONSUMER, amount: int | None = None) -> None:
@@ -373,10 +378,49 @@ def test_a_failed_lock_tells_the_provider_and_locks_nothing() -> None:
 def test_a_vm_that_fails_to_boot_refunds_the_whole_escrow() -> None:
     wire = Wire()
     wire.to_creating()
+    assert wire.taken(AttachVpn) == [AttachVpn(RENTAL, PROVIDER, "vm1")]
     wire.run(wire.provider.vm_failed(RENTAL, "unknown image 'x'", wire.now))
     (settle,) = wire.taken(Settle)
     assert settle == Settle(RENTAL, SESSION, 0, PRICE)
+    assert wire.taken(DetachVpn) == [DetachVpn(RENTAL)]  # the gateway built for it goes too
     assert wire.provider.leases == {}
+
+
+def test_without_a_vm_id_at_admission_the_gateway_is_built_at_ready() -> None:
+    wire = Wire()
+    wire.to_admitted(vm_id="")
+    wire.run(wire.consumer.lock_done(RENTAL, True, SESSION, None, wire.now))
+    wire.confirm()
+    (create,) = wire.taken(CreateVm)
+    assert isinstance(create, CreateVm) and create.vm_id == ""  # the hypervisor picks it
+    assert wire.taken(AttachVpn) == []
+    wire.run(wire.provider.vm_created(RENTAL, "vm1", "198.18.0.2", wire.now, "ssh-ed25519 AAAA"))
+    assert wire.taken(AttachVpn) == [AttachVpn(RENTAL, PROVIDER, "vm1")]
+    assert wire.taken(ReachVm) == [ReachVm(RENTAL, "ssh-ed25519 AAAA")]
+
+
+def test_a_ready_naming_another_vm_moves_the_gateway_to_it() -> None:
+    wire = Wire()
+    wire.to_creating()
+    assert wire.taken(AttachVpn) == [AttachVpn(RENTAL, PROVIDER, "vm1")]
+    wire.run(wire.provider.vm_created(RENTAL, "vm9", "198.18.0.2", wire.now))  # a hypervisor that chose its own id
+    assert wire.taken(AttachVpn) == [AttachVpn(RENTAL, PROVIDER, "vm9")]
+    assert wire.taken(ReachVm) == [ReachVm(RENTAL, "")]
+    wire.run(wire.consumer.release(RENTAL, wire.now))
+    (delete,) = wire.taken(DeleteVm)
+    assert isinstance(delete, DeleteVm) and delete.vm_id == "vm9"
+    wire.run(wire.provider.vm_deleted(RENTAL, None, wire.now))
+    assert wire.taken(DetachVpn) == [DetachVpn(RENTAL)]
+
+
+@pytest.mark.parametrize("vm_id", ["../../etc", ".hidden", "a/b", "x" * 65, "-rf"])
+def test_a_vm_id_that_is_no_safe_name_is_refused_by_the_decoder(vm_id: str) -> None:
+    for message in (Admitted(RENTAL, PRICE, PRICE, vm_id), Ready(RENTAL, vm_id, "198.18.0.2", 1, "")):
+        with pytest.raises(MessageError, match="vm_id"):
+            decode(encode(message))
+    assert decode(encode(Admitted(RENTAL, PRICE, PRICE, ""))) == Admitted(RENTAL, PRICE, PRICE, "")
+    with pytest.raises(MessageError, match="vm_id"):
+        decode(encode(Ready(RENTAL, "", "198.18.0.2", 1, "")))
 
 
 def test_a_release_while_the_vm_is_created_deletes_it_once_it_exists() -> None:

@@ -52,6 +52,8 @@ NIC_STATES = frozenset({VmState.BOOTING, VmState.READY, VmState.PAUSED})
 MAX_CMDLINE_KEY = 1600
 #: States in which the lease runs and the domain must be alive.
 RUNNING_STATES = frozenset({VmState.READY, VmState.PAUSED})
+#: A VM id a caller may choose (``VmRequest.vm_id``): what ``uuid4().hex`` gives, so domain UUIDs derive from it.
+VM_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def ready_line(vm_id: str) -> str:
@@ -156,7 +158,7 @@ class KvmHypervisor:
         registry = self._registry()
         if self._stopping:
             raise HypervisorUnavailableError("the node is stopping; no new VMs")
-        vm_id = uuid.uuid4().hex
+        vm_id = self._new_vm_id(request.vm_id)
         self.events.step(
             "request",
             vm_id,
@@ -199,6 +201,17 @@ class KvmHypervisor:
                 raise
             raise KvmError(f"creating VM {vm_id} failed: {exc or 'unexpected error'} (see the node's log)") from exc
         return self._info(self._row(vm_id))
+
+    def _new_vm_id(self, wanted: str | None) -> str:
+        """The id of a new VM: the caller's choice (checked), else a fresh one."""
+        if wanted is None:
+            return uuid.uuid4().hex
+        if not isinstance(wanted, str) or not VM_ID.fullmatch(wanted):
+            raise AdmissionError("vm_id must be 32 lowercase hex digits")
+        registry = self._registry()
+        if any(row.vm_id == wanted for row in registry.vms()) or registry.artefacts(wanted):
+            raise AdmissionError(f"VM id {wanted} is in use")
+        return wanted
 
     async def destroy(self, vm_id: str) -> None:
         self._row(vm_id)

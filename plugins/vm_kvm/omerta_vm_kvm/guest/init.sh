@@ -4,8 +4,10 @@
 # host key and print it on the serial console (the provider reads it there and
 # tells the consumer, who pins it); print the ready marker; serve SSH (dropbear,
 # that key only, account omerta) and a shell on TCP port @AGENT_PORT@ (tests) to
-# whoever is on the guest's only network, its consumer's VPN; ask for an address
-# by DHCP (honouring the MTU option) on the TAP NIC.
+# whoever is on the guest's only network, its consumer's VPN. DHCP (honouring the
+# MTU option) on the TAP NIC starts first, in the background, and asks every
+# second until it has a lease: a rented guest's gateway is normally up before it
+# boots, so the lease comes while the host key is made.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -24,6 +26,7 @@ done
 hostname "omerta-$(echo "$vm" | cut -c1-8)"
 ip link set lo up
 ip link set eth0 up 2>/dev/null
+udhcpc -i eth0 -O mtu -s /bin/udhcpc-script -f -t 0 -T 1 > /dev/null 2>&1 &
 if [ -n "$key" ]; then
     echo "${key%%:*} ${key#*:}" > /home/omerta/.ssh/authorized_keys
     chmod 700 /home/omerta/.ssh
@@ -38,5 +41,4 @@ if [ -n "$key" ]; then
     dropbear -r /etc/dropbear/host_key -p 22 -s -g -E > /tmp/dropbear.log 2>&1
 fi
 nc -ll -p @AGENT_PORT@ -e /bin/sh > /dev/null 2>&1 &
-udhcpc -i eth0 -O mtu -s /bin/udhcpc-script -b -t 5 -T 1 -A 1 > /dev/null 2>&1
 while true; do sleep 3600; done
