@@ -26,9 +26,13 @@ KEY_NAME = "id_ed25519"
 GUEST_USER = "omerta"
 #: Seconds one SSH attempt may take to connect (TCG guests answer slowly on a busy host).
 CONNECT_TIMEOUT_S = 10
-#: While waiting for a guest to answer: a new login attempt this often, at most this many at once.
-PROBE_EVERY_S = 0.5
-PROBE_OVERLAP = 4
+#: While waiting for a guest to answer: a failed login attempt is followed by the next after this pause.
+PROBE_EVERY_S = 0.2
+#: An attempt running this long without an answer gets company (it may wait on ARP for an address the guest did
+#: not have yet), up to this many attempts at once. Sooner would only slow every handshake: each runs in the
+#: guest's one (emulated) vCPU.
+PROBE_STALL_S = 2.0
+PROBE_OVERLAP = 3
 
 
 class SshError(OmertaError):
@@ -112,30 +116,33 @@ async def answers(argv: Sequence[str], timeout: float) -> tuple[bool, str]:
 
 
 async def first_answer(argv: Sequence[str], within: float, wanted: Callable[[], bool]) -> tuple[bool, str]:
-    """Start a login (:func:`answers`) every :data:`PROBE_EVERY_S`, up to :data:`PROBE_OVERLAP` at once, until
-    one works, ``within`` seconds pass or ``wanted()`` turns false; whether one worked, and the last reason.
+    """Log in (:func:`answers`) until it works, ``within`` seconds pass or ``wanted()`` turns false; whether one
+    worked, and the last reason.
 
-    Attempts overlap because one made before the guest has its address waits seconds for ARP to give up;
-    the next, started once it has, answers meanwhile.
+    One attempt at a time, the next :data:`PROBE_EVERY_S` after one fails (a refused connection: the SSH
+    server is not listening yet). An attempt that hangs for :data:`PROBE_STALL_S` (made before the guest had
+    its address, it waits on ARP) gets another beside it, up to :data:`PROBE_OVERLAP`.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     running: set[asyncio.Task[tuple[bool, str]]] = set()
-    last_start, why = -PROBE_EVERY_S, "no attempt finished"
+    next_start, why = loop.time(), "no attempt finished"
     try:
         while wanted() and loop.time() < deadline:
-            if len(running) < PROBE_OVERLAP and loop.time() - last_start >= PROBE_EVERY_S:
+            if len(running) < PROBE_OVERLAP and loop.time() >= next_start:
                 running.add(asyncio.create_task(answers(argv, CONNECT_TIMEOUT_S + 5)))
-                last_start = loop.time()
-            pause = max(0.0, last_start + PROBE_EVERY_S - loop.time()) if len(running) < PROBE_OVERLAP else None
+                next_start = loop.time() + PROBE_STALL_S
+            wake = next_start if len(running) < PROBE_OVERLAP else deadline
+            pause = max(0.0, min(wake, deadline) - loop.time())
             if not running:
-                await asyncio.sleep(pause or 0.0)
+                await asyncio.sleep(pause)
                 continue
             done, running = await asyncio.wait(running, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 works, why = task.result()
                 if works:
                     return True, ""
+                next_start = min(next_start, loop.time() + PROBE_EVERY_S)
         return False, why
     finally:
         for task in running:

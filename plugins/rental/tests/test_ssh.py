@@ -71,6 +71,23 @@ def test_overlapping_logins_stop_at_the_first_that_answers(tmp_path: Path) -> No
     assert int((tmp_path / "count").read_text()) <= ssh.PROBE_OVERLAP
 
 
+def test_a_refused_login_is_tried_again_soon_and_one_at_a_time(tmp_path: Path) -> None:
+    # the guest's SSH server refuses twice (not listening yet), then answers: three attempts in turn, none at once
+    script = tmp_path / "fake"
+    script.write_text(
+        f"cd {str(tmp_path)!r}\n"
+        "mkdir busy 2>/dev/null || touch overlapped\n"
+        "n=$(cat count 2>/dev/null || echo 0); echo $((n + 1)) > count\n"
+        "sleep 0.3; rmdir busy\n"
+        '[ "$n" = 2 ] || { echo "Connection refused" >&2; exit 255; }\n'
+    )
+    started = time.monotonic()
+    works, _ = asyncio.run(ssh.first_answer(["sh", str(script)], 60, lambda: True))
+    took = time.monotonic() - started
+    assert works and (tmp_path / "count").read_text() == "3\n" and not (tmp_path / "overlapped").exists()
+    assert took < 2 * ssh.PROBE_STALL_S  # each retry followed its failure, not the stall interval
+
+
 def test_logins_give_up_at_the_deadline_or_when_no_longer_wanted(tmp_path: Path) -> None:
     refuse = [sys.executable, "-c", "import sys; sys.stderr.write('Connection refused\\n'); sys.exit(255)"]
     works, why = asyncio.run(ssh.first_answer(refuse, 1.5, lambda: True))

@@ -1,6 +1,6 @@
 #!/bin/busybox sh
 # busybox udhcpc's hook: apply the lease (address, router, DNS and the MTU
-# option) and report it on the serial console.
+# option), report it on the serial console and announce the address (ARP).
 case "$1" in
     deconfig)
         ip addr flush dev "$interface"
@@ -13,6 +13,8 @@ case "$1" in
         : > /etc/resolv.conf
         for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
         echo "omerta-guest-lease ip=$ip mtu=${mtu:-none} router=$router" > /dev/ttyS0
+        # tell the gateway at once: a connection it started before the lease waits on this address's ARP
+        arping -q -U -c 1 -I "$interface" "$ip" &
         ;;
 esac
 exit 0
