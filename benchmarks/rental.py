@@ -15,9 +15,12 @@ under TCG, four more witnesses). Measured in one run:
 * **concurrent**: as many rentals at once as the provider's memory allows (its offer's memory over the
   request's), from one consumer; how many reach ready (console; each attaches the VPN too).
 
-It also prints where a rental's time goes (the consumer's steps: admission, spec 00 lock, the
-provider's lock confirmation, create and boot, VPN and SSH, then release, attestation and settlement)
-and how long each part of the run took; progress goes to stderr.
+It also prints where a rental's time goes: the p50 of every step's time since the request, on both sides
+(the consumer's and the provider's rental steps, the provider's hypervisor lifecycle), the phases between
+them, and the timeline of one more traced rental (not counted) down to the frames: when the guest's first frame
+reached the provider's tunnel and the consumer's gateway, when the gateway's DHCP leased the guest its
+address and the guest applied it, from polling both nodes' VPN counters, the guest's console and the
+gateway's lease file every 20 ms. Last, how long each part of the run took; progress goes to stderr.
 
 The rental side ends at SSH-ready, the local side at console-ready (a local ``vm.create`` has no VPN or
 consumer key to log in with): the ratio is the whole overhead a consumer sees. Needs root, libvirtd and QEMU
@@ -27,16 +30,20 @@ consumer key to log in with): the ratio is the whole overhead a consumer sees. N
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from omerta_rental.testing import PRICE, Cluster, wait_for
+from omerta_rental.testing import PRICE, Cluster, RentalNode, wait_for
 from omerta_vm_kvm.guest_builder import build_test_guest
+
+from omerta_core.errors import ControlError
 
 RUNS = 10
 CONCURRENT_MEMORY_MIB = 128
@@ -77,28 +84,96 @@ def provider_balance(cluster: Cluster) -> int:
     return int(mine.get(cluster.ids["provider"], {}).get("balance", 0))
 
 
-#: The rental's steps as the consumer sees them, in order; each phase ends at its step.
+#: Phases of a rental between two steps of its timeline (:func:`timeline`); the gateway's overlaps the boot.
 PHASES = [
-    ("admission", "requested", "admitted"),
-    ("escrow lock (spec 00, 5 witnesses)", "admitted", "locked"),
-    ("locked -> the provider creates (witnesses confirmed the lock)", "locked", "creating"),
-    ("create + boot + ready message", "creating", "ready"),
-    ("ready -> VPN attached and the guest's SSH answers", "ready", "ssh"),
-    ("release -> VM deleted and its duration attested (spec 01)", "releasing", "ended"),
-    ("ended -> settled on the consumer's chain (spec 02)", "ended", "settled"),
+    ("admission", "consumer requested", "consumer admitted"),
+    ("escrow lock (spec 00, 5 witnesses)", "consumer admitted", "consumer locked"),
+    ("locked -> the provider creates (witnesses confirmed the lock)", "consumer locked", "provider confirmed"),
+    ("the consumer's VPN gateway built (during the boot)", "consumer locked", "consumer vpn"),
+    ("create + boot + ready message", "provider confirmed", "consumer ready"),
+    ("  of which the hypervisor's create -> console ready", "hypervisor request", "hypervisor ready"),
+    ("ready -> the guest's SSH answers", "consumer ready", "consumer ssh"),
+    ("release -> VM deleted and its duration attested (spec 01)", "consumer releasing", "consumer ended"),
+    ("ended -> settled on the consumer's chain (spec 02)", "consumer ended", "consumer settled"),
 ]
 
 
-def step_times(events: list[dict[str, Any]]) -> dict[str, float]:
-    """When each step first happened, seconds from the request."""
+def timeline(cluster: Cluster, rental: str, since: float) -> dict[str, float]:
+    """When each step of ``rental`` first happened, seconds after ``since`` (wall clock): the consumer's and the
+    provider's rental steps and the provider's hypervisor lifecycle of its VM."""
     times: dict[str, float] = {}
-    for event in events:
-        times.setdefault(event["step"], float(event["t"]))
+    for side in ("consumer", "provider"):
+        state = cluster[side].call("rental.show", {"rental": rental})
+        for event in state["events"]:
+            times.setdefault(f"{side} {event['step']}", state["started"] + float(event["t"]) - since)
+    vm_id = shown(cluster, rental)["vm_id"]
+    lifecycle = cluster["provider"].state_dir / "plugins" / "kvm" / "lifecycle.jsonl"
+    for line in lifecycle.read_text().splitlines() if vm_id and lifecycle.exists() else []:
+        event = json.loads(line)
+        if event["vm_id"] == vm_id:
+            times.setdefault(f"hypervisor {event['step']}", float(event["ts"]) - since)
     return times
 
 
-def rent_once(cluster: Cluster, phases: dict[str, list[float]]) -> tuple[float, float] | None:
-    started = time.monotonic()
+class FrameTrace:
+    """What one rental's first frames did, by polling both nodes every :data:`EVERY_S` (for the traced rental)."""
+
+    EVERY_S = 0.02
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.marks: dict[str, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> FrameTrace:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _mark(self, name: str) -> None:
+        self.marks.setdefault(name, time.time())
+
+    def _poll(self) -> None:
+        provider, consumer = self.cluster["provider"], self.cluster["consumer"]
+        while not self.done.wait(self.EVERY_S):
+            try:
+                self._look(provider, consumer)
+            except (ControlError, OSError) as exc:  # a node busy or a file just removed: the next poll sees it
+                print(f"frame trace: {exc}", file=sys.stderr, flush=True)
+
+    def _look(self, provider: RentalNode, consumer: RentalNode) -> None:
+        for tunnel in provider.call("vpn.tunnels"):
+            counters = tunnel["counters"]
+            self._mark("provider tunnel started")
+            if tunnel["state"] == "up":
+                self._mark("provider tunnel up (has heard the consumer)")
+            if counters.get("dropped_no_session"):
+                self._mark("provider tunnel dropped a guest frame (consumer not heard yet)")
+            if counters.get("frames_to_consumer"):
+                self._mark("provider tunnel carried the guest's first frame")
+        for gateway in consumer.call("vpn.gateways"):
+            self._mark("consumer gateway listed")
+            if gateway["counters"].get("frames_from_vm"):
+                self._mark("consumer gateway got the guest's first frame")
+        for leases in consumer.state_dir.glob("plugins/vpn/gateways/*/dnsmasq.leases"):
+            if leases.read_text().strip():
+                self._mark("consumer gateway's dnsmasq leased the guest its address")
+        for console in provider.state_dir.glob("plugins/kvm/vms/*/console.log"):
+            text = console.read_bytes()
+            for marker, name in ((b"omerta-guest-lease", "guest applied its lease (console)"),
+                                 (b"omerta-guest-hostkey", "guest printed its host key (console)"),
+                                 (b"omerta-guest-ready", "guest printed its ready marker (console)")):  # fmt: skip
+                if marker in text:
+                    self._mark(name)
+
+
+def rent_once(cluster: Cluster, phases: dict[str, list[float]], steps: dict[str, list[float]],
+              trace: dict[str, float] | None = None) -> tuple[float, float] | None:  # fmt: skip
+    started, since = time.monotonic(), time.time()
     rental = cluster["consumer"].call("rental.request", REQUEST)["rental"]
     try:
         wait_for("ready", lambda: ready(cluster, rental), 600, every=0.05)
@@ -123,11 +198,26 @@ def rent_once(cluster: Cluster, phases: dict[str, list[float]]) -> tuple[float, 
 
     wait_for("settled on both chains", settled, 300, every=0.05)
     to_settled = time.monotonic() - started
-    times = step_times(shown(cluster, rental)["events"])
+    times = timeline(cluster, rental, since)
+    if trace is not None:
+        trace.update(times)
     for name, start, end in PHASES:
         if start in times and end in times:
             phases.setdefault(name, []).append(times[end] - times[start])
+    for step, at in times.items():
+        steps.setdefault(step, []).append(at)
     return to_ready, to_settled
+
+
+def traced_rental(cluster: Cluster) -> dict[str, float]:
+    """One more rental with its frames traced: every step's time since the request."""
+    since = time.time()
+    trace: dict[str, float] = {}
+    with FrameTrace(cluster) as frames:
+        done = rent_once(cluster, {}, {}, trace)
+    if done is None:
+        return {}
+    return {**trace, **{name: at - since for name, at in frames.marks.items()}}
 
 
 def local_boot(cluster: Cluster) -> float:
@@ -169,6 +259,7 @@ def main() -> int:
     settings = {"memory_mib": PROVIDER_MEMORY_MIB, "max_total": 8, "max_per_consumer": 8, "vcpus": 8}
     took: dict[str, float] = {}
     phases: dict[str, list[float]] = {}
+    steps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="omerta-rental-bench-") as tmp:
         mark = time.monotonic()
         cluster = Cluster(Path(tmp), images, provider=settings, vpn=True)
@@ -182,11 +273,14 @@ def main() -> int:
             for run in range(RUNS):  # interleaved, so the shared host's load weighs on both alike
                 local.append(local_boot(cluster))
                 cluster.wait_mature()
-                attempts.append(rent_once(cluster, phases))
+                attempts.append(rent_once(cluster, phases, steps))
                 done = attempts[-1]
                 rented = f"rental SSH-ready {done[0]:.1f} s, settled {done[1]:.1f} s" if done else "rental failed"
                 print(f"[{run + 1}/{RUNS}] local ready {local[-1]:.1f} s, {rented}", file=sys.stderr, flush=True)
             took[f"{RUNS} local boots and {RUNS} rentals"], mark = time.monotonic() - mark, time.monotonic()
+            print(f"[{RUNS}/{RUNS}] one more rental, its frames traced", file=sys.stderr, flush=True)
+            traced = traced_rental(cluster)
+            took["the traced rental"], mark = time.monotonic() - mark, time.monotonic()
             print(f"[{RUNS}/{RUNS}] now renting concurrently", file=sys.stderr, flush=True)
             ok, wanted = concurrent(cluster)
             took["concurrent rentals"], mark = time.monotonic() - mark, time.monotonic()
@@ -207,10 +301,18 @@ def main() -> int:
     print(f"sequential rentals: {len(rentals)} of {RUNS} reached SSH-ready")
     print(f"concurrent rentals ready on one provider: {ok} of {wanted} (its memory allows {wanted})")
     print(f"escrow per rental: {PRICE} units locked, settled pro rata")
-    print("where a rental's time goes (p50 over the rentals, from the consumer's steps):")
-    for name, samples in phases.items():
-        print(f"  {name}: {statistics.median(samples):.2f} s")
+    print("a rental's timeline, p50 over the rentals of each step's time since the request:")
+    for step, samples in sorted(steps.items(), key=lambda item: statistics.median(item[1])):
+        if len(samples) * 2 > len(rentals):  # steps of most rentals (not a failure's or a straggler's)
+            print(f"  {statistics.median(samples):7.2f} s  {step}")
+    print("where a rental's time goes (p50 over the rentals):")
+    for name, _start, _end in PHASES:
+        if name in phases:
+            print(f"  {name}: {statistics.median(phases[name]):.2f} s")
     print(f"  (local vm.create -> console ready, the baseline: {statistics.median(local):.2f} s)")
+    print("timeline of one traced rental (not counted above), seconds since the request:")
+    for step, at in sorted(traced.items(), key=lambda item: item[1]):
+        print(f"  {at:7.2f} s  {step}")
     print("benchmark time: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in took.items()))
     print(f"rental_ready_p50_s: {statistics.median(ready_s):.2f}")
     print(f"rental_ready_vs_local_ratio: {statistics.median(ready_s) / statistics.median(local):.2f}")

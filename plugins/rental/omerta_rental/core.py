@@ -410,6 +410,8 @@ class ProviderCore:
         return [
             Send(lease.consumer, Progress(rental, "creating", f"escrow {lease.session[:12]} confirmed by its "
                                                               "witnesses; creating the VM")),
+            Report(rental, "confirmed", f"escrow {lease.session[:12]} confirmed by its witnesses; creating "
+                                        f"VM {lease.vm_id or '(id from the hypervisor)'}"),
             CreateVm(rental, lease.consumer, lease.request, lease.session, lease.vm_id),
         ]  # fmt: skip
 

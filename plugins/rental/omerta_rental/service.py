@@ -97,6 +97,7 @@ class RentalRecord:
             "state": self.events[-1][1] if self.events else "new",
             "outcome": self.outcome,
             "settlement": self.settlement,
+            "started": self.started,
             "events": [{"t": round(t - self.started, 3), "step": s, "text": x} for t, s, x in self.events],
         }
 
