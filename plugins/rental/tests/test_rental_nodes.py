@@ -152,6 +152,8 @@ def test_request_ready_release_settle(cluster: Cluster) -> None:
     steps = re.findall(r"\]\s+(\S+)", done.stdout)
     for step in ("requested", "admitted", "locked", "creating", "ready", "vpn", "ssh"):
         assert step in steps, done.stdout
+    # the gateway was built while the VM booted (the provider named the VM in "admitted"), not after ready
+    assert steps.index("locked") < steps.index("vpn") < steps.index("ready"), done.stdout
     assert "host key pinned from the provider" in done.stdout
     rental = done.stdout.split()[1]
     shown = consumer.call("rental.show", {"rental": rental})

@@ -48,8 +48,11 @@ def parse_request(params: dict[str, Any], default_consumer: str) -> VmRequest:
     key = params.get("ssh_public_key")
     if key is not None and not isinstance(key, str):
         raise AdmissionError("ssh_public_key must be a string")
+    vm_id = params.get("vm_id")
+    if vm_id is not None and not isinstance(vm_id, str):
+        raise AdmissionError("vm_id must be a string")
     consumer = PeerId(str(params.get("consumer") or default_consumer))
-    return VmRequest(consumer=consumer, image=image, ssh_public_key=key, **numbers)
+    return VmRequest(consumer=consumer, image=image, ssh_public_key=key, vm_id=vm_id, **numbers)
 
 
 async def vm_create(node: NodeContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,11 @@ def wait_until_gone(state_dir: Path, vm_ids: list[str], timeout: float) -> list[
 
 
 def test_a_guest_boots_prints_its_marker_and_is_deleted(node: Any) -> None:
-    vm = node.call("vm.create", SMALL_VM)
-    assert vm["state"] == "ready" and vm["domain_type"] in ("kvm", "qemu")
+    chosen = uuid.uuid4().hex  # the caller may name the VM before it exists (a rental tells its consumer)
+    vm = node.call("vm.create", {**SMALL_VM, "vm_id": chosen})
+    assert vm["state"] == "ready" and vm["domain_type"] in ("kvm", "qemu") and vm["vm_id"] == chosen
+    with pytest.raises(ControlError, match=f"VM id {chosen} is in use"):
+        node.call("vm.create", {**SMALL_VM, "vm_id": chosen})
     console = Path(vm["console_log"])
     assert ready_line(vm["vm_id"]) in console.read_text(errors="replace")
     shown = node.call("vm.show", {"vm_id": vm["vm_id"]})
@@ -109,6 +113,7 @@ def test_kill_9_then_restart_deletes_both_vms_and_every_artefact(node: Any) -> N
         ({**SMALL_VM, "ssh_public_key": "ssh-ed25519 AAAA-not-a-key"}, "SSH public key"),
         ({**SMALL_VM, "lease_seconds": 10**9}, "lease must be"),
         ({**SMALL_VM, "vcpus": "two"}, "vcpus must be an integer"),
+        ({**SMALL_VM, "vm_id": "../../etc"}, "vm_id must be 32 lowercase hex digits"),
     ],
 )
 def test_invalid_requests_get_clear_errors_and_leave_nothing(node: Any, params: dict[str, Any], message: str) -> None:
