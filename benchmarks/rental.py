@@ -220,6 +220,21 @@ def traced_rental(cluster: Cluster) -> dict[str, float]:
     return {**trace, **{name: at - since for name, at in frames.marks.items()}}
 
 
+def boot_seconds(cluster: Cluster) -> dict[str, list[float]]:
+    """The hypervisor's own boot time (domain started -> console ready) of every VM so far: ``local`` (the
+    provider's own, no SSH key) and ``rented`` (the consumer's key: the guest makes its host key too)."""
+    consumers: dict[str, str] = {}
+    boots: dict[str, list[float]] = {"local": [], "rented": []}
+    lifecycle = cluster["provider"].state_dir / "plugins" / "kvm" / "lifecycle.jsonl"
+    for event in map(json.loads, lifecycle.read_text().splitlines()):
+        if event["step"] == "request":
+            consumers[event["vm_id"]] = event["consumer"]
+        elif event["step"] == "ready" and "boot_s" in event:
+            own = consumers.get(event["vm_id"]) == cluster.ids["provider"]
+            boots["local" if own else "rented"].append(float(event["boot_s"]))
+    return boots
+
+
 def local_boot(cluster: Cluster) -> float:
     started = time.monotonic()
     vm = cluster["provider"].call("vm.create", {"image": "omk-test", "memory_mib": CONCURRENT_MEMORY_MIB,
@@ -281,6 +296,7 @@ def main() -> int:
             print(f"[{RUNS}/{RUNS}] one more rental, its frames traced", file=sys.stderr, flush=True)
             traced = traced_rental(cluster)
             took["the traced rental"], mark = time.monotonic() - mark, time.monotonic()
+            boots = boot_seconds(cluster)
             print(f"[{RUNS}/{RUNS}] now renting concurrently", file=sys.stderr, flush=True)
             ok, wanted = concurrent(cluster)
             took["concurrent rentals"], mark = time.monotonic() - mark, time.monotonic()
@@ -310,6 +326,11 @@ def main() -> int:
         if name in phases:
             print(f"  {name}: {statistics.median(phases[name]):.2f} s")
     print(f"  (local vm.create -> console ready, the baseline: {statistics.median(local):.2f} s)")
+    if boots["local"] and boots["rented"]:
+        own, rented = statistics.median(boots["local"]), statistics.median(boots["rented"])
+        print(
+            f"  (the hypervisor's boot, domain started -> console ready, p50: local {own:.2f} s, rented {rented:.2f} s)"
+        )
     print("timeline of one traced rental (not counted above), seconds since the request:")
     for step, at in sorted(traced.items(), key=lambda item: item[1]):
         print(f"  {at:7.2f} s  {step}")
