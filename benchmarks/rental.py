@@ -155,15 +155,15 @@ class FrameTrace:
                 self._mark("provider tunnel dropped a guest frame (consumer not heard yet)")
             if counters.get("frames_to_consumer"):
                 self._mark("provider tunnel carried the guest's first frame")
-        for gateway in consumer.call("vpn.gateways"):
+        for gateway in consumer.call("vpn.gateways"):  # the traced rental's only (earlier ones left files)
             self._mark("consumer gateway listed")
             if gateway["counters"].get("frames_from_vm"):
                 self._mark("consumer gateway got the guest's first frame")
-        for leases in consumer.state_dir.glob("plugins/vpn/gateways/*/dnsmasq.leases"):
-            if leases.read_text().strip():
+            leases = consumer.state_dir / "plugins" / "vpn" / "gateways" / gateway["vm_id"] / "dnsmasq.leases"
+            if leases.exists() and leases.read_text().strip():
                 self._mark("consumer gateway's dnsmasq leased the guest its address")
-        for console in provider.state_dir.glob("plugins/kvm/vms/*/console.log"):
-            text = console.read_bytes()
+            console = provider.state_dir / "plugins" / "kvm" / "vms" / gateway["vm_id"] / "console.log"
+            text = console.read_bytes() if console.exists() else b""
             for marker, name in ((b"omerta-guest-lease", "guest applied its lease (console)"),
                                  (b"omerta-guest-hostkey", "guest printed its host key (console)"),
                                  (b"omerta-guest-ready", "guest printed its ready marker (console)")):  # fmt: skip
