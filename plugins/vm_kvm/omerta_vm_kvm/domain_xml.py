@@ -9,6 +9,10 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+#: Ceiling on what the guest may draw from the host's /dev/urandom through its virtio RNG
+#: (seeding the guest's CRNG takes 32 bytes; this leaves room for any guest's appetite).
+RNG_BYTES_PER_SECOND = 65536
+
 
 @dataclass(frozen=True)
 class DomainSpec:
@@ -91,6 +95,12 @@ def domain_xml(spec: DomainSpec) -> str:
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=str(spec.console_log))
     _sub(serial, "target", port="0")
+    # A virtio RNG fed from the host's /dev/urandom: without it a TCG guest's kernel takes
+    # seconds to initialise its CRNG, and the guest's first getrandom() (making the SSH host
+    # key) waits for that. Rate-limited so a guest cannot make the host spin on it.
+    rng = _sub(devices, "rng", model="virtio")
+    _sub(rng, "rate", bytes=str(RNG_BYTES_PER_SECOND), period="1000")
+    _sub(rng, "backend", "/dev/urandom", model="random")
     _sub(devices, "controller", type="usb", model="none")
     _sub(devices, "memballoon", model="none")
     return ET.tostring(root, encoding="unicode")

@@ -43,7 +43,7 @@ DROPBEAR = ("/usr/sbin/dropbear", "/usr/bin/dropbearkey")
 #: The guest's accounts: ``omerta`` (the consumer's login) is root, as the test guest has no sudo.
 PASSWD = "omerta:x:0:0:omerta:/home/omerta:/bin/sh\nroot:x:0:0:root:/root:/bin/sh\n"
 #: Drivers the guest needs for its disk and TAP NIC (the cloud kernel builds them as modules).
-GUEST_MODULES = ("virtio_pci", "virtio_net", "virtio_blk")
+GUEST_MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_rng")
 #: Virtual size of the blank base disk; each VM's overlay is resized to its requested disk.
 BASE_DISK_SIZE = "64M"
 IMAGE_FILES = ("vmlinuz", "initrd.img", "disk.qcow2")
@@ -55,7 +55,7 @@ class GuestBuildError(RuntimeError):
 
 
 #: Bumped whenever the guest's files change, so a cached older build is rebuilt.
-GUEST_VERSION = "5"
+GUEST_VERSION = "6"
 
 
 def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from omerta_vm_kvm.admission import Limits, Usage, admit
-from omerta_vm_kvm.domain_xml import DomainSpec, domain_xml
+from omerta_vm_kvm.domain_xml import RNG_BYTES_PER_SECOND, DomainSpec, domain_xml
 from omerta_vm_kvm.errors import AdmissionError, ImageNotFoundError, InvalidSshKeyError, RegistryDamagedError
 from omerta_vm_kvm.guest_builder import HOST_KEY_MARKER, READY_MARKER
 from omerta_vm_kvm.images import resolve_image
@@ -129,6 +129,21 @@ def test_domain_xml_has_the_limits_the_overlay_the_tap_and_the_serial_log(tmp_pa
     plain = ET.fromstring(domain_xml(dataclasses.replace(spec, nic_offloads=False)))
     assert set(plain.find("devices/interface/driver/host").attrib.values()) == {"off"}  # type: ignore[union-attr]
     assert set(plain.find("devices/interface/driver/guest").attrib.values()) == {"off"}  # type: ignore[union-attr]
+
+
+def test_every_guest_gets_a_rate_limited_virtio_rng_fed_from_host_urandom(tmp_path: Path) -> None:
+    direct = DomainSpec(
+        name="omk-x", uuid="12345678-1234-1234-1234-123456789abc", domain_type="qemu", vcpus=1, memory_mib=128,
+        console_log=tmp_path / "c.log", kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd.img",
+    )  # fmt: skip
+    cloud = dataclasses.replace(direct, kernel=None, initrd=None, overlay=tmp_path / "d.qcow2", domain_type="kvm")
+    for spec in (direct, cloud):
+        (rng,) = ET.fromstring(domain_xml(spec)).findall("devices/rng")
+        assert rng.get("model") == "virtio"
+        backend = rng.find("backend")
+        assert backend is not None and backend.get("model") == "random" and backend.text == "/dev/urandom"
+        assert rng.find("rate").attrib == {"bytes": str(RNG_BYTES_PER_SECOND), "period": "1000"}  # type: ignore[union-attr]
+    assert 32 <= RNG_BYTES_PER_SECOND <= 1 << 20  # enough to seed a CRNG at once, too little to spin the host
 
 
 def test_nic_offloads_is_a_switch(tmp_path: Path) -> None:
