@@ -716,11 +716,7 @@ class TransactionRunner:
         adopted = await self._adopt_claim(lock, CLAIM_LOOKUP_TIMEOUT_S)
         if adopted is not None:
             return adopted
-        table = self.tables[SETTLE_CHANNEL]
-        previous = table.get(session, "Consumer")
-        if previous is not None and not previous.terminal:
-            raise LedgerError(f"session {session[:16]} is being settled already")
-        table.instances.pop((session, "Consumer"), None)  # a settlement refused earlier is asked again
+        self._clear_finished_settlement(session, "Consumer")
         inputs = {
             "provider": lock.provider,
             "witnesses": list(lock.witnesses),
@@ -751,6 +747,15 @@ class TransactionRunner:
             "settlement": {k: v for k, v in settlement.items() if type(v) is int},
             "trust_reports_milli": sorted(r["trust_milli"] for r in store.get("reports") or []),
         }
+
+    def _clear_finished_settlement(self, session: str, actor: str) -> None:
+        """Make way for a new spec 02 attempt by ``actor``: refuse while one runs; forget a finished one (a
+        settlement or claim refused earlier is asked again, rather than waiting out its retention)."""
+        table = self.tables[SETTLE_CHANNEL]
+        previous = table.get(session, actor)
+        if previous is not None and not previous.terminal:
+            raise LedgerError(f"session {session[:16]} is being settled already")
+        table.instances.pop((session, actor), None)
 
     async def _adopt_claim(self, lock: EscrowLock, timeout: float) -> dict[str, Any] | None:
         """As a consumer coming back to an open lock: if its provider recorded a claim of it (spec 02's provider
@@ -794,11 +799,7 @@ class TransactionRunner:
         signed = self.ledger.store.served_request(session_id)
         if signed is None:
             raise LedgerError(f"no signed lock request kept for session {session[:16]}: its rate cannot be claimed")
-        table = self.tables[SETTLE_CHANNEL]
-        previous = table.get(session, "Provider")
-        if previous is not None and not previous.terminal:
-            raise LedgerError(f"session {session[:16]} is being settled already")
-        table.instances.pop((session, "Provider"), None)  # a claim refused earlier is asked again
+        self._clear_finished_settlement(session, "Provider")
         inputs = {
             "consumer": lock.consumer,
             "witnesses": list(lock.witnesses),
