@@ -26,7 +26,13 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 def omerta_process(state_dir: Path, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMERTA_")}
     argv = [sys.executable, "-m", "omerta_core", *args, "--state-dir", str(state_dir)]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # as from a terminal: a runner started in the background (``cmd &`` without job control) ignores SIGINT and
+    # its children inherit that, so the Ctrl-C test's signal would do nothing; a handled SIGINT is not inherited
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def omerta(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
