@@ -752,7 +752,7 @@ class ConsumerCore:
                     actions.append(Report(r.rental, "expired", "the paid time ran out; waiting for deletion"))
                 elif now >= r.last_heard + t.grace_s:
                     billable = billing.billable_ms(r.ready_at, r.last_heard, r.paid_ms)
-                    actions += self._settle(r, "lost heartbeats", billable)
+                    actions += self._settle(r, LOST_HEARTBEATS, billable)
                 elif now >= r.last_sent + t.heartbeat_s:
                     r.last_sent = now
                     actions.append(Send(r.provider, Heartbeat(r.rental)))
