@@ -9,7 +9,9 @@ real rootless :class:`omerta_vpn.gateway_linux.LinuxGateway`. Baselines from the
 
 - frames/s: the transport's own encrypted datagrams of the same size between the same two endpoints, sent
   and received with its batch calls (``send_datagrams``, ``on_datagrams``) as the tunnel's are;
-- round trip: ping over the plain veth between the two namespaces;
+- round trip: ping over the plain veth between the two namespaces; for context, the floor of any relay in
+  Python here: the same two ports joined by a plain asyncio relay that sends each frame as it is in a UDP
+  datagram (no crypto, no transport, no tunnel core), whose round trip crosses the same four wake-ups;
 - TCP: iperf3 through wireguard-go (userspace WireGuard, the tool a user would pick) on the same veth;
 - fit against fragment: the same iperf3 through the tunnel with the guest MTU made to fit (1229) and
   with a 1500-byte MTU whose larger frames are split in two.
@@ -30,6 +32,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -65,6 +68,7 @@ WG_PROVIDER, WG_CONSUMER = "198.18.252.1", "198.18.252.2"
 SUBNET = "198.18.255.0/24"
 GATEWAY_IP, VM_IP = "198.18.255.1", "198.18.255.2"
 PORT = 51000
+RELAY_PORT = PORT + 2
 FRAME_BYTES = 1000
 BLAST_S = 3.0
 IPERF_S = 4
@@ -151,7 +155,10 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
             cast(OffloadPort, port).send_offload(frame.data)
 
     timing = Timing(keepalive_s=0.5, consumer_timeout_s=600, lease_grace_s=3600, delete_after_s=3600)
-    if provider:
+    relay = None
+    if options.get("relay"):  # the round trip's floor: the same ports, frames relayed raw (no crypto, no transport)
+        relay = raw_relay(cast(BatchFramePort, port), PROVIDER_IP if provider else CONSUMER_IP)
+    elif provider:
         core = ProviderTunnel(vm_id, mac, max_datagram=max_datagram, now=time.monotonic(), mode=mode, timing=timing)
         core.vm_ready(time.monotonic())
 
@@ -249,12 +256,39 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
             answer({"sent": sent})
         elif command[0] == "quit":
             break
+    if relay is not None:
+        asyncio.get_running_loop().remove_reader(relay.fileno())
+        relay.close()
     if gateway is not None:
         await gateway.stop()
     port.close()
     if hypervisor is not None:
         await hypervisor.stop()
     await transport.stop()
+
+
+def raw_relay(port: BatchFramePort, address: str) -> socket.socket:
+    """Carry ``port``'s frames as they are in UDP datagrams to the other endpoint's relay, and its datagrams
+    back into ``port``, from the event loop as the tunnel does: what any user-space relay in Python costs."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((address, RELAY_PORT))
+    sock.setblocking(False)
+    other = (CONSUMER_IP if address == PROVIDER_IP else PROVIDER_IP, RELAY_PORT)
+
+    def to_other(frames: list[bytes]) -> None:
+        for frame in frames:
+            sock.sendto(frame, other)
+
+    def from_other() -> None:
+        frames = []
+        with contextlib.suppress(BlockingIOError):
+            while len(frames) < 64:
+                frames.append(sock.recv(65535))
+        port.send_batch(frames)
+
+    port.on_frame_batch(to_other)
+    asyncio.get_running_loop().add_reader(sock.fileno(), from_other)
+    return sock
 
 
 class TunnelEndpoint:
@@ -316,13 +350,17 @@ def namespaces() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def tunnel(workdir: Path, frames: str, **provider_options: Any) -> Iterator[tuple[TunnelEndpoint, TunnelEndpoint]]:
-    provider = TunnelEndpoint("provider", PROVIDER_NS, {"frames": frames, **provider_options})
+def tunnel(
+    workdir: Path, frames: str, *, relay: bool = False, **provider_options: Any
+) -> Iterator[tuple[TunnelEndpoint, TunnelEndpoint]]:
+    provider = TunnelEndpoint("provider", PROVIDER_NS, {"frames": frames, "relay": relay, **provider_options})
     consumer = None
     try:
         directory = workdir / f"gateway-{frames}-{secrets.token_hex(3)}"
         consumer = TunnelEndpoint(
-            "consumer", CONSUMER_NS, {"frames": frames, "dir": str(directory), "vm_id": provider.ready["vm_id"]}
+            "consumer",
+            CONSUMER_NS,
+            {"frames": frames, "relay": relay, "dir": str(directory), "vm_id": provider.ready["vm_id"]},
         )
         yield provider, consumer
     finally:
@@ -516,12 +554,15 @@ def main() -> None:
         print("tunnel frames/s against the transport's datagrams/s ...", flush=True)
         frames, datagrams = frames_per_second(workdir)
         print(f"  tunnel {frames:,.0f} frames/s of {FRAME_BYTES} bytes; transport {datagrams:,.0f} datagrams/s")
-        print("round trip: through the tunnel, over the plain veth ...", flush=True)
+        print("round trip: through the tunnel, through a plain relay of the same ports, over the veth ...", flush=True)
         with tunnel(workdir, "fit"):
             ping_ms(PROVIDER_NS, GATEWAY_IP)
             through = ping_ms(PROVIDER_NS, GATEWAY_IP)
+        with tunnel(workdir, "fit", relay=True):
+            ping_ms(PROVIDER_NS, GATEWAY_IP)
+            relayed = ping_ms(PROVIDER_NS, GATEWAY_IP)
         plain = ping_ms(PROVIDER_NS, CONSUMER_IP)
-        print(f"  tunnel {through:.3f} ms, veth {plain:.3f} ms")
+        print(f"  tunnel {through:.3f} ms, plain relay {relayed:.3f} ms, veth {plain:.3f} ms")
         print(f"TCP (iperf3), {TCP_ROUNDS} rounds: the tunnel with {', '.join(VARIANTS)}; wireguard-go ...")
         runs: dict[str, list[float]] = {name: [] for name in (*VARIANTS, "wireguard-go")}
         for _ in range(TCP_ROUNDS):  # interleaved, so a busy spell of the shared host hits every variant
@@ -542,6 +583,7 @@ def main() -> None:
             "vpn_offload_vs_fit_tcp_ratio": mbit["offload"] / mbit["fit"],
             "vpn_tcp_finished_frames_vs_wireguard_go_ratio": mbit["fit"] / wireguard,
             "vpn_frames_vs_datagrams_ratio": frames / datagrams,
+            "vpn_rtt_relay_floor_added_ms": relayed - plain,
             "vpn_rtt_added_ms": through - plain,
             "vpn_tcp_vs_wireguard_go_ratio": mbit["offload"] / wireguard,
             "vpn_guest_tcp_mbit_s": guest,

@@ -322,6 +322,10 @@ class UdpTransport:
         if self._loop is None or not self._sockets:
             raise NotStartedError("the udp transport is not running")
         self.core.send_datagrams(peer, channel, datas, time.monotonic())
+        # the caller hands a whole burst (a TAP read until empty), so it leaves now, as one GSO send, not after
+        # another turn of the loop: a ping's frame waited for that turn on each end (docs/vpn.md, "Latency").
+        # The drain still runs then, to plan the timers (a first datagram may start a handshake).
+        self._transmit()
         self._schedule_drain()
 
     def max_datagram_size(self) -> int:
