@@ -274,3 +274,22 @@ async def test_a_batch_of_datagrams_arrives_in_order_as_runs_for_a_batch_handler
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_batch_of_datagrams_leaves_before_the_loop_turns_again() -> None:
+    """A burst handed to send_datagrams is on the socket when the call returns: a tunnelled ping's frame does
+    not wait for another turn of the event loop on each end (the round trip the VPN adds)."""
+    a, b = await started("127.0.0.1"), await started("127.0.0.1")
+    try:
+        runs: list[list[bytes]] = []
+        b.on_datagrams("frames", lambda _peer, datas: runs.append(list(datas)))
+        a.add_peer(b.peer_id, [loopback(b)])
+        await wait_for(lambda: a.path_state(b.peer_id) is PathState.CONNECTED)
+        sent_before = a.status()["counters"]["sent_packets"]
+        a.send_datagrams(b.peer_id, "frames", [b"one", b"two"])
+        assert a.core.outputs == []  # sealed and sent within the call, not queued for the loop
+        assert a.status()["counters"]["sent_packets"] == sent_before + 2
+        await wait_for(lambda: [data for run in runs for data in run] == [b"one", b"two"], timeout=20)
+    finally:
+        await a.stop()
+        await b.stop()
