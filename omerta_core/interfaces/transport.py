@@ -57,7 +57,11 @@ class Transport(Service, Protocol):
         """
 
     def send_datagrams(self, peer: PeerId, channel: str, datas: Sequence[bytes]) -> None:
-        """:meth:`send_datagram` of each of ``datas``, in order, in one call (a batch of tunnelled frames)."""
+        """:meth:`send_datagram` of each of ``datas``, in order, in one call (a batch of tunnelled frames).
+
+        The caller hands a whole burst, so with a session up the datagrams are on their way when the call
+        returns, not after another turn of the event loop (a tunnelled frame's latency).
+        """
 
     def max_datagram_size(self) -> int:
         """The largest ``data`` a datagram may carry in one packet."""
