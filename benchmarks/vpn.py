@@ -280,7 +280,7 @@ def raw_relay(port: BatchFramePort, address: str) -> socket.socket:
             sock.sendto(frame, other)
 
     def from_other() -> None:
-        frames = []
+        frames: list[bytes] = []
         with contextlib.suppress(BlockingIOError):
             while len(frames) < 64:
                 frames.append(sock.recv(65535))
@@ -506,7 +506,7 @@ def guest_tcp_mbit(workdir: Path) -> float:
     pid = run("pgrep", "-o", "-x", "libvirtd").stdout.split()[0]
     state = workdir / "kvm"
     state.mkdir()
-    options = {
+    options: dict[str, Any] = {
         "guest": True,
         "images_dir": str(images_dir),
         "libvirt_netns": f"/proc/{pid}/ns/net",
