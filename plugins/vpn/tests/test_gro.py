@@ -1,0 +1,254 @@
+"""Coalescing frames into UDP super-frames: exactly what was sent comes out, odd frames pass alone.
+
+The unit tests segment :func:`omerta_vpn.gro.plan`'s super-frames as Linux does (``__udp_gso_segment``:
+the first frame's headers, lengths and checksums per segment, the IPv4 identification counting up);
+the namespace test has a real kernel do it: a gateway-like namespace forwards what a TAP with vnet
+headers is given out of a second, plain TAP, and every frame read there is compared with the one sent.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import pytest
+from omerta_vpn import gro
+
+MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
+SOURCE, DESTINATION = "198.18.1.2", "198.18.2.2"
+
+
+def checksum(data: bytes, extra: int = 0) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = extra + sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp4(
+    payload: bytes,
+    *,
+    ident: int = 1,
+    sport: int = 4000,
+    dport: int = 5000,
+    flags: int = 0x4000,
+    options: bytes = b"",
+    udp_checksum: bool = True,
+    source: str = SOURCE,
+) -> bytes:
+    """An Ethernet frame with an IPv4 UDP datagram, every checksum right."""
+    ihl = 5 + len(options) // 4
+    src, dst = socket.inet_aton(source), socket.inet_aton(DESTINATION)
+    udp_length = 8 + len(payload)
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + udp_length, ident & 0xFFFF, flags, 64, 17, 0, src, dst))
+    ip += options
+    ip[10:12] = checksum(bytes(ip)).to_bytes(2, "big")
+    udp = bytearray(struct.pack("!HHHH", sport, dport, udp_length, 0))
+    if udp_checksum:
+        pseudo = src + dst + struct.pack("!BBH", 0, 17, udp_length)
+        udp[6:8] = (checksum(pseudo + bytes(udp) + payload) or 0xFFFF).to_bytes(2, "big")
+    return MAC_A + MAC_B + b"\x08\x00" + bytes(ip) + bytes(udp) + payload
+
+
+def udp6(payload: bytes, *, sport: int = 4000) -> bytes:
+    src, dst = socket.inet_pton(socket.AF_INET6, "fd00::2"), socket.inet_pton(socket.AF_INET6, "fd00:1::2")
+    udp_length = 8 + len(payload)
+    ip = struct.pack("!IHBB16s16s", 6 << 28, udp_length, 17, 64, src, dst)
+    udp = bytearray(struct.pack("!HHHH", sport, 5000, udp_length, 0))
+    pseudo = src + dst + struct.pack("!IxxxB", udp_length, 17)
+    udp[6:8] = (checksum(pseudo + bytes(udp) + payload) or 0xFFFF).to_bytes(2, "big")
+    return MAC_A + MAC_B + b"\x86\xdd" + ip + bytes(udp) + payload
+
+
+def segment(buffers: Sequence[bytes | memoryview]) -> list[bytes]:
+    """What Linux makes of one write to a TAP: the frame, or the segments of a UDP super-frame."""
+    header, data = bytes(buffers[0]), b"".join(bytes(b) for b in buffers[1:])
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = struct.unpack("<BBHHHH", header)
+    if gso_type == 0:
+        assert header == bytes(10)
+        return [data]
+    assert (flags, gso_type, csum_offset) == (1, gro.GSO_UDP_L4, 6)
+    head, payload = data[:hdr_len], data[hdr_len:]
+    v4 = head[12:14] == b"\x08\x00"
+    udp_at = csum_start
+    assert udp_at == hdr_len - 8
+    frames = []
+    for index in range(0, len(payload), gso_size):
+        chunk = payload[index : index + gso_size]
+        frame = bytearray(head + chunk)
+        udp_length = 8 + len(chunk)
+        if v4:
+            frame[16:18] = (20 + udp_length).to_bytes(2, "big")
+            ident = (int.from_bytes(head[18:20], "big") + index // gso_size) & 0xFFFF
+            frame[18:20] = ident.to_bytes(2, "big")
+            frame[24:26] = bytes(2)
+            frame[24:26] = checksum(bytes(frame[14:34])).to_bytes(2, "big")
+            pseudo = bytes(frame[26:34]) + struct.pack("!BBH", 0, 17, udp_length)
+        else:
+            frame[18:20] = udp_length.to_bytes(2, "big")
+            pseudo = bytes(frame[22:54]) + struct.pack("!IxxxB", udp_length, 17)
+        frame[udp_at + 4 : udp_at + 6] = udp_length.to_bytes(2, "big")
+        frame[udp_at + 6 : udp_at + 8] = bytes(2)
+        frame[udp_at + 6 : udp_at + 8] = (checksum(pseudo + bytes(frame[udp_at:])) or 0xFFFF).to_bytes(2, "big")
+        frames.append(bytes(frame))
+    return frames
+
+
+def replay(frames: list[bytes]) -> tuple[list[bytes], list[int]]:
+    """The frames a kernel makes of :func:`gro.plan`'s writes, and how many each write carried."""
+    writes = gro.plan(frames)
+    out = [frame for buffers, _ in writes for frame in segment(buffers)]
+    assert [frame for _, carried in writes for frame in carried] == frames
+    return out, [len(carried) for _, carried in writes]
+
+
+def test_a_run_of_one_flow_becomes_one_write_the_kernel_segments_back_exactly() -> None:
+    frames = [udp4(bytes([i]) * 958, ident=65530 + i) for i in range(20)]  # the identification wraps
+    out, counts = replay(frames)
+    assert out == frames and counts == [20]
+
+
+def test_ipv6_runs_join_too() -> None:
+    frames = [udp6(bytes([i]) * 500) for i in range(5)]
+    out, counts = replay(frames)
+    assert out == frames and counts == [5]
+
+
+def test_a_run_stops_at_the_segment_limit_and_at_the_ip_length_limit() -> None:
+    small = [udp4(bytes([i % 256]) * 100, ident=i) for i in range(150)]
+    out, counts = replay(small)
+    assert out == small and counts == [64, 64, 22]
+    big = [udp4(bytes([i]) * 1472, ident=i) for i in range(64)]  # 44 of them fill an IPv4 packet
+    out, counts = replay(big)
+    assert out == big and counts == [44, 20]
+
+
+def good(i: int) -> bytes:
+    return udp4(bytes([i]) * 300, ident=i)
+
+
+def broken(frame: bytes, at: int) -> bytes:
+    changed = bytearray(frame)
+    changed[at] ^= 0x01
+    return bytes(changed)
+
+
+ODD_FRAMES = {
+    "ip options": udp4(bytes(296), ident=2, options=b"\x01\x01\x01\x00"),
+    "first fragment": udp4(bytes(300), ident=2, flags=0x2000),
+    "later fragment": udp4(bytes(300), ident=2, flags=0x0010),
+    "no udp checksum": udp4(bytes(300), ident=2, udp_checksum=False),
+    "bad udp checksum": broken(good(2), -1),
+    "bad ip checksum": broken(good(2), 25),
+    "another port": udp4(bytes(300), ident=2, sport=4001),
+    "another source": udp4(bytes(300), ident=2, source="198.18.1.3"),
+    "identification not counting up": udp4(bytes(300), ident=9),
+}
+
+
+@pytest.mark.parametrize("name", ODD_FRAMES)
+def test_an_odd_frame_passes_alone_between_runs(name: str) -> None:
+    frames = [good(0), good(1), ODD_FRAMES[name], good(3), good(4)]
+    out, counts = replay(frames)
+    assert out == frames and counts == [2, 1, 2]
+
+
+def test_runs_break_at_a_frame_of_another_size() -> None:
+    frames = [good(0), good(1), udp4(b"short", ident=2), good(3), good(4)]
+    out, counts = replay(frames)
+    assert out == frames and counts == [2, 1, 2]
+
+
+def test_tcp_arp_and_lone_frames_are_written_as_they_came() -> None:
+    tcp = bytearray(udp4(bytes(300), ident=1))
+    tcp[23] = 6
+    arp = MAC_A + MAC_B + b"\x08\x06" + bytes(28)
+    frames = [bytes(tcp), bytes(tcp), arp, arp, udp4(b"x" * 40)]
+    out, counts = replay(frames)
+    assert out == frames and counts == [1] * 5
+
+
+#: Runs in a fresh user + network namespace that forwards from a vnet TAP (frames written with
+#: ``send_batch``) out of a plain TAP (read here): the kernel segments every super-frame on the way out.
+SCRIPT = r"""
+import json, os, subprocess, sys, time
+from omerta_vpn.tap import TapFramePort
+from omerta_vpn.tun import open_tap
+
+frames = [bytes.fromhex(f) for f in json.loads(sys.stdin.read())]
+subprocess.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+                "net.ipv4.ip_forward=1"], check=True)
+into, out = open_tap("gin", vnet=True), open_tap("gout")
+for name, address, neighbour, mac in (("gin", "198.18.1.1/24", "198.18.1.2", "02:00:00:00:00:02"),
+                                      ("gout", "198.18.2.1/24", "198.18.2.2", "02:00:00:00:00:09")):
+    subprocess.run(["ip", "link", "set", name, "mtu", "1500", "up"], check=True)
+    subprocess.run(["ip", "addr", "add", address, "dev", name], check=True)
+    subprocess.run(["ip", "neigh", "add", neighbour, "lladdr", mac, "dev", name], check=True)
+subprocess.run(["ip", "link", "set", "gin", "address", "02:00:00:00:00:01"], check=True)
+port = TapFramePort(into, 1500, vnet=True)
+written = port.send_batch(frames)
+os.set_blocking(out, False)
+seen, deadline = [], time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        frame = os.read(out, 70000)
+    except BlockingIOError:
+        time.sleep(0.01)
+        continue
+    if frame[12:14] == b"\x08\x00":
+        seen.append(frame.hex())
+    deadline = min(deadline, time.monotonic() + 1)  # a second of quiet after the last frame
+print(json.dumps({"written": written, "seen": seen, "counters": port.counters()}))
+port.close()
+"""
+
+
+def forwarded(frame: bytes) -> bytes:
+    """``frame`` as the namespace forwards it: new MACs, TTL one less, the IP header checksum to match."""
+    ip = bytearray(frame[14:])
+    ip[8] -= 1
+    ihl = (ip[0] & 0x0F) * 4
+    ip[10:12] = bytes(2)
+    ip[10:12] = checksum(bytes(ip[:ihl])).to_bytes(2, "big")
+    return bytes.fromhex("020000000009") + bytes(6) + b"\x08\x00" + bytes(ip)
+
+
+def test_a_real_kernel_gives_back_the_frames_sent_in_order_and_odd_ones_untouched() -> None:
+    first = [udp4(bytes([i]) * 958, ident=100 + i) for i in range(20)]
+    # each odd frame would continue the run before it: only a check keeps it out
+    bad_ip = broken(udp4(b"c" * 958, ident=120), 25)  # dropped by the kernel
+    bad_udp = broken(udp4(b"b" * 958, ident=122), -1)  # forwarded as it is, its wrong checksum kept
+    frames = [
+        *first,
+        bad_ip,
+        udp4(b"a" * 958, ident=121),
+        bad_udp,
+        udp4(bytes(954), ident=123, options=b"\x01\x01\x01\x00"),
+        udp4(bytes(958), ident=124, flags=0x2000),  # a first fragment, forwarded as it is
+        udp4(bytes(958), ident=125, udp_checksum=False),
+        *[udp4(bytes([i]) * 958, ident=126 + i, sport=4000 + i % 2) for i in range(6)],  # two flows, interleaved
+        *[udp4(bytes([i]) * 958, ident=132 + i) for i in range(20)],
+        udp4(b"tail", ident=152),
+    ]
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", SCRIPT],
+        input=json.dumps([f.hex() for f in frames]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    expected = [forwarded(f) for f in frames if f != bad_ip]
+    seen = [bytes.fromhex(f) for f in report["seen"]]
+    # the sender MAC of forwarded frames is the out-TAP's (random): compare the rest
+    assert [f[:6] + f[12:] for f in seen] == [f[:6] + f[12:] for f in expected]
+    assert report["written"] == len(frames) and report["counters"]["sent_frames"] == len(frames)
+    assert report["counters"]["sent_joined_writes"] == 2  # the two halves of the long run
