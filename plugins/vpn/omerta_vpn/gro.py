@@ -23,7 +23,8 @@ Pure: :func:`plan` turns frames into the buffers of each ``writev``; touches not
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -44,13 +45,18 @@ UDP = 17
 #: Ethernet, IP and UDP headers: where the payload starts.
 IPV4_HEADERS = ETHERNET + IPV4_HEADER + UDP_HEADER
 IPV6_HEADERS = ETHERNET + IPV6_HEADER + UDP_HEADER
-#: Header bytes that every frame of a run has alike (IPv4: all but identification and header checksum).
-_IPV4_ALIKE = np.r_[0:18, 20:24, 26:40]
-_IPV6_ALIKE = np.r_[0:IPV6_HEADERS - 2]
 _VNET = struct.Struct("<BBHHHH")
+#: The header bytes every frame of a run has alike, as masks: IPv4 all but the identification and
+#: checksums, IPv6 all but the UDP checksum.
+_IPV4_ALIKE = np.full(IPV4_HEADERS, 0xFF, dtype=np.uint8)
+_IPV4_ALIKE[[18, 19, 24, 25, 40, 41]] = 0
+_IPV6_ALIKE = np.full(IPV6_HEADERS, 0xFF, dtype=np.uint8)
+_IPV6_ALIKE[[60, 61]] = 0
+#: A 16-bit word's sum in the machine's byte order is the big-endian one times this (mod 0xFFFF).
+_NATIVE = 256 if sys.byteorder == "little" else 1
 
 #: One ``writev``'s buffers and the frames it carries.
-Write = tuple[list[bytes | memoryview], Sequence[bytes]]
+Write = tuple[list[bytes | bytearray], Sequence[bytes]]
 
 
 def plan(frames: Sequence[bytes]) -> list[Write]:
@@ -76,78 +82,104 @@ def plan(frames: Sequence[bytes]) -> list[Write]:
 
 
 def _coalesce(frames: Sequence[bytes], size: int) -> list[Write]:
-    """The writes for a run of frames of ``size`` bytes each."""
-    rows = np.frombuffer(b"".join(frames), dtype=np.uint8).reshape(len(frames), size)
-    ethertype = int(rows[0, 12]) << 8 | int(rows[0, 13])
-    if ethertype == 0x0800:
-        headers, joins = IPV4_HEADERS, _ipv4_joins(rows, size)
-    elif ethertype == 0x86DD and size > IPV6_HEADERS:
-        headers, joins = IPV6_HEADERS, _ipv6_joins(rows, size)
+    """The writes for a run of frames of ``size`` bytes each.
+
+    The checks that differ from frame to frame (checksums, identification, sameness with the frame
+    before) run over all of them at once; the rest (:func:`_ipv4_fine`) only on the first frame of each
+    run, since every frame that joins it has those bytes alike.
+    """
+    fine: Callable[[bytes, int], bool]
+    if frames[0][12:14] == b"\x08\x00":
+        rows, words = _rows(frames, size)
+        headers, joins, fine = IPV4_HEADERS, _ipv4_joins(rows, words, size), _ipv4_fine
+    elif frames[0][12:14] == b"\x86\xdd" and size > IPV6_HEADERS:
+        rows, words = _rows(frames, size)
+        headers, joins, fine = IPV6_HEADERS, _ipv6_joins(rows, words, size), _ipv6_fine
     else:
         return [([vnet.NONE, frame], (frame,)) for frame in frames]
     most = min(MAX_SEGMENTS, (MAX_IP_PACKET - (headers - ETHERNET - UDP_HEADER) - UDP_HEADER) // (size - headers))
     writes: list[Write] = []
     run = 0
-    for index, joined in enumerate(joins.tolist()[1:], 1):
-        if not joined or index - run >= most:
-            writes.append(_write(frames[run:index], headers))
-            run = index
-    writes.append(_write(frames[run:], headers))
+    run_fine: bool | None = None  # whether frame ``run`` may start a run; looked at once it matters
+    for index, joined in enumerate(joins, 1):
+        if joined and index - run < most:
+            if run_fine is None:
+                run_fine = fine(frames[run], size)
+            if run_fine:
+                continue
+        writes.append(_write(frames, run, index, headers, rows))
+        run, run_fine = index, None
+    writes.append(_write(frames, run, len(frames), headers, rows))
     return writes
 
 
-def _ipv4_joins(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.bool_]:
-    """Whether each frame may join the one before it (the first: never)."""
-    words = rows.astype(np.int64)
-    high, low = words[:, 0::2], words[:, 1::2]
-    ip_sum = (high[:, 7:17].sum(axis=1) << 8) + low[:, 7:17].sum(axis=1)
+def _rows(frames: Sequence[bytes], size: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16]]:
+    """One row per frame, as bytes and as 16-bit words in the machine's order (an odd-sized frame padded
+    with a zero): a ones' complement sum is zero in either byte order alike (RFC 1071)."""
+    padded = size + size % 2
+    joined = b"".join(frames) if padded == size else b"\0".join(frames) + b"\0"
+    rows = np.frombuffer(joined, dtype=np.uint8).reshape(len(frames), padded)
+    return rows, rows.view(np.uint16)
+
+
+def _ipv4_joins(rows: npt.NDArray[np.uint8], words: npt.NDArray[np.uint16], size: int) -> list[bool]:
+    """Whether each frame after the first may join the one before it, as far as the two differ."""
     udp_length = size - ETHERNET - IPV4_HEADER
-    pseudo = (high[:, 13:17].sum(axis=1) << 8) + low[:, 13:17].sum(axis=1) + UDP + udp_length
-    udp_sum = (high[:, 17:].sum(axis=1) << 8) + low[:, 17:].sum(axis=1) + pseudo
-    fine = (
-        (rows[:, 14] == 0x45)
-        & (rows[:, 23] == UDP)
-        & ((rows[:, 20] & 0xBF) == 0)  # only "don't fragment" among the flags, offset 0: not a fragment
-        & (rows[:, 21] == 0)
-        & ((words[:, 16] << 8 | words[:, 17]) == size - ETHERNET)
-        & ((words[:, 38] << 8 | words[:, 39]) == udp_length)
-        & ((rows[:, 40] | rows[:, 41]) != 0)  # a UDP checksum is present
-        & (ip_sum % 0xFFFF == 0)
-        & (udp_sum % 0xFFFF == 0)
+    head = rows[:, :IPV4_HEADERS] & _IPV4_ALIKE
+    alike = (head[1:] == head[:-1]).all(axis=1)
+    # the header checksum, then the pseudo header (addresses, protocol, length) and the UDP datagram
+    ip_sum = words[:, 7:17].sum(axis=1, dtype=np.uint32) % 0xFFFF
+    udp_sum = (words[:, 13:].sum(axis=1, dtype=np.uint64) + (UDP + udp_length) * _NATIVE) % 0xFFFF
+    checked = (ip_sum == 0) & (udp_sum == 0) & (words[:, 20] != 0)  # a UDP checksum, and both hold
+    identification = rows[:, 18].astype(np.int32) << 8 | rows[:, 19]
+    follows = np.diff(identification) & 0xFFFF == 1
+    joins: list[bool] = (alike & follows & checked[1:] & checked[:-1]).tolist()
+    return joins
+
+
+def _ipv4_fine(frame: bytes, size: int) -> bool:
+    """IPv4 without options, not a fragment (no flag but "don't fragment", offset 0), UDP, lengths right."""
+    return (
+        frame[14] == 0x45
+        and frame[20] & 0xBF == 0
+        and frame[21] == 0
+        and frame[23] == UDP
+        and int.from_bytes(frame[16:18], "big") == size - ETHERNET
+        and int.from_bytes(frame[38:40], "big") == size - ETHERNET - IPV4_HEADER
     )
-    identification = words[:, 18] << 8 | words[:, 19]
-    follows = (identification[1:] - identification[:-1]) & 0xFFFF == 1
-    alike = (rows[1:, _IPV4_ALIKE] == rows[:-1, _IPV4_ALIKE]).all(axis=1)
-    return np.concatenate(([False], fine[1:] & fine[:-1] & follows & alike))
 
 
-def _ipv6_joins(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.bool_]:
-    """Whether each frame may join the one before it (the first: never)."""
-    words = rows.astype(np.int64)
-    high, low = words[:, 0::2], words[:, 1::2]
+def _ipv6_joins(rows: npt.NDArray[np.uint8], words: npt.NDArray[np.uint16], size: int) -> list[bool]:
+    """Whether each frame after the first may join the one before it, as far as the two differ."""
     udp_length = size - ETHERNET - IPV6_HEADER
-    pseudo = (high[:, 11:27].sum(axis=1) << 8) + low[:, 11:27].sum(axis=1) + UDP + udp_length
-    udp_sum = (high[:, 27:].sum(axis=1) << 8) + low[:, 27:].sum(axis=1) + pseudo
-    fine = (
-        ((rows[:, 14] >> 4) == 6)
-        & (rows[:, 20] == UDP)
-        & ((words[:, 18] << 8 | words[:, 19]) == udp_length)
-        & ((words[:, 58] << 8 | words[:, 59]) == udp_length)
-        & ((rows[:, 60] | rows[:, 61]) != 0)
-        & (udp_sum % 0xFFFF == 0)
+    head = rows[:, :IPV6_HEADERS] & _IPV6_ALIKE
+    alike = (head[1:] == head[:-1]).all(axis=1)
+    udp_sum = (words[:, 11:].sum(axis=1, dtype=np.uint64) + (UDP + udp_length) * _NATIVE) % 0xFFFF
+    checked = (udp_sum == 0) & (words[:, 30] != 0)
+    joins: list[bool] = (alike & checked[1:] & checked[:-1]).tolist()
+    return joins
+
+
+def _ipv6_fine(frame: bytes, size: int) -> bool:
+    """IPv6 whose first next header is UDP, lengths right."""
+    udp_length = size - ETHERNET - IPV6_HEADER
+    return (
+        frame[14] >> 4 == 6
+        and frame[20] == UDP
+        and int.from_bytes(frame[18:20], "big") == udp_length
+        and int.from_bytes(frame[58:60], "big") == udp_length
     )
-    alike = (rows[1:, _IPV6_ALIKE] == rows[:-1, _IPV6_ALIKE]).all(axis=1)
-    return np.concatenate(([False], fine[1:] & fine[:-1] & alike))
 
 
-def _write(frames: Sequence[bytes], headers: int) -> Write:
-    """One frame as it is, or a run as a super-frame: the first frame's headers with lengths and
-    checksums made the super-frame's, then every frame's payload."""
-    first = frames[0]
-    if len(frames) == 1:
-        return [vnet.NONE, first], frames
-    segment = len(first) - headers
-    udp_length = UDP_HEADER + segment * len(frames)
+def _write(frames: Sequence[bytes], start: int, end: int, headers: int, rows: npt.NDArray[np.uint8]) -> Write:
+    """Frame ``start`` as it is, or frames ``start`` to ``end`` as a super-frame: the first one's headers with
+    lengths and checksums made the super-frame's, then every frame's payload (copied from ``rows`` at once)."""
+    first = frames[start]
+    if end - start == 1:
+        return [vnet.NONE, first], (first,)
+    size = len(first)
+    segment = size - headers
+    udp_length = UDP_HEADER + segment * (end - start)
     head = bytearray(first[:headers])
     udp = headers - UDP_HEADER
     if headers == IPV4_HEADERS:
@@ -162,14 +194,12 @@ def _write(frames: Sequence[bytes], headers: int) -> Write:
     # a partial checksum: the pseudo header's sum, which the kernel completes for every segment
     head[udp + 6 : udp + 8] = _sum(addresses, UDP + udp_length).to_bytes(2, "big")
     header = _VNET.pack(vnet.F_NEEDS_CSUM, GSO_UDP_L4, headers, segment, udp, 6)
-    buffers: list[bytes | memoryview] = [header, bytes(head)]
-    buffers += [memoryview(frame)[headers:] for frame in frames]
-    return buffers, frames
+    return [header, head, rows[start:end, headers:size].tobytes()], frames[start:end]
 
 
-def _sum(data: bytes | bytearray, extra: int = 0) -> int:
-    """The ones' complement sum of ``data``'s 16-bit words and ``extra``, folded to 16 bits."""
-    total = extra + sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+def _sum(data: bytearray, extra: int = 0) -> int:
+    """The ones' complement sum of ``data``'s 16-bit words (an even number of bytes) and ``extra``, folded."""
+    total = extra + sum(struct.unpack(f">{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return total
