@@ -90,11 +90,11 @@ def _coalesce(frames: Sequence[bytes], size: int) -> list[Write]:
     """
     fine: Callable[[bytes, int], bool]
     if frames[0][12:14] == b"\x08\x00":
-        rows, words = _rows(frames, size)
-        headers, joins, fine = IPV4_HEADERS, _ipv4_joins(rows, words, size), _ipv4_fine
+        rows = _rows(frames, size)
+        headers, joins, fine = IPV4_HEADERS, _ipv4_joins(rows, size), _ipv4_fine
     elif frames[0][12:14] == b"\x86\xdd" and size > IPV6_HEADERS:
-        rows, words = _rows(frames, size)
-        headers, joins, fine = IPV6_HEADERS, _ipv6_joins(rows, words, size), _ipv6_fine
+        rows = _rows(frames, size)
+        headers, joins, fine = IPV6_HEADERS, _ipv6_joins(rows, size), _ipv6_fine
     else:
         return [([vnet.NONE, frame], (frame,)) for frame in frames]
     most = min(MAX_SEGMENTS, (MAX_IP_PACKET - (headers - ETHERNET - UDP_HEADER) - UDP_HEADER) // (size - headers))
@@ -113,27 +113,35 @@ def _coalesce(frames: Sequence[bytes], size: int) -> list[Write]:
     return writes
 
 
-def _rows(frames: Sequence[bytes], size: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint16]]:
-    """One row per frame, as bytes and as 16-bit words in the machine's order (an odd-sized frame padded
-    with a zero): a ones' complement sum is zero in either byte order alike (RFC 1071)."""
-    padded = size + size % 2
-    joined = b"".join(frames) if padded == size else b"\0".join(frames) + b"\0"
-    rows = np.frombuffer(joined, dtype=np.uint8).reshape(len(frames), padded)
-    return rows, rows.view(np.uint16)
+def _rows(frames: Sequence[bytes], size: int) -> npt.NDArray[np.uint8]:
+    """One row per frame, padded with zeros to a multiple of four bytes (an odd-sized frame's last byte
+    then counts as a word's high byte, as the checksum wants)."""
+    padding = -size % 4
+    joined = b"".join(frames) if not padding else (b"\0" * padding).join(frames) + b"\0" * padding
+    return np.frombuffer(joined, dtype=np.uint8).reshape(len(frames), size + padding)
 
 
-def _ipv4_joins(rows: npt.NDArray[np.uint8], words: npt.NDArray[np.uint16], size: int) -> list[bool]:
+def _sums(rows: npt.NDArray[np.uint8], start: int) -> npt.NDArray[np.uint64]:
+    """Each row's sum of 16-bit words from byte ``start`` (even) on, in the machine's byte order and
+    modulo 0xFFFF: a ones' complement sum is zero in either byte order alike (RFC 1071), and
+    a 32-bit word is the sum of its halves modulo 0xFFFF, so the bulk is summed 32 bits at a time."""
+    whole = rows.view(np.uint32).sum(axis=1, dtype=np.uint64)
+    before = rows[:, :start].view(np.uint16).sum(axis=1, dtype=np.uint64)
+    return (whole + (0xFFFF * 0x10000 - before)) % 0xFFFF
+
+
+def _ipv4_joins(rows: npt.NDArray[np.uint8], size: int) -> list[bool]:
     """Whether each frame after the first may join the one before it, as far as the two differ."""
-    udp_length = size - ETHERNET - IPV4_HEADER
-    head = rows[:, :IPV4_HEADERS] & _IPV4_ALIKE
-    alike = (head[1:] == head[:-1]).all(axis=1)
-    # the header checksum, then the pseudo header (addresses, protocol, length) and the UDP datagram
-    ip_sum = words[:, 7:17].sum(axis=1, dtype=np.uint32) % 0xFFFF
-    udp_sum = (words[:, 13:].sum(axis=1, dtype=np.uint64) + (UDP + udp_length) * _NATIVE) % 0xFFFF
-    checked = (ip_sum == 0) & (udp_sum == 0) & (words[:, 20] != 0)  # a UDP checksum, and both hold
-    identification = rows[:, 18].astype(np.int32) << 8 | rows[:, 19]
-    follows = np.diff(identification) & 0xFFFF == 1
-    joins: list[bool] = (alike & follows & checked[1:] & checked[:-1]).tolist()
+    head = rows[:, :IPV4_HEADERS]
+    differ = ((head[1:] ^ head[:-1]) & _IPV4_ALIKE).any(axis=1)
+    # the pseudo header (addresses from byte 26, protocol and length) and the UDP datagram; the IP header
+    udp = _sums(rows, 26) + (UDP + size - ETHERNET - IPV4_HEADER) * _NATIVE
+    ip = rows[:, ETHERNET : ETHERNET + IPV4_HEADER].view(np.uint16).sum(axis=1, dtype=np.uint32)
+    # a checksum that fails or is missing makes the frame's bad sum non-zero
+    bad = udp % 0xFFFF + ip % 0xFFFF + (rows[:, 40:42].view(np.uint16)[:, 0] == 0)
+    identification = rows[:, 18:20].view(">u2")[:, 0]
+    follows = np.diff(identification) == 1  # in 16 bits: 65535 to 0 follows too
+    joins: list[bool] = (follows & ~differ & (bad[1:] + bad[:-1] == 0)).tolist()
     return joins
 
 
@@ -149,14 +157,13 @@ def _ipv4_fine(frame: bytes, size: int) -> bool:
     )
 
 
-def _ipv6_joins(rows: npt.NDArray[np.uint8], words: npt.NDArray[np.uint16], size: int) -> list[bool]:
+def _ipv6_joins(rows: npt.NDArray[np.uint8], size: int) -> list[bool]:
     """Whether each frame after the first may join the one before it, as far as the two differ."""
-    udp_length = size - ETHERNET - IPV6_HEADER
-    head = rows[:, :IPV6_HEADERS] & _IPV6_ALIKE
-    alike = (head[1:] == head[:-1]).all(axis=1)
-    udp_sum = (words[:, 11:].sum(axis=1, dtype=np.uint64) + (UDP + udp_length) * _NATIVE) % 0xFFFF
-    checked = (udp_sum == 0) & (words[:, 30] != 0)
-    joins: list[bool] = (alike & checked[1:] & checked[:-1]).tolist()
+    head = rows[:, :IPV6_HEADERS]
+    differ = ((head[1:] ^ head[:-1]) & _IPV6_ALIKE).any(axis=1)
+    udp = _sums(rows, 22) + (UDP + size - ETHERNET - IPV6_HEADER) * _NATIVE
+    bad = udp % 0xFFFF + (rows[:, 60:62].view(np.uint16)[:, 0] == 0)
+    joins: list[bool] = (~differ & (bad[1:] + bad[:-1] == 0)).tolist()
     return joins
 
 
