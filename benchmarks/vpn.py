@@ -202,18 +202,12 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
 
         def from_provider(_peer: PeerId, datas: list[bytes]) -> None:
             nonlocal offloads_allowed
-            now = time.monotonic()
-            frames = []
-            for data in datas:
-                frame = link.receive(data, now)
-                if type(frame) is bytes:
-                    frames.append(frame)
-                elif frame is not None:  # an offloaded frame: after the frames before it
-                    cast(BatchFramePort, port).send_batch(frames)
-                    frames = []
-                    deliver(frame)
-            if frames:
-                cast(BatchFramePort, port).send_batch(frames)
+            received = link.receive_batch(datas, time.monotonic())
+            for run in received.runs:
+                if type(run) is list:
+                    cast(BatchFramePort, port).send_batch(run)
+                else:  # an offloaded frame: after the frames before it
+                    deliver(cast(codec.Offloaded, run))
             if gateway is not None and link.provider_takes_offloads and not offloads_allowed:
                 offloads_allowed = True  # as the vpn service does: the provider takes super-frames
                 gateway.allow_offloads()

@@ -396,32 +396,27 @@ class VpnService:
 
     def _on_datagrams(self, peer: PeerId, datas: list[bytes]) -> None:
         """Tunnel datagrams that arrived together: each to the end it belongs to, found by (sender, tunnel)
-        before it is decoded; a gateway's frames among them go to its TAP together."""
+        before it is decoded; a run of one gateway's datagrams goes to its link, and their frames to its
+        TAP, together."""
         now = time.monotonic()
         attached: _Attached | None = None
         attached_tunnel = -1
-        frames: list[bytes] = []
+        run: list[bytes] = []
         for data in datas:
             tunnel_id = int.from_bytes(data[1 : codec.HEADER_BYTES], "big")
-            if attached is not None and tunnel_id != attached_tunnel:
-                self._deliver_batch(attached, frames)
-                attached, frames = None, []
-            try:
-                if attached is None:
-                    key = (peer, tunnel_id)
-                    attached = self._gateways_by_key.get(key)
-                    attached_tunnel = tunnel_id
-                if attached is not None:
-                    frame = attached.link.receive(data, now)
-                    if type(frame) is bytes:
-                        frames.append(frame)
-                    elif frame is not None:  # an offloaded frame: after the frames before it
-                        self._deliver_batch(attached, frames)
-                        frames = []
-                        self._deliver(attached, frame)
-                        if not attached.offloading and attached.link.provider_takes_offloads:
-                            self._allow_offloads(attached)
+            if attached is not None:
+                if tunnel_id == attached_tunnel:
+                    run.append(data)
                     continue
+                self._from_provider(attached, run, now)
+                attached, run = None, []
+            key = (peer, tunnel_id)
+            attached = self._gateways_by_key.get(key)
+            if attached is not None:
+                attached_tunnel = tunnel_id
+                run.append(data)
+                continue
+            try:
                 tunnel = self._by_key.get(key)
                 if tunnel is not None:
                     self._from_consumer(tunnel, data, now)
@@ -432,7 +427,19 @@ class VpnService:
                 continue
             self._count("dropped_unknown_tunnel")
         if attached is not None:
-            self._deliver_batch(attached, frames)
+            self._from_provider(attached, run, now)
+
+    def _from_provider(self, attached: _Attached, datas: list[bytes], now: float) -> None:
+        received = attached.link.receive_batch(datas, now)
+        if received.malformed:
+            self.counters["dropped_malformed"] = self.counters.get("dropped_malformed", 0) + received.malformed
+        for run in received.runs:
+            if type(run) is list:
+                self._deliver_batch(attached, run)
+            else:  # an offloaded frame: after the frames before it
+                self._deliver(attached, cast(codec.Offloaded, run))
+        if received.offloaded and not attached.offloading and attached.link.provider_takes_offloads:
+            self._allow_offloads(attached)
 
     def _from_consumer(self, tunnel: _Tunnel, data: bytes, now: float) -> None:
         frame = tunnel.core.receive(data, now)

@@ -82,6 +82,16 @@ class DeleteVm:
 
 Action = Rogue | PauseVm | ResumeVm | DeleteVm
 
+
+@dataclass(slots=True)
+class Received:
+    """What a batch of datagrams carried: runs of finished frames (each for one ``send_batch``) and
+    offloaded frames between them, in order; how many datagrams did not parse."""
+
+    runs: list[list[bytes] | codec.Offloaded]
+    malformed: int
+    offloaded: bool
+
 #: The longest wait between two reconnect requests while the other end stays silent (it doubles up to this).
 MAX_RECONNECT_INTERVAL_S = 30.0
 
@@ -212,6 +222,40 @@ class FrameCarrier:
             self.counters[self.received] += 1
             return data[codec.HEADER_BYTES :]
         return self.decode(codec.decode(data))
+
+    def receive_batch(self, datas: Sequence[bytes]) -> Received:
+        """:meth:`receive` of each datagram of ``datas`` (this tunnel's, in order), the frames in runs.
+
+        A datagram that does not parse is counted in :attr:`Received.malformed` and skipped.
+        """
+        received = Received([], 0, offloaded=False)
+        runs = received.runs
+        frames: list[bytes] = []
+        lowest, highest, kind = codec.MIN_FRAME_DATAGRAM, codec.MAX_FRAME_DATAGRAM, codec.KIND_FRAME
+        header = codec.HEADER_BYTES
+        whole = 0
+        for data in datas:
+            if lowest <= len(data) <= highest and data[0] == kind:
+                frames.append(data[header:])
+                whole += 1
+                continue
+            try:
+                frame = self.decode(codec.decode(data))
+            except codec.CodecError:
+                received.malformed += 1
+                continue
+            if type(frame) is bytes:
+                frames.append(frame)
+            elif type(frame) is codec.Offloaded:
+                if frames:
+                    runs.append(frames)
+                    frames = []
+                runs.append(frame)
+                received.offloaded = True
+        if frames:
+            runs.append(frames)
+        self.counters[self.received] += whole
+        return received
 
     def decode(self, datagram: codec.Datagram) -> bytes | codec.Offloaded | None:
         """The whole frame ``datagram`` completes, if any (keepalives carry none)."""
@@ -472,6 +516,16 @@ class ConsumerLink:
         if type(frame) is codec.Offloaded:
             self.provider_takes_offloads = True
         return frame
+
+    def receive_batch(self, datas: Sequence[bytes], now: float) -> Received:
+        """:meth:`receive` of each of ``datas`` (datagrams of this tunnel that arrived together, in order):
+        the frames in runs, the datagrams that did not parse counted; the provider is heard if any did."""
+        received = self.carrier.receive_batch(datas)
+        if received.malformed < len(datas):
+            self.watch.heard(now)
+        if received.offloaded:
+            self.provider_takes_offloads = True
+        return received
 
     def keepalive_due(self, now: float) -> bytes | None:
         """A keepalive to send now, if nothing else went to the provider for a keepalive interval."""

@@ -435,3 +435,44 @@ def test_the_consumer_link_carries_a_batch_from_its_gateway() -> None:
     tunnel = provider(mode=FramesMode.FRAGMENT)
     received = [tunnel.receive(d, 6.0) for d in datagrams]
     assert [f for f in received if f is not None] == batch
+
+
+def _datagrams() -> st.SearchStrategy[bytes]:
+    tunnel = codec.tunnel_id(VM_ID)
+    return st.one_of(
+        st.binary(max_size=40),
+        st.integers(14, codec.MAX_FRAME + 1).map(lambda size: codec.encode_frame(tunnel, frame(size))),
+        st.just(codec.encode_keepalive(tunnel)),
+        st.builds(
+            lambda index, count, piece: struct.pack(">BIHBB", codec.KIND_FRAGMENT, tunnel, 7, index, count) + piece,
+            st.integers(0, 2),
+            st.integers(1, 3),
+            st.binary(min_size=1, max_size=600),
+        ),
+        st.builds(
+            lambda data: codec.encode_offload(tunnel, 1, data, MAX_DATAGRAM)[0],
+            st.sampled_from([codec.VNET_NONE + frame(60), bytes([0x01, 0, 0, 0, 0, 0, 14, 0, 16, 0]) + frame(80)]),
+        ),
+    )
+
+
+@given(st.lists(_datagrams(), max_size=12))
+def test_a_batch_received_is_each_datagram_received_in_order(datas: list[bytes]) -> None:
+    link, reference = (ConsumerLink(VM_ID, max_datagram=MAX_DATAGRAM, mode=FramesMode.FRAGMENT) for _ in range(2))
+    expected: list[bytes | codec.Offloaded] = []
+    malformed = 0
+    for data in datas:
+        try:
+            frame_or_none = reference.receive(data, 1.0)
+        except codec.CodecError:
+            malformed += 1
+            continue
+        if frame_or_none is not None:
+            expected.append(frame_or_none)
+    received = link.receive_batch(datas, 1.0)
+    flat = [f for run in received.runs for f in (run if isinstance(run, list) else [run])]
+    assert flat == expected and received.malformed == malformed
+    assert all(run for run in received.runs)  # no empty run
+    assert link.counters == reference.counters
+    assert link.watch.last_heard == reference.watch.last_heard
+    assert link.provider_takes_offloads == reference.provider_takes_offloads == received.offloaded
