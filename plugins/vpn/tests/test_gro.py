@@ -102,7 +102,7 @@ def segment(buffers: Sequence[bytes | memoryview]) -> list[bytes]:
 
 def replay(frames: list[bytes]) -> tuple[list[bytes], list[int]]:
     """The frames a kernel makes of :func:`gro.plan`'s writes, and how many each write carried."""
-    writes = gro.plan(frames)
+    writes = gro.plan(frames, min_group=2)
     out = [frame for buffers, _ in writes for frame in segment(buffers)]
     assert [frame for _, carried in writes for frame in carried] == frames
     return out, [len(carried) for _, carried in writes]
@@ -220,21 +220,21 @@ def forwarded(frame: bytes) -> bytes:
 
 
 def test_a_real_kernel_gives_back_the_frames_sent_in_order_and_odd_ones_untouched() -> None:
-    first = [udp4(bytes([i]) * 958, ident=100 + i) for i in range(20)]
+    first = [udp4(bytes([i]) * 958, ident=100 + i) for i in range(50)]
     # each odd frame would continue the run before it: only a check keeps it out
-    bad_ip = broken(udp4(b"c" * 958, ident=120), 25)  # dropped by the kernel
-    bad_udp = broken(udp4(b"b" * 958, ident=122), -1)  # forwarded as it is, its wrong checksum kept
+    bad_ip = broken(udp4(b"c" * 958, ident=150), 25)  # dropped by the kernel
+    bad_udp = broken(udp4(b"b" * 958, ident=152), -1)  # forwarded as it is, its wrong checksum kept
     frames = [
         *first,
         bad_ip,
-        udp4(b"a" * 958, ident=121),
+        udp4(b"a" * 958, ident=151),
         bad_udp,
-        udp4(bytes(954), ident=123, options=b"\x01\x01\x01\x00"),
-        udp4(bytes(958), ident=124, flags=0x2000),  # a first fragment, forwarded as it is
-        udp4(bytes(958), ident=125, udp_checksum=False),
-        *[udp4(bytes([i]) * 958, ident=126 + i, sport=4000 + i % 2) for i in range(6)],  # two flows, interleaved
-        *[udp4(bytes([i]) * 958, ident=132 + i) for i in range(20)],
-        udp4(b"tail", ident=152),
+        udp4(bytes(954), ident=153, options=b"\x01\x01\x01\x00"),
+        udp4(bytes(958), ident=154, flags=0x2000),  # a first fragment, forwarded as it is
+        udp4(bytes(958), ident=155, udp_checksum=False),
+        *[udp4(bytes([i]) * 958, ident=156 + i, sport=4000 + i % 2) for i in range(6)],  # two flows, interleaved
+        *[udp4(bytes([i]) * 958, ident=162 + i) for i in range(30)],
+        udp4(b"tail", ident=192),
     ]
     done = subprocess.run(
         ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", SCRIPT],
@@ -251,4 +251,11 @@ def test_a_real_kernel_gives_back_the_frames_sent_in_order_and_odd_ones_untouche
     # the sender MAC of forwarded frames is the out-TAP's (random): compare the rest
     assert [f[:6] + f[12:] for f in seen] == [f[:6] + f[12:] for f in expected]
     assert report["written"] == len(frames) and report["counters"]["sent_frames"] == len(frames)
-    assert report["counters"]["sent_joined_writes"] == 2  # the two halves of the long run
+    assert report["counters"]["sent_joined_writes"] == 2  # the two long runs
+
+
+def test_short_runs_are_written_frame_by_frame_where_the_checks_would_cost_more_than_they_save() -> None:
+    frames = [good(i) for i in range(gro.MIN_GROUP - 1)]
+    assert [len(carried) for _, carried in gro.plan(frames)] == [1] * len(frames)
+    frames.append(good(len(frames)))
+    assert [len(carried) for _, carried in gro.plan(frames)] == [len(frames)]
