@@ -92,6 +92,7 @@ class Received:
     malformed: int
     offloaded: bool
 
+
 #: The longest wait between two reconnect requests while the other end stays silent (it doubles up to this).
 MAX_RECONNECT_INTERVAL_S = 30.0
 

@@ -46,7 +46,9 @@ def udp4(
     ihl = 5 + len(options) // 4
     src, dst = socket.inet_aton(source), socket.inet_aton(DESTINATION)
     udp_length = 8 + len(payload)
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + udp_length, ident & 0xFFFF, flags, 64, 17, 0, src, dst))
+    ip = bytearray(
+        struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + udp_length, ident & 0xFFFF, flags, 64, 17, 0, src, dst)
+    )
     ip += options
     ip[10:12] = checksum(bytes(ip)).to_bytes(2, "big")
     udp = bytearray(struct.pack("!HHHH", sport, dport, udp_length, 0))
