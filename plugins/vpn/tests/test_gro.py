@@ -261,3 +261,49 @@ def test_short_runs_are_written_frame_by_frame_where_the_checks_would_cost_more_
     assert [len(carried) for _, carried in gro.plan(frames)] == [1] * len(frames)
     frames.append(good(len(frames)))
     assert [len(carried) for _, carried in gro.plan(frames)] == [len(frames)]
+
+
+#: A kernel that refuses UDP super-frames (as before Linux 4.18), played by a ``writev`` that fails with
+#: EINVAL for anything but a header and one frame: the run goes frame by frame, and so does all after it.
+REFUSING_SCRIPT = r"""
+import errno, json, os, socket, subprocess, sys
+from omerta_vpn.tap import TapFramePort
+from omerta_vpn.tun import open_tap
+
+frames = [bytes.fromhex(f) for f in json.loads(sys.stdin.read())]
+subprocess.run(["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"])
+fd = open_tap("gin", vnet=True)
+subprocess.run(["ip", "link", "set", "gin", "mtu", "1500", "address", "02:00:00:00:00:01", "up"], check=True)
+subprocess.run(["ip", "addr", "add", "198.18.2.2/24", "dev", "gin"], check=True)
+receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+receiver.bind(("198.18.2.2", 5000))
+receiver.settimeout(5)
+writev = os.writev
+def refusing(fd, buffers):
+    if len(buffers) > 2:
+        raise OSError(errno.EINVAL, "no UDP super-frames here")
+    return writev(fd, buffers)
+os.writev = refusing
+port = TapFramePort(fd, 1500, vnet=True)
+written = [port.send_batch(frames[:60]), port.send_batch(frames[60:])]
+payloads = [receiver.recv(2000)[:1].hex() for _ in frames]
+print(json.dumps({"written": written, "payloads": payloads, "counters": port.counters()}))
+port.close()
+"""
+
+
+def test_a_kernel_that_refuses_super_frames_gets_every_frame_one_by_one() -> None:
+    frames = [udp4(bytes([i]) * 958, ident=i) for i in range(120)]
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", REFUSING_SCRIPT],
+        input=json.dumps([f.hex() for f in frames]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["written"] == [60, 60]
+    assert report["payloads"] == [bytes([i]).hex() for i in range(120)]
+    assert report["counters"]["sent_frames"] == 120 and "sent_joined_writes" not in report["counters"]
