@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import socket
 import struct
-import subprocess
-import sys
 from collections.abc import Sequence
 
 import pytest
 from omerta_vpn import gro
+from test_tap import in_a_namespace
 
 MAC_A, MAC_B = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 SOURCE, DESTINATION = "198.18.1.2", "198.18.2.2"
@@ -238,16 +237,7 @@ def test_a_real_kernel_gives_back_the_frames_sent_in_order_and_odd_ones_untouche
         *[udp4(bytes([i]) * 958, ident=162 + i) for i in range(30)],
         udp4(b"tail", ident=192),
     ]
-    done = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", SCRIPT],
-        input=json.dumps([f.hex() for f in frames]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout)
+    report = in_a_namespace(SCRIPT, json.dumps([f.hex() for f in frames]))
     expected = [forwarded(f) for f in frames if f != bad_ip]
     seen = [bytes.fromhex(f) for f in report["seen"]]
     # the sender MAC of forwarded frames is the out-TAP's (random): compare the rest
@@ -294,16 +284,7 @@ port.close()
 
 def test_a_kernel_that_refuses_super_frames_gets_every_frame_one_by_one() -> None:
     frames = [udp4(bytes([i]) * 958, ident=i) for i in range(120)]
-    done = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", REFUSING_SCRIPT],
-        input=json.dumps([f.hex() for f in frames]),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout)
+    report = in_a_namespace(REFUSING_SCRIPT, json.dumps([f.hex() for f in frames]))
     assert report["written"] == [60, 60]
     assert report["payloads"] == [bytes([i]).hex() for i in range(120)]
     assert report["counters"]["sent_frames"] == 120 and "sent_joined_writes" not in report["counters"]

@@ -76,10 +76,11 @@ asyncio.run(main())
 """
 
 
-def in_a_namespace(script: str) -> dict[str, Any]:
-    """Run ``script`` in a fresh user + network namespace; its report, the JSON it prints."""
+def in_a_namespace(script: str, stdin: str = "") -> dict[str, Any]:
+    """Run ``script`` in a fresh user + network namespace, ``stdin`` its input; its report, the JSON it prints."""
     done = subprocess.run(
         ["unshare", "--user", "--map-root-user", "--net", sys.executable, "-c", script],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
