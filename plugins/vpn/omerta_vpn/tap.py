@@ -8,7 +8,8 @@ owner). Also serves the benchmark's stand-in VM. Non-blocking, read from the
 event loop: each wake-up reads until the TAP is empty (at most
 :data:`RECEIVE_BATCH` frames), and a batch handler gets
 the burst in one call (it is a ``BatchFramePort``); :meth:`TapFramePort.send_batch` writes a run of frames
-in one loop (a TAP takes one frame per write).
+in one loop (a TAP takes one frame per write), on a TAP with vnet headers joining runs of one UDP flow into
+super-frames the kernel segments back into the same frames (:mod:`omerta_vpn.gro`).
 
 A TAP opened with vnet headers (:func:`omerta_vpn.tun.open_tap` ``vnet=True``)
 also takes offloaded frames (:meth:`TapFramePort.send_offload`: a virtio-net
