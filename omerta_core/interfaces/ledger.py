@@ -16,6 +16,9 @@ from omerta_core.interfaces.common import PeerId, Service
 #: Answers a witness's question "does the VM of this escrow session run?" from the hypervisor's state.
 VmProbe = Callable[[], bool]
 
+#: The failure code of a lock refused before any witness is asked: the amount exceeds this node's available balance.
+INSUFFICIENT_FUNDS = "insufficient_funds"
+
 
 @dataclass(frozen=True)
 class EscrowLockResult:
@@ -26,6 +29,8 @@ class EscrowLockResult:
     amount: int
     witnesses: tuple[PeerId, ...] = ()
     failure_reason: str | None = None
+    #: The failure as a code a caller can test (e.g. :data:`INSUFFICIENT_FUNDS`, ``lock_rejected``); None if locked.
+    failure_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,8 @@ class Ledger(Service, Protocol):
         self, provider: PeerId, amount: int, *, hourly_rate: int = 0, timeout: float | None = None
     ) -> EscrowLockResult:
         """As consumer, lock ``amount`` for ``provider`` with witnesses, signing ``hourly_rate`` as the agreed rate;
-        a refusal is a result, not an error."""
+        a refusal is a result, not an error. An ``amount`` above this node's available balance is refused before
+        any witness is asked (``failure_code`` :data:`INSUFFICIENT_FUNDS`)."""
 
     async def top_up_escrow(self, session: str, amount: int, *, timeout: float | None = None) -> EscrowTopUpResult:
         """As consumer, add ``amount`` to the open lock ``session``."""

@@ -360,6 +360,11 @@ class ProviderCore:
             Report(lease.rental, "extended", f"topped up to {lease.total}; lease {lease.paid_ms // 1000} s"),
         ]
 
+    def resume_claim(self, rental: str, session: str, due: float, attempts: int) -> None:
+        """A claim that was pending when this node last stopped (the provider's journal): made at ``due``, as the
+        ``attempts``-th plus one, like one that never stopped."""
+        self.claims.setdefault(rental, PendingClaim(rental, session, due, attempts))
+
     def claim_done(self, rental: str, settled: bool, text: str, now: float) -> list[Action]:
         """The end of a claim (``ClaimEscrow``): paid, or asked again later (up to ``CLAIM_ATTEMPTS`` times)."""
         claim = self.claims.get(rental)

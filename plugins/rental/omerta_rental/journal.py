@@ -1,9 +1,18 @@
-"""The consumer's journal: rentals with an open escrow lock, kept on disk so a crash does not lose them.
+"""The rental journals: what a crash must not lose, kept on disk and taken up again at the next start.
 
-One JSON file, ``<state>/plugins/rental/rentals.json`` (0600), rewritten atomically whenever a rental
-locks escrow, becomes ready, hears a heartbeat (at most every :data:`WRITE_EVERY_S`) or settles. At the
-next start every entry is resumed: released, and settled by the billing rule up to the last heartbeat
-recorded, or by the provider's lower figure. Touches only that file.
+Two JSON files under ``<state>/plugins/rental/`` (0600), each rewritten atomically on every change:
+
+* ``rentals.json`` (:class:`Journal`), the consumer's rentals with an open escrow lock: written when a rental
+  locks escrow, becomes ready, hears a heartbeat (at most every :data:`WRITE_EVERY_S`) or settles. At the next
+  start every entry is resumed: released, and settled by the billing rule up to the last heartbeat recorded, or
+  by the provider's lower figure.
+* ``claims.json`` (:class:`ClaimJournal`), the provider's pending claims: an ended, attested lease whose
+  payment it claims (spec 02's provider path) unless the consumer settles first. Written when the lease ends
+  and after every claim attempt; an entry leaves once the claim settled (or found the session paid) or gave up.
+  At the next start each is claimed when due (its wall-clock time), never twice: a session already paid is
+  found paid in the ledger's own store without asking a witness.
+
+Touches only those files.
 """
 
 from __future__ import annotations
@@ -12,17 +21,25 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from omerta_rental.messages import Request
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 FILE = "rentals.json"
+CLAIMS_FILE = "claims.json"
 #: Heartbeats move the recorded "last heard" at most this often (the most a crash can under-bill).
 WRITE_EVERY_S = 5.0
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass
 class Entry:
+    """A consumer's rental whose escrow is locked."""
+
     provider: str
     session: str
     price_per_hour: int
@@ -35,25 +52,41 @@ class Entry:
         return Request(**self.request)
 
 
-class Journal:
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / FILE
-        self.entries: dict[str, Entry] = {}
+@dataclass
+class ClaimEntry:
+    """A provider's pending claim of lock ``session`` (``consumer`` never settled), due at ``due_wall``; ``image``
+    and ``outcome`` (how the lease ended) are for ``omerta vm show`` after a restart."""
+
+    session: str
+    consumer: str
+    due_wall: float
+    attempts: int = 0
+    image: str = ""
+    outcome: str = ""
+
+
+class JsonJournal(Generic[T]):
+    """Entries of one kind by rental id, in one JSON file rewritten atomically (write, fsync, rename)."""
+
+    def __init__(self, path: Path, kind: type[T]) -> None:
+        self.path = path
+        self.kind = kind
+        self.entries: dict[str, T] = {}
         self.written_at = 0.0
 
-    def load(self) -> dict[str, Entry]:
+    def load(self) -> dict[str, T]:
         try:
             raw = json.loads(self.path.read_text())
-            self.entries = {rental: Entry(**fields) for rental, fields in raw.items()}
+            self.entries = {rental: self.kind(**fields) for rental, fields in raw.items()}
         except FileNotFoundError:
             self.entries = {}
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, AttributeError) as exc:
             broken = self.path.with_suffix(".broken")
             self.path.replace(broken)
-            raise JournalError(f"rental journal unreadable ({exc}); moved to {broken.name}") from exc
+            raise JournalError(f"rental journal {self.path.name} unreadable ({exc}); moved to {broken.name}") from exc
         return dict(self.entries)
 
-    def put(self, rental: str, entry: Entry, wall: float) -> None:
+    def put(self, rental: str, entry: T, wall: float) -> None:
         self.entries[rental] = entry
         self.save(wall)
 
@@ -72,5 +105,19 @@ class Journal:
         self.written_at = wall
 
 
+class Journal(JsonJournal[Entry]):
+    """The consumer's rentals with an open escrow lock (``rentals.json``)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory / FILE, Entry)
+
+
+class ClaimJournal(JsonJournal[ClaimEntry]):
+    """The provider's pending claims (``claims.json``)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory / CLAIMS_FILE, ClaimEntry)
+
+
 class JournalError(ValueError):
-    """The journal file is damaged (it is moved aside, and the node starts without it)."""
+    """A journal file is damaged (it is moved aside, and the node starts without it)."""

@@ -26,7 +26,7 @@ from omerta_core.errors import OmertaError
 from omerta_core.interfaces.common import PeerId, Service
 from omerta_core.interfaces.discovery import Discovery
 from omerta_core.interfaces.hypervisor import Hypervisor, VmRequest, VmState
-from omerta_core.interfaces.ledger import Ledger
+from omerta_core.interfaces.ledger import INSUFFICIENT_FUNDS, Ledger
 from omerta_core.interfaces.transport import Transport
 from omerta_core.node import NodeContext
 from omerta_rental import admission, billing, messages, ssh
@@ -52,7 +52,7 @@ from omerta_rental.core import (
     StartVmSession,
     TopUpEscrow,
 )
-from omerta_rental.journal import WRITE_EVERY_S, Entry, Journal, JournalError
+from omerta_rental.journal import WRITE_EVERY_S, ClaimEntry, ClaimJournal, Entry, Journal, JournalError
 from omerta_rental.offers import CAPABILITY, Offer, OfferError, SeenOffer, Want, matching, remaining
 from omerta_rental.settings import Settings
 from omerta_rental.vpn import Attachment, VpnSeam
@@ -131,6 +131,8 @@ class RentalService:
         self.hypervisor = node.find(Hypervisor)
         self.state_dir = node.plugin_state_dir("rental")
         self.journal = Journal(self.state_dir)
+        #: Provider: its pending claims, so a restart between a lease's end and its claim still claims it.
+        self.claim_journal = ClaimJournal(self.state_dir)
         self.admission_hook: Callable[[admission.Candidate], list[str | None]] | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -148,7 +150,9 @@ class RentalService:
         self._resume()
 
     def _resume(self) -> None:
-        """Rentals whose escrow was open when this node last stopped (a crash) end and settle now."""
+        """Rentals whose escrow was open when this node last stopped (a crash) end and settle now, and the claims
+        it was to make are made when due."""
+        self._resume_claims()
         try:
             entries = self.journal.load()
         except JournalError as exc:
@@ -162,6 +166,38 @@ class RentalService:
                                                 session=entry.session)  # fmt: skip
             self._run(self.consumer.resume(PeerId(entry.provider), request, entry.session, entry.price_per_hour,
                                            billable, self._now()))  # fmt: skip
+
+    def _resume_claims(self) -> None:
+        """Provider: the claims pending when this node last stopped, each made at its wall-clock time (at once if
+        that passed). One already paid (by a previous claim, or the consumer's settlement) is found paid in the
+        ledger without asking a witness, and leaves the journal."""
+        try:
+            entries = self.claim_journal.load()
+        except JournalError as exc:
+            self.log.error("rental claim journal damaged", reason=str(exc))
+            return
+        wall, now = time.time(), self._now()
+        for rental, entry in entries.items():
+            wait = max(0.0, entry.due_wall - wall)
+            self.records[rental] = RentalRecord(rental, "provider", entry.consumer, entry.image, wall,
+                                                outcome=entry.outcome or None, session=entry.session)  # fmt: skip
+            self.provider.resume_claim(rental, entry.session, now + wait, entry.attempts)
+            self.log.info("pending claim resumed", rental=rental[:12], session=entry.session[:12],
+                          peer=entry.consumer[:12], due_in_s=round(wait, 1), attempts=entry.attempts)  # fmt: skip
+        self._wake.set()
+
+    def _journal_claim(self, rental: str) -> None:
+        """Provider: keep ``rental``'s pending claim on disk as the core holds it now, or drop it once it is done."""
+        claim = self.provider.claims.get(rental)
+        wall = time.time()
+        if claim is None:
+            self.claim_journal.drop(rental, wall)
+            return
+        record = self.records.get(rental)
+        due_wall = wall + max(0.0, claim.due - self._now())
+        entry = ClaimEntry(claim.session, record.peer if record else "", due_wall, claim.attempts,
+                           record.image if record else "", (record.outcome or "") if record else "")  # fmt: skip
+        self.claim_journal.put(rental, entry, wall)
 
     async def stop(self) -> None:
         timer = [self._timer] if self._timer else []
@@ -509,6 +545,7 @@ class RentalService:
         self.log.info("VM session attested", rental=action.rental[:12], attested=attested.attested,
                       duration_ms=attested.duration_ms, reason=attested.reason)  # fmt: skip
         self._run(self.provider.vm_deleted(action.rental, attested.duration_ms, self._now()))
+        self._journal_claim(action.rental)
 
     async def _check_topup(self, action: CheckTopUp) -> None:
         """Read the lock's total from the consumer's chain before extending the lease (never its word alone)."""
@@ -540,17 +577,15 @@ class RentalService:
             else str(result.failure_reason)
         )
         self._run(self.provider.claim_done(action.rental, result.settled, text, self._now()))
+        self._journal_claim(action.rental)
 
     # -- consumer actions ----------------------------------------------------------------------
 
     async def _lock(self, action: LockEscrow) -> None:
-        available = self.ledger.balance(self.node.peer_id)
-        if available < action.amount:  # the witnesses would only say "lock_rejected"
-            reason = (f"this node holds {available} and the lease needs {action.amount} "
-                      "(see `omerta ledger balance`; ask for fewer --hours)")  # fmt: skip
-            self._run(self.consumer.lock_done(action.rental, False, "", reason, self._now()))
-            return
         result = await self.ledger.lock_escrow(action.provider, action.amount, hourly_rate=action.price_per_hour)
+        reason = result.failure_reason
+        if result.failure_code == INSUFFICIENT_FUNDS:  # refused by the ledger before any witness was asked
+            reason = f"{reason} (see `omerta ledger balance`; ask for fewer --hours)"
         record = self.records.get(action.rental)
         if record is not None:
             record.session = result.session if result.locked else ""
@@ -558,8 +593,7 @@ class RentalService:
         if result.locked and rental is not None:
             entry = Entry(str(action.provider), result.session, rental.price_per_hour, asdict(rental.request))
             self.journal.put(action.rental, entry, time.time())
-        self._run(self.consumer.lock_done(action.rental, result.locked, result.session, result.failure_reason,
-                                          self._now()))  # fmt: skip
+        self._run(self.consumer.lock_done(action.rental, result.locked, result.session, reason, self._now()))
 
     async def _top_up(self, action: TopUpEscrow) -> None:
         result = await self.ledger.top_up_escrow(action.session, action.amount)

@@ -345,6 +345,52 @@ def test_kill_9_of_the_consumer_mid_lease(cluster: Cluster) -> None:
     assert_gone_and_agreed(cluster, PRICE)
 
 
+def pending_claims(cluster: Cluster) -> dict[str, Any]:
+    """The provider's claim journal: its pending claims by rental."""
+    path = cluster.root / "provider" / "plugins" / "rental" / "claims.json"
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def test_a_provider_killed_before_its_claim_claims_once_after_a_restart(cluster: Cluster) -> None:
+    """The consumer dies mid-lease and stays away; the lease ends and is attested, and the provider is killed
+    (-9) before its claim is due. Started again, it makes the claim from its journal when due, once: one
+    payment block, the journal empty, and every running node counts the lock closed."""
+    rental = rent(cluster)
+    time.sleep(3)
+    cluster["consumer"].kill9()
+    wait_for("the provider to delete the orphaned VM", lambda: cluster["provider"].call("vm.list") == [], 60)
+    entry = wait_for("the provider to journal its claim", lambda: pending_claims(cluster).get(rental), 30)
+    session = entry["session"]
+    assert not cluster["provider"].call("rental.show", {"rental": rental})["settlement"], "claimed too early"
+    assert escrow_blocks(cluster, "provider", "escrow_payment", session) == []
+    cluster["provider"].kill9()
+    assert time.time() < entry["due_wall"], "the provider was killed after its claim was due"
+
+    cluster.start("provider")
+
+    def claimed() -> dict[str, Any] | None:
+        split = cluster["provider"].call("rental.show", {"rental": rental})["settlement"]
+        return split if split.get("claimed") else None
+
+    split = wait_for("the restarted provider's claim to settle", claimed, ABANDON_S + CLAIM_MARGIN_S + 240)
+    assert 1_000 <= split["duration_ms"] <= 30_000, split
+    assert split["provider_payment"] + split["burn"] + split["refund"] == PRICE and split["refund"] > 0
+    wait_for("the claim to leave the journal", lambda: rental not in pending_claims(cluster), 30)
+    [claim] = escrow_blocks(cluster, "provider", "escrow_payment", session)  # exactly once
+    cluster.sync(rounds=2)
+    consumer_id = cluster.ids["consumer"]
+    views = {name: cluster.balances(name) for name, node in cluster.nodes.items() if node.running}
+    assert all(view == views["authority"] for view in views.values()), "the chains disagree on the claim"
+    assert all(view[consumer_id]["locked"] == 0 for view in views.values()), "the claim closes the lock everywhere"
+
+    cluster.start("consumer")  # comes back: records the provider's settlement, not a second one
+    final = outcome(cluster, rental)
+    assert final["settlement"]["provider_payment"] == split["provider_payment"], final["settlement"]
+    [settle] = escrow_blocks(cluster, "consumer", "escrow_settle", session)
+    assert settle["payload"]["settlement"] == claim["payload"]["settlement"], "one settlement, not two"
+    assert_gone_and_agreed(cluster, PRICE)
+
+
 def escrow_blocks(cluster: Cluster, name: str, kind: str, session: str) -> list[dict[str, Any]]:
     """The ``kind`` blocks (``escrow_payment``, ``escrow_settle``) of ``session`` on ``name``'s own chain."""
     blocks = cluster[name].call("ledger.show", {"limit": 10_000})["blocks"]

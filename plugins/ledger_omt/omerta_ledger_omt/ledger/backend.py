@@ -226,13 +226,15 @@ class OmtLedger:
         holds the previous lock, so the witnesses' attested balance (spec 03) matches it, and concurrent
         rentals never look like a double lock. The request signs ``hourly_rate``. A refused request is made
         again while the refusal says that may lock (this node's chain moved on meanwhile, or too few witnesses
-        could confirm its balance), up to :data:`LOCK_TRIES` tries; the failure reason is one line saying why."""
+        could confirm its balance), up to :data:`LOCK_TRIES` tries; the failure reason is one line saying why. An
+        ``amount`` above this node's available balance asks no witness (``failure_code`` ``INSUFFICIENT_FUNDS``)."""
         async with self._locking:
             outcome = await self.lock(str(provider), amount, timeout, hourly_rate, tries=LOCK_TRIES)
         locked = outcome["state"] == "LOCKED"
         reason = None if locked else str(outcome.get("reason") or f"the lock ended in {outcome['state']}")
         witnesses = tuple(PeerId(w) for w in outcome["witnesses"])
-        return EscrowLockResult(outcome["session"], locked, amount, witnesses, reason)
+        code = None if locked else str(outcome.get("failure_reason") or outcome["state"])
+        return EscrowLockResult(outcome["session"], locked, amount, witnesses, reason, code)
 
     async def top_up_escrow(self, session: str, amount: int, *, timeout: float | None = None) -> EscrowTopUpResult:
         try:

@@ -58,6 +58,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.ledger import INSUFFICIENT_FUNDS
 from omerta_core.randomness import RandomSource, child_random, system_random
 from omerta_ledger_omt.ledger import attestations, misuse
 from omerta_ledger_omt.ledger.audits import AuditHost
@@ -532,7 +533,22 @@ class TransactionRunner:
         ``hourly_rate`` is signed in the lock request: the rate a provider's claim of the session may name.
         A failed lock's ``reason`` is one line saying why. With ``tries`` above 1, a refused request is made
         again (a new session) while the refusal says asking again may lock, at most ``tries`` times in all.
+        An ``amount`` above this node's available balance is refused here, before any witness is asked: no
+        session, ``failure_reason`` :data:`INSUFFICIENT_FUNDS` (the witnesses would only say ``lock_rejected``).
         """
+        available = self.ledger.balance(self.ledger.me)
+        if amount > available:
+            self.log.info("lock refused before asking witnesses", peer=provider[:12], amount=amount,
+                          available=available)  # fmt: skip
+            return {
+                "session": "",
+                "state": "FAILED",
+                "failure_reason": INSUFFICIENT_FUNDS,
+                "reason": f"this node holds {available} available, less than the {amount} asked",
+                "witnesses": [],
+                "amount": amount,
+                "tries": 0,
+            }
         attempt = 1
         outcome, again_after = await self._lock_once(provider, amount, timeout, hourly_rate)
         while outcome["state"] != "LOCKED" and again_after is not None and attempt < tries:

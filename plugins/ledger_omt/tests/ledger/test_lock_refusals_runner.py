@@ -1,6 +1,7 @@
 """Why a lock is refused, between in-process runners: a consumer that witnesses another lock while its own is
 judged keeps the head its request names, a failed balance query leaves no earlier figure to judge by, a consumer
-whose own chain moved on asks again at the new head, and every refusal is one line saying why.
+whose own chain moved on asks again at the new head, a lock beyond the balance asks no witness, and every refusal is
+one line saying why.
 
 Each reproduces, deterministically, a way the rental tests' two consumers renting at once saw ``lock_rejected``
 (``plugins/rental/tests/test_rental_nodes.py``): envelopes pass between the runners' own handlers, and a held
@@ -21,6 +22,7 @@ from omerta_ledger_omt.ledger.transactions import TransactionRunner
 from structlog.testing import capture_logs
 
 from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.ledger import INSUFFICIENT_FUNDS
 
 from .conftest import DAY_MS, NOW_MS, Network
 from .runners import running
@@ -149,3 +151,33 @@ def test_a_consumer_whose_own_chain_moved_asks_again_at_the_new_head(small: Netw
     assert again["state"] == "LOCKED" and again["tries"] == 2, again
     state = net["consumer"].state(net.peer("consumer"))
     assert [lock.total for lock in state.locks.values()] == [PRICE]
+
+
+def test_a_lock_beyond_the_balance_is_refused_before_any_witness_is_asked(small: Network) -> None:
+    """The consumer holds ``FUNDS``: a lock of one more is refused at once, with a typed code and one line saying
+    what it holds and what was asked; nothing is sent to any peer and no transaction is left open anywhere."""
+    net = small
+    sent: list[tuple[str, str]] = []
+
+    async def run() -> tuple[dict[str, Any], list[int]]:
+        async with running(net) as nodes:
+            consumer = nodes["consumer"]
+            send = consumer.send
+
+            async def recording(peer: PeerId, channel: str, data: bytes) -> None:
+                sent.append((str(peer), channel))
+                await send(peer, channel, data)
+
+            consumer.send = recording  # type: ignore[method-assign]
+            outcome = await consumer.lock(net.peer("provider"), FUNDS + 1, LOCK_TIMEOUT_S, PRICE, tries=3)
+            await asyncio.sleep(0.1)  # anything sent would have been delivered by now
+            return outcome, [runner.engine.session_count() for runner in nodes.values()]
+
+    outcome, sessions = asyncio.run(run())
+    assert outcome["state"] == "FAILED" and outcome["failure_reason"] == INSUFFICIENT_FUNDS, outcome
+    assert outcome["reason"] == f"this node holds {FUNDS} available, less than the {FUNDS + 1} asked"
+    assert outcome["session"] == "" and outcome["witnesses"] == [] and outcome["tries"] == 0
+    assert sent == [], "a lock beyond the balance contacted a peer"
+    assert sessions == [0] * len(sessions), "a transaction was left open"
+    assert net["consumer"].state(net.peer("consumer")).locks == {}
+    assert net["consumer"].balance(net.peer("consumer")) == FUNDS
