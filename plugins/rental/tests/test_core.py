@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 from omerta_rental import billing
 from omerta_rental.core import (
+    CLAIM_ATTEMPTS,
     DURATION_REFUSED,
     Action,
     Admit,
@@ -233,6 +234,21 @@ def test_an_abandoned_attested_session_is_claimed_after_the_timeout_and_asked_ag
     wire.run(wire.provider.claim_done(RENTAL, True, "40000 ms: provider 1", wire.now))
     assert "claimed" in wire.reports()
     assert wire.provider.claims == {} and wire.provider.next_deadline() is None
+
+
+def test_a_claim_resumed_after_a_restart_is_made_when_due_and_counts_its_attempts() -> None:
+    """A restarted provider's core takes a pending claim from the journal: claimed at its due time, once, with
+    the attempts made before the restart counted towards the limit."""
+    wire = Wire()
+    wire.provider.resume_claim(RENTAL, SESSION, wire.now + 30, attempts=CLAIM_ATTEMPTS - 1)
+    wire.provider.resume_claim(RENTAL, "other", wire.now, attempts=0)  # a second resume changes nothing
+    assert wire.provider.next_deadline() == wire.now + 30
+    wire.advance(29)
+    assert wire.taken(ClaimEscrow) == []
+    wire.advance(2)
+    assert wire.taken(ClaimEscrow) == [ClaimEscrow(RENTAL, SESSION)]
+    wire.run(wire.provider.claim_done(RENTAL, False, "before_abandon_timeout", wire.now))
+    assert "claim failed" in wire.reports() and wire.provider.claims == {}
 
 
 def test_an_end_the_witnesses_did_not_attest_is_not_claimed() -> None:
