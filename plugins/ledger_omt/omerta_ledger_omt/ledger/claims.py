@@ -9,7 +9,7 @@ the lock open, so observers read the two chains together:
   lock's hash, parties and total, so the lock is counted as closed by it (refund back to the
   consumer, burn destroyed, the payment already on the provider's chain);
 * :func:`session_facts` answers spec 02's ``READ(session, ...)`` about a lock and its attestation
-  (``open_lock``, ``attested_at``, ``payment_claimed``).
+  (``open_lock``, ``attested_at``, ``lock_witnessed_at``, ``payment_claimed``).
 
 Touches nothing (reads the chain states it is given).
 """
@@ -73,7 +73,8 @@ def claimed_closures(states: Mapping[str, ChainState]) -> dict[bytes, Closure]:
 
 def session_facts(store: ChainStore, me: str, session_id: bytes, key: str) -> Any:
     """Spec 02's ``READ(session, key)``: the open lock (a map, or None), when this node attested the session's
-    end (seconds, or None), and whether its provider's payment is recorded on a chain held here."""
+    end (seconds, or None), when it witnessed the session's lock (its witness commitment block, seconds, or
+    None), and whether its provider's payment is recorded on a chain held here."""
     if key == "open_lock":
         for owner in store.owners():
             lock = store.state(owner).locks.get(session_id)
@@ -94,6 +95,11 @@ def session_facts(store: ChainStore, me: str, session_id: bytes, key: str) -> An
                 and payload["session_id"] == session_id
                 and "duration_ms" in payload
             ):
+                return block.time_ms / 1000.0
+        return None
+    if key == "lock_witnessed_at":
+        for block in store.blocks(me):
+            if block.kind == BlockKind.WITNESS_COMMITMENT and block.payload["session_id"] == session_id:
                 return block.time_ms / 1000.0
         return None
     if key == "payment_claimed":

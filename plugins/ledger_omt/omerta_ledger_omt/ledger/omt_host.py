@@ -6,7 +6,7 @@
   and that are not on the chain yet), ``held_requests`` (the consumer's signed requests of those
   locks), ``trust`` (local trust in [0, 1]), ``trust_milli`` (the same in integer thousandths) and, for a
   session id in place of the peer, ``attested_duration_ms`` (the duration this node attested as a witness),
-  ``attested_at`` (when, seconds), ``open_lock`` (the lock as the consumer's chain holds it) and
+  ``attested_at`` (when, seconds), ``lock_witnessed_at`` (when it witnessed the lock, seconds), ``open_lock`` (the lock as the consumer's chain holds it) and
   ``payment_claimed`` (the provider's payment is recorded on a chain held here);
   ``attested_available`` is the available balance a threshold of witnesses attested through spec 03 for
   the lock request being judged (None: none was, or its query failed) and ``attested_balance`` the same
@@ -58,8 +58,9 @@ AUDIT_CHANNEL = "ledger.omt.audit"
 CHECK_CHANNEL = "ledger.omt.check"
 
 #: What spec 02 reads about a session (its id in place of the peer): the open lock, when this node attested
-#: the session's end, whether the provider's payment is recorded (:func:`.claims.session_facts`).
-SESSION_KEYS = frozenset({"open_lock", "attested_at", "payment_claimed"})
+#: the session's end, when it witnessed the lock, whether the provider's payment is recorded
+#: (:func:`.claims.session_facts`).
+SESSION_KEYS = frozenset({"open_lock", "attested_at", "lock_witnessed_at", "payment_claimed"})
 
 #: Largest envelope accepted: a provider's chain segment dominates; 1 MiB holds a few thousand blocks.
 MAX_ENVELOPE_BYTES = 1024 * 1024

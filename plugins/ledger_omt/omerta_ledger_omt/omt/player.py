@@ -130,7 +130,11 @@ def play(program: Program, scenario: Scenario, natives: NativeRegistry | None = 
     names = {pid: name for name, pid in ids.items()}
     ledgers = {name: MemoryLedger(ids[name]) for name in scenario.peers}
 
+    session = hashlib.sha256(f"omt-session:{scenario.name}".encode()).hexdigest()
+
     def subst(value: Any) -> Any:
+        if value == "@session":
+            return session
         if isinstance(value, str) and value.startswith("@"):
             ref = value[1:]
             if ref.endswith(".head") and ref[:-5] in ledgers:
@@ -149,7 +153,6 @@ def play(program: Program, scenario: Scenario, natives: NativeRegistry | None = 
     registry = natives or standard_natives()
     for fn, value in scenario.native_results.items():
         registry = registry.with_natives({fn: lambda ctx, *args, _v=value: _v})
-    session = hashlib.sha256(f"omt-session:{scenario.name}".encode()).hexdigest()
     roster = {ids[n]: role for n, role in scenario.peers.items()}
     instances: dict[str, ActorInstance] = {}
     for name, role in scenario.peers.items():

@@ -184,8 +184,9 @@ def _cabal_attestation() -> dict[str, Scenario]:
     return {s.name: s for s in out}
 
 
-def _settle_setup(trust_of: dict[str, int] | None = None) -> dict[str, Any]:
-    """The consumer settles one hour at 10 per hour from an escrow of 100; witnesses trust the provider 0.8."""
+def _settle_setup(trust_of: dict[str, int] | None = None, witnessed_at: float = -3600.0) -> dict[str, Any]:
+    """The consumer settles one hour at 10 per hour from an escrow of 100; witnesses trust the provider 0.8 and
+    witnessed the lock at ``witnessed_at`` (an hour before the scenario starts) and attested no duration."""
     witness_ids = [f"@{w}" for w in WITNESSES]
     inputs = {"provider": "@bob", "witnesses": witness_ids, "lock_hash": "cd" * 32, "escrow_total": 100,
               "duration_ms": 3_600_000, "hourly_rate": 10}  # fmt: skip
@@ -193,8 +194,9 @@ def _settle_setup(trust_of: dict[str, int] | None = None) -> dict[str, Any]:
     return {
         "peers": {"alice": "Consumer", "bob": "Provider", **dict.fromkeys(WITNESSES, "Witness")},
         "triggers": [ScheduledTrigger(1.0, "alice", "settle", inputs)],
-        "knowledge": {w: {"@bob": {"trust_milli": t}} for w, t in trust.items()},
-    }
+        "knowledge": {w: {"@bob": {"trust_milli": t}, "@session": {"lock_witnessed_at": witnessed_at}}
+                      for w, t in trust.items()},
+    }  # fmt: skip
 
 
 def _escrow_settle() -> dict[str, Scenario]:
@@ -211,6 +213,10 @@ def _escrow_settle() -> dict[str, Scenario]:
                  forgers={"w3", "w4", "w5"}, expect=short, **_settle_setup()),
         Scenario("outlier", "one witness reports no trust at all: the lower median ignores it",
                  expect=settled, **_settle_setup({"w5": 0})),
+        Scenario("unproven", "the witnesses attested no duration and witnessed the lock ten minutes ago: they "
+                             "refuse an hour as more than they can prove",
+                 expect={"alice": "UNSETTLED", "bob": "IDLE", **dict.fromkeys(WITNESSES, "IDLE")},
+                 **_settle_setup(witnessed_at=-600.0)),
     ]  # fmt: skip
     return {s.name: s for s in out}
 

@@ -97,10 +97,9 @@ def test_escrow_operations_are_commands_with_one_line_errors(pair: tuple[LedgerN
         assert result.stderr.startswith("Error: "), (args, result.stderr)
     refused = omerta(a.state_dir, "ledger", "lock", nobody, "5", "--json")
     assert json.loads(refused.stdout)["state"] == "FAILED"
-    assert refused.stderr == (
-        "Error: lock failed: no_prior_provider_checkpoint: this node holds none of the provider's chain "
-        "(sync with it first)\n"
-    )
+    # an unfunded newcomer is refused before any witness (or the provider) is asked
+    assert json.loads(refused.stdout)["failure_reason"] == "insufficient_funds"
+    assert refused.stderr == "Error: lock failed: this node holds 0 available, less than the 5 asked\n"
 
 
 def test_sync_skips_peers_gossip_found_dead(pair: tuple[LedgerNode, LedgerNode]) -> None:

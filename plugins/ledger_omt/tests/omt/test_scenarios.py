@@ -118,6 +118,9 @@ def test_settlement_failure_paths() -> None:
     assert forged.stores["alice"]["failure_reason"] == "too_few_trust_reports"
     short = _play("02_escrow_settle", "too_few_witnesses")
     assert short.stores["w1"]["failure_reason"] == "no_settlement_request"
+    unproven = _play("02_escrow_settle", "unproven")
+    assert all(unproven.stores[w]["failure_reason"] == "duration_unproven" for w in ("w1", "w2", "w3", "w4", "w5"))
+    assert "final_settlement" not in unproven.stores["alice"] or not unproven.stores["alice"]["final_settlement"]
 
 
 def test_a_true_misuse_accusation_aborts_the_session_and_costs_the_consumer() -> None:
