@@ -21,12 +21,43 @@ from .runners import running
 TIMEOUT_S = 60.0
 
 
+class Clock:
+    """The runners' clock (ms), moved on by the test: a witness that attested no duration signs at most the time
+    since it witnessed the lock, so a settlement of ``d`` ms comes at least ``d`` after the lock."""
+
+    def __init__(self) -> None:
+        self.ms = NOW_MS
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+async def committed(net: Network, locked: dict[str, Any], timeout: float = TIMEOUT_S) -> None:
+    """Wait until every witness of ``locked`` wrote its witness commitment (the time a settlement is bounded from);
+    they write it when the consumer's countersignature reaches them, after the consumer saw the lock."""
+    session_id = bytes.fromhex(locked["session"])
+    ledgers = [ledger for ledger in net.ledgers.values() if ledger.me in locked["witnesses"]]
+
+    def written(ledger: Any) -> bool:
+        blocks = ledger.store.blocks(ledger.me)
+        return any(b.kind == BlockKind.WITNESS_COMMITMENT and b.payload["session_id"] == session_id for b in blocks)
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not all(written(ledger) for ledger in ledgers):
+        assert asyncio.get_running_loop().time() < deadline, "the witnesses did not write their commitments"
+        await asyncio.sleep(0.01)
+
+
 def lock_and_settle(net: Network, amount: int, duration_ms: int, rate: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    clock = Clock()
+
     async def run() -> tuple[dict[str, Any], dict[str, Any]]:
-        async with running(net) as nodes:
+        async with running(net, now_ms=clock) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), amount, TIMEOUT_S)
             assert locked["state"] == "LOCKED", locked
             net.sync()  # the witnesses and the provider see the lock on the consumer's chain
+            await committed(net, locked)
+            clock.ms += duration_ms
             settled = await nodes["consumer"].settle(locked["session"], duration_ms, rate, TIMEOUT_S)
             return locked, settled
 
@@ -115,8 +146,10 @@ def test_top_up_through_spec_00_then_settle_the_larger_escrow(network: Network) 
     net.sync()
     consumer = net.peer("consumer")
 
+    clock = Clock()
+
     async def run() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        async with running(net) as nodes:
+        async with running(net, now_ms=clock) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
             assert locked["state"] == "LOCKED", locked
             net.sync()
@@ -124,6 +157,8 @@ def test_top_up_through_spec_00_then_settle_the_larger_escrow(network: Network) 
             # 100 left: the witnesses see too little and vote no; the round has not ended when we stop waiting
             refused = await nodes["consumer"].topup(locked["session"], 200, 3.0)
             net.sync()
+            await committed(net, locked)
+            clock.ms += 3_600_000
             settled = await nodes["consumer"].settle(locked["session"], 3_600_000, 100, TIMEOUT_S)
             return topped, refused, settled
 
@@ -144,9 +179,13 @@ def test_settling_before_anyone_synced_the_lock_still_pays_the_provider(network:
     net.fund("consumer", 1000)
     net.sync()
 
+    clock = Clock()
+
     async def run() -> dict[str, Any]:
-        async with running(net) as nodes:
+        async with running(net, now_ms=clock) as nodes:
             locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
+            await committed(net, locked)
+            clock.ms += 3_600_000
             return await nodes["consumer"].settle(locked["session"], 3_600_000, 100, TIMEOUT_S)
 
     settled = asyncio.run(run())
@@ -187,3 +226,28 @@ def test_the_provider_hears_the_lock_confirmed_with_its_consumer_and_amount(netw
     assert confirmed["confirmed"] and confirmed["state"] == "SERVICE_PHASE"
     assert (confirmed["consumer"], confirmed["amount"]) == (net.peer("consumer"), 600)
     assert not unknown["confirmed"] and unknown["state"] is None
+
+
+def test_a_witness_that_attested_nothing_signs_at_most_the_time_since_the_lock(network: Network) -> None:
+    """No witness attested the session (its provider never ended it): ten minutes after the lock they refuse an
+    hour as more than they can prove (``duration_unproven``), and sign the ten minutes."""
+    net = network
+    net.fund("consumer", 1000)
+    net.sync()
+    clock = Clock()
+
+    async def run() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with running(net, now_ms=clock) as nodes:
+            locked = await nodes["consumer"].lock(net.peer("provider"), 600, TIMEOUT_S)
+            assert locked["state"] == "LOCKED", locked
+            net.sync()
+            await committed(net, locked)
+            clock.ms += 600_000
+            longer = await nodes["consumer"].settle(locked["session"], 600_001, 100, TIMEOUT_S)
+            within = await nodes["consumer"].settle(locked["session"], 600_000, 100, TIMEOUT_S)
+            return longer, within
+
+    longer, within = asyncio.run(run())
+    assert longer["state"] == "UNSETTLED" and longer["failure_reason"] == "duration_unproven", longer
+    assert within["state"] == "SETTLED" and within["settlement"]["duration_ms"] == 600_000, within
+    assert within["settlement"]["refund"] == 600 - 16  # 10 min at 100/h is 16 (integer units, rounded down)
