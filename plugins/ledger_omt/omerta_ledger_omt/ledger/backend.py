@@ -328,7 +328,9 @@ class OmtLedger:
         at = now_ms()
         ledger = self.ledger
         if name == "escrow_lock":
-            return await self.lock(str(params["provider"]), int(params["amount"]), params.get("timeout"))
+            # spec 00 as is: no refusal here before the witnesses judge, so theirs can be exercised
+            provider, amount = str(params["provider"]), int(params["amount"])
+            return await self.lock(provider, amount, params.get("timeout"), check_funds=False)
         if name == "escrow_settle":
             duration = params.get("duration_ms")
             return await self.settle(
@@ -496,13 +498,23 @@ class OmtLedger:
             return []
 
     async def lock(
-        self, provider: str, amount: int, timeout: float | None = None, hourly_rate: int = 0, *, tries: int = 1
+        self,
+        provider: str,
+        amount: int,
+        timeout: float | None = None,
+        hourly_rate: int = 0,
+        *,
+        tries: int = 1,
+        check_funds: bool = True,
     ) -> dict[str, Any]:
-        """Run transaction 00 as the consumer towards ``provider`` (the provider picks the witnesses)."""
+        """Run transaction 00 as the consumer towards ``provider`` (the provider picks the witnesses); an amount
+        beyond this node's available balance is refused before any witness is asked unless ``check_funds`` is
+        false (``ledger.run escrow_lock``)."""
         if self.runner is None:
             raise LedgerError("escrow needs a transport; start the node with one (e.g. --plugins udp,omt)")
         wait = float(timeout if timeout is not None else self.config["ledger_lock_timeout_s"])
-        return await self.runner.lock(str(PeerId(provider)), amount, wait, hourly_rate, tries=tries)
+        return await self.runner.lock(str(PeerId(provider)), amount, wait, hourly_rate, tries=tries,
+                                      check_funds=check_funds)  # fmt: skip
 
     async def topup(self, session: str, amount: int, timeout: float | None = None) -> dict[str, Any]:
         """Add ``amount`` to this consumer's open lock ``session`` through transaction 00's top-up round."""

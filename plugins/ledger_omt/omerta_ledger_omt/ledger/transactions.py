@@ -526,7 +526,14 @@ class TransactionRunner:
     # -- transaction 00 -------------------------------------------------------------------------
 
     async def lock(
-        self, provider: str, amount: int, timeout: float, hourly_rate: int = 0, *, tries: int = 1
+        self,
+        provider: str,
+        amount: int,
+        timeout: float,
+        hourly_rate: int = 0,
+        *,
+        tries: int = 1,
+        check_funds: bool = True,
     ) -> dict[str, Any]:
         """Run spec 00 as the consumer; return when it reports ``locked`` or ``failed`` (or after ``timeout``).
 
@@ -534,10 +541,11 @@ class TransactionRunner:
         A failed lock's ``reason`` is one line saying why. With ``tries`` above 1, a refused request is made
         again (a new session) while the refusal says asking again may lock, at most ``tries`` times in all.
         An ``amount`` above this node's available balance is refused here, before any witness is asked: no
-        session, ``failure_reason`` :data:`INSUFFICIENT_FUNDS` (the witnesses would only say ``lock_rejected``).
+        session, ``failure_reason`` :data:`INSUFFICIENT_FUNDS` (the witnesses would only say ``lock_rejected``);
+        ``check_funds`` false skips that check, so the witnesses' own refusal can be exercised.
         """
         available = self.ledger.balance(self.ledger.me)
-        if amount > available:
+        if check_funds and amount > available:
             self.log.info("lock refused before asking witnesses", peer=provider[:12], amount=amount,
                           available=available)  # fmt: skip
             return {

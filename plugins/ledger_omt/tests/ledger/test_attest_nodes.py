@@ -65,10 +65,12 @@ def test_witnesses_attest_a_vm_session_between_nodes_and_settlement_charges_it(
     split = settled["settlement"]
     charged = ended["duration_ms"] * HOURLY_RATE // 3_600_000
     assert split["duration_ms"] == ended["duration_ms"] and split["refund"] == 600 - charged, split
-    # the explicit duration is still an option: a second lock settled for one hour
+    # the explicit duration is still an option: a second lock settled for one second at 36 000 per hour (10). No
+    # witness attested it, so each signs at most the time since it witnessed the lock: let a second pass
     second = nodes["consumer"].call("ledger.lock", {"provider": ids["provider"], "amount": 100})
     assert second["state"] == "LOCKED", second
+    time.sleep(1.5)
     explicit = nodes["consumer"].call(
-        "ledger.settle", {"session": second["session"], "duration_ms": 3_600_000, "hourly_rate": 10}
+        "ledger.settle", {"session": second["session"], "duration_ms": 1_000, "hourly_rate": 36_000}
     )
     assert explicit["state"] == "SETTLED" and explicit["settlement"]["refund"] == 90, explicit
