@@ -6,8 +6,9 @@
   and that are not on the chain yet), ``held_requests`` (the consumer's signed requests of those
   locks), ``trust`` (local trust in [0, 1]), ``trust_milli`` (the same in integer thousandths) and, for a
   session id in place of the peer, ``attested_duration_ms`` (the duration this node attested as a witness),
-  ``attested_at`` (when, seconds), ``lock_witnessed_at`` (when it witnessed the lock, seconds), ``open_lock`` (the lock as the consumer's chain holds it) and
-  ``payment_claimed`` (the provider's payment is recorded on a chain held here);
+  ``attested_at`` (when, seconds), ``lock_witnessed_at`` (when it witnessed the lock, seconds), ``open_lock``
+  (the lock as the consumer's chain holds it) and ``payment_claimed`` (the provider's payment is recorded on a
+  chain held here);
   ``attested_available`` is the available balance a threshold of witnesses attested through spec 03 for
   the lock request being judged (None: none was, or its query failed) and ``attested_balance`` the same
   minus pending locks (0 without an attestation): spec 00's witnesses judge a lock by these. No figure
