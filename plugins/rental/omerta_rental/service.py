@@ -6,8 +6,8 @@ and performs their actions through core interfaces only: the ledger's typed escr
 (offers in the signed peer record) and the VPN seam (:mod:`.vpn`). Once a rented VM is attached to the
 VPN it logs in over SSH (:mod:`.ssh`) until the guest answers, the ``ssh`` step. Every step is logged
 with the rental and the peer bound, and kept per rental for ``omerta vm show``. Touches the transport,
-the consumer's SSH key and pinned host keys, runs ``ssh``, and through the interfaces the ledger, the
-hypervisor and discovery.
+the consumer's SSH key and pinned host keys, the journals (:mod:`.journal`: the consumer's open rentals, the
+provider's pending claims), runs ``ssh``, and through the interfaces the ledger, the hypervisor and discovery.
 """
 
 from __future__ import annotations
