@@ -87,6 +87,7 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
     assert locker.is_alive(), "the lock waits for the silent witness"
     w5.kill9()
     locker.join(timeout=300)
+    locked_at = time.monotonic()
     assert outcome["state"] == "LOCKED", outcome
     assert sorted(outcome["witnesses"]) == sorted(ids[w] for w in WITNESSES)
     session = outcome["session"]
@@ -115,7 +116,8 @@ def test_seven_nodes_escrow_double_lock_kill_9_and_settle(cluster: dict[str, Led
 
     # settle two seconds at 360 000 per hour (200) through spec 02: the witnesses report their trust in the provider,
     # sign the integer split from the lower median and send it to both parties, who write their blocks from it.
-    # They attested no VM session, so they sign at most the time since they witnessed the lock (more than 2 s ago)
+    # They attested no VM session, so they sign at most the time since they witnessed the lock: 2 s must have passed
+    time.sleep(max(0.0, locked_at + 2.5 - time.monotonic()))
     settled = nodes["consumer"].call(
         "ledger.settle", {"session": session, "duration_ms": 2_000, "hourly_rate": 360_000}
     )
