@@ -308,6 +308,20 @@ def test_a_top_up_extends_the_lease_and_then_it_runs_out(cluster: Cluster) -> No
     assert_gone_and_agreed(cluster, 72)
 
 
+def provider_claim(cluster: Cluster, rental: str, what: str) -> dict[str, Any]:
+    """Wait for the provider's claim of ``rental`` (its consumer gone) to settle; return its split, checked: the
+    seconds the lease ran before the consumer died, part of the escrow refunded, nothing created or lost."""
+
+    def claimed() -> dict[str, Any] | None:
+        split = cluster["provider"].call("rental.show", {"rental": rental})["settlement"]
+        return split if split.get("claimed") else None
+
+    split: dict[str, Any] = wait_for(what, claimed, ABANDON_S + CLAIM_MARGIN_S + 240)
+    assert 1_000 <= split["duration_ms"] <= 30_000, split
+    assert split["provider_payment"] + split["burn"] + split["refund"] == PRICE and split["refund"] > 0
+    return split
+
+
 def test_kill_9_of_the_consumer_mid_lease(cluster: Cluster) -> None:
     """The consumer dies mid-lease and stays away: the provider deletes the VM, the witnesses attest its duration,
     and after the abandon timeout the provider's claim (spec 02's provider path) settles the lock; every node
@@ -319,13 +333,7 @@ def test_kill_9_of_the_consumer_mid_lease(cluster: Cluster) -> None:
     vms = cluster.root / "provider" / "plugins" / "kvm" / "vms"
     assert not vms.exists() or not any(vms.iterdir())
 
-    def claimed() -> dict[str, Any] | None:
-        split = cluster["provider"].call("rental.show", {"rental": rental})["settlement"]
-        return split if split.get("claimed") else None
-
-    split = wait_for("the provider's claim to settle", claimed, ABANDON_S + CLAIM_MARGIN_S + 240)
-    assert 1_000 <= split["duration_ms"] <= 30_000, split
-    assert split["provider_payment"] + split["burn"] + split["refund"] == PRICE and split["refund"] > 0
+    split = provider_claim(cluster, rental, "the provider's claim to settle")
     cluster.sync(rounds=2)  # the consumer is still down: every other node holds its chain with the lock open
     consumer_id, provider_id = cluster.ids["consumer"], cluster.ids["provider"]
     views = {name: cluster.balances(name) for name, node in cluster.nodes.items() if node.running}
@@ -368,13 +376,7 @@ def test_a_provider_killed_before_its_claim_claims_once_after_a_restart(cluster:
 
     cluster.start("provider")
 
-    def claimed() -> dict[str, Any] | None:
-        split = cluster["provider"].call("rental.show", {"rental": rental})["settlement"]
-        return split if split.get("claimed") else None
-
-    split = wait_for("the restarted provider's claim to settle", claimed, ABANDON_S + CLAIM_MARGIN_S + 240)
-    assert 1_000 <= split["duration_ms"] <= 30_000, split
-    assert split["provider_payment"] + split["burn"] + split["refund"] == PRICE and split["refund"] > 0
+    split = provider_claim(cluster, rental, "the restarted provider's claim to settle")
     wait_for("the claim to leave the journal", lambda: rental not in pending_claims(cluster), 30)
     [claim] = escrow_blocks(cluster, "provider", "escrow_payment", session)  # exactly once
     cluster.sync(rounds=2)
