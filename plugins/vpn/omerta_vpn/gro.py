@@ -110,7 +110,7 @@ def _coalesce(frames: Sequence[bytes], size: int) -> list[Write]:
     for start, end in pairwise(bounds):
         # the bytes _fine looks at are alike in every frame of a run: its first frame speaks for all
         if end - start > 1 and fine(frames[start], size):
-            writes += [_write(frames, first, min(first + most, end), headers, rows) for first in range(start, end, most)]
+            writes += [_write(frames, at, min(at + most, end), headers, rows) for at in range(start, end, most)]
         else:
             writes += [([vnet.NONE, frame], (frame,)) for frame in frames[start:end]]
     return writes
