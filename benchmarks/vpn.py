@@ -452,7 +452,8 @@ def frames_per_second(workdir: Path) -> float:
     :data:`OFFERED_VS_DATAGRAMS` times the round's datagram rate (a source sending as fast as it could took a
     whole core). Each end's CPU per item (from ``/proc``) is printed with each round.
     """
-    ratios = []
+    ratios: list[float] = []
+    consumer_ratios: list[float] = []  # its CPU per datagram against per frame: the ratio with a core of its own
     with tunnel(workdir, "fit") as (provider, consumer):
         pins = two_cpus()
         if pins is not None:
@@ -479,6 +480,7 @@ def frames_per_second(workdir: Path) -> float:
             frame_us = [(cpu_s(pid) - was) / max(count, 1) * 1e6 for pid, was in zip(pids, cpu, strict=True)]
             frames = count / ROUND_S
             ratios.append(frames / datagrams)
+            consumer_ratios.append(datagram_us[1] / frame_us[1])
             print(
                 f"  round {round_}: {frames:,.0f} frames/s ({read / ROUND_S:,.0f}/s read by the provider),"
                 f" {datagrams:,.0f} datagrams/s, ratio {ratios[-1]:.3f};"
@@ -486,6 +488,7 @@ def frames_per_second(workdir: Path) -> float:
                 f" consumer {frame_us[1]:.1f} / {datagram_us[1]:.1f} µs",
                 flush=True,
             )
+    print(f"  the consumer's CPU per datagram against per frame, median: {statistics.median(consumer_ratios):.3f}")
     return statistics.median(ratios)
 
 
