@@ -105,9 +105,14 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
     mode = FramesMode(options["frames"])
     mtu = 1500 if mode is FramesMode.FRAGMENT else codec.fit_mtu(transport.max_datagram_size())
     max_datagram = transport.max_datagram_size()
-    received = {"bench": 0}
+    received = {"bench": 0, "calls": 0}  # the datagrams and the transport's calls with them, both halves alike
+
+    def bench(_peer: PeerId, datas: list[bytes]) -> None:
+        received["bench"] += len(datas)
+        received["calls"] += 1
+
     # the baseline uses the transport's batch calls as the tunnel does: a run of datagrams per call both ways
-    transport.on_datagrams("bench", lambda _p, datas: received.__setitem__("bench", received["bench"] + len(datas)))
+    transport.on_datagrams("bench", bench)
     vm_id = "0123456789abcdef0123456789abcdef"
     gateway = None
     hypervisor = None
@@ -204,8 +209,9 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
 
         def from_provider(_peer: PeerId, datas: list[bytes]) -> None:
             nonlocal offloads_allowed
-            received = link.receive_batch(datas, time.monotonic())
-            for run in received.runs:
+            received["calls"] += 1
+            frames = link.receive_batch(datas, time.monotonic())
+            for run in frames.runs:
                 if type(run) is list:
                     cast(BatchFramePort, port).send_batch(run)
                 else:  # an offloaded frame: after the frames before it
@@ -239,7 +245,14 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
     while line := await reader.readline():
         command = line.decode().split()
         if command[0] == "stats":
-            answer({"port": port.counters(), "bench": received["bench"], "transport": transport.status()["counters"]})
+            answer(
+                {
+                    "port": port.counters(),
+                    "bench": received["bench"],
+                    "calls": received["calls"],
+                    "transport": transport.status()["counters"],
+                }
+            )
         elif command[0] == "blast":
             payload = secrets.token_bytes(int(command[1]))
             deadline = time.monotonic() + float(command[2])
@@ -462,20 +475,26 @@ def frames_per_second(workdir: Path) -> float:
         ping_ms(PROVIDER_NS, GATEWAY_IP)  # ARP and session settle
         pids = (provider.process.pid, consumer.process.pid)
         for round_ in range(1, FRAME_ROUNDS + 1):
-            before, cpu = consumer.ask("stats")["bench"], [cpu_s(pid) for pid in pids]
+            stats, cpu = consumer.ask("stats"), [cpu_s(pid) for pid in pids]
+            before, calls = stats["bench"], stats["calls"]
             provider.ask(f"blast {FRAME_BYTES + 5} {ROUND_S}")
             time.sleep(0.5)
-            count = consumer.ask("stats")["bench"] - before
+            stats = consumer.ask("stats")
+            count = stats["bench"] - before
+            datagram_batch = count / max(stats["calls"] - calls, 1)
             datagram_us = [(cpu_s(pid) - was) / max(count, 1) * 1e6 for pid, was in zip(pids, cpu, strict=True)]
             datagrams = count / ROUND_S
-            before, cpu = consumer.ask("stats")["port"].get("sent_frames", 0), [cpu_s(pid) for pid in pids]
+            stats, cpu = consumer.ask("stats"), [cpu_s(pid) for pid in pids]
+            before, calls = stats["port"].get("sent_frames", 0), stats["calls"]
             read_before = provider.ask("stats")["port"].get("received_frames", 0)
             offered = OFFERED_VS_DATAGRAMS * datagrams
             source = [sys.executable, "-c", FRAME_SOURCE, GATEWAY_IP, str(FRAME_BYTES - 42), str(offered), str(ROUND_S)]
             pin = ["taskset", "-c", str(min(pins[0]))] if pins is not None else []
             run(*pin, *source, namespace=PROVIDER_NS)
             time.sleep(0.5)
-            count = consumer.ask("stats")["port"].get("sent_frames", 0) - before
+            stats = consumer.ask("stats")
+            count = stats["port"].get("sent_frames", 0) - before
+            frame_batch = count / max(stats["calls"] - calls, 1)
             read = provider.ask("stats")["port"].get("received_frames", 0) - read_before
             frame_us = [(cpu_s(pid) - was) / max(count, 1) * 1e6 for pid, was in zip(pids, cpu, strict=True)]
             frames = count / ROUND_S
@@ -485,7 +504,8 @@ def frames_per_second(workdir: Path) -> float:
                 f"  round {round_}: {frames:,.0f} frames/s ({read / ROUND_S:,.0f}/s read by the provider),"
                 f" {datagrams:,.0f} datagrams/s, ratio {ratios[-1]:.3f};"
                 f" CPU per frame / per datagram: provider {frame_us[0]:.1f} / {datagram_us[0]:.1f} µs,"
-                f" consumer {frame_us[1]:.1f} / {datagram_us[1]:.1f} µs",
+                f" consumer {frame_us[1]:.1f} / {datagram_us[1]:.1f} µs;"
+                f" per receive call {frame_batch:.0f} / {datagram_batch:.0f}",
                 flush=True,
             )
     print(f"  the consumer's CPU per datagram against per frame, median: {statistics.median(consumer_ratios):.3f}")
