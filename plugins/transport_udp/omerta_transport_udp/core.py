@@ -59,6 +59,9 @@ class PathRoute(NamedTuple):
 
 
 _DATA = wire.DATA
+_pack_header = wire.pack_data_header
+_unpack_header = wire.unpack_data_header
+_pack_nonce = wire.pack_data_nonce
 
 #: Where a packet goes: a UDP endpoint, or a registered packet path.
 Route = Endpoint | PathRoute
@@ -236,6 +239,11 @@ class TransportCore:
         self.outputs: list[tuple[Route, bytes]] = []
         self.events: list[Event] = []
         self.counters: Counter[str] = Counter()
+        #: Whether :meth:`next_deadline` may have moved earlier since it was last asked (it clears this). Only
+        #: datagram traffic on an established session leaves it unset: sending or receiving a datagram moves the
+        #: keepalive and silence deadlines later, never earlier, so a timer set at the last answer is still early
+        #: enough (it may then fire early; :meth:`tick` finds nothing due and the caller asks again).
+        self.deadline_changed = True
 
     # -- configuration ---------------------------------------------------------
 
@@ -254,9 +262,11 @@ class TransportCore:
 
     def register_path(self, name: str, can_reach: Callable[[PeerId, float], bool]) -> None:
         self._paths[name] = can_reach
+        self.deadline_changed = True
 
     def unregister_path(self, name: str) -> None:
         self._paths.pop(name, None)
+        self.deadline_changed = True
         for peer in self.peers.values():
             if isinstance(peer.route, PathRoute) and peer.route.path == name:
                 peer.route = None
@@ -279,6 +289,7 @@ class TransportCore:
 
     def add_peer(self, peer_id: PeerId, endpoints: Sequence[Endpoint], now: float) -> None:
         """Learn where ``peer_id`` may be reached; opens a session if there is none."""
+        self.deadline_changed = True
         peer = self.peer(peer_id)
         merged = list(dict.fromkeys([*endpoints, *peer.candidates]))
         peer.candidates = merged[:MAX_CANDIDATE_ENDPOINTS]
@@ -294,6 +305,7 @@ class TransportCore:
         if delivery is Delivery.RELIABLE:
             peer.link.queue(channel, data)
             self._dirty[peer] = None
+            self.deadline_changed = True
             return
         prefix = self._datagram_prefixes.get(channel)
         if prefix is None:
@@ -306,14 +318,17 @@ class TransportCore:
         keypair = peer.current
         route = peer.route
         if keypair is not None and route is not None and now - keypair.created < self._rekey_after_s:
-            # the hot path of tunnelled frames: a young session, so no limit or rekey can be due
+            # the hot path of tunnelled frames: a young session, so no limit or rekey can be due (nor can a
+            # deadline move earlier: deadline_changed stays as it is)
             packet = self._seal(keypair, frame)
             self.outputs.append((route, packet))
             counters = self.counters
             counters["sent_packets"] += 1
             counters["sent_bytes"] += len(packet)
             peer.last_sent = now
-        elif self._usable(keypair, now) and route is not None:
+            return
+        self.deadline_changed = True
+        if self._usable(keypair, now) and route is not None:
             assert keypair is not None
             self._send_data(peer, keypair, frame, now)
             self._maybe_rekey(peer, keypair, now)
@@ -348,11 +363,16 @@ class TransportCore:
             wire.check_channel_name(channel)
             prefix = self._datagram_prefixes[channel] = wire.encode_datagram_frame(wire.channel_tag(channel), b"")
         peer.want_until = now + self.settings.give_up_s
-        seal = self._seal
+        # _seal inlined (one packet per datagram, no Python call each); no deadline moves earlier
+        encrypt = keypair.send_aead.encrypt
+        index = keypair.remote_index
+        counter = keypair.send_counter
+        keypair.send_counter = counter + len(datas)
         append = self.outputs.append
         sent_bytes = 0
         for data in datas:
-            packet = seal(keypair, prefix + data)
+            packet = _pack_header(_DATA, index, counter) + encrypt(_pack_nonce(counter), prefix + data, None)
+            counter += 1
             append((route, packet))
             sent_bytes += len(packet)
         counters = self.counters
@@ -373,6 +393,7 @@ class TransportCore:
         over every path at once (the direct route, the candidates and the packet paths) rather
         than over packet paths only from the third attempt on.
         """
+        self.deadline_changed = True
         peer = self.peer(peer_id)
         peer.want_until = now + self.settings.give_up_s
         peer.route_suspect = True
@@ -386,6 +407,7 @@ class TransportCore:
         port in, but hears the handshake through a relay. The current session serves meanwhile.
         Returns how many peers are being resumed.
         """
+        self.deadline_changed = True
         resumed = 0
         for peer in list(self.peers.values()):
             if self._usable(peer.current, now) or peer.handshake is not None:
@@ -396,6 +418,7 @@ class TransportCore:
 
     def probe(self, peer_id: PeerId, endpoint: Endpoint, now: float) -> None:
         """Send an authenticated packet to ``peer_id`` at ``endpoint`` (a punch that authenticates)."""
+        self.deadline_changed = True
         peer = self.peer(peer_id)
         keypair = peer.current
         if self._usable(keypair, now):
@@ -418,10 +441,12 @@ class TransportCore:
             self._drop("malformed")
             return
         kind = packet[0]
+        if kind == _DATA:
+            self._receive_data(packet, source, path, now)
+            return
+        self.deadline_changed = True
         try:
-            if kind == _DATA:
-                self._receive_data(packet, source, path, now)
-            elif kind == wire.HANDSHAKE_INIT:
+            if kind == wire.HANDSHAKE_INIT:
                 self._receive_init(packet, source, path, now)
             elif kind == wire.HANDSHAKE_RESPONSE:
                 self._receive_response(packet, source, path, now)
@@ -445,30 +470,39 @@ class TransportCore:
         self.counters[f"dropped_{reason}"] += 1
 
     def _receive_data(self, packet: bytes, source: Endpoint | None, path: str | None, now: float) -> None:
+        """A data packet: the per-packet path of tunnelled frames, so its checks are inline (no call each).
+
+        A datagram or keepalive on an established session, from where the peer already was, moves no deadline
+        earlier (``deadline_changed`` stays); anything else may."""
         if len(packet) > self.settings.mtu:
             # no sender of this protocol makes one (both ends share the MTU); refused before any crypto
             self._drop("oversize")
             return
-        index, counter = wire.decode_data_header(packet)
+        if len(packet) < wire.DATA_OVERHEAD:
+            self._drop("malformed")
+            return
+        _kind, index, counter = _unpack_header(packet)
         keypair = self._by_index.get(index)
         if keypair is None:
             self._drop("unknown_session")
             return
-        if not keypair.replay.fresh(counter):
+        replay = keypair.replay
+        if counter <= replay.top and not replay.fresh(counter):  # newer than every counter seen: fresh
             self._drop("replay")
             return
         if now - keypair.created > self.settings.reject_after_s or counter >= REJECT_AFTER_MESSAGES:
             self._drop("expired_session")
             return
         try:
-            plaintext = keypair.recv_aead.decrypt(b"\x00\x00\x00\x00" + packet[5:13], packet[13:], None)
+            plaintext = keypair.recv_aead.decrypt(_pack_nonce(counter), packet[wire.DATA_HEADER_LEN :], None)
         except InvalidTag:
             self._drop("bad_auth")
             return
-        newest = keypair.replay.accept(counter)
+        newest = replay.accept(counter)
         peer = keypair.peer
         peer.last_received = now
         if newest and (path is not None or source != peer.route):
+            self.deadline_changed = True
             self._set_route(peer, source, path)
         if not plaintext:
             self.counters["keepalives_received"] += 1
@@ -482,6 +516,7 @@ class TransportCore:
                 self.counters["datagrams_received"] += 1
                 self.events.append(Delivered(peer.peer_id, channel, plaintext[wire.DATAGRAM_FRAME_HEADER :]))
             return
+        self.deadline_changed = True
         try:
             frames = wire.decode_frames(plaintext)
         except wire.WireError:
@@ -750,8 +785,8 @@ class TransportCore:
     def _seal(self, keypair: Keypair, plaintext: bytes) -> bytes:
         counter = keypair.send_counter
         keypair.send_counter = counter + 1
-        header = wire.encode_data_header(keypair.remote_index, counter)
-        return header + keypair.send_aead.encrypt(b"\x00\x00\x00\x00" + header[5:], plaintext, None)
+        header = _pack_header(_DATA, keypair.remote_index, counter)
+        return header + keypair.send_aead.encrypt(_pack_nonce(counter), plaintext, None)
 
     def _send_data(self, peer: PeerState, keypair: Keypair, plaintext: bytes, now: float) -> None:
         route = peer.route
@@ -767,6 +802,9 @@ class TransportCore:
 
     def flush(self, now: float) -> None:
         """Turn pending reliable fragments and acknowledgements into packets."""
+        if not self._dirty:
+            return
+        self.deadline_changed = True
         dirty, self._dirty = self._dirty, {}
         for peer in dirty:
             self._flush_peer(peer, now)
@@ -798,6 +836,7 @@ class TransportCore:
 
     def tick(self, now: float) -> None:
         """Retransmit, retry handshakes, send keepalives, rekey and expire: call at :meth:`next_deadline`."""
+        self.deadline_changed = True
         settings = self.settings
         for peer in self.peers.values():
             keypair = peer.current
@@ -846,8 +885,10 @@ class TransportCore:
         """The time :meth:`tick` next has work to do; ``inf`` when only an input can create any.
 
         A caller sleeps until this time or the next packet, whichever comes first, then calls
-        :meth:`tick`. The value may lie in the past (work is due now).
+        :meth:`tick`. The value may lie in the past (work is due now). Clears :attr:`deadline_changed`: until it
+        is set again, a timer set at this answer is early enough.
         """
+        self.deadline_changed = False
         if self._dirty:
             return float("-inf")
         settings = self.settings

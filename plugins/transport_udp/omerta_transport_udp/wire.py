@@ -91,6 +91,12 @@ MAX_ACKS_PER_PACKET = 1
 MAX_CHANNEL_NAME = 64
 
 _DATA_HEADER = struct.Struct("<BIQ")
+#: A data packet's AEAD nonce: four zero bytes and its counter.
+_DATA_NONCE = struct.Struct("<4xQ")
+#: Bound struct methods for the core's per-packet paths (one C call each, no Python frame).
+pack_data_header = _DATA_HEADER.pack
+unpack_data_header = _DATA_HEADER.unpack_from
+pack_data_nonce = _DATA_NONCE.pack
 _INDEX = struct.Struct("<I")
 _RELIABLE = struct.Struct("<BQBH")
 _FIRST = struct.Struct("<IB")
