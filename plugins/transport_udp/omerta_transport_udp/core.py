@@ -239,10 +239,11 @@ class TransportCore:
         self.outputs: list[tuple[Route, bytes]] = []
         self.events: list[Event] = []
         self.counters: Counter[str] = Counter()
-        #: Whether :meth:`next_deadline` may have moved earlier since it was last asked (it clears this). Only
-        #: datagram traffic on an established session leaves it unset: sending or receiving a datagram moves the
-        #: keepalive and silence deadlines later, never earlier, so a timer set at the last answer is still early
-        #: enough (it may then fire early; :meth:`tick` finds nothing due and the caller asks again).
+        #: Whether :meth:`next_deadline` may have moved earlier since it was last asked (it clears this), or a
+        #: :meth:`flush` is due (then it stays set). Only datagram traffic on an established session leaves it
+        #: unset: sending or receiving a datagram moves the keepalive and silence deadlines later, never earlier,
+        #: so a timer set at the last answer is still early enough (it may then fire early; :meth:`tick` finds
+        #: nothing due and the caller asks again), and there is nothing to flush.
         self.deadline_changed = True
 
     # -- configuration ---------------------------------------------------------
@@ -885,12 +886,12 @@ class TransportCore:
         """The time :meth:`tick` next has work to do; ``inf`` when only an input can create any.
 
         A caller sleeps until this time or the next packet, whichever comes first, then calls
-        :meth:`tick`. The value may lie in the past (work is due now). Clears :attr:`deadline_changed`: until it
-        is set again, a timer set at this answer is early enough.
+        :meth:`tick`. The value may lie in the past (work is due now). Clears :attr:`deadline_changed` unless a
+        :meth:`flush` is due: until it is set again, a timer set at this answer is early enough.
         """
-        self.deadline_changed = False
         if self._dirty:
             return float("-inf")
+        self.deadline_changed = False
         settings = self.settings
         best = float("inf")
         for peer in self.peers.values():

@@ -286,13 +286,8 @@ class UdpTransport:
         self._drain()
 
     def _rearm(self) -> None:
-        """Sleep until the core's next deadline (the event loop's clock is ``time.monotonic``).
-
-        Not asked again while the core says no deadline moved earlier (datagrams on an established session move
-        the keepalive's later): the armed timer may then fire early, once, and finds nothing to do. That saves a
-        timer handle cancelled and another made for every tunnelled packet.
-        """
-        if self._loop is None or not self._sockets or not self.core.deadline_changed:
+        """Sleep until the core's next deadline (the event loop's clock is ``time.monotonic``)."""
+        if self._loop is None or not self._sockets:
             return
         when = max(self.core.next_deadline(), self._last_timer + MIN_TIMER_GAP_S)
         if when == self._timer_at:
@@ -476,13 +471,17 @@ class UdpTransport:
     def _drain(self) -> None:
         self._drain_scheduled = False
         core = self.core
-        core.flush(time.monotonic())
+        if core.deadline_changed:  # else nothing is due but what the events bring (datagrams on a session)
+            core.flush(time.monotonic())
         if core.outputs:
             self._transmit()
         if core.events:
             self._dispatch_events()
         if core.outputs:
             self._transmit()
+        # Timers are planned again only when a deadline may have moved earlier: datagrams on an established session
+        # move the keepalive's later, so the armed timer may fire early, once, and find nothing to do. That saves
+        # a timer handle cancelled and another made for every tunnelled packet (docs/vpn.md, "Latency").
         if core.deadline_changed:
             self._rearm()
 
@@ -575,7 +574,7 @@ class UdpTransport:
                 else:
                     self.core.counters["dropped_no_path"] += 1
                 continue
-            target = self._target(route)
+            target = self._addr_cache.get(route) or self._target(route)
             if target is None:
                 continue
             size = len(packet)

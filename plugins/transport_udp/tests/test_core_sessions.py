@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import nacl.signing
+import pytest
 from omerta_transport_udp import wire
 from omerta_transport_udp.core import Connected, Settings, TransportCore
 
@@ -326,3 +329,72 @@ def test_a_reconnect_request_tries_the_packet_paths_at_once(pair) -> None:
     pair.a.receive(pair.b.outputs.pop()[1], None, pair.now, path="relay")
     assert pair.a.route_of(pair.b.peer_id) == PathRoute("relay", pair.b.peer_id)
     assert not pair.a.peers[pair.b.peer_id].route_suspect  # the next handshake tries the direct route first again
+
+
+def test_datagrams_on_a_session_leave_the_deadline_unchanged_and_other_traffic_marks_it(pair) -> None:
+    pair.connect()
+    for core in (pair.a, pair.b):
+        core.next_deadline()
+    pair.a.send_datagrams(pair.b.peer_id, "chat", [b"one", b"two"], pair.now)
+    pair.a.send(pair.b.peer_id, "chat", b"three", Delivery.DATAGRAM, pair.now)
+    pair.pump()
+    assert [d.data for d in pair.delivered(pair.b)] == [b"one", b"two", b"three"]
+    assert not pair.a.deadline_changed and not pair.b.deadline_changed
+    pair.a.send(pair.b.peer_id, "ctl", b"reliable", Delivery.RELIABLE, pair.now)
+    assert pair.a.deadline_changed and pair.a.next_deadline() == float("-inf")  # a flush is due
+    assert pair.a.deadline_changed  # and stays due until flushed
+    pair.a.flush(pair.now)
+    pair.b.receive(pair.a.outputs.pop()[1], pair.addr[id(pair.a)], pair.now)
+    assert pair.b.deadline_changed  # it has an acknowledgement to send back
+    pair.pump()
+    pair.b.next_deadline()
+    pair.b.receive(b"\x14 not a packet", pair.addr[id(pair.a)], pair.now)
+    assert not pair.b.deadline_changed  # dropped: nothing changed
+    pair.a.send(pair.b.peer_id, "chat", b"roamed", Delivery.DATAGRAM, pair.now)
+    pair.b.receive(pair.a.outputs.pop()[1], Endpoint("198.18.0.9", 7700), pair.now)
+    assert pair.b.deadline_changed  # the peer moved
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_an_unchanged_deadline_is_never_earlier_than_the_armed_timer(make_pair, seed: int) -> None:
+    """An adapter that plans its timer only when ``deadline_changed`` is set never sleeps past a deadline and never
+    leaves a flush waiting: traffic of every kind, loss, silence, roaming, keepalives, rekeys and expiry."""
+    pair = make_pair(Settings(keepalive_s=2.0, rekey_after_s=12.0, reject_after_s=18.0, stale_after_s=1.0))
+    pair.connect()
+    rng = random.Random(seed)
+    cores = (pair.a, pair.b)
+    armed = {id(core): core.next_deadline() for core in cores}  # when each adapter's timer fires
+    roamed = Endpoint("198.18.0.7", 7701)
+    for _ in range(600):
+        sender = rng.choice(cores)
+        receiver = pair.other(sender)
+        action = rng.choices(["datagrams", "reliable", "deliver", "time", "roam"], weights=[8, 1, 8, 4, 1])[0]
+        if action == "datagrams":
+            datas = [rng.randbytes(rng.randrange(1, 200)) for _ in range(rng.randrange(1, 4))]
+            sender.send_datagrams(receiver.peer_id, "chat", datas, pair.now)
+        elif action == "reliable":
+            sender.send(receiver.peer_id, "ctl", rng.randbytes(50), Delivery.RELIABLE, pair.now)
+        elif action in ("deliver", "roam"):
+            outputs, sender.outputs = sender.outputs, []
+            source = roamed if action == "roam" else pair.addr[id(sender)]
+            for _route, packet in outputs:
+                if rng.random() > 0.2:  # a fifth is lost
+                    receiver.receive(packet, source, pair.now)
+        else:
+            pair.now += rng.uniform(0.0, 1.5)
+        for core in cores:
+            if pair.now >= armed[id(core)]:  # the timer fires: it is gone, and tick must ask for another
+                core.tick(pair.now)
+                assert core.deadline_changed
+            if core.deadline_changed:  # the adapter drains and plans its timer again
+                core.flush(pair.now)
+                armed[id(core)] = core.next_deadline()
+                continue
+            outputs_before = len(core.outputs)
+            core.flush(pair.now)
+            assert len(core.outputs) == outputs_before  # nothing was waiting to be flushed
+            assert core.next_deadline() >= armed[id(core)]  # the armed timer is early enough
+    assert pair.a.counters["datagrams_received"] > 0 and pair.b.counters["datagrams_received"] > 0
+    assert pair.a.counters["keepalives_sent"] + pair.b.counters["keepalives_sent"] > 0
+    renewed = ("rekeys", "reconnects", "sessions_expired")
+    assert sum(core.counters[name] for core in cores for name in renewed) > 0

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import defaultdict
+from typing import Any
 
 import nacl.signing
 import pytest
+from omerta_transport_udp.core import Settings
 from omerta_transport_udp.errors import IdentifyTimeoutError, MessageTooLargeError
 from omerta_transport_udp.service import UdpTransport
 from omerta_transport_udp.testing import wait_for
@@ -290,6 +293,92 @@ async def test_a_batch_of_datagrams_leaves_before_the_loop_turns_again() -> None
         assert a.core.outputs == []  # sealed and sent within the call, not queued for the loop
         assert a.status()["counters"]["sent_packets"] == sent_before + 2
         await wait_for(lambda: [data for run in runs for data in run] == [b"one", b"two"], timeout=20)
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_datagrams_on_a_session_plan_no_timer_each_and_keepalives_still_flow() -> None:
+    """Tunnelled datagrams move only the keepalive's deadline later, so neither end plans its timer again per
+    packet; the timer armed before still fires, and the end that only receives keeps the session alive."""
+    settings = Settings(keepalive_s=0.3)
+    a, b = (UdpTransport(nacl.signing.SigningKey.generate(), hosts=["127.0.0.1"], settings=settings) for _ in "ab")
+    await a.start()
+    await b.start()
+    loop = asyncio.get_running_loop()
+    planned: list[object] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        planned.append(getattr(callback, "__self__", None))
+        return call_at(when, callback, *args, **kwargs)
+
+    try:
+        got: list[bytes] = []
+        b.on_datagrams("frames", lambda _peer, datas: got.extend(datas))
+        a.add_peer(b.peer_id, [loopback(b)])
+        await wait_for(lambda: a.path_state(b.peer_id) is PathState.CONNECTED)
+        await asyncio.sleep(0.05)  # the handshake's own traffic is over
+        loop.call_at = counting_call_at  # type: ignore[method-assign]
+        keepalives_before = b.status()["counters"].get("keepalives_sent", 0)
+        for index in range(60):  # 1.2 s of a frame every 20 ms, as a ping through the tunnel
+            a.send_datagrams(b.peer_id, "frames", [index.to_bytes(2, "big")])
+            await asyncio.sleep(0.02)
+        await wait_for(lambda: len(got) == 60, timeout=20)
+        assert got == [index.to_bytes(2, "big") for index in range(60)]
+        # a frame each way would have planned a timer 120 times; what remains is the keepalive timers firing
+        assert planned.count(a) + planned.count(b) < 20
+        assert b.status()["counters"].get("keepalives_sent", 0) - keepalives_before >= 2
+        assert a.path_state(b.peer_id) is PathState.CONNECTED and b.path_state(a.peer_id) is PathState.CONNECTED
+    finally:
+        loop.call_at = call_at  # type: ignore[method-assign]
+        await a.stop()
+        await b.stop()
+
+
+class CountingSocket(socket.socket):
+    """A socket that counts the datagram reads made on it."""
+
+    reads = 0
+
+    def recvmsg(self, *args: Any) -> Any:
+        self.reads += 1
+        return super().recvmsg(*args)
+
+    def recvfrom(self, *args: Any) -> Any:
+        self.reads += 1
+        return super().recvfrom(*args)
+
+
+class CountingTransport(UdpTransport):
+    def _bind(self, host: str, port: int) -> socket.socket:
+        sock = super()._bind(host, port)
+        counting = CountingSocket(sock.family, sock.type, sock.proto, sock.detach())
+        counting.setblocking(False)
+        return counting
+
+
+async def test_a_packet_after_a_silence_is_handed_over_after_one_read_and_a_burst_still_arrives_whole() -> None:
+    a, b = await started("127.0.0.1"), CountingTransport(nacl.signing.SigningKey.generate(), hosts=["127.0.0.1"])
+    await b.start()
+    try:
+        runs: list[list[bytes]] = []
+        b.on_datagrams("frames", lambda _peer, datas: runs.append(list(datas)))
+        a.add_peer(b.peer_id, [loopback(b)])
+        await wait_for(lambda: a.path_state(b.peer_id) is PathState.CONNECTED)
+        (sock,) = b._sockets
+        assert isinstance(sock, CountingSocket)
+        await asyncio.sleep(0.05)
+        reads = sock.reads
+        a.send_datagrams(b.peer_id, "frames", [b"ping"])
+        await wait_for(lambda: runs == [[b"ping"]])
+        await asyncio.sleep(0.05)
+        assert sock.reads == reads + 1  # no further read that finds the socket empty
+        sent = [bytes([index]) * (300 - index) for index in range(40)]  # sizes differ: no segmentation offload
+        a.send_datagrams(b.peer_id, "frames", sent)
+        await wait_for(lambda: sum(len(run) for run in runs) == 41)
+        assert [data for run in runs[1:] for data in run] == sent
+        assert len(runs) <= 3  # the first read's packet at once, the rest read until empty on the next turn
     finally:
         await a.stop()
         await b.stop()
