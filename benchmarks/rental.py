@@ -7,7 +7,8 @@ under TCG, four more witnesses). Measured in one run:
 * **rental SSH-ready**: ``rental.request`` → the guest's SSH server answers the consumer over its VPN
   (admission, spec 00 escrow lock with five witnesses, the witnesses' confirmation, VM creation and boot,
   ``ready``, the VPN attach, the guest's dropbear answering: the consumer's ``ssh`` step), for
-  10 sequential rentals; the baseline is the strongest fair one: ``vm.create`` on the provider's own
+  10 sequential rentals (the time of the consumer's ``ssh`` step as its node recorded it, since just before the
+  request call); the baseline is the strongest fair one: ``vm.create`` on the provider's own
   control socket → console-ready, 10 times, on the same node and image (no mesh, no escrow), each
   run right before a rental so that the shared host's load weighs on both alike;
 * **release → settled**: ``rental.release`` → the VM and its artefacts are gone, the consumer's lock is
@@ -17,10 +18,11 @@ under TCG, four more witnesses). Measured in one run:
 
 It also prints where a rental's time goes: the p50 of every step's time since the request, on both sides
 (the consumer's and the provider's rental steps, the provider's hypervisor lifecycle), the phases between
-them, and the timeline of one more traced rental (not counted) down to the frames: when the guest's first frame
-reached the provider's tunnel and the consumer's gateway, when the gateway's DHCP leased the guest its
-address and the guest applied it, from polling both nodes' VPN counters, the guest's console and the
-gateway's lease file every 20 ms. Last, how long each part of the run took; progress goes to stderr.
+them, and the timeline of one more traced rental (not counted; skipped when the run is already long) down
+to the frames: when the guest's first frame reached the provider's tunnel and the consumer's gateway, when
+the gateway's DHCP leased the guest its address and the guest applied it, from polling both nodes' VPN
+counters, the guest's console and the gateway's lease file every 20 ms. Last, how long each part of the run
+took; progress goes to stderr.
 
 The rental side ends at SSH-ready, the local side at console-ready (a local ``vm.create`` has no VPN or
 consumer key to log in with): the ratio is the whole overhead a consumer sees. Needs root, libvirtd and QEMU
@@ -46,6 +48,11 @@ from omerta_vm_kvm.guest_builder import build_test_guest
 from omerta_core.errors import ControlError
 
 RUNS = 10
+#: How often the benchmark asks whether a rental is SSH-ready. Its time is read from the consumer's own record of
+#: the ``ssh`` step, so polling seldom loses no precision and takes little CPU from the booting guest.
+READY_POLL_S = 0.25
+#: The traced rental runs only if the run so far took less than this (so the whole stays under 5 min under load).
+TRACE_BUDGET_S = 180.0
 CONCURRENT_MEMORY_MIB = 128
 PROVIDER_MEMORY_MIB = 512
 REQUEST = {"image": "omk-test", "vcpus": 1, "memory_mib": CONCURRENT_MEMORY_MIB, "disk_gib": 1, "lease_s": 3600,
@@ -165,25 +172,25 @@ class FrameTrace:
             console = provider.state_dir / "plugins" / "kvm" / "vms" / gateway["vm_id"] / "console.log"
             text = console.read_bytes() if console.exists() else b""
             for marker, name in ((b"omerta-guest-lease", "guest applied its lease (console)"),
-                                 (b"omerta-guest-hostkey", "guest printed its host key (console)"),
-                                 (b"omerta-guest-ready", "guest printed its ready marker (console)")):  # fmt: skip
+                     (b"omerta-guest-ready", "guest printed its ready marker (console)")):  # fmt: skip
                 if marker in text:
                     self._mark(name)
 
 
 def rent_once(cluster: Cluster, phases: dict[str, list[float]], steps: dict[str, list[float]],
               trace: dict[str, float] | None = None) -> tuple[float, float] | None:  # fmt: skip
-    started, since = time.monotonic(), time.time()
+    since = time.time()
     rental = cluster["consumer"].call("rental.request", REQUEST)["rental"]
     try:
-        wait_for("ready", lambda: ready(cluster, rental), 600, every=0.05)
+        wait_for("ready", lambda: ready(cluster, rental), 600, every=READY_POLL_S)
     except RentalFailedError as exc:
         print(f"rental failed: {exc}", file=sys.stderr, flush=True)
         if shown(cluster, rental)["outcome"] is None:
             cluster["consumer"].call("rental.release", {"rental": rental})
         wait_for("the failed rental to settle", lambda: bool(shown(cluster, rental)["settlement"]), 300)
         return None
-    to_ready = time.monotonic() - started
+    state = shown(cluster, rental)
+    to_ready = state["started"] + next(e["t"] for e in state["events"] if e["step"] == "ssh") - since
     paid_before = provider_balance(cluster)
     started = time.monotonic()
     cluster["consumer"].call("rental.release", {"rental": rental})
@@ -293,8 +300,13 @@ def main() -> int:
                 rented = f"rental SSH-ready {done[0]:.1f} s, settled {done[1]:.1f} s" if done else "rental failed"
                 print(f"[{run + 1}/{RUNS}] local ready {local[-1]:.1f} s, {rented}", file=sys.stderr, flush=True)
             took[f"{RUNS} local boots and {RUNS} rentals"], mark = time.monotonic() - mark, time.monotonic()
-            print(f"[{RUNS}/{RUNS}] one more rental, its frames traced", file=sys.stderr, flush=True)
-            traced = traced_rental(cluster)
+            traced: dict[str, float] = {}
+            if (elapsed := sum(took.values())) < TRACE_BUDGET_S:
+                print(f"[{RUNS}/{RUNS}] one more rental, its frames traced", file=sys.stderr, flush=True)
+                traced = traced_rental(cluster)
+            else:
+                print(f"[{RUNS}/{RUNS}] no traced rental: {elapsed:.0f} s so far (a loaded host)", file=sys.stderr,
+                      flush=True)  # fmt: skip
             took["the traced rental"], mark = time.monotonic() - mark, time.monotonic()
             boots = boot_seconds(cluster)
             print(f"[{RUNS}/{RUNS}] now renting concurrently", file=sys.stderr, flush=True)

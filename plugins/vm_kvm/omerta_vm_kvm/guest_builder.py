@@ -4,9 +4,10 @@ Run as ``python -m omerta_vm_kvm.guest_builder CACHE_DIR``. The result is an ima
 directory (``vmlinuz``, ``initrd.img``, ``disk.qcow2``) that the ``kvm`` plugin
 boots directly; its init prints :data:`READY_MARKER` and the VM id on the serial
 console. With a consumer's key on the kernel command line (:data:`SSH_KEY_PARAM`)
-it also makes an ed25519 host key, prints it (:data:`HOST_KEY_MARKER`) before the
-ready marker, and serves SSH with the host's dropbear (copied in with the shared
-libraries it needs) to that key alone, as the account ``omerta``. Built once and
+it serves SSH with the host's dropbear (copied in with the shared libraries it
+needs) to that key alone, as the account ``omerta``, and prints the ready marker
+once dropbear listens; its host key is the one the provider appends to the VM's
+initramfs (:mod:`omerta_vm_kvm.guest_files`). Built once and
 cached: a second call with the same cache directory returns at once. Touches only
 the cache directory and a temporary directory; runs ``apt-get download``,
 ``qemu-img``, ``ldd`` and ``cpio``.
@@ -32,14 +33,12 @@ KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
 READY_MARKER = "omerta-guest-ready"
 #: Printed by the guest's DHCP hook with the lease it applied: ``ip=... mtu=... router=...``.
 LEASE_MARKER = "omerta-guest-lease"
-#: Printed by the guest's init before the ready marker: ``omerta-guest-hostkey vm=ID ssh-ed25519 BASE64``.
-HOST_KEY_MARKER = "omerta-guest-hostkey"
 #: Kernel parameter carrying the consumer's public key as ``TYPE:BASE64`` (no spaces on a command line).
 SSH_KEY_PARAM = "omerta.ssh_key"
 #: TCP port on which the test guest serves a shell to whoever is on its network (its consumer).
 AGENT_PORT = 7000
-#: The SSH server and key tool copied from the host (Debian ``dropbear-bin``), with their libraries.
-DROPBEAR = ("/usr/sbin/dropbear", "/usr/bin/dropbearkey")
+#: The SSH server copied from the host (Debian ``dropbear-bin``), with its libraries.
+DROPBEAR = ("/usr/sbin/dropbear",)
 #: The guest's accounts: ``omerta`` (the consumer's login) is root, as the test guest has no sudo.
 PASSWD = "omerta:x:0:0:omerta:/home/omerta:/bin/sh\nroot:x:0:0:root:/root:/bin/sh\n"
 #: Drivers the guest needs for its disk and TAP NIC (the cloud kernel builds them as modules).
@@ -55,7 +54,7 @@ class GuestBuildError(RuntimeError):
 
 
 #: Bumped whenever the guest's files change, so a cached older build is rebuilt.
-GUEST_VERSION = "6"
+GUEST_VERSION = "7"
 
 
 def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:
@@ -146,7 +145,6 @@ def _initramfs(modules_dir: Path) -> bytes:
         (root / "init").write_text(
             init.replace("@READY_MARKER@", READY_MARKER)
             .replace("@AGENT_PORT@", str(AGENT_PORT))
-            .replace("@HOST_KEY_MARKER@", HOST_KEY_MARKER)
             .replace("@SSH_KEY_PARAM@", SSH_KEY_PARAM)
         )
         (root / "init").chmod(0o755)

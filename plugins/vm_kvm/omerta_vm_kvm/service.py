@@ -25,13 +25,13 @@ from typing import Any
 from omerta_core.control.progress import report
 from omerta_core.interfaces.common import PeerId
 from omerta_core.interfaces.hypervisor import FramePort, VmInfo, VmRequest, VmState
-from omerta_vm_kvm import libvirt_host, network, probe, seed
+from omerta_vm_kvm import guest_files, libvirt_host, network, probe, seed
 from omerta_vm_kvm.admission import Usage, admit
 from omerta_vm_kvm.domain_xml import DomainSpec, domain_xml
 from omerta_vm_kvm.errors import AdmissionError, BootError, HypervisorUnavailableError, KvmError, UnknownVmError
 from omerta_vm_kvm.events import LifecycleLog
 from omerta_vm_kvm.frame_port import PacketSocketFramePort
-from omerta_vm_kvm.guest_builder import HOST_KEY_MARKER, READY_MARKER, SSH_KEY_PARAM
+from omerta_vm_kvm.guest_builder import READY_MARKER, SSH_KEY_PARAM
 from omerta_vm_kvm.images import BaseImage, resolve_image
 from omerta_vm_kvm.registry import Artefact, Registry, VmRow
 from omerta_vm_kvm.settings import Settings
@@ -59,12 +59,6 @@ VM_ID = re.compile(r"[0-9a-f]{32}")
 def ready_line(vm_id: str) -> str:
     """What the guest prints on its serial console once it has booted."""
     return f"{READY_MARKER} vm={vm_id}"
-
-
-def host_key_in(console: bytes, vm_id: str) -> str | None:
-    """The host key the test guest printed before its ready line (``TYPE BASE64``), if any."""
-    found = re.search(rb"%s vm=%s (ssh-ed25519 [A-Za-z0-9+/=]+)" % (HOST_KEY_MARKER.encode(), vm_id.encode()), console)
-    return found.group(1).decode() if found else None
 
 
 def kernel_cmdline(vm_id: str, ssh_key: str | None) -> str:
@@ -313,8 +307,15 @@ class KvmHypervisor:
         await self._make(Artefact(vm_id, "dir", str(vm_dir)), vm_dir.mkdir, 0o700)
         overlay = vm_dir / "disk.qcow2"
         await self._make(Artefact(vm_id, "file", str(overlay)), _create_overlay, image.disk, overlay, row.disk_gib)
-        seed_iso = None
-        if not image.boots_directly and ssh_key is not None:
+        seed_iso, initrd = None, image.initrd
+        if image.boots_directly and ssh_key is not None and image.initrd is not None:
+            # the guest's host key, made here and appended to its own copy of the image's initramfs
+            initrd = vm_dir / "initrd.img"
+            guest_key = guest_files.dropbear_host_key()
+            await self._make(Artefact(vm_id, "file", str(initrd)), guest_files.write_vm_initrd, image.initrd, initrd,
+                             guest_key)  # fmt: skip
+            self._host_keys[vm_id] = guest_key.public
+        elif not image.boots_directly and ssh_key is not None:
             seed_iso = vm_dir / "seed.iso"
             host_key = await asyncio.to_thread(seed.host_key_pair)
             seed_args = (seed_iso, vm_id, ssh_key, ready_line(vm_id), guest_mac(vm_id), host_key)
@@ -339,7 +340,7 @@ class KvmHypervisor:
             mtu=self.settings.nic_mtu,
             nic_offloads=self.settings.nic_offloads,
             kernel=image.kernel,
-            initrd=image.initrd,
+            initrd=initrd,
             cmdline=kernel_cmdline(vm_id, ssh_key if image.boots_directly else None),
             seed_iso=seed_iso,
         )
@@ -350,9 +351,7 @@ class KvmHypervisor:
         self.events.step("boot", vm_id)
         report(f"VM {vm_id[:8]} is booting; waiting for it to signal readiness")
         started = time.monotonic()
-        host_key = await self._wait_ready(vm_id, spec.name, console)
-        if host_key is not None:
-            self._host_keys[vm_id] = host_key
+        await self._wait_ready(vm_id, spec.name, console)
         expires_at = time.time() + lease_s  # the lease runs from the moment the consumer can use the VM
         registry.set_expiry(vm_id, expires_at)
         registry.set_state(vm_id, VmState.READY)
@@ -365,8 +364,8 @@ class KvmHypervisor:
         self._registry().record(artefact)
         await asyncio.to_thread(create, *args)
 
-    async def _wait_ready(self, vm_id: str, name: str, console: Path) -> str | None:
-        """Wait for the guest's ready line; return the host key it printed before it, if any."""
+    async def _wait_ready(self, vm_id: str, name: str, console: Path) -> None:
+        """Wait for the guest's ready line."""
         wanted = ready_line(vm_id).encode()
         deadline = time.monotonic() + self.settings.boot_timeout_s
         next_liveness = time.monotonic() + LIVENESS_POLL_S
@@ -379,7 +378,7 @@ class KvmHypervisor:
                 offset += len(chunk)
                 tail = (tail + chunk)[-(len(wanted) + 4096) :]
                 if wanted in tail:
-                    return host_key_in(tail[: tail.index(wanted)], vm_id)
+                    return
             now = time.monotonic()
             if now >= deadline:
                 raise BootError(f"VM {vm_id} did not signal readiness within {self.settings.boot_timeout_s:.0f} s")

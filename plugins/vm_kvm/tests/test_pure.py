@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import gzip
 import json
 import struct
 import subprocess
@@ -18,11 +19,11 @@ from hypothesis import strategies as st
 from omerta_vm_kvm.admission import Limits, Usage, admit
 from omerta_vm_kvm.domain_xml import RNG_BYTES_PER_SECOND, DomainSpec, domain_xml
 from omerta_vm_kvm.errors import AdmissionError, ImageNotFoundError, InvalidSshKeyError, RegistryDamagedError
-from omerta_vm_kvm.guest_builder import HOST_KEY_MARKER, READY_MARKER
+from omerta_vm_kvm.guest_files import HOST_KEY_PATH, dropbear_host_key, newc_archive, write_vm_initrd
 from omerta_vm_kvm.images import resolve_image
 from omerta_vm_kvm.registry import REGISTRY_FILE, Artefact, Registry, VmRow
 from omerta_vm_kvm.seed import host_key_pair, meta_data, network_config, user_data, write_seed_iso
-from omerta_vm_kvm.service import host_key_in, kernel_cmdline
+from omerta_vm_kvm.service import kernel_cmdline
 from omerta_vm_kvm.settings import parse_settings
 from omerta_vm_kvm.ssh_keys import validate_ssh_public_key
 
@@ -184,15 +185,42 @@ def test_a_cloud_guest_gets_the_providers_host_key_and_no_other() -> None:
     assert "ssh_keys" not in json.loads(user_data(ed25519_key(), "ready").split("\n", 1)[1])
 
 
-def test_the_test_guest_gets_the_key_on_its_command_line_and_its_host_key_is_read_from_its_console() -> None:
+def test_the_test_guest_gets_the_consumers_key_on_its_command_line() -> None:
     key = ed25519_key()
     key_type, blob, _ = key.split()
     assert kernel_cmdline("v1", key).split()[-2:] == ["omerta.vm=v1", f"omerta.ssh_key={key_type}:{blob}"]
     assert "ssh_key" not in kernel_cmdline("v1", None)
-    host = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSEBynlPKdbiuOtwb4/CwY7joEKU8mm8qOSKx+Tjo5M"
-    console = f"boot noise\n{HOST_KEY_MARKER} vm=v2 ssh-ed25519 AAAAwrong\n{HOST_KEY_MARKER} vm=v1 {host}\n"
-    assert host_key_in(console.encode(), "v1") == host
-    assert host_key_in(f"{READY_MARKER} vm=v1\n".encode(), "v1") is None
+
+
+def test_the_providers_host_key_for_a_direct_boot_guest_is_one_dropbear_reads(tmp_path: Path) -> None:
+    key = dropbear_host_key()
+    assert key.public.startswith("ssh-ed25519 ") and key != dropbear_host_key()
+    (tmp_path / "host_key").write_bytes(key.private)
+    (tmp_path / "host_key").chmod(0o600)
+    derived = subprocess.run(["dropbearkey", "-y", "-f", str(tmp_path / "host_key")], capture_output=True,
+                             text=True, check=True).stdout  # fmt: skip
+    assert key.public in derived.splitlines()[1]
+    assert dropbear_host_key(bytes(32)) == dropbear_host_key(bytes(32))
+
+
+def test_a_direct_boot_guests_own_initrd_is_the_images_with_its_host_key_appended(tmp_path: Path) -> None:
+    base, target, key = tmp_path / "initrd.img", tmp_path / "vm-initrd.img", dropbear_host_key()
+    base.write_bytes(b"the image's own initramfs")
+    write_vm_initrd(base, target, key)
+    assert target.stat().st_mode & 0o777 == 0o600
+    data = target.read_bytes()
+    assert data.startswith(base.read_bytes())
+    archive = gzip.decompress(data[len(base.read_bytes()) :])
+    assert archive == newc_archive({HOST_KEY_PATH: (0o600, key.private)})
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    listing = subprocess.run(["cpio", "-idv", "--no-absolute-filenames"], input=archive, cwd=unpacked,
+                             capture_output=True, check=True).stderr.decode()  # fmt: skip
+    assert listing.split()[:3] == ["etc", "etc/dropbear", "etc/dropbear/host_key"]
+    assert (unpacked / HOST_KEY_PATH).read_bytes() == key.private
+    assert (unpacked / HOST_KEY_PATH).stat().st_mode & 0o777 == 0o600
+    with pytest.raises(FileExistsError):  # never over a file already there
+        write_vm_initrd(base, target, key)
 
 
 def test_registry_returns_artefacts_newest_first_and_keeps_vms_with_artefacts(tmp_path: Path) -> None:

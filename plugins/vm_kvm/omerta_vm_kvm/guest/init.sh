@@ -1,13 +1,13 @@
 #!/bin/busybox sh
 # Init of the omerta test guest: load the virtio drivers; when the kernel command
-# line carries the consumer's SSH key (@SSH_KEY_PARAM@=TYPE:BASE64), make an ed25519
-# host key and print it on the serial console (the provider reads it there and
-# tells the consumer, who pins it); print the ready marker; serve SSH (dropbear,
-# that key only, account omerta) and a shell on TCP port @AGENT_PORT@ (tests) to
-# whoever is on the guest's only network, its consumer's VPN. DHCP (honouring the
-# MTU option) on the TAP NIC starts first, in the background, and asks every
-# second until it has a lease: a rented guest's gateway is normally up before it
-# boots, so the lease comes while the host key is made.
+# line carries the consumer's SSH key (@SSH_KEY_PARAM@=TYPE:BASE64), serve SSH
+# (dropbear, that key only, account omerta) with the host key the provider put in
+# this VM's initramfs (/etc/dropbear/host_key; the provider told the consumer its
+# public half, who pins it) and print the ready marker once dropbear listens; serve a
+# shell on TCP port @AGENT_PORT@ (tests) to whoever is on the guest's only network,
+# its consumer's VPN. DHCP (honouring the MTU option) on the TAP NIC starts first,
+# in the background, and asks every second until it has a lease: a rented guest's
+# gateway is normally up before it boots, so the lease comes while dropbear starts.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -28,17 +28,21 @@ ip link set lo up
 ip link set eth0 up 2>/dev/null
 udhcpc -i eth0 -O mtu -s /bin/udhcpc-script -f -t 0 -T 1 > /dev/null 2>&1 &
 if [ -n "$key" ]; then
+    umask 077  # (no chmod: every program started costs the emulated CPU tens of ms)
     echo "${key%%:*} ${key#*:}" > /home/omerta/.ssh/authorized_keys
-    chmod 700 /home/omerta/.ssh
-    chmod 600 /home/omerta/.ssh/authorized_keys
-    dropbearkey -t ed25519 -f /etc/dropbear/host_key > /dev/null 2>&1
-    hostkey=$(dropbearkey -y -f /etc/dropbear/host_key | grep '^ssh-ed25519 ' | cut -d' ' -f1,2)
-    echo "@HOST_KEY_MARKER@ vm=$vm $hostkey" > /dev/ttyS0
-fi
-echo "@READY_MARKER@ vm=$vm" > /dev/ttyS0
-if [ -n "$key" ]; then
+    umask 022
     # -s -g: no passwords at all; the authorized key is the only way in
     dropbear -r /etc/dropbear/host_key -p 22 -s -g -E > /tmp/dropbear.log 2>&1
+    # dropbear listens in its background child: wait for it (10 ms steps, at most 5 s), so that a
+    # login right after the ready line finds it (port 22 is 0016 in /proc/net/tcp, 0A is LISTEN)
+    tries=500
+    while [ "$tries" -gt 0 ]; do
+        while read -r _ local _ state _; do
+            [ "$state" = 0A ] && [ "${local#*:}" = 0016 ] && tries=0
+        done < /proc/net/tcp
+        [ "$tries" -gt 0 ] && usleep 10000 && tries=$((tries - 1))
+    done
 fi
+echo "@READY_MARKER@ vm=$vm" > /dev/ttyS0
 nc -ll -p @AGENT_PORT@ -e /bin/sh > /dev/null 2>&1 &
 while true; do sleep 3600; done
