@@ -6,7 +6,7 @@ Touches nothing.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -134,8 +134,13 @@ class OffloadPort(FramePort, Protocol):
 class Hypervisor(Service, Protocol):
     """Admits, creates, renews and deletes VMs; reclaims leftovers after a crash."""
 
-    async def create(self, request: VmRequest) -> VmInfo:
-        """Admit and create a VM; raises a typed error and leaves nothing behind on failure."""
+    async def create(self, request: VmRequest, go: Callable[[], Awaitable[bool]] | None = None) -> VmInfo:
+        """Admit and create a VM; raises a typed error and leaves nothing behind on failure.
+
+        With ``go``, everything is made (disk, NIC, the VM itself) but the VM's CPUs are held before its first
+        instruction until ``go()`` answers: ``True`` boots it, ``False`` deletes everything and raises. A caller
+        that must not run a VM before some check (the rental's escrow confirmation) overlaps the making with it.
+        """
 
     async def destroy(self, vm_id: str) -> None:
         """Delete a VM and every artefact it had."""

@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 from omerta_core.errors import OmertaError
 from omerta_core.interfaces.common import PeerId, Service
 from omerta_core.interfaces.discovery import Discovery
-from omerta_core.interfaces.hypervisor import Hypervisor, VmRequest, VmState
+from omerta_core.interfaces.hypervisor import Hypervisor, VmInfo, VmRequest, VmState
 from omerta_core.interfaces.ledger import INSUFFICIENT_FUNDS, Ledger
 from omerta_core.interfaces.transport import Transport
 from omerta_core.node import NodeContext
@@ -139,6 +139,8 @@ class RentalService:
         #: Consumer: each rental's gateway, being built or built (None: it could not be built).
         self._gateways: dict[str, asyncio.Task[Attachment | None]] = {}
         self._timer: asyncio.Task[None] | None = None
+        #: Provider: each admitted lease's VM, made while the consumer locks and held until the lock is confirmed.
+        self._held: dict[str, tuple[asyncio.Future[bool], asyncio.Task[VmInfo]]] = {}
         self.dropped = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -201,7 +203,8 @@ class RentalService:
 
     async def stop(self) -> None:
         timer = [self._timer] if self._timer else []
-        tasks: list[asyncio.Task[Any]] = [*self._tasks, *self._gateways.values(), *timer]
+        held = [making for _, making in self._held.values()]
+        tasks: list[asyncio.Task[Any]] = [*self._tasks, *self._gateways.values(), *held, *timer]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -209,6 +212,7 @@ class RentalService:
                 await task
         self._tasks.clear()
         self._gateways.clear()
+        self._held.clear()
         self._timer = None
 
     def status(self) -> dict[str, Any]:
@@ -390,6 +394,8 @@ class RentalService:
         elif isinstance(action, ClaimEscrow):
             self._spawn(self._claim(action))
         elif isinstance(action, Finished):
+            if (held := self._held.pop(action.rental, None)) is not None:  # never confirmed: delete it unstarted
+                self._spawn(self._withdraw(*held))
             record = self.records.get(action.rental)
             if record is not None:
                 record.outcome = action.outcome
@@ -456,7 +462,40 @@ class RentalService:
         max_lease_ms = self.settings.max_lease_h * billing.MS_PER_HOUR
         self._run(self.provider.decided(action.rental, admitted, reason, offer.price_per_hour, max_lease_ms,
                                         self._now(), vm_id))  # fmt: skip
+        if admitted and self.hypervisor is not None:
+            self._hold(action.rental, consumer, request, vm_id)
         self.publish_offer()
+
+    def _vm_request(self, consumer: PeerId, request: messages.Request, vm_id: str) -> VmRequest:
+        return VmRequest(
+            consumer=consumer,
+            image=request.image,
+            vcpus=request.vcpus,
+            memory_mib=request.memory_mib,
+            disk_gib=request.disk_gib,
+            lease_seconds=self.settings.max_lease_h * 3600,
+            ssh_public_key=request.ssh_public_key or None,
+            vm_id=vm_id or None,
+        )
+
+    def _hold(self, rental: str, consumer: PeerId, request: messages.Request, vm_id: str) -> None:
+        """Make the admitted lease's VM while the consumer locks its escrow (disk, NIC, QEMU: most of a create),
+        held before its first instruction: it boots only at ``CreateVm``, once the lock's witnesses confirmed the
+        lock; any other end of the lease (``Finished`` first) deletes it unstarted."""
+        assert self.hypervisor is not None
+        gate: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        async def go() -> bool:
+            return await gate
+
+        making = asyncio.create_task(self.hypervisor.create(self._vm_request(consumer, request, vm_id), go))
+        self._held[rental] = (gate, making)
+
+    async def _withdraw(self, gate: asyncio.Future[bool], making: asyncio.Task[VmInfo]) -> None:
+        if not gate.done():
+            gate.set_result(False)
+        with contextlib.suppress(Exception):  # the hypervisor deleted what it had made and says so
+            await making
 
     def _local_hour(self) -> int:
         """The hour on the provider's clock (``timezone``, else the host's local time), for quiet hours."""
@@ -476,22 +515,17 @@ class RentalService:
         record = self.records.get(action.rental)
         if record is not None:
             record.session = action.session
-        request = action.request
-        vm_request = VmRequest(
-            consumer=action.consumer,
-            image=request.image,
-            vcpus=request.vcpus,
-            memory_mib=request.memory_mib,
-            disk_gib=request.disk_gib,
-            lease_seconds=self.settings.max_lease_h * 3600,
-            ssh_public_key=request.ssh_public_key or None,
-            vm_id=action.vm_id or None,
-        )
+        held = self._held.pop(action.rental, None)
         # The consumer's chain, which the witnesses' VM session needs at ready, is fetched while the VM boots.
         syncing = asyncio.create_task(self._sync_consumer(action.consumer))
         progress = asyncio.create_task(self._booting(action))
         try:
-            info = await self.hypervisor.create(vm_request)
+            if held is not None:  # made while the consumer locked: boot it now
+                gate, making = held
+                gate.set_result(True)
+                info = await making
+            else:
+                info = await self.hypervisor.create(self._vm_request(action.consumer, action.request, action.vm_id))
         except Exception as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self._run(self.provider.vm_failed(action.rental, reason, self._now()))

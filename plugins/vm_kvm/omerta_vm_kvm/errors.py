@@ -30,6 +30,10 @@ class UnknownVmError(KvmError, LookupError):
     """A VM id this node does not hold."""
 
 
+class NotStartedError(KvmError):
+    """A VM held before its first instruction whose caller said not to boot it (it was deleted)."""
+
+
 class BootError(KvmError):
     """A VM that did not signal readiness in time or whose domain died while booting."""
 

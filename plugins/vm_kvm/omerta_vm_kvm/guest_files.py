@@ -66,7 +66,8 @@ def _newc_entry(name: str, mode: int, data: bytes, ino: int) -> bytes:
 def newc_archive(files: dict[str, tuple[int, bytes]]) -> bytes:
     """A ``newc`` cpio archive of ``files`` (relative path -> (permission bits, content)), owned by root, with
     each file's missing parent directories (mode 0755) before it."""
-    entries, made = [], set()
+    entries: list[bytes] = []
+    made: set[str] = set()
     for path, (mode, data) in files.items():
         parts = path.split("/")
         for depth in range(1, len(parts)):

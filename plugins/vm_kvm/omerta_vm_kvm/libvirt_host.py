@@ -58,8 +58,10 @@ def connect(uri: str) -> libvirt.virConnect:
         raise HypervisorUnavailableError(f"cannot reach libvirt at {uri} (is libvirtd running?): {exc}") from exc
 
 
-def start_domain(conn: libvirt.virConnect, xml: str) -> None:
-    conn.createXML(xml, libvirt.VIR_DOMAIN_START_AUTODESTROY)
+def start_domain(conn: libvirt.virConnect, xml: str, paused: bool = False) -> None:
+    """Start the domain (``paused``: QEMU runs, the guest's CPUs wait for :func:`resume_domain`)."""
+    flags = libvirt.VIR_DOMAIN_START_AUTODESTROY | (libvirt.VIR_DOMAIN_START_PAUSED if paused else 0)
+    conn.createXML(xml, flags)
 
 
 def destroy_domain(conn: libvirt.virConnect, name: str) -> None:

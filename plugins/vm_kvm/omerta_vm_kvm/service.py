@@ -19,6 +19,7 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,14 @@ from omerta_core.interfaces.hypervisor import FramePort, VmInfo, VmRequest, VmSt
 from omerta_vm_kvm import guest_files, libvirt_host, network, probe, seed
 from omerta_vm_kvm.admission import Usage, admit
 from omerta_vm_kvm.domain_xml import DomainSpec, domain_xml
-from omerta_vm_kvm.errors import AdmissionError, BootError, HypervisorUnavailableError, KvmError, UnknownVmError
+from omerta_vm_kvm.errors import (
+    AdmissionError,
+    BootError,
+    HypervisorUnavailableError,
+    KvmError,
+    NotStartedError,
+    UnknownVmError,
+)
 from omerta_vm_kvm.events import LifecycleLog
 from omerta_vm_kvm.frame_port import PacketSocketFramePort
 from omerta_vm_kvm.guest_builder import READY_MARKER, SSH_KEY_PARAM
@@ -148,7 +156,7 @@ class KvmHypervisor:
 
     # -- the Hypervisor protocol -------------------------------------------------
 
-    async def create(self, request: VmRequest) -> VmInfo:
+    async def create(self, request: VmRequest, go: Callable[[], Awaitable[bool]] | None = None) -> VmInfo:
         registry = self._registry()
         if self._stopping:
             raise HypervisorUnavailableError("the node is stopping; no new VMs")
@@ -186,7 +194,7 @@ class KvmHypervisor:
         registry.add_vm(row)
         self.events.step("admission", vm_id, admitted=True)
         try:
-            await self._build(row, image, ssh_key, request.lease_seconds)
+            await self._build(row, image, ssh_key, request.lease_seconds, go)
         except BaseException as exc:
             interrupted = isinstance(exc, asyncio.CancelledError)
             self.events.step("failed", vm_id, reason=str(exc) or ("interrupted" if interrupted else type(exc).__name__))
@@ -294,7 +302,8 @@ class KvmHypervisor:
         admit(request, self.settings.limits, Usage(vms=len(live), memory_mib=sum(r.memory_mib for r in live)))
         return image, ssh_key
 
-    async def _build(self, row: VmRow, image: BaseImage, ssh_key: str | None, lease_s: int) -> None:
+    async def _build(self, row: VmRow, image: BaseImage, ssh_key: str | None, lease_s: int,
+                     go: Callable[[], Awaitable[bool]] | None) -> None:  # fmt: skip
         registry = self._registry()
         vm_id = row.vm_id
         registry.set_state(vm_id, VmState.CREATING)
@@ -345,8 +354,15 @@ class KvmHypervisor:
             seed_iso=seed_iso,
         )
         self.events.step("create", vm_id, domain=spec.name, domain_type=domain_type, netns=namespace, tap=tap)
-        await self._make(Artefact(vm_id, "domain", spec.name), libvirt_host.start_domain, self._conn, domain_xml(spec))
+        held = go is not None
+        await self._make(Artefact(vm_id, "domain", spec.name), libvirt_host.start_domain, self._conn, domain_xml(spec),
+                         held)  # fmt: skip
         await asyncio.to_thread(network.move_tap_into, tap_artefact, namespace, self.settings.nic_mtu)
+        if go is not None:
+            self.events.step("held", vm_id)
+            if not await go():
+                raise NotStartedError(f"VM {vm_id} was not started: its requester withdrew it")
+            await asyncio.to_thread(libvirt_host.resume_domain, self._conn, spec.name)
         registry.set_state(vm_id, VmState.BOOTING)
         self.events.step("boot", vm_id)
         report(f"VM {vm_id[:8]} is booting; waiting for it to signal readiness")

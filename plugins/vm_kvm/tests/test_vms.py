@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,16 +12,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import libvirt
 import pytest
+import structlog
 from omerta_vm_kvm import libvirt_host, network
+from omerta_vm_kvm.errors import NotStartedError
 from omerta_vm_kvm.guest_builder import READY_MARKER, build_test_guest
-from omerta_vm_kvm.service import domain_name, namespace_name, ready_line, tap_name
+from omerta_vm_kvm.service import KvmHypervisor, domain_name, namespace_name, ready_line, tap_name
+from omerta_vm_kvm.settings import parse_settings
 
 from omerta_core.errors import ControlError
+from omerta_core.interfaces.common import PeerId
+from omerta_core.interfaces.hypervisor import VmRequest, VmState
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 SMALL_VM = {"image": "omk-test", "memory_mib": 128, "disk_gib": 1, "lease_seconds": 600}
+CONSUMER = PeerId.from_public_key(bytes(range(32)))
+CONSUMER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHSEBynlPKdbiuOtwb4/CwY7joEKU8mm8qOSKx+Tjo5M test"
 LIFECYCLE_STEPS = ["request", "admission", "create", "boot", "ready", "release", "stopped", "delete"]
 
 
@@ -240,3 +249,49 @@ def test_a_cloud_image_gets_a_seed_and_a_boot_timeout_leaves_nothing(
     assert leftovers(node.state_dir, vm_id) == []
     assert {"boot", "failed", "delete"} <= set(steps_of(node.state_dir, vm_id))
     assert node.call("vm.list") == []
+
+
+def test_a_held_vm_never_runs_and_is_deleted_when_its_caller_says_no(images_dir: Path, tmp_path: Path) -> None:
+    """``create(request, go)`` makes everything with the guest's CPUs held before their first instruction (the
+    rental's escrow confirmation runs meanwhile); ``go()`` answering no deletes it all, unstarted."""
+    state_dir = tmp_path / "plugins" / "kvm"
+    state_dir.mkdir(parents=True)
+    settings = parse_settings({"images_dir": str(images_dir), "domain_type": "qemu"}, state_dir)
+    hypervisor = KvmHypervisor(settings, state_dir, structlog.get_logger())
+    vm_id = uuid.uuid4().hex
+    request = VmRequest(consumer=CONSUMER, image="omk-test", vcpus=1, memory_mib=128, disk_gib=1, lease_seconds=60,
+                        ssh_public_key=CONSUMER_KEY, vm_id=vm_id)  # fmt: skip
+    seen: dict[str, Any] = {}
+
+    def look() -> None:
+        conn = libvirt_host.connect(libvirt_host.DEFAULT_URI)
+        try:
+            seen["domain state"] = conn.lookupByName(domain_name(vm_id)).state()[0]
+        finally:
+            conn.close()
+        vm_dir = state_dir / "vms" / vm_id
+        seen["console"] = (vm_dir / "console.log").read_bytes() if (vm_dir / "console.log").exists() else b""
+        seen["initrd mode"] = (vm_dir / "initrd.img").stat().st_mode & 0o777
+        seen["state"] = hypervisor.row(vm_id).state
+        seen["host key"] = hypervisor.list()[0].ssh_host_key
+
+    async def go() -> bool:
+        await asyncio.to_thread(look)
+        return False
+
+    async def scenario() -> None:
+        await hypervisor.start()
+        try:
+            with pytest.raises(NotStartedError):
+                await hypervisor.create(request, go)
+            assert hypervisor.list() == []
+        finally:
+            await hypervisor.stop()
+
+    asyncio.run(scenario())
+    assert seen["domain state"] == libvirt.VIR_DOMAIN_PAUSED and seen["console"] == b""
+    assert seen["state"] is VmState.CREATING and seen["initrd mode"] == 0o600
+    assert str(seen["host key"]).startswith("ssh-ed25519 ")
+    assert wait_until_gone(tmp_path, [vm_id], 30) == []
+    steps = steps_of(tmp_path, vm_id)
+    assert "held" in steps and "boot" not in steps and steps[-1] == "delete", steps
