@@ -17,7 +17,8 @@ Provider's view::
 
 In CREATING the provider first has the lock's witnesses confirm the escrow to it (``ConfirmLock`` →
 :meth:`ProviderCore.lock_confirmed`): the consumer's own lock, for at least the admitted amount, used by no
-other lease. Only then is the VM created; otherwise the lease fails (billable 0, a full refund).
+other lease. Only then is the VM created (``CreateVm``; the adapter may have made it meanwhile, held before its
+first instruction, and boots it now); otherwise the lease fails (billable 0, a full refund).
 
 The provider names the VM's id in ``admitted`` (the adapter picks it and the hypervisor creates the VM under
 it), so the consumer builds the VM's VPN gateway (``AttachVpn``) as soon as its lock holds, while the lock is
