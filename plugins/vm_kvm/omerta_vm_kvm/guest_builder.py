@@ -54,7 +54,7 @@ class GuestBuildError(RuntimeError):
 
 
 #: Bumped whenever the guest's files change, so a cached older build is rebuilt.
-GUEST_VERSION = "7"
+GUEST_VERSION = "8"
 
 
 def build_test_guest(cache_dir: Path, name: str = "omk-test") -> Path:

@@ -3,7 +3,8 @@
 # line carries the consumer's SSH key (@SSH_KEY_PARAM@=TYPE:BASE64), serve SSH
 # (dropbear, that key only, account omerta) with the host key the provider put in
 # this VM's initramfs (/etc/dropbear/host_key; the provider told the consumer its
-# public half, who pins it) and print the ready marker once dropbear listens; serve a
+# public half, who pins it) and print the ready marker once dropbear listens and the
+# lease is applied (at most 5 s each); serve a
 # shell on TCP port @AGENT_PORT@ (tests) to whoever is on the guest's only network,
 # its consumer's VPN. DHCP (honouring the MTU option) on the TAP NIC starts first,
 # in the background, and asks every second until it has a lease: a rented guest's
@@ -42,6 +43,10 @@ if [ -n "$key" ]; then
         done < /proc/net/tcp
         [ "$tries" -gt 0 ] && usleep 10000 && tries=$((tries - 1))
     done
+    # ready means its consumer can log in: wait for the DHCP lease too (50 ms steps, at most 5 s), else a
+    # login started at the ready line waits on ARP for an address the guest does not have yet
+    tries=100
+    while [ ! -e /tmp/leased ] && [ "$tries" -gt 0 ]; do usleep 50000; tries=$((tries - 1)); done
 fi
 echo "@READY_MARKER@ vm=$vm" > /dev/ttyS0
 nc -ll -p @AGENT_PORT@ -e /bin/sh > /dev/null 2>&1 &

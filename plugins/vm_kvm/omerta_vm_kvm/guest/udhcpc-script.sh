@@ -12,6 +12,7 @@ case "$1" in
         : > /etc/resolv.conf
         for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
         echo "omerta-guest-lease ip=$ip mtu=${mtu:-none} router=$router" > /dev/ttyS0
+        : > /tmp/leased  # init prints a rented guest's ready line only after this
         # tell the gateway at once: a connection it started before the lease waits on this address's ARP
         arping -q -U -c 1 -I "$interface" "$ip" &
         ;;
