@@ -21,19 +21,14 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from omerta_rental.messages import Request
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
 FILE = "rentals.json"
 CLAIMS_FILE = "claims.json"
 #: Heartbeats move the recorded "last heard" at most this often (the most a crash can under-bill).
 WRITE_EVERY_S = 5.0
-
-T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass
@@ -65,12 +60,16 @@ class ClaimEntry:
     outcome: str = ""
 
 
+#: What a journal holds (each a dataclass written with :func:`dataclasses.asdict`).
+T = TypeVar("T", "Entry", "ClaimEntry")
+
+
 class JsonJournal(Generic[T]):
     """Entries of one kind by rental id, in one JSON file rewritten atomically (write, fsync, rename)."""
 
     def __init__(self, path: Path, kind: type[T]) -> None:
         self.path = path
-        self.kind = kind
+        self.kind: type[T] = kind
         self.entries: dict[str, T] = {}
         self.written_at = 0.0
 
