@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import methodcaller
 from pathlib import Path
 from typing import Any, cast
 
@@ -400,16 +399,6 @@ class VpnService:
         before it is decoded; a run of one gateway's datagrams goes to its link, and their frames to its
         TAP, together."""
         now = time.monotonic()
-        if datas:  # the usual burst: one gateway's datagrams alone, recognised in C rather than one by one
-            first = datas[0][1 : codec.HEADER_BYTES]
-            attached = self._gateways_by_key.get((peer, int.from_bytes(first, "big")))
-            if (
-                attached is not None
-                and len(first) == codec.HEADER_BYTES - 1
-                and all(map(methodcaller("startswith", first, 1), datas))
-            ):
-                self._from_provider(attached, datas, now)
-                return
         attached = None
         attached_tunnel = -1
         run: list[bytes] = []
