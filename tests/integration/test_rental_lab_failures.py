@@ -87,6 +87,11 @@ class Scene:
     def provider_holds_no_lease(self) -> bool:
         return all(r["outcome"] is not None for r in self.call("provider", "rental.list"))
 
+    def vm_steps(self) -> list[str]:
+        """The provider hypervisor's lifecycle log (one line per step of every VM it was asked for)."""
+        log = self.lab.node("provider").state_dir / "plugins" / "kvm" / "lifecycle.jsonl"
+        return log.read_text().splitlines() if log.exists() else []
+
     def step(self, rental: str, step: str) -> bool:
         """Whether the consumer's rental has been through ``step``."""
         return any(e["step"] == step for e in self.call("consumer", "rental.show", {"rental": rental})["events"])
@@ -129,14 +134,15 @@ def scene(rental_lab: Any) -> Scene:
 
 def refused(scene: Scene, args: list[str], reason: str) -> None:
     """The consumer's request fails with one line holding ``reason``; no lock opened, no VM made."""
+    steps_before = scene.vm_steps()
     done = scene.request(*args)
     assert done.returncode != 0
     error = done.stderr.strip().splitlines()
     assert len(error) == 1 and reason in error[0], done.stderr
     assert scene.locked() == 0
-    # a request admitted before its lock failed had its VM made meanwhile, held before its first instruction:
-    # the consumer's release deletes it unstarted
-    scene.demo.wait_for("no VM left", lambda: scene.call("provider", "vm.list") == [], 30, every=0.5)
+    # refused at admission, or by the consumer itself before asking: the hypervisor never heard of a VM for it
+    assert scene.call("provider", "vm.list") == []
+    assert scene.vm_steps()[len(steps_before) :] == []
     assert scene.provider_holds_no_lease()
 
 
@@ -147,7 +153,7 @@ def refused(scene: Scene, args: list[str], reason: str) -> None:
         (["--image", IMAGE, "--cpu", "4"], "refused: this provider offers 1 free vCPUs, not 4"),
         (["--image", IMAGE, "--hours", "49"], "refused: this provider leases at most 48 h"),
         # 30 h at 3,600 an hour is 108,000: more than the 100,000 the consumer was given
-        (["--image", IMAGE, "--hours", "30"], "escrow lock failed: this node holds "),
+        (["--image", IMAGE, "--hours", "30"], "available, less than the 108000 this lease locks at 3600/h"),
     ],
     ids=["unknown-image", "over-the-vcpus", "over-the-longest-lease", "without-the-funds"],
 )

@@ -19,7 +19,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from omerta_core.errors import OmertaError
@@ -246,8 +246,12 @@ class RentalService:
     def offers(self, want: Want) -> list[SeenOffer]:
         if self.discovery is None:
             raise RentalError("finding offers needs a discovery plugin (e.g. --plugins udp,gossip,omt,rental)")
+        return matching(self._seen().values(), want)
+
+    def _seen(self) -> dict[str, SeenOffer]:
+        """Every live peer's offer that discovery holds, by peer."""
         seen: dict[str, SeenOffer] = {}
-        for info in self.discovery.peers():
+        for info in self.discovery.peers() if self.discovery is not None else []:
             raw = info.capabilities.get(CAPABILITY)
             if raw is None or info.liveness.value == "dead":
                 continue
@@ -255,7 +259,7 @@ class RentalService:
                 seen[str(info.peer)] = SeenOffer(info.peer, Offer.decode(raw))
             except OfferError:
                 self.dropped += 1
-        return matching(seen.values(), want)
+        return seen
 
     # -- consumer commands -------------------------------------------------------------------
 
@@ -266,10 +270,14 @@ class RentalService:
             found = self.offers(want)
             if not found:
                 raise RentalError("no offer matches (see `omerta offers`; widen --cpu/--mem/--image/--max-price)")
-            chosen = found[0].provider
+            chosen, offer = found[0].provider, found[0].offer
         else:
             chosen = PeerId(provider)
+            seen = self._seen().get(provider)
+            offer = seen.offer if seen is not None else None
         max_price = want.max_price if want.max_price is not None else 2**40
+        if offer is not None:
+            self._affordable(offer, replace(want, lease_s=lease_s), max_price)
         ssh_public_key = ssh_public_key or ssh.public_key(self.state_dir)
         rental = secrets.token_hex(16)
         request = messages.Request(rental, want.vcpus or 1, want.memory_mib or 128, disk_gib, want.image or "",
@@ -277,6 +285,23 @@ class RentalService:
         self.records[rental] = RentalRecord(rental, "consumer", str(chosen), request.image, time.time())
         self._run(self.consumer.request(chosen, request, self._now()))
         return rental
+
+    def _affordable(self, offer: Offer, want: Want, max_price: int) -> None:
+        """Refuse, before the provider hears of it (and makes a VM for it), a request whose lock would fail.
+
+        A request the offer does not fit otherwise goes on: the provider refuses it at admission, with its own
+        reason, before making anything."""
+        if replace(want, max_price=None).why_not(offer) is not None:
+            return
+        if offer.price_per_hour > max_price:
+            raise RentalError(f"this provider asks {offer.price_per_hour}/h, above your maximum {max_price}/h "
+                              "(see `omerta offers`; raise --max-price or pick another --provider)")  # fmt: skip
+        amount = billing.escrow_for(want.lease_s or 0, offer.price_per_hour)
+        available = self.ledger.balance(self.node.peer_id)
+        if amount > available:
+            raise RentalError(f"not enough funds: this node holds {available} available, less than the {amount} "
+                              f"this lease locks at {offer.price_per_hour}/h "
+                              "(see `omerta ledger balance`; ask for fewer --hours)")  # fmt: skip
 
     def release(self, rental: str) -> None:
         self._known(rental)
