@@ -77,6 +77,8 @@ def plan(frames: Sequence[bytes], min_group: int = MIN_GROUP) -> list[Write]:
     Each write is a virtio-net header and either a frame as given or one super-frame, with the frames it
     carries (to write one by one should the kernel refuse the super-frame).
     """
+    if len(frames) >= max(2, min_group) and len(sizes := set(map(len, frames))) == 1 and min(sizes) >= MIN_SIZE:
+        return _coalesce(frames, min(sizes))  # the usual batch: frames of one size only
     writes: list[Write] = []
     for size, group in groupby(frames, len):  # runs of one size, found in C rather than frame by frame
         run = list(group)
@@ -205,26 +207,38 @@ def _write(frames: Sequence[bytes], start: int, end: int, headers: int, rows: np
     size = len(first)
     segment = size - headers
     udp_length = UDP_HEADER + segment * (end - start)
-    head = bytearray(first[:headers])
     udp = headers - UDP_HEADER
-    if headers == IPV4_HEADERS:
-        head[16:18] = (IPV4_HEADER + udp_length).to_bytes(2, "big")
-        head[24:26] = bytes(2)
-        head[24:26] = (~_sum(head[ETHERNET:udp]) & 0xFFFF).to_bytes(2, "big")
-        addresses = head[26:34]
-    else:
-        head[18:20] = udp_length.to_bytes(2, "big")
-        addresses = head[22:54]
-    head[udp + 4 : udp + 6] = udp_length.to_bytes(2, "big")
+    length = udp_length.to_bytes(2, "big")
     # a partial checksum: the pseudo header's sum, which the kernel completes for every segment
-    head[udp + 6 : udp + 8] = _sum(addresses, UDP + udp_length).to_bytes(2, "big")
+    if headers == IPV4_HEADERS:
+        ip_length = IPV4_HEADER + udp_length
+        # the header's checksum (verified) updated for the new total length alone (RFC 1624, eqn. 3)
+        checksum = ~_fold((~int.from_bytes(first[24:26], "big") & 0xFFFF) + (~(size - ETHERNET) & 0xFFFF) + ip_length)
+        partial = _sum(first[26:34], UDP + udp_length)
+        head = b"".join(
+            (
+                first[:16],
+                ip_length.to_bytes(2, "big"),
+                first[18:24],
+                (checksum & 0xFFFF).to_bytes(2, "big"),
+                first[26 : udp + 4],
+                length,
+                partial.to_bytes(2, "big"),
+            )
+        )
+    else:
+        partial = _sum(first[22:54], UDP + udp_length)
+        head = b"".join((first[:18], length, first[20 : udp + 4], length, partial.to_bytes(2, "big")))
     header = _VNET.pack(vnet.F_NEEDS_CSUM, GSO_UDP_L4, headers, segment, udp, 6)
     return [header, head, rows[start:end, headers:size].tobytes()], frames[start:end]
 
 
-def _sum(data: bytearray, extra: int = 0) -> int:
+def _fold(total: int) -> int:
+    """``total`` (not negative) as a 16-bit ones' complement sum: the same residue modulo 0xFFFF, zero only
+    when ``total`` is (a 16-bit word is worth the same modulo 0xFFFF in every position)."""
+    return total % 0xFFFF or (0xFFFF if total else 0)
+
+
+def _sum(data: bytes, extra: int = 0) -> int:
     """The ones' complement sum of ``data``'s 16-bit words (an even number of bytes) and ``extra``, folded."""
-    total = extra + sum(struct.unpack(f">{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
+    return _fold(int.from_bytes(data, "big") + extra)
