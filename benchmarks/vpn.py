@@ -437,7 +437,7 @@ while (now := time.monotonic()) < end:
 
 
 #: Interleaved rounds of the frames/s step (a datagram baseline, then frames); the median pair's ratio counts.
-FRAME_ROUNDS = 5
+FRAME_ROUNDS = 7
 #: Seconds of each half of a round.
 ROUND_S = 1.5
 

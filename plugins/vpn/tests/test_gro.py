@@ -244,6 +244,7 @@ def test_a_real_kernel_gives_back_the_frames_sent_in_order_and_odd_ones_untouche
     assert [f[:6] + f[12:] for f in seen] == [f[:6] + f[12:] for f in expected]
     assert report["written"] == len(frames) and report["counters"]["sent_frames"] == len(frames)
     assert report["counters"]["sent_joined_writes"] == 2  # the two long runs
+    assert report["counters"]["sent_joined_frames"] == 50 + 30
 
 
 def test_short_runs_are_written_frame_by_frame_where_the_checks_would_cost_more_than_they_save() -> None:

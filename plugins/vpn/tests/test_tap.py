@@ -100,7 +100,8 @@ def test_a_vnet_tap_passes_finished_frames_as_frames_and_offloaded_ones_whole() 
     assert report["counters"]["sent_offloaded"] == 1 and report["counters"]["received_offloaded"] == 1
 
 
-#: A plain TAP: frames read in bursts reach a batch handler in order; a batch written reaches the socket.
+#: A plain TAP: frames read in bursts reach a batch handler in order, the first after a silence alone; a batch
+#: written reaches the socket.
 BATCH_SCRIPT = (
     SCRIPT.partition("async def main()")[0]
     + r"""
@@ -126,6 +127,7 @@ async def main() -> None:
     report = {
         "payload_order": [int.from_bytes(f[42:44], "big") for batch in batches for f in batch],
         "batches": len(batches),
+        "first_batch": len(batches[0]),
         "written": port.send_batch(frames),
         "delivered": [receiver.recvfrom(100)[0].decode() for _ in range(5)],
         "counters": port.counters(),
@@ -141,6 +143,7 @@ asyncio.run(main())
 def test_a_tap_hands_over_a_burst_of_frames_in_one_call_and_writes_a_batch() -> None:
     report = in_a_namespace(BATCH_SCRIPT)
     assert report["payload_order"] == list(range(40))
-    assert report["batches"] < 40  # frames queued together are read together
+    assert report["first_batch"] == 1  # after a silence the first frame goes at once (tap.QUIET_S) ...
+    assert report["batches"] < 40  # ... and frames queued together are read together
     assert report["written"] == 5 and report["delivered"] == [f"batch-{i}" for i in range(5)]
     assert report["counters"]["sent_frames"] == 5 and report["counters"]["dropped_size"] == 1
