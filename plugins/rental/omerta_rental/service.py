@@ -277,7 +277,7 @@ class RentalService:
             offer = seen.offer if seen is not None else None
         max_price = want.max_price if want.max_price is not None else 2**40
         if offer is not None:
-            self._affordable(offer, replace(want, lease_s=lease_s), max_price)
+            self._affordable(offer, replace(want, lease_s=lease_s, max_price=max_price))
         ssh_public_key = ssh_public_key or ssh.public_key(self.state_dir)
         rental = secrets.token_hex(16)
         request = messages.Request(rental, want.vcpus or 1, want.memory_mib or 128, disk_gib, want.image or "",
@@ -286,15 +286,15 @@ class RentalService:
         self._run(self.consumer.request(chosen, request, self._now()))
         return rental
 
-    def _affordable(self, offer: Offer, want: Want, max_price: int) -> None:
+    def _affordable(self, offer: Offer, want: Want) -> None:
         """Refuse, before the provider hears of it (and makes a VM for it), a request whose lock would fail.
 
         A request the offer does not fit otherwise goes on: the provider refuses it at admission, with its own
         reason, before making anything."""
         if replace(want, max_price=None).why_not(offer) is not None:
             return
-        if offer.price_per_hour > max_price:
-            raise RentalError(f"this provider asks {offer.price_per_hour}/h, above your maximum {max_price}/h "
+        if want.max_price is not None and offer.price_per_hour > want.max_price:
+            raise RentalError(f"this provider asks {offer.price_per_hour}/h, above your maximum {want.max_price}/h "
                               "(see `omerta offers`; raise --max-price or pick another --provider)")  # fmt: skip
         amount = billing.escrow_for(want.lease_s or 0, offer.price_per_hour)
         available = self.ledger.balance(self.node.peer_id)
