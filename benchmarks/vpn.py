@@ -57,7 +57,7 @@ from omerta_vpn.gateway import GatewaySpec
 from omerta_vpn.gateway_linux import LinuxGateway
 from omerta_vpn.tap import TapFramePort
 from omerta_vpn.tun import open_tap
-from omerta_vpn.tunnel import ConsumerLink, FramesMode, ProviderTunnel, Timing
+from omerta_vpn.tunnel import ConsumerLink, FrameRun, FramesMode, ProviderTunnel, Timing
 
 from omerta_core.interfaces.common import Endpoint as UdpEndpoint
 from omerta_core.interfaces.common import PeerId
@@ -212,8 +212,8 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
             received["calls"] += 1
             frames = link.receive_batch(datas, time.monotonic())
             for run in frames.runs:
-                if type(run) is list:
-                    cast(BatchFramePort, port).send_batch(run)
+                if type(run) is FrameRun:
+                    cast(BatchFramePort, port).send_batch(run.frames, run.offset)
                 else:  # an offloaded frame: after the frames before it
                     deliver(cast(codec.Offloaded, run))
             if gateway is not None and link.provider_takes_offloads and not offloads_allowed:

@@ -105,8 +105,9 @@ class BatchFramePort(FramePort, Protocol):
     def on_frame_batch(self, handler: FrameBatchHandler | None) -> None:
         """Call ``handler`` with each burst of frames from the VM (instead of :meth:`on_frames`)."""
 
-    def send_batch(self, frames: list[bytes]) -> int:
-        """:meth:`send` of each of ``frames`` in order; how many were taken."""
+    def send_batch(self, frames: list[bytes], offset: int = 0) -> int:
+        """:meth:`send` of each of ``frames`` in order (each frame behind ``offset`` bytes of its item: a
+        tunnel's datagrams handed on without a copy of each frame); how many were taken."""
 
 
 @runtime_checkable

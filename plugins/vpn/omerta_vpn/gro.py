@@ -52,6 +52,8 @@ UDP = 17
 IPV4_HEADERS = ETHERNET + IPV4_HEADER + UDP_HEADER
 IPV6_HEADERS = ETHERNET + IPV6_HEADER + UDP_HEADER
 _VNET = struct.Struct("<BBHHHH")
+_WORD = struct.Struct("!H")
+_WORDS = struct.Struct("!HH")
 #: The header bytes every frame of a run has alike, as masks: IPv4 all but the identification and
 #: checksums, IPv6 all but the UDP checksum.
 #: (In 64-bit words over the first 48 or 64 bytes, which a frame of a run always has.)
@@ -65,65 +67,92 @@ _IPV6_ALIKE = _alike.view(np.uint64).copy()
 #: A 16-bit word's sum in the machine's byte order is the big-endian one times this (mod 0xFFFF).
 _NATIVE = 256 if sys.byteorder == "little" else 1
 
-#: One ``writev``'s buffers and the frames it carries.
+#: One ``writev``'s buffers and the frames it carries (as given to :func:`plan`: each behind ``offset`` bytes).
 Write = tuple[list[bytes | bytearray], Sequence[bytes]]
 
 
-def plan(frames: Sequence[bytes], min_group: int = MIN_GROUP) -> list[Write]:
+def plan(
+    frames: Sequence[bytes], min_group: int = MIN_GROUP, offset: int = 0, lengths: set[int] | None = None
+) -> list[Write]:
     """The writes that hand ``frames`` to a vnet-header TAP in order: runs joined, the rest one by one.
 
-    Only where at least ``min_group`` frames of one size come in a row are runs looked for.
+    Each of ``frames`` is a frame behind ``offset`` bytes (a tunnel datagram's header: the frames are
+    not cut out of their datagrams, which would copy each once more); ``lengths``, if given, is the set of
+    their lengths (the caller's size check has it). Only where at least ``min_group`` frames of one size come
+    in a row are runs looked for.
 
-    Each write is a virtio-net header and either a frame as given or one super-frame, with the frames it
-    carries (to write one by one should the kernel refuse the super-frame).
+    Each write is a virtio-net header and either a frame or one super-frame, with the items of ``frames``
+    it carries (to write one by one should the kernel refuse the super-frame).
     """
-    if len(frames) >= max(2, min_group) and len(sizes := set(map(len, frames))) == 1 and min(sizes) >= MIN_SIZE:
-        return _coalesce(frames, min(sizes))  # the usual batch: frames of one size only
+    if lengths is None:
+        lengths = set(map(len, frames))
+    if len(frames) >= max(2, min_group) and len(lengths) == 1:
+        size = next(iter(lengths)) - offset
+        if size >= MIN_SIZE:
+            return _coalesce(frames, size, offset)  # the usual batch: frames of one size only
     writes: list[Write] = []
-    for size, group in groupby(frames, len):  # runs of one size, found in C rather than frame by frame
+    for length, group in groupby(frames, len):  # runs of one size, found in C rather than frame by frame
         run = list(group)
-        if len(run) >= max(2, min_group) and size >= MIN_SIZE:
-            writes += _coalesce(run, size)
+        if len(run) >= max(2, min_group) and length - offset >= MIN_SIZE:
+            writes += _coalesce(run, length - offset, offset)
         else:
-            writes += [([vnet.NONE, frame], (frame,)) for frame in run]
+            writes += _alone(run, offset)
     return writes
 
 
-def _coalesce(frames: Sequence[bytes], size: int) -> list[Write]:
-    """The writes for a run of frames of ``size`` bytes each.
+def _alone(frames: Sequence[bytes], offset: int) -> list[Write]:
+    """A write per frame, as it came."""
+    if offset:
+        return [([vnet.NONE, frame[offset:]], (frame,)) for frame in frames]
+    return [([vnet.NONE, frame], (frame,)) for frame in frames]
+
+
+def _coalesce(frames: Sequence[bytes], size: int, offset: int) -> list[Write]:
+    """The writes for a run of frames of ``size`` bytes each (behind ``offset`` bytes).
 
     The checks that differ from frame to frame (checksums, identification, sameness with the frame
     before) run over all of them at once; the rest (:func:`_ipv4_fine`) only on the first frame of each
     run, since every frame that joins it has those bytes alike.
     """
     fine: Callable[[bytes, int], bool]
-    if frames[0][12:14] == b"\x08\x00":
-        rows = _rows(frames, size)
+    ether = frames[0][offset + 12 : offset + 14]
+    if ether == b"\x08\x00":
+        rows = _rows(frames, size, offset)
         headers, joins, fine = IPV4_HEADERS, _ipv4_joins(rows, size), _ipv4_fine
-    elif frames[0][12:14] == b"\x86\xdd":
-        rows = _rows(frames, size)
+    elif ether == b"\x86\xdd":
+        rows = _rows(frames, size, offset)
         headers, joins, fine = IPV6_HEADERS, _ipv6_joins(rows, size), _ipv6_fine
     else:
-        return [([vnet.NONE, frame], (frame,)) for frame in frames]
+        return _alone(frames, offset)
     most = min(MAX_SEGMENTS, (MAX_IP_PACKET - (headers - ETHERNET - UDP_HEADER) - UDP_HEADER) // (size - headers))
     # where a frame may not join the one before it, a run ends: the runs' bounds, found over the batch at once
     bounds = [0, *(np.flatnonzero(~joins) + 1).tolist(), len(frames)]
     writes: list[Write] = []
     for start, end in pairwise(bounds):
         # the bytes _fine looks at are alike in every frame of a run: its first frame speaks for all
-        if end - start > 1 and fine(frames[start], size):
-            writes += [_write(frames, at, min(at + most, end), headers, rows) for at in range(start, end, most)]
+        if end - start > 1 and fine(frames[start][offset : offset + IPV6_HEADERS], size):
+            writes += [_write(frames, at, min(at + most, end), headers, rows, size, offset) for at in range(start, end, most)]
         else:
-            writes += [([vnet.NONE, frame], (frame,)) for frame in frames[start:end]]
+            writes += _alone(frames[start:end], offset)
     return writes
 
 
-def _rows(frames: Sequence[bytes], size: int) -> npt.NDArray[np.uint8]:
-    """One row per frame, padded with zeros to a multiple of eight bytes (an odd-sized frame's last byte
-    then counts as a word's high byte, as the checksum wants)."""
+def _rows(frames: Sequence[bytes], size: int, offset: int) -> npt.NDArray[np.uint8]:
+    """One row per frame (its bytes after ``offset``), padded with zeros to a multiple of eight bytes (an
+    odd-sized frame's last byte then counts as a word's high byte, as the checksum wants).
+
+    One copy (a join) of the whole batch, laid out so that every frame starts at a multiple of eight
+    bytes: numpy sums aligned words about 1.6 times as fast as unaligned ones.
+    """
     padding = -size % 8
-    joined = b"".join(frames) if not padding else (b"\0" * padding).join(frames) + b"\0" * padding
-    return np.frombuffer(joined, dtype=np.uint8).reshape(len(frames), size + padding)
+    gap = -(offset + size) % 8  # zeros between two items: each frame's padding, and the next frame aligned
+    if gap < padding:
+        gap += 8
+    stride = offset + size + gap
+    lead = -(gap + offset) % 8
+    joined = bytes(gap).join([bytes(lead), *frames, bytes(offset)])
+    start = lead + gap + offset
+    return np.frombuffer(joined, dtype=np.uint8, offset=start).reshape(len(frames), stride)[:, : size + padding]
 
 
 def _bad_sums(rows: npt.NDArray[np.uint8], weights: npt.NDArray[np.float64], extra: int) -> npt.NDArray[np.int64]:
@@ -132,13 +161,18 @@ def _bad_sums(rows: npt.NDArray[np.uint8], weights: npt.NDArray[np.float64], ext
 
     Sums of 16-bit words in the machine's byte order, modulo 0xFFFF: a ones' complement sum is zero in
     either byte order alike (RFC 1071). The bulk is summed 32 bits at a time (a 32-bit word is the sum
-    of its halves modulo 0xFFFF); ``weights`` take the words before the pseudo header's addresses back
-    out (column 0) and sum the IPv4 header (column 1) in one product over the first 64 bytes, in floating
-    point (BLAS, twice as fast as numpy's integer product here; exact, as 32 words sum to less than 2**21).
+    of its halves modulo 0xFFFF; ``einsum`` into 64 bits, the fastest of numpy's row sums here); ``weights``
+    take the words before the pseudo header's addresses back out (column 0) and sum the IPv4 header
+    (column 1) in one product over the first 64 bytes, in floating point (BLAS, twice as fast as numpy's
+    integer product here; exact, as 32 words sum to less than 2**21).
     """
-    whole = rows.view(np.uint32).sum(axis=1, dtype=np.int64)
+    whole = np.einsum("ij->i", rows.view(np.uint32), dtype=np.int64)
     parts = (rows[:, :64].view(np.uint16) @ weights).astype(np.int64)
-    return ((whole - parts[:, 0] + extra) % 0xFFFF) | (parts[:, 1] % 0xFFFF)
+    whole -= parts[:, 0]
+    whole += extra
+    whole %= 0xFFFF
+    whole |= parts[:, 1] % 0xFFFF
+    return whole
 
 
 def _weights(before: int, ip_header: bool) -> npt.NDArray[np.float64]:
@@ -198,39 +232,32 @@ def _ipv6_fine(frame: bytes, size: int) -> bool:
     )
 
 
-def _write(frames: Sequence[bytes], start: int, end: int, headers: int, rows: npt.NDArray[np.uint8]) -> Write:
+def _write(
+    frames: Sequence[bytes], start: int, end: int, headers: int, rows: npt.NDArray[np.uint8], size: int, offset: int
+) -> Write:
     """Frame ``start`` as it is, or frames ``start`` to ``end`` as a super-frame: the first one's headers with
     lengths and checksums made the super-frame's, then every frame's payload (copied from ``rows`` at once)."""
-    first = frames[start]
     if end - start == 1:
-        return [vnet.NONE, first], (first,)
-    size = len(first)
+        return _alone(frames[start:end], offset)[0]
+    head = bytearray(frames[start][offset : offset + headers])
     segment = size - headers
     udp_length = UDP_HEADER + segment * (end - start)
     udp = headers - UDP_HEADER
-    length = udp_length.to_bytes(2, "big")
     # a partial checksum: the pseudo header's sum, which the kernel completes for every segment
     if headers == IPV4_HEADERS:
         ip_length = IPV4_HEADER + udp_length
         # the header's checksum (verified) updated for the new total length alone (RFC 1624, eqn. 3)
-        checksum = ~_fold((~int.from_bytes(first[24:26], "big") & 0xFFFF) + (~(size - ETHERNET) & 0xFFFF) + ip_length)
-        partial = _sum(first[26:34], UDP + udp_length)
-        head = b"".join(
-            (
-                first[:16],
-                ip_length.to_bytes(2, "big"),
-                first[18:24],
-                (checksum & 0xFFFF).to_bytes(2, "big"),
-                first[26 : udp + 4],
-                length,
-                partial.to_bytes(2, "big"),
-            )
-        )
+        old_length, old_checksum = _WORD.unpack_from(head, 16)[0], _WORD.unpack_from(head, 24)[0]
+        checksum = ~_fold((~old_checksum & 0xFFFF) + (~old_length & 0xFFFF) + ip_length) & 0xFFFF
+        partial = _sum(head[26:34], UDP + udp_length)
+        _WORD.pack_into(head, 16, ip_length)
+        _WORD.pack_into(head, 24, checksum)
     else:
-        partial = _sum(first[22:54], UDP + udp_length)
-        head = b"".join((first[:18], length, first[20 : udp + 4], length, partial.to_bytes(2, "big")))
+        partial = _sum(head[22:54], UDP + udp_length)
+        _WORD.pack_into(head, 18, udp_length)
+    _WORDS.pack_into(head, udp + 4, udp_length, partial)
     header = _VNET.pack(vnet.F_NEEDS_CSUM, GSO_UDP_L4, headers, segment, udp, 6)
-    return [header, head, rows[start:end, headers:size].tobytes()], frames[start:end]
+    return [header, head, rows[start:end, headers : headers + segment].tobytes()], frames[start:end]
 
 
 def _fold(total: int) -> int:

@@ -42,7 +42,7 @@ from omerta_vpn.errors import ControlMessageError, GatewayError, TunnelError
 from omerta_vpn.gateway import Gateway, GatewaySpec
 from omerta_vpn.gateway_linux import LinuxGateway
 from omerta_vpn.settings import MAX_MTU, Settings
-from omerta_vpn.tunnel import ConsumerLink, DeleteVm, FramesMode, PauseVm, ProviderTunnel, ResumeVm, Rogue
+from omerta_vpn.tunnel import ConsumerLink, DeleteVm, FrameRun, FramesMode, PauseVm, ProviderTunnel, ResumeVm, Rogue
 
 #: How often tunnels are checked for a gone consumer and VMs for new tunnels.
 TICK_S = 0.25
@@ -434,7 +434,7 @@ class VpnService:
         if received.malformed:
             self.counters["dropped_malformed"] = self.counters.get("dropped_malformed", 0) + received.malformed
         for run in received.runs:
-            if type(run) is list:
+            if type(run) is FrameRun:
                 self._deliver_batch(attached, run)
             else:  # an offloaded frame: after the frames before it
                 self._deliver(attached, cast(codec.Offloaded, run))
@@ -448,13 +448,13 @@ class VpnService:
         if tunnel.core.actions:
             self._act(tunnel)
 
-    def _deliver_batch(self, attached: _Attached, frames: list[bytes]) -> None:
-        if not frames:
+    def _deliver_batch(self, attached: _Attached, run: FrameRun) -> None:
+        if not run.frames:
             return
         if attached.batch:
-            cast(BatchFramePort, attached.port).send_batch(frames)
+            cast(BatchFramePort, attached.port).send_batch(run.frames, run.offset)
         else:
-            for frame in frames:
+            for frame in run.cut():
                 attached.port.send(frame)
 
     def _deliver(self, end: _Tunnel | _Attached, frame: bytes | codec.Offloaded) -> None:

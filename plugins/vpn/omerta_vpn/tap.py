@@ -72,8 +72,9 @@ class TapFramePort:
             return False
         return self._write(frame, "sent_frames")
 
-    def send_batch(self, frames: list[bytes]) -> int:
-        """Write ``frames`` in order, counting as :meth:`send` (``sent_frames`` counts frames, not writes).
+    def send_batch(self, frames: list[bytes], offset: int = 0) -> int:
+        """Write the frames behind ``offset`` bytes in each of ``frames`` in order, counting as :meth:`send`
+        (``sent_frames`` counts frames, not writes).
 
         A TAP takes one frame per write; with vnet headers a run of UDP frames of one flow goes as one
         super-frame the kernel gives back exactly (:mod:`omerta_vpn.gro`), unless the kernel refused one.
@@ -81,23 +82,25 @@ class TapFramePort:
         if self._fd < 0:
             self._counters["dropped_closed"] += len(frames)
             return 0
-        max_frame = self._max_frame
-        fitting = [frame for frame in frames if ETHERNET_HEADER <= len(frame) <= max_frame]
-        if len(fitting) != len(frames):
+        low, high = ETHERNET_HEADER + offset, self._max_frame + offset
+        fitting, lengths = frames, set(map(len, frames))
+        if lengths and not (low <= min(lengths) and max(lengths) <= high):
+            fitting = [frame for frame in frames if low <= len(frame) <= high]
             self._counters["dropped_size"] += len(frames) - len(fitting)
+            lengths = set(map(len, fitting))
         if not self._vnet:
-            sent = self._write_each(fitting, None)
+            sent = self._write_each(fitting, None, offset)
         elif not self._gro or len(fitting) < 2:
-            sent = self._write_each(fitting, VNET_NONE)
+            sent = self._write_each(fitting, VNET_NONE, offset)
         else:
-            sent = self._write_joined(fitting)
+            sent = self._write_joined(fitting, offset, lengths)
         self._counters["sent_frames"] += sent
         return sent
 
-    def _write_joined(self, frames: list[bytes]) -> int:
+    def _write_joined(self, frames: list[bytes], offset: int, lengths: set[int]) -> int:
         fd, writev, counters = self._fd, os.writev, self._counters
         sent = 0
-        for buffers, carried in gro.plan(frames):
+        for buffers, carried in gro.plan(frames, offset=offset, lengths=lengths):
             try:
                 writev(fd, buffers)
             except (BlockingIOError, InterruptedError):
@@ -106,7 +109,7 @@ class TapFramePort:
             except OSError as exc:
                 if len(carried) > 1 and exc.errno in GRO_REFUSED:  # a kernel without UDP super-frames
                     self._gro = False
-                    sent += self._write_each(carried, VNET_NONE)
+                    sent += self._write_each(carried, VNET_NONE, offset)
                 else:
                     counters["dropped_error"] += len(carried)
                 continue
@@ -116,16 +119,17 @@ class TapFramePort:
                 counters["sent_joined_frames"] += len(carried)
         return sent
 
-    def _write_each(self, frames: Sequence[bytes], prefix: bytes | None) -> int:
-        """Write ``frames`` one per write (after ``prefix``, a vnet header, if given); the number written."""
+    def _write_each(self, frames: Sequence[bytes], prefix: bytes | None, offset: int = 0) -> int:
+        """Write the frames behind ``offset`` bytes in ``frames`` one per write (after ``prefix``, a vnet header,
+        if given); the number written."""
         fd, write, writev, counters = self._fd, os.write, os.writev, self._counters
         sent = 0
         for frame in frames:
             try:
                 if prefix is not None:
-                    writev(fd, (prefix, frame))
+                    writev(fd, (prefix, frame[offset:] if offset else frame))
                 else:
-                    write(fd, frame)
+                    write(fd, frame[offset:] if offset else frame)
             except (BlockingIOError, InterruptedError):
                 counters["dropped_busy"] += 1
                 continue
