@@ -131,7 +131,8 @@ def _coalesce(frames: Sequence[bytes], size: int, offset: int) -> list[Write]:
     for start, end in pairwise(bounds):
         # the bytes _fine looks at are alike in every frame of a run: its first frame speaks for all
         if end - start > 1 and fine(frames[start][offset : offset + IPV6_HEADERS], size):
-            writes += [_write(frames, at, min(at + most, end), headers, rows, size, offset) for at in range(start, end, most)]
+            for at in range(start, end, most):
+                writes.append(_write(frames, at, min(at + most, end), headers, rows, size, offset))
         else:
             writes += _alone(frames[start:end], offset)
     return writes
@@ -155,20 +156,14 @@ def _rows(frames: Sequence[bytes], size: int, offset: int) -> npt.NDArray[np.uin
     return np.frombuffer(joined, dtype=np.uint8, offset=start).reshape(len(frames), stride)[:, : size + padding]
 
 
-def _byte_weights(
-    before: int, ip_header: bool, udp_checksum: int, identification: int | None
-) -> npt.NDArray[np.float64]:
-    """What :func:`_joins` sums over a frame's first 64 bytes, one row per figure: the 16-bit words before
-    the pseudo header's addresses, negated (little-endian, as the row sums are); the IPv4 header's words;
-    the UDP checksum's two bytes (zero only when both are); the IPv4 identification (big-endian)."""
-    weights = np.zeros((4, 64), dtype=np.float64)
-    word = np.tile([1.0, 256.0], 32)  # a byte's worth in a little-endian 16-bit word
-    weights[0, :before] = -word[:before]
+def _word_weights(before: int, ip_header: bool, udp_checksum: int) -> npt.NDArray[np.float64]:
+    """What :func:`_joins` sums over a frame's first 32 16-bit words, one row per figure: the words before
+    the pseudo header's addresses, negated; the IPv4 header's words; the UDP checksum."""
+    weights = np.zeros((3, 32), dtype=np.float64)
+    weights[0, : before // 2] = -1
     if ip_header:
-        weights[1, ETHERNET : ETHERNET + IPV4_HEADER] = word[ETHERNET : ETHERNET + IPV4_HEADER]
-    weights[2, udp_checksum : udp_checksum + 2] = 1
-    if identification is not None:
-        weights[3, identification : identification + 2] = [256, 1]
+        weights[1, ETHERNET // 2 : (ETHERNET + IPV4_HEADER) // 2] = 1
+    weights[2, udp_checksum // 2] = 1
     return weights
 
 
@@ -179,8 +174,8 @@ def _tiled(alike: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 
 #: Frames per batch the tiled masks cover; a larger batch tiles its own.
 _TILED_ROWS = 512
-_IPV4_BYTE_WEIGHTS = _byte_weights(26, ip_header=True, udp_checksum=40, identification=18)
-_IPV6_BYTE_WEIGHTS = _byte_weights(22, ip_header=False, udp_checksum=60, identification=None)
+_IPV4_WEIGHTS = _word_weights(26, ip_header=True, udp_checksum=40)
+_IPV6_WEIGHTS = _word_weights(22, ip_header=False, udp_checksum=60)
 _IPV4_TILED = _tiled(_IPV4_ALIKE)
 _IPV6_TILED = _tiled(_IPV6_ALIKE)
 
@@ -199,10 +194,10 @@ def _joins(
 
     Checksums are sums of 16-bit words in the machine's byte order, modulo 0xFFFF: a ones' complement sum
     is zero in either byte order alike (RFC 1071). The bulk is summed 32 bits at a time (a 32-bit word
-    is the sum of its halves modulo 0xFFFF); one product over the first 64 bytes (``weights``, in floating
+    is the sum of its halves modulo 0xFFFF); one product over the first 32 words (``weights``, in floating
     point: BLAS, and exact, as every figure stays below 2**53) takes the words before the pseudo header's
-    addresses back out (``extra``: its protocol and length) and gives the IPv4 header's sum, the UDP
-    checksum's bytes and the identification. Every step works on contiguous arrays, one row per figure
+    addresses back out (``extra``: its protocol and length) and gives the IPv4 header's sum and the UDP
+    checksum. Every step works on contiguous arrays, one row per figure
     (numpy runs a loop per row of an array otherwise: 140 loops of 8 words cost what 30 calls do).
     """
     count = len(rows)
@@ -211,22 +206,26 @@ def _joins(
         tiled = np.tile(tiled[0], (count, 1))
     masked = head.view(np.uint64) & tiled[:count]
     differ = (masked[1:] != masked[:-1]).view(np.uint64)[:, 0]  # eight booleans a row: non-zero if any is
-    figures = weights @ head.T
-    figures[0] += np.einsum("ij->i", rows.view(np.uint32), dtype=np.int64)
-    figures[0] += extra
+    figures = weights @ head.view(np.uint16).astype(np.float64).T
+    whole = np.einsum("ij->i", rows.view(np.uint32), dtype=np.int64)
+    whole += extra
+    figures[0] += whole
     sums = np.remainder(figures[:2], 0xFFFF)
-    good = (sums[0] + sums[1] == 0) & (figures[2] != 0)
-    joins: npt.NDArray[np.bool_] = (differ == 0) & good[1:] & good[:-1]
+    sums[0] += sums[1]
+    good = (sums[0] == 0) & (figures[2] != 0)
+    joins: npt.NDArray[np.bool_] = differ == 0
+    joins &= good[1:]
+    joins &= good[:-1]
     if counting:
-        step = figures[3, 1:] - figures[3, :-1]
-        joins &= (step == 1) | (step == -0xFFFF)  # in 16 bits: 65535 to 0 follows too
+        identification = head[:, 18:20].view(">u2")[:, 0]
+        joins &= identification[1:] - identification[:-1] == 1  # in 16 bits: 65535 to 0 follows too
     return joins
 
 
 def _ipv4_joins(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.bool_]:
     """Whether each frame after the first may join the one before it, as far as the two differ."""
     extra = (UDP + size - ETHERNET - IPV4_HEADER) * _NATIVE
-    return _joins(rows, _IPV4_TILED, _IPV4_BYTE_WEIGHTS, extra, counting=True)
+    return _joins(rows, _IPV4_TILED, _IPV4_WEIGHTS, extra, counting=True)
 
 
 def _ipv4_fine(frame: bytes, size: int) -> bool:
@@ -244,7 +243,7 @@ def _ipv4_fine(frame: bytes, size: int) -> bool:
 def _ipv6_joins(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.bool_]:
     """Whether each frame after the first may join the one before it, as far as the two differ."""
     extra = (UDP + size - ETHERNET - IPV6_HEADER) * _NATIVE
-    return _joins(rows, _IPV6_TILED, _IPV6_BYTE_WEIGHTS, extra, counting=False)
+    return _joins(rows, _IPV6_TILED, _IPV6_WEIGHTS, extra, counting=False)
 
 
 def _ipv6_fine(frame: bytes, size: int) -> bool:
@@ -292,6 +291,6 @@ def _fold(total: int) -> int:
     return total % 0xFFFF or (0xFFFF if total else 0)
 
 
-def _sum(data: bytes, extra: int = 0) -> int:
+def _sum(data: bytes | bytearray, extra: int = 0) -> int:
     """The ones' complement sum of ``data``'s 16-bit words (an even number of bytes) and ``extra``, folded."""
     return _fold(int.from_bytes(data, "big") + extra)
