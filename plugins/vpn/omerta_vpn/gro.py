@@ -118,15 +118,15 @@ def _coalesce(frames: Sequence[bytes], size: int, offset: int) -> list[Write]:
     ether = frames[0][offset + 12 : offset + 14]
     if ether == b"\x08\x00":
         rows = _rows(frames, size, offset)
-        headers, joins, fine = IPV4_HEADERS, _ipv4_joins(rows, size), _ipv4_fine
+        headers, breaks, fine = IPV4_HEADERS, _ipv4_breaks(rows, size), _ipv4_fine
     elif ether == b"\x86\xdd":
         rows = _rows(frames, size, offset)
-        headers, joins, fine = IPV6_HEADERS, _ipv6_joins(rows, size), _ipv6_fine
+        headers, breaks, fine = IPV6_HEADERS, _ipv6_breaks(rows, size), _ipv6_fine
     else:
         return _alone(frames, offset)
     most = min(MAX_SEGMENTS, (MAX_IP_PACKET - (headers - ETHERNET - UDP_HEADER) - UDP_HEADER) // (size - headers))
     # where a frame may not join the one before it, a run ends: the runs' bounds, found over the batch at once
-    bounds = [0, *(np.flatnonzero(~joins) + 1).tolist(), len(frames)]
+    bounds = [0, *(breaks.nonzero()[0] + 1).tolist(), len(frames)]
     writes: list[Write] = []
     for start, end in pairwise(bounds):
         # the bytes _fine looks at are alike in every frame of a run: its first frame speaks for all
@@ -157,7 +157,7 @@ def _rows(frames: Sequence[bytes], size: int, offset: int) -> npt.NDArray[np.uin
 
 
 def _word_weights(before: int, ip_header: bool, udp_checksum: int) -> npt.NDArray[np.float64]:
-    """What :func:`_joins` sums over a frame's first 32 16-bit words, one row per figure: the words before
+    """What :func:`_breaks` sums over a frame's first 32 16-bit words, one row per figure: the words before
     the pseudo header's addresses, negated; the IPv4 header's words; the UDP checksum."""
     weights = np.zeros((3, 32), dtype=np.float64)
     weights[0, : before // 2] = -1
@@ -180,15 +180,15 @@ _IPV4_TILED = _tiled(_IPV4_ALIKE)
 _IPV6_TILED = _tiled(_IPV6_ALIKE)
 
 
-def _joins(
+def _breaks(
     rows: npt.NDArray[np.uint8],
     tiled: npt.NDArray[np.uint64],
     weights: npt.NDArray[np.float64],
     extra: int,
     *,
     counting: bool,
-) -> npt.NDArray[np.bool_]:
-    """Whether each frame after the first may join the one before it, as far as the two differ: every
+) -> npt.NDArray[np.float64]:
+    """Non-zero where a frame after the first may not join the one before it, as far as the two differ: every
     header byte alike but the identification and the checksums, the identification counting up by one
     (``counting``, IPv4), both frames' checksums right and their UDP checksum present.
 
@@ -211,21 +211,20 @@ def _joins(
     whole += extra
     figures[0] += whole
     sums = np.remainder(figures[:2], 0xFFFF)
-    sums[0] += sums[1]
-    good = (sums[0] == 0) & (figures[2] != 0)
-    joins: npt.NDArray[np.bool_] = differ == 0
-    joins &= good[1:]
-    joins &= good[:-1]
+    bad = sums[0] + sums[1]  # not negative: zero only when both are
+    bad += figures[2] == 0
+    breaks = bad[1:] + bad[:-1]
+    breaks += differ
     if counting:
         identification = head[:, 18:20].view(">u2")[:, 0]
-        joins &= identification[1:] - identification[:-1] == 1  # in 16 bits: 65535 to 0 follows too
-    return joins
+        breaks += identification[1:] - identification[:-1] != 1  # in 16 bits: 65535 to 0 follows too
+    return breaks
 
 
-def _ipv4_joins(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.bool_]:
-    """Whether each frame after the first may join the one before it, as far as the two differ."""
+def _ipv4_breaks(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.float64]:
+    """Non-zero where a frame after the first may not join the one before it, as far as the two differ."""
     extra = (UDP + size - ETHERNET - IPV4_HEADER) * _NATIVE
-    return _joins(rows, _IPV4_TILED, _IPV4_WEIGHTS, extra, counting=True)
+    return _breaks(rows, _IPV4_TILED, _IPV4_WEIGHTS, extra, counting=True)
 
 
 def _ipv4_fine(frame: bytes, size: int) -> bool:
@@ -240,10 +239,10 @@ def _ipv4_fine(frame: bytes, size: int) -> bool:
     )
 
 
-def _ipv6_joins(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.bool_]:
-    """Whether each frame after the first may join the one before it, as far as the two differ."""
+def _ipv6_breaks(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.float64]:
+    """Non-zero where a frame after the first may not join the one before it, as far as the two differ."""
     extra = (UDP + size - ETHERNET - IPV6_HEADER) * _NATIVE
-    return _joins(rows, _IPV6_TILED, _IPV6_WEIGHTS, extra, counting=False)
+    return _breaks(rows, _IPV6_TILED, _IPV6_WEIGHTS, extra, counting=False)
 
 
 def _ipv6_fine(frame: bytes, size: int) -> bool:
