@@ -53,6 +53,8 @@ IPV4_HEADERS = ETHERNET + IPV4_HEADER + UDP_HEADER
 IPV6_HEADERS = ETHERNET + IPV6_HEADER + UDP_HEADER
 _VNET = struct.Struct("<BBHHHH")
 _WORD = struct.Struct("!H")
+#: The IPv4 total length and header checksum (the identification and four more bytes between them kept).
+_IPV4_FIELDS = struct.Struct("!H6xH")
 _WORDS = struct.Struct("!HH")
 #: The header bytes every frame of a run has alike, as masks: IPv4 all but the identification and
 #: checksums, IPv6 all but the UDP checksum.
@@ -68,7 +70,7 @@ _IPV6_ALIKE = _alike.view(np.uint64).copy()
 _NATIVE = 256 if sys.byteorder == "little" else 1
 
 #: One ``writev``'s buffers and the frames it carries (as given to :func:`plan`: each behind ``offset`` bytes).
-Write = tuple[list[bytes | bytearray], Sequence[bytes]]
+Write = tuple[list[bytes | bytearray | memoryview], Sequence[bytes]]
 
 
 def plan(
@@ -128,11 +130,21 @@ def _coalesce(frames: Sequence[bytes], size: int, offset: int) -> list[Write]:
     # where a frame may not join the one before it, a run ends: the runs' bounds, found over the batch at once
     bounds = [0, *(breaks.nonzero()[0] + 1).tolist(), len(frames)]
     writes: list[Write] = []
+    segment = size - headers
+    header = _VNET.pack(vnet.F_NEEDS_CSUM, GSO_UDP_L4, headers, segment, headers - UDP_HEADER, 6)
+    payloads = None  # every frame's payload, one after the other: copied from the rows at once, if needed
     for start, end in pairwise(bounds):
         # the bytes _fine looks at are alike in every frame of a run: its first frame speaks for all
         if end - start > 1 and fine(frames[start][offset : offset + IPV6_HEADERS], size):
+            if payloads is None:
+                payloads = memoryview(rows[:, headers:size].tobytes())
             for at in range(start, end, most):
-                writes.append(_write(frames, at, min(at + most, end), headers, rows, size, offset))
+                stop = min(at + most, end)
+                if stop - at == 1:
+                    writes += _alone(frames[at:stop], offset)
+                    continue
+                head = _head(frames[at], offset, headers, segment, stop - at)
+                writes.append(([header, head, payloads[at * segment : stop * segment]], frames[at:stop]))
         else:
             writes += _alone(frames[start:end], offset)
     return writes
@@ -256,32 +268,25 @@ def _ipv6_fine(frame: bytes, size: int) -> bool:
     )
 
 
-def _write(
-    frames: Sequence[bytes], start: int, end: int, headers: int, rows: npt.NDArray[np.uint8], size: int, offset: int
-) -> Write:
-    """Frame ``start`` as it is, or frames ``start`` to ``end`` as a super-frame: the first one's headers with
-    lengths and checksums made the super-frame's, then every frame's payload (copied from ``rows`` at once)."""
-    if end - start == 1:
-        return _alone(frames[start:end], offset)[0]
-    head = bytearray(frames[start][offset : offset + headers])
-    segment = size - headers
-    udp_length = UDP_HEADER + segment * (end - start)
-    udp = headers - UDP_HEADER
+def _head(first: bytes, offset: int, headers: int, segment: int, count: int) -> bytearray:
+    """The headers of a super-frame of ``count`` segments: ``first``'s (behind ``offset``), with lengths and
+    checksums made the super-frame's."""
+    head = bytearray(first[offset : offset + headers])
+    udp_length = UDP_HEADER + segment * count
     # a partial checksum: the pseudo header's sum, which the kernel completes for every segment
     if headers == IPV4_HEADERS:
         ip_length = IPV4_HEADER + udp_length
         # the header's checksum (verified) updated for the new total length alone (RFC 1624, eqn. 3)
-        old_length, old_checksum = _WORD.unpack_from(head, 16)[0], _WORD.unpack_from(head, 24)[0]
+        old_length, old_checksum = _IPV4_FIELDS.unpack_from(head, 16)
         checksum = ~_fold((~old_checksum & 0xFFFF) + (~old_length & 0xFFFF) + ip_length) & 0xFFFF
         partial = _sum(head[26:34], UDP + udp_length)
-        _WORD.pack_into(head, 16, ip_length)
+        _WORD.pack_into(head, 16, ip_length)  # (a pad byte of a struct would write zeros: two words)
         _WORD.pack_into(head, 24, checksum)
     else:
         partial = _sum(head[22:54], UDP + udp_length)
         _WORD.pack_into(head, 18, udp_length)
-    _WORDS.pack_into(head, udp + 4, udp_length, partial)
-    header = _VNET.pack(vnet.F_NEEDS_CSUM, GSO_UDP_L4, headers, segment, udp, 6)
-    return [header, head, rows[start:end, headers : headers + segment].tobytes()], frames[start:end]
+    _WORDS.pack_into(head, headers - UDP_HEADER + 4, udp_length, partial)
+    return head
 
 
 def _fold(total: int) -> int:
