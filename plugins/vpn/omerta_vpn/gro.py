@@ -240,9 +240,11 @@ def _ipv4_breaks(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.float
 
 
 def _ipv4_fine(frame: bytes, size: int) -> bool:
-    """IPv4 without options, not a fragment (no flag but "don't fragment", offset 0), UDP, lengths right."""
+    """IPv4 (by its Ethernet type too: the batch's first frame chose the checks) without options, not a
+    fragment (no flag but "don't fragment", offset 0), UDP, lengths right."""
     return (
-        frame[14] == 0x45
+        frame[12:14] == b"\x08\x00"
+        and frame[14] == 0x45
         and frame[20] & 0xBF == 0
         and frame[21] == 0
         and frame[23] == UDP
@@ -258,10 +260,11 @@ def _ipv6_breaks(rows: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.float
 
 
 def _ipv6_fine(frame: bytes, size: int) -> bool:
-    """IPv6 whose first next header is UDP, lengths right."""
+    """IPv6 (by its Ethernet type too) whose first next header is UDP, lengths right."""
     udp_length = size - ETHERNET - IPV6_HEADER
     return (
-        frame[14] >> 4 == 6
+        frame[12:14] == b"\x86\xdd"
+        and frame[14] >> 4 == 6
         and frame[20] == UDP
         and int.from_bytes(frame[18:20], "big") == udp_length
         and int.from_bytes(frame[58:60], "big") == udp_length

@@ -335,3 +335,10 @@ def test_a_batch_larger_than_the_tiled_masks_joins_as_well() -> None:
     frames = [udp4(bytes([i % 256]) * 100, ident=i) for i in range(gro._TILED_ROWS + 100)]
     out, counts = replay(frames)
     assert out == frames and counts == [64] * (len(frames) // 64) + [len(frames) % 64]
+
+
+def test_a_run_of_another_ethernet_type_after_ipv4_frames_is_written_as_it_came() -> None:
+    frames = [udp4(bytes([i]) * 300, ident=i) for i in range(4)]
+    other = [f[:12] + b"\x88\xb5" + f[14:] for f in (udp4(bytes([i]) * 300, ident=10 + i) for i in range(4))]
+    out, counts = replay(frames + other)
+    assert out == frames + other and counts == [4, 1, 1, 1, 1]
