@@ -222,7 +222,8 @@ def _breaks(
     whole = np.einsum("ij->i", rows.view(np.uint32), dtype=np.int64)
     whole += extra
     figures[0] += whole
-    sums = np.remainder(figures[:2], 0xFFFF)
+    sums = np.fmod(figures[:2], 0xFFFF)  # as the remainder: neither figure is negative (the row sums hold
+    # the words taken back out)
     bad = sums[0] + sums[1]  # not negative: zero only when both are
     bad += figures[2] == 0
     breaks = bad[1:] + bad[:-1]
