@@ -19,7 +19,8 @@ real rootless :class:`omerta_vpn.gateway_linux.LinuxGateway`. Baselines from the
 - fit against fragment: the same iperf3 through the tunnel with the guest MTU made to fit (1229) and
   with a 1500-byte MTU whose larger frames are split in two.
 
-TCP figures are medians of three interleaved rounds (the host's CPU is shared).
+TCP figures are medians of three interleaved rounds, and the round trips medians of three interleaved rounds
+of the tunnel, the relay and the veth (the host's CPU is shared).
 
 Last, a real guest under TCG (the kvm plugin's test guest) downloads from the consumer's gateway.
 Touches namespaces and processes it creates (names ``ovb<pid>-*``), removed at the end.
@@ -387,6 +388,40 @@ def ping_ms(namespace: str, target: str) -> float:
     return statistics.median(times)
 
 
+#: Interleaved rounds of the round-trip step (the tunnel, the plain relay, the veth); the medians count.
+RTT_ROUNDS = 3
+
+
+def round_trips_added(workdir: Path) -> tuple[float, float]:
+    """The round trip the tunnel adds over the plain veth, and the plain relay's (the floor of any relay in
+    Python here): the medians over :data:`RTT_ROUNDS` interleaved rounds of each round's difference.
+
+    One round is :data:`PINGS` pings through the tunnel, then as many through the relay, then over the veth,
+    each after a warm-up run (ARP, the session). The host's speed for a cold, woken process changes within
+    seconds (``docs/vpn.md``, "Latency"), so one second of pings is one sample of it; interleaved rounds let
+    a slow or fast spell fall on every path rather than on one, as the frames/s step's rounds do.
+    """
+    through: list[float] = []
+    relayed: list[float] = []
+    plain: list[float] = []
+    for round_ in range(1, RTT_ROUNDS + 1):
+        with tunnel(workdir, "fit"):
+            ping_ms(PROVIDER_NS, GATEWAY_IP)
+            through.append(ping_ms(PROVIDER_NS, GATEWAY_IP))
+        with tunnel(workdir, "fit", relay=True):
+            ping_ms(PROVIDER_NS, GATEWAY_IP)
+            relayed.append(ping_ms(PROVIDER_NS, GATEWAY_IP))
+        plain.append(ping_ms(PROVIDER_NS, CONSUMER_IP))
+        print(
+            f"  round {round_}: tunnel {through[-1]:.3f} ms, plain relay {relayed[-1]:.3f} ms, veth {plain[-1]:.3f} ms",
+            flush=True,
+        )
+    return (
+        statistics.median(t - p for t, p in zip(through, plain, strict=True)),
+        statistics.median(r - p for r, p in zip(relayed, plain, strict=True)),
+    )
+
+
 def iperf_mbit(client_ns: str, server: str, server_enter: list[str] | None, server_ns: str | None) -> float:
     prefix = [*(server_enter or [])]
     argv = ["iperf3", "-s", "-1", "-B", server]
@@ -654,15 +689,12 @@ def main() -> None:
         print(f"tunnel frames/s against the transport's datagrams/s, {FRAME_ROUNDS} interleaved rounds ...", flush=True)
         frames_ratio = frames_per_second(workdir)
         print(f"  median ratio of {FRAME_ROUNDS} rounds (frames of {FRAME_BYTES} bytes): {frames_ratio:.3f}")
-        print("round trip: through the tunnel, through a plain relay of the same ports, over the veth ...", flush=True)
-        with tunnel(workdir, "fit"):
-            ping_ms(PROVIDER_NS, GATEWAY_IP)
-            through = ping_ms(PROVIDER_NS, GATEWAY_IP)
-        with tunnel(workdir, "fit", relay=True):
-            ping_ms(PROVIDER_NS, GATEWAY_IP)
-            relayed = ping_ms(PROVIDER_NS, GATEWAY_IP)
-        plain = ping_ms(PROVIDER_NS, CONSUMER_IP)
-        print(f"  tunnel {through:.3f} ms, plain relay {relayed:.3f} ms, veth {plain:.3f} ms")
+        print(
+            f"round trip, {RTT_ROUNDS} interleaved rounds: through the tunnel, through a plain relay of the same"
+            " ports, over the veth ...",
+            flush=True,
+        )
+        added, floor = round_trips_added(workdir)
         print(f"TCP (iperf3), {TCP_ROUNDS} rounds: the tunnel with {', '.join(VARIANTS)}; wireguard-go ...")
         runs: dict[str, list[float]] = {name: [] for name in (*VARIANTS, "wireguard-go")}
         for _ in range(TCP_ROUNDS):  # interleaved, so a busy spell of the shared host hits every variant
@@ -683,8 +715,8 @@ def main() -> None:
             "vpn_offload_vs_fit_tcp_ratio": mbit["offload"] / mbit["fit"],
             "vpn_tcp_finished_frames_vs_wireguard_go_ratio": mbit["fit"] / wireguard,
             "vpn_frames_vs_datagrams_ratio": frames_ratio,
-            "vpn_rtt_relay_floor_added_ms": relayed - plain,
-            "vpn_rtt_added_ms": through - plain,
+            "vpn_rtt_relay_floor_added_ms": floor,
+            "vpn_rtt_added_ms": added,
             "vpn_tcp_vs_wireguard_go_ratio": mbit["offload"] / wireguard,
             "vpn_guest_tcp_mbit_s": guest,
         }
