@@ -56,6 +56,8 @@ from omerta_vm_kvm.testing import SYSTEM_PYTHON, guest_shell
 from omerta_vpn import codec
 from omerta_vpn.gateway import GatewaySpec
 from omerta_vpn.gateway_linux import LinuxGateway
+from omerta_vpn.keep_warm import KeepWarm
+from omerta_vpn.settings import parse_settings as parse_vpn_settings
 from omerta_vpn.tap import TapFramePort
 from omerta_vpn.tun import open_tap
 from omerta_vpn.tunnel import ConsumerLink, FrameRun, FramesMode, ProviderTunnel, Timing
@@ -169,22 +171,34 @@ async def endpoint(role: str, options: dict[str, Any]) -> None:
     elif provider:
         core = ProviderTunnel(vm_id, mac, max_datagram=max_datagram, now=time.monotonic(), mode=mode, timing=timing)
         core.vm_ready(time.monotonic())
+        # as the vpn service does with its default settings, unless the step measures without it
+        tick_s = parse_vpn_settings({}).provider_keep_warm_s if options.get("keep_warm", True) else 0.0
+        warm = KeepWarm(asyncio.get_running_loop(), tick_s) if tick_s else None
 
         def from_vm(frames: list[bytes]) -> None:
-            datagrams = core.from_vm_batch(frames, time.monotonic())
+            now = time.monotonic()
+            datagrams = core.from_vm_batch(frames, now)
             if datagrams:
                 transport.send_datagrams(peer, codec.FRAMES_CHANNEL, datagrams)
+            if warm is not None:
+                warm.carried(now)
 
         def from_vm_one(frame: bytes) -> None:
             from_vm([frame])
 
         def from_vm_offload(data: bytes) -> None:
-            datagrams = core.from_vm_offload(data, time.monotonic())
+            now = time.monotonic()
+            datagrams = core.from_vm_offload(data, now)
             if datagrams:
                 transport.send_datagrams(peer, codec.FRAMES_CHANNEL, datagrams)
+            if warm is not None:
+                warm.carried(now)
 
         def from_consumer(_peer: PeerId, data: bytes) -> None:
-            deliver(core.receive(data, time.monotonic()))
+            now = time.monotonic()
+            if warm is not None:
+                warm.carried(now)
+            deliver(core.receive(data, now))
 
         if isinstance(port, BatchFramePort):
             port.on_frame_batch(from_vm)
@@ -392,32 +406,35 @@ def ping_ms(namespace: str, target: str) -> float:
 RTT_ROUNDS = 3
 
 
-def round_trips_added(workdir: Path) -> tuple[float, float]:
-    """The round trip the tunnel adds over the plain veth, and the plain relay's (the floor of any relay in
-    Python here): the medians over :data:`RTT_ROUNDS` interleaved rounds of each round's difference.
+def round_trips_added(workdir: Path) -> tuple[float, float, float]:
+    """The round trip the tunnel adds over the plain veth (the provider keeping its CPU ready, as by
+    default; and without), and the plain relay's (the floor of any relay in Python here): the medians over
+    :data:`RTT_ROUNDS` interleaved rounds of each round's difference.
 
-    One round is :data:`PINGS` pings through the tunnel, then as many through the relay, then over the veth,
-    each after a warm-up run (ARP, the session). The host's speed for a cold, woken process changes within
-    seconds (``docs/vpn.md``, "Latency"), so one second of pings is one sample of it; interleaved rounds let
-    a slow or fast spell fall on every path rather than on one, as the frames/s step's rounds do.
+    One round is :data:`PINGS` pings through the tunnel, then as many through it with the provider's
+    keep-warm tick off, then through the relay, then over the veth, each after a warm-up run (ARP, the
+    session). The host's speed for a cold, woken process changes within seconds (``docs/vpn.md``,
+    "Latency"), so one second of pings is one sample of it; interleaved rounds let a slow or fast spell fall
+    on every path rather than on one, as the frames/s step's rounds do.
     """
     through: list[float] = []
+    cold: list[float] = []
     relayed: list[float] = []
     plain: list[float] = []
     for round_ in range(1, RTT_ROUNDS + 1):
-        with tunnel(workdir, "fit"):
-            ping_ms(PROVIDER_NS, GATEWAY_IP)
-            through.append(ping_ms(PROVIDER_NS, GATEWAY_IP))
-        with tunnel(workdir, "fit", relay=True):
-            ping_ms(PROVIDER_NS, GATEWAY_IP)
-            relayed.append(ping_ms(PROVIDER_NS, GATEWAY_IP))
+        for times, options in ((through, {}), (cold, {"keep_warm": False}), (relayed, {"relay": True})):
+            with tunnel(workdir, "fit", **options):
+                ping_ms(PROVIDER_NS, GATEWAY_IP)
+                times.append(ping_ms(PROVIDER_NS, GATEWAY_IP))
         plain.append(ping_ms(PROVIDER_NS, CONSUMER_IP))
         print(
-            f"  round {round_}: tunnel {through[-1]:.3f} ms, plain relay {relayed[-1]:.3f} ms, veth {plain[-1]:.3f} ms",
+            f"  round {round_}: tunnel {through[-1]:.3f} ms (keep-warm off {cold[-1]:.3f} ms),"
+            f" plain relay {relayed[-1]:.3f} ms, veth {plain[-1]:.3f} ms",
             flush=True,
         )
     return (
         statistics.median(t - p for t, p in zip(through, plain, strict=True)),
+        statistics.median(t - p for t, p in zip(cold, plain, strict=True)),
         statistics.median(r - p for r, p in zip(relayed, plain, strict=True)),
     )
 
@@ -690,11 +707,11 @@ def main() -> None:
         frames_ratio = frames_per_second(workdir)
         print(f"  median ratio of {FRAME_ROUNDS} rounds (frames of {FRAME_BYTES} bytes): {frames_ratio:.3f}")
         print(
-            f"round trip, {RTT_ROUNDS} interleaved rounds: through the tunnel, through a plain relay of the same"
-            " ports, over the veth ...",
+            f"round trip, {RTT_ROUNDS} interleaved rounds: through the tunnel (with and without the provider's"
+            " keep-warm tick), through a plain relay of the same ports, over the veth ...",
             flush=True,
         )
-        added, floor = round_trips_added(workdir)
+        added, added_cold, floor = round_trips_added(workdir)
         print(f"TCP (iperf3), {TCP_ROUNDS} rounds: the tunnel with {', '.join(VARIANTS)}; wireguard-go ...")
         runs: dict[str, list[float]] = {name: [] for name in (*VARIANTS, "wireguard-go")}
         for _ in range(TCP_ROUNDS):  # interleaved, so a busy spell of the shared host hits every variant
@@ -716,6 +733,7 @@ def main() -> None:
             "vpn_tcp_finished_frames_vs_wireguard_go_ratio": mbit["fit"] / wireguard,
             "vpn_frames_vs_datagrams_ratio": frames_ratio,
             "vpn_rtt_relay_floor_added_ms": floor,
+            "vpn_rtt_added_keep_warm_off_ms": added_cold,
             "vpn_rtt_added_ms": added,
             "vpn_tcp_vs_wireguard_go_ratio": mbit["offload"] / wireguard,
             "vpn_guest_tcp_mbit_s": guest,

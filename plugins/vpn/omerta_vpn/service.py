@@ -42,6 +42,7 @@ from omerta_vpn import codec
 from omerta_vpn.errors import ControlMessageError, GatewayError, TunnelError
 from omerta_vpn.gateway import Gateway, GatewaySpec
 from omerta_vpn.gateway_linux import LinuxGateway
+from omerta_vpn.keep_warm import KeepWarm
 from omerta_vpn.settings import MAX_MTU, Settings
 from omerta_vpn.tunnel import ConsumerLink, DeleteVm, FrameRun, FramesMode, PauseVm, ProviderTunnel, ResumeVm, Rogue
 
@@ -117,6 +118,7 @@ class VpnService:
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._max_datagram = 0
+        self._keep_warm: KeepWarm | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -129,6 +131,8 @@ class VpnService:
         # an earlier run's gateways ended with it (their helpers exit when the node does); only files remain
         shutil.rmtree(self._gateways_dir(), ignore_errors=True)
         self._ticker = asyncio.create_task(self._tick_forever())
+        if self.settings.provider_keep_warm_s > 0:
+            self._keep_warm = KeepWarm(asyncio.get_running_loop(), self.settings.provider_keep_warm_s)
         self.log.info("vpn ready", frames=self.settings.frames.value, guest_mtu=self.guest_mtu)
 
     async def stop(self) -> None:
@@ -142,6 +146,8 @@ class VpnService:
         await asyncio.gather(*(self.detach_gateway(vm_id) for vm_id in list(self._gateways)), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
+        if self._keep_warm is not None:
+            self._keep_warm.close()
 
     @property
     def guest_mtu(self) -> int:
@@ -156,6 +162,7 @@ class VpnService:
             "tunnels": [_tunnel_json(t) for t in self.tunnels()],
             "gateways": [_gateway_json(g) for g in self.gateways()],
             "rogue_events": len(self.rogue_events),
+            "keep_warm_ticks": self._keep_warm.ticks if self._keep_warm is not None else 0,
             "counters": dict(sorted(self.counters.items())),
         }
 
@@ -241,9 +248,12 @@ class VpnService:
 
     def _vm_sender(self, tunnel: _Tunnel, encode: Callable[[bytes, float], list[bytes]] | None = None) -> FrameHandler:
         carry = self._sender(tunnel.consumer, encode or tunnel.core.from_vm)
+        warm = self._keep_warm
 
         def from_vm(frame: bytes) -> None:
             carry(frame)
+            if warm is not None:
+                warm.carried(time.monotonic())
             if tunnel.core.actions:
                 self._act(tunnel)
 
@@ -265,9 +275,12 @@ class VpnService:
 
     def _vm_batch_sender(self, tunnel: _Tunnel) -> FrameBatchHandler:
         carry = self._batch_sender(tunnel.consumer, tunnel.core.from_vm_batch)
+        warm = self._keep_warm
 
         def from_vm(frames: list[bytes]) -> None:
             carry(frames)
+            if warm is not None:
+                warm.carried(time.monotonic())
             if tunnel.core.actions:
                 self._act(tunnel)
 
@@ -450,6 +463,8 @@ class VpnService:
             self._allow_offloads(attached)
 
     def _from_consumer(self, tunnel: _Tunnel, data: bytes, now: float) -> None:
+        if self._keep_warm is not None:
+            self._keep_warm.carried(now)
         frame = tunnel.core.receive(data, now)
         if frame is not None and not tunnel.closing:
             self._deliver(tunnel, frame)

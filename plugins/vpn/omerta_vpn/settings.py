@@ -25,6 +25,9 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "gateway_mode": "internet",  # default mode of consumer gateways: "internet" or "isolated"
     "subnet": "198.18.255.0/24",  # each gateway's link to its VM (each in its own namespace)
     "upstream_dns": True,  # the gateway's DNS forwards to the consumer's resolvers (internet mode)
+    # while a VM's tunnel carries frames, wake the provider's loop this often so its CPU answers the next
+    # frame from warm (0: never; see docs/vpn.md, "Keeping the provider's CPU ready")
+    "provider_keep_warm_ms": 5.0,
 }
 #: Frames never exceed a 1500-byte MTU, whatever the mode.
 MAX_MTU = 1500
@@ -40,6 +43,8 @@ class Settings:
     gateway_mode: GatewayMode
     subnet: ipaddress.IPv4Network
     upstream_dns: bool
+    #: The provider's keep-warm tick in seconds while its tunnels carry frames; 0: off.
+    provider_keep_warm_s: float
 
 
 def parse_settings(raw: dict[str, Any]) -> Settings:
@@ -60,6 +65,7 @@ def parse_settings(raw: dict[str, Any]) -> Settings:
             gateway_mode=GatewayMode(str(config["gateway_mode"])),
             subnet=ipaddress.IPv4Network(str(config["subnet"])),
             upstream_dns=_flag(config["upstream_dns"]),
+            provider_keep_warm_s=float(config["provider_keep_warm_ms"]) / 1000,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"plugins.vpn: {exc}") from exc
@@ -67,6 +73,8 @@ def parse_settings(raw: dict[str, Any]) -> Settings:
         raise ConfigError(f"plugins.vpn.subnet needs room for two hosts, got {settings.subnet}")
     if settings.rogue_threshold < 1 or min(vars(timing).values()) <= 0:
         raise ConfigError("plugins.vpn: rogue_threshold and every time must be positive")
+    if not 0 <= settings.provider_keep_warm_s <= 1:
+        raise ConfigError("plugins.vpn.provider_keep_warm_ms must be between 0 (off) and 1000")
     return settings
 
 
