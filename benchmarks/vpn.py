@@ -462,10 +462,10 @@ def iperf_mbit(client_ns: str, server: str, server_enter: list[str] | None, serv
         server_proc.wait()
 
 
-#: The frame source offers this many times the most frames per second the tunnel carried in a round so far
-#: (the first round: the datagram rate), so the tunnel stays saturated (the consumer's socket drops what it
-#: cannot take) while the source, pinned beside the provider's endpoint, spends little of that CPU on frames
-#: the TAP drops unread.
+#: The frame source offers this many times the most frames per second the tunnel carried in a round so far,
+#: and never fewer than the round's datagrams (so the source cannot hold a round's ratio below 1), so the
+#: tunnel stays saturated (the consumer's socket drops what it cannot take) while the source, pinned beside
+#: the provider's endpoint, spends little of that CPU on frames the TAP drops unread.
 OFFERED_VS_CARRIED = 1.25
 #: The frame source: 64 frames per send (UDP GSO, segmented before the TAP), paced to a rate.
 FRAME_SOURCE = """
@@ -532,12 +532,13 @@ def frames_per_second(workdir: Path) -> float:
     own, and the datagram baseline, which has no source, did not pay that.
 
     The frame source offers :data:`OFFERED_VS_CARRIED` times the most frames the tunnel carried in a round so
-    far (the first round: that round's datagram rate). The baseline's datagrams are made by the provider's
-    endpoint itself, as fast as it sends them, so none is made in vain; a source offering 1.5 times the
-    datagram rate had the TAP drop about half of what it made, and making those took 2.5-3.7 µs per carried
-    frame of the provider's CPU against 1.0-1.4 µs, so that in some rounds the provider, not the consumer,
-    set the rate. Each round prints each end's CPU per item (from ``/proc``), the consumer's joined writes
-    (:mod:`omerta_vpn.gro`) and where frames were dropped.
+    far, and at least the round's datagram rate (after a slow first round, 1.25 times its rate was below the
+    next round's datagrams, and the source, not the tunnel, set that round's ratio). The baseline's datagrams
+    are made by the provider's endpoint itself, as fast as it sends them, so none is made in vain; a source
+    offering 1.5 times the datagram rate had the TAP drop about half of what it made, and making those took
+    2.5-3.7 µs per carried frame of the provider's CPU against 1.0-1.4 µs, so that in some rounds the
+    provider, not the consumer, set the rate. Each round prints each end's CPU per item (from ``/proc``), the
+    consumer's joined writes (:mod:`omerta_vpn.gro`) and where frames were dropped.
     """
     ratios: list[float] = []
     carried = 0.0  # the most frames per second so far
@@ -563,7 +564,7 @@ def frames_per_second(workdir: Path) -> float:
             before, calls, port_before = stats["port"].get("sent_frames", 0), stats["calls"], stats["port"]
             read_before = provider.ask("stats")["port"].get("received_frames", 0)
             drops_before = (tap_drops(), socket_drops())
-            offered = OFFERED_VS_CARRIED * carried if carried else datagrams
+            offered = max(OFFERED_VS_CARRIED * carried, datagrams)
             source = [sys.executable, "-c", FRAME_SOURCE, GATEWAY_IP, str(FRAME_BYTES - 42), str(offered), str(ROUND_S)]
             pin = ["taskset", "-c", str(min(pins[0]))] if pins is not None else []
             feeding = subprocess.Popen(["ip", "netns", "exec", PROVIDER_NS, *pin, *source])
