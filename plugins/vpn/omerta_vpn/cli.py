@@ -29,7 +29,10 @@ def vpn_status(state_dir: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status, indent=2))
         return
-    click.echo(f"frames {status['frames']}, guest MTU {status['guest_mtu']}, rogue events {status['rogue_events']}")
+    warm = f"keep-warm {status['keep_warm_ms']:g} ms" if status["keep_warm_ms"] else "keep-warm off"
+    click.echo(
+        f"frames {status['frames']}, guest MTU {status['guest_mtu']}, rogue events {status['rogue_events']}, {warm}"
+    )
     if status["tunnels"]:
         rows = [(t["vm_id"], t["state"], t["consumer"][:12], _counters(t["counters"])) for t in status["tunnels"]]
         print_table(("TUNNEL (VM)", "STATE", "CONSUMER", "COUNTERS"), rows)

@@ -133,7 +133,12 @@ class VpnService:
         self._ticker = asyncio.create_task(self._tick_forever())
         if self.settings.provider_keep_warm_s > 0:
             self._keep_warm = KeepWarm(asyncio.get_running_loop(), self.settings.provider_keep_warm_s)
-        self.log.info("vpn ready", frames=self.settings.frames.value, guest_mtu=self.guest_mtu)
+        self.log.info(
+            "vpn ready",
+            frames=self.settings.frames.value,
+            guest_mtu=self.guest_mtu,
+            provider_keep_warm_ms=self.settings.provider_keep_warm_s * 1000,
+        )
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -162,6 +167,7 @@ class VpnService:
             "tunnels": [_tunnel_json(t) for t in self.tunnels()],
             "gateways": [_gateway_json(g) for g in self.gateways()],
             "rogue_events": len(self.rogue_events),
+            "keep_warm_ms": self.settings.provider_keep_warm_s * 1000,
             "keep_warm_ticks": self._keep_warm.ticks if self._keep_warm is not None else 0,
             "counters": dict(sorted(self.counters.items())),
         }

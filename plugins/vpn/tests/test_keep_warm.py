@@ -112,6 +112,9 @@ def test_the_service_keeps_warm_from_the_vms_frames_and_from_the_consumers() -> 
         vm_frame = bytes.fromhex("020000000001") + bytes.fromhex(VM_MAC.replace(":", "")) + frame(0)[12:]
         service._vm_batch_sender(tunnel)([vm_frame])  # and the VM's answer, to the consumer
         assert warm.ticking and len(transport.sent) == 1
+        await until(lambda: warm.ticks > 0)
+        status = service.status()
+        assert status["keep_warm_ms"] == pytest.approx(5) and status["keep_warm_ticks"] == warm.ticks
         warm.close()
 
     asyncio.run(main())
