@@ -238,55 +238,64 @@ class VpnService:
         counters = {**tunnel.port.counters(), **tunnel.core.counters}
         return TunnelInfo(tunnel.core.vm_id, tunnel.consumer, tunnel.core.state(time.monotonic()), counters)
 
-    def _sender(self, peer: PeerId, encode: Callable[[bytes, float], list[bytes]]) -> FrameHandler:
-        """A frame port's handler: each frame through ``encode``, its datagrams to ``peer`` and nowhere else."""
+    def _sender(
+        self, peer: PeerId, encode: Callable[[bytes, float], list[bytes]], warm: KeepWarm | None = None
+    ) -> FrameHandler:
+        """A frame port's handler: each frame through ``encode``, its datagrams to ``peer`` and nowhere else
+        (and ``warm`` told of it, on a provider)."""
         transport = self._transport
         assert transport is not None
         send = transport.send_datagrams
         channel = codec.FRAMES_CHANNEL
 
         def carry(frame: bytes) -> None:
-            datagrams = encode(frame, time.monotonic())
+            now = time.monotonic()
+            datagrams = encode(frame, now)
             if datagrams:  # all the pieces of an offloaded frame in one call
                 send(peer, channel, datagrams)
+            if warm is not None:
+                warm.carried(now)
 
         return carry
 
     def _vm_sender(self, tunnel: _Tunnel, encode: Callable[[bytes, float], list[bytes]] | None = None) -> FrameHandler:
-        carry = self._sender(tunnel.consumer, encode or tunnel.core.from_vm)
-        warm = self._keep_warm
+        carry = self._sender(tunnel.consumer, encode or tunnel.core.from_vm, self._keep_warm)
 
         def from_vm(frame: bytes) -> None:
             carry(frame)
-            if warm is not None:
-                warm.carried(time.monotonic())
             if tunnel.core.actions:
                 self._act(tunnel)
 
         return from_vm
 
-    def _batch_sender(self, peer: PeerId, encode: Callable[[Sequence[bytes], float], list[bytes]]) -> FrameBatchHandler:
-        """A batch port's handler: a burst through ``encode``, its datagrams to ``peer`` in one call."""
+    def _batch_sender(
+        self,
+        peer: PeerId,
+        encode: Callable[[Sequence[bytes], float], list[bytes]],
+        warm: KeepWarm | None = None,
+    ) -> FrameBatchHandler:
+        """A batch port's handler: a burst through ``encode``, its datagrams to ``peer`` in one call (and
+        ``warm`` told of it, on a provider)."""
         transport = self._transport
         assert transport is not None
         send = transport.send_datagrams
         channel = codec.FRAMES_CHANNEL
 
         def carry(frames: list[bytes]) -> None:
-            datagrams = encode(frames, time.monotonic())
+            now = time.monotonic()
+            datagrams = encode(frames, now)
             if datagrams:
                 send(peer, channel, datagrams)
+            if warm is not None:
+                warm.carried(now)
 
         return carry
 
     def _vm_batch_sender(self, tunnel: _Tunnel) -> FrameBatchHandler:
-        carry = self._batch_sender(tunnel.consumer, tunnel.core.from_vm_batch)
-        warm = self._keep_warm
+        carry = self._batch_sender(tunnel.consumer, tunnel.core.from_vm_batch, self._keep_warm)
 
         def from_vm(frames: list[bytes]) -> None:
             carry(frames)
-            if warm is not None:
-                warm.carried(time.monotonic())
             if tunnel.core.actions:
                 self._act(tunnel)
 
