@@ -551,9 +551,9 @@ def frames_per_second(workdir: Path) -> float:
     1.0-1.4 µs; in one whole run whose datagram rounds were fast (150,000-159,000/s), offering that rate
     left the provider 75,000-89,000 frames/s in five rounds of seven (ratio 0.585), the source taking
     2.5-3.6 µs per frame read and the provider 9-10.7 µs against 6.6 µs in the one round offered no more
-    than it carried; so the
-    provider, not the consumer, set the rate. Each round prints each end's CPU per item (from ``/proc``), the
-    consumer's joined writes (:mod:`omerta_vpn.gro`) and where frames were dropped.
+    than it carried: the source's waste, not the tunnel, set those rounds' rate. Each round prints each end's
+    CPU per item (from ``/proc``), the consumer's joined writes (:mod:`omerta_vpn.gro`) and where frames were
+    dropped.
     """
     ratios: list[float] = []
     consumer_ratios: list[float] = []  # its CPU per datagram against per frame: the ratio with a core of its own
