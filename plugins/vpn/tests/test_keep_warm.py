@@ -46,7 +46,7 @@ def test_it_ticks_while_frames_are_carried_and_stops_once_they_are_not() -> None
             last_frame = loop.time()
             warm.carried(last_frame)
             await asyncio.sleep(0.01)
-            assert warm.ticking
+            assert warm.ticking or loop.time() - last_frame >= 0.1  # (unless the loop stalled past the idle time)
             if loop.time() >= end:
                 break
         await until(lambda: not warm.ticking)
